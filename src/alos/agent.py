@@ -1,0 +1,70 @@
+"""The agent loop: one quantum = materialize the context, one model.call, dispatch the tool calls.
+
+If the process has a pending action (a turn interrupted by a park or a host crash), the
+quantum continues it instead of calling the model: the same calls, not a new decision.
+Never checks authority; everything goes through dispatch() (directly or via tools).
+"""
+
+from __future__ import annotations
+
+from alos import tools
+from alos.errors import AlosError
+from alos.images import image
+from alos.kernel import Kernel, Site
+from alos.kernel import action as actions
+from alos.syscall import dispatch
+from alos.types import ModelTurn, Parked, Pid, ProcState
+
+
+class Agent:
+    """Runs quanta for the processes of one kernel; caches each image's tool table."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self._tables: dict[str, dict[str, tools.ToolSpec]] = {}
+
+    def tools(self, image_name: str) -> dict[str, tools.ToolSpec]:
+        """Return the tool table of image ``image_name``."""
+        found = self._tables.get(image_name)
+        if found is None:
+            found = self._tables[image_name] = tools.table(image(image_name))
+        return found
+
+    async def quantum(self, pid: Pid) -> None:
+        """Run one quantum of process ``pid``."""
+        kernel = self.kernel
+        proc = kernel.proc(pid)
+        table = self.tools(proc.image)
+        act = actions.pending(kernel, pid)
+        if act is None:
+            wire = [t.wire() for t in table.values()]
+            try:
+                turn = await dispatch(kernel, pid, "model.call", {"messages": actions.context(kernel, pid), "tools": wire})
+            except AlosError as err:
+                await dispatch(kernel, pid, "proc.exit", {"status": "failed", "result": f"model call failed: {err}"})
+                return
+            if isinstance(turn, Parked):
+                return
+            assert isinstance(turn, ModelTurn)
+            if turn.exhausted:
+                await dispatch(kernel, pid, "proc.exit", {"status": "ok", "result": _last_words(kernel, pid)})
+                return
+            act = actions.start(kernel, kernel.proc(pid), turn)
+        for index in range(act.next, len(act.calls)):
+            kernel.sites[pid] = Site(act.id, index)
+            try:
+                result = await tools.call(kernel, pid, table, act.calls[index])
+            finally:
+                kernel.sites.pop(pid, None)
+            if isinstance(result, Parked):
+                return
+            if kernel.proc(pid).state is ProcState.EXITED:
+                return
+            actions.finish_call(kernel, pid, act, index, result.text, result.ok)
+
+
+def _last_words(kernel: Kernel, pid: Pid) -> str:
+    for msg in reversed(actions.context(kernel, pid)):
+        if msg.get("role") == "assistant" and msg.get("content"):
+            return str(msg["content"])
+    return ""

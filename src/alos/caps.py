@@ -1,0 +1,91 @@
+"""Decide one call against a process's capabilities; issue and revoke capabilities.
+
+Decision rule (ARCHITECTURE.md section 4): a live deny that matches dominates everything.
+Otherwise the most specific matching allow or ask decides: a one-shot grant bound to the
+call's digest first, then an exact resource, then the deepest subtree; at equal specificity a
+human's answer outranks the host's grants (so "approve always" beats the ask that asked), and
+then ask wins. Nothing matching means deny. Decides and records; performs no effect.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from alos.rights import Capability, Effect, Grant, Need, covers, specificity
+from alos.store import rows
+from alos.types import Pid
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    effect: Effect
+    need: Need | None  # the need that decided a deny or an ask
+    caps: tuple[Capability, ...]  # the capabilities that decided (empty: nothing matched)
+
+
+def _decide_need(
+    caps: Sequence[Capability], need: Need, digest: Callable[[], str], now: float
+) -> tuple[Effect, Capability | None]:
+    deny: Capability | None = None
+    best: Capability | None = None
+    best_key: tuple[int, int, int, int] = (-1, -1, -1, -1)
+    for cap in caps:
+        if need.right not in cap.rights or not covers(cap.pattern, need.resource):
+            continue
+        if not cap.live(now) or (cap.digest is not None and cap.digest != digest()):
+            continue
+        if cap.effect is Effect.DENY:
+            if deny is None or cap.digest is not None:  # a bound deny carries the human's reason
+                deny = cap
+            continue
+        key = (
+            int(cap.digest is not None),
+            specificity(cap.pattern),
+            int(cap.request is not None),
+            int(cap.effect is Effect.ASK),
+        )
+        if key > best_key:
+            best, best_key = cap, key
+    if deny is not None:
+        return Effect.DENY, deny
+    if best is None:
+        return Effect.DENY, None
+    return best.effect, best
+
+
+def decide(
+    caps: Sequence[Capability], needs: Sequence[Need], digest: Callable[[], str], now: float
+) -> Decision:
+    """Return the decision for a call with ``needs``; ``digest()`` gives the call's digest."""
+    used: list[Capability] = []
+    asked: tuple[Need, Capability] | None = None
+    for need in needs:
+        effect, cap = _decide_need(caps, need, digest, now)
+        if effect is Effect.DENY:
+            return Decision(Effect.DENY, need, (cap,) if cap else ())
+        assert cap is not None
+        if effect is Effect.ASK and asked is None:
+            asked = (need, cap)
+        used.append(cap)
+    if asked is not None:
+        return Decision(Effect.ASK, asked[0], (asked[1],))
+    return Decision(Effect.ALLOW, None, tuple(used))
+
+
+def issue(conn: sqlite3.Connection, pid: Pid, grant: Grant, issuer: str, parent: int | None = None) -> int:
+    """Insert a capability for ``pid`` inside the caller's transaction; return its id."""
+    return rows.insert_capability(conn, pid, grant, issuer, parent)
+
+
+def spend(conn: sqlite3.Connection, used: Sequence[Capability]) -> None:
+    """Spend one use of every counted capability in ``used``."""
+    for cap in used:
+        if cap.uses is not None:
+            rows.use_capability(conn, cap.id)
+
+
+def revoke(conn: sqlite3.Connection, cap_id: int) -> list[int]:
+    """Revoke ``cap_id`` and all capabilities derived from it; return the ids revoked."""
+    return rows.revoke_capability(conn, cap_id)

@@ -1,0 +1,77 @@
+"""The AlosError tree: every error a caller can cause, each with a stable code.
+
+    AlosError
+     +-- Denied        code "denied"       authority refused (missing right, deny grant, human said no)
+     +-- NotFound      code "not_found"    no such process, request, file, image, syscall
+     +-- Invalid       code "invalid"      malformed argument, spec, script or store
+     +-- Exists        code "exists"       the thing to create is already there
+     +-- Conflict      code "conflict"     the world changed under the call (answered twice, lost race)
+     +-- Limit         code "limit"        a size, count or budget limit would be exceeded
+     +-- Unavailable   code "unavailable"  a resource cannot be used now (store locked, host busy)
+     +-- Cancelled     code "cancelled"    the caller stopped the work
+
+Pure data: imports nothing from alos. Messages name the bad input and what to do about it.
+Caller errors become tool results the model can read; bugs are not AlosErrors and propagate.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class AlosError(Exception):
+    """Base of every error a caller can cause; ``code`` is stable across releases."""
+
+    code: ClassVar[str] = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class Denied(AlosError):
+    code = "denied"
+
+
+class NotFound(AlosError):
+    code = "not_found"
+
+
+class Invalid(AlosError):
+    code = "invalid"
+
+
+class Exists(AlosError):
+    code = "exists"
+
+
+class Conflict(AlosError):
+    code = "conflict"
+
+
+class Limit(AlosError):
+    code = "limit"
+
+
+class Unavailable(AlosError):
+    code = "unavailable"
+
+
+class Cancelled(AlosError):
+    code = "cancelled"
+
+
+__all__ = [
+    "AlosError",
+    "Cancelled",
+    "Conflict",
+    "Denied",
+    "Exists",
+    "Invalid",
+    "Limit",
+    "NotFound",
+    "Unavailable",
+]

@@ -1,0 +1,119 @@
+"""Pending actions, the syscall journal and the process's context.
+
+A pending action is the model turn being carried out: its tool calls and how many are done.
+It is written before the first call is dispatched and cleared, with the last result, in one
+transaction, so a host that dies mid-turn resumes the same calls without asking the model again.
+The journal records outside effects inside an action (intent, then outcome) so that a
+re-dispatch answers completed ones from it and never repeats them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from alos.kernel.kernel import Kernel, Site, Tx
+from alos.store import rows
+from alos.types import ModelTurn, Pid, Process, ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    id: int
+    calls: tuple[ToolCall, ...]
+    next: int  # index of the first call not yet done
+
+
+def _call_row(c: ToolCall) -> dict[str, Any]:
+    return {"id": c.id, "name": c.name, "arguments": c.arguments}
+
+
+def pending(kernel: Kernel, pid: Pid) -> Action | None:
+    """Return ``pid``'s pending action, or None when it has none."""
+    row = rows.load_action(kernel.store.conn, pid)
+    if row is None:
+        return None
+    action, calls, nxt = row
+    return Action(action, tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in calls), nxt)
+
+
+def context(kernel: Kernel, pid: Pid) -> list[dict[str, Any]]:
+    """Return ``pid``'s context messages (cached; the list is shared, do not mutate it)."""
+    msgs = kernel.contexts.get(pid)
+    if msgs is None:
+        msgs = kernel.contexts[pid] = rows.load_context(kernel.store.conn, pid)
+    return msgs
+
+
+def _append(kernel: Kernel, tx: Tx, pid: Pid, role: str, body: dict[str, Any]) -> None:
+    msgs = context(kernel, pid)
+    rows.append_context(tx.conn, pid, len(msgs), role, body)
+    msgs.append(body)  # a rollback drops the whole context cache (Kernel.transaction)
+
+
+def seed(kernel: Kernel, tx: Tx, proc: Process) -> None:
+    """Write the first messages of a new process's context: who it is and its goal."""
+    kernel.contexts[proc.pid] = []
+    system = (
+        f"You are alos process {proc.pid} ({proc.name}), image {proc.image}. "
+        f"Your working directory is {proc.cwd}. Use the tools; a denied call names the missing right."
+    )
+    _append(kernel, tx, proc.pid, "system", {"role": "system", "content": system})
+    _append(kernel, tx, proc.pid, "user", {"role": "user", "content": proc.goal})
+
+
+def start(kernel: Kernel, proc: Process, turn: ModelTurn) -> Action:
+    """Record the model's turn and make its tool calls the pending action, in one transaction."""
+    action = Action(proc.turns, turn.tool_calls, 0)
+    body: dict[str, Any] = {"role": "assistant", "content": turn.content}
+    if turn.tool_calls:
+        body["tool_calls"] = [_call_row(c) for c in turn.tool_calls]
+    with kernel.transaction() as tx:
+        _append(kernel, tx, proc.pid, "assistant", body)
+        new = dataclasses.replace(proc, turns=proc.turns + 1, updated=tx.now)
+        rows.update_process(tx.conn, new)
+        if turn.tool_calls:
+            rows.save_action(tx.conn, proc.pid, action.id, [_call_row(c) for c in turn.tool_calls], 0)
+        tx.event(proc.pid, "turn", {"content": turn.content, "calls": [_call_row(c) for c in turn.tool_calls]})
+        tx.on_commit.append(lambda: kernel.remember(new))
+    return action
+
+
+def finish_call(kernel: Kernel, pid: Pid, action: Action, index: int, text: str, ok: bool) -> None:
+    """Append tool call ``index``'s result to the context and move the action on, in one transaction.
+
+    After the last call the pending action and its journal are cleared in the same transaction.
+    """
+    call = action.calls[index]
+    with kernel.transaction() as tx:
+        _append(kernel, tx, pid, "tool", {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": text})
+        if index + 1 >= len(action.calls):
+            rows.clear_action(tx.conn, pid)
+        else:
+            rows.advance_action(tx.conn, pid, index + 1)
+        tx.event(pid, "result", {"call": call.id, "name": call.name, "ok": ok, "text": text})
+
+
+def drop(kernel: Kernel, tx: Tx, pid: Pid) -> None:
+    """Clear ``pid``'s pending action and journal inside ``tx`` (the process exited)."""
+    rows.clear_action(tx.conn, pid)
+
+
+# -- the syscall journal ---------------------------------------------------------------
+
+
+def journaled(kernel: Kernel, pid: Pid, site: Site) -> tuple[str, str, str, Any] | None:
+    """Return (syscall, digest, state, result) journaled at ``site``, or None."""
+    return rows.journal_entry(kernel.store.conn, pid, site.action, site.call, site.step)
+
+
+def intend(kernel: Kernel, pid: Pid, site: Site, syscall: str, digest: str) -> None:
+    """Commit the intent of an outside effect at ``site`` before it runs."""
+    with kernel.store.transaction() as conn:
+        rows.journal_intent(conn, pid, site.action, site.call, site.step, syscall, digest)
+
+
+def record_done(tx: Tx, pid: Pid, site: Site, result: Any) -> None:
+    """Record, inside ``tx``, that the effect at ``site`` completed with ``result``."""
+    rows.journal_done(tx.conn, pid, site.action, site.call, site.step, result)

@@ -1,0 +1,135 @@
+"""The Kernel object: the store, the providers, and the in-memory caches of the process table.
+
+The store is the source of truth; these caches are dropped whenever another connection
+(another terminal's ``alos approve``) has committed. Every write goes through
+``transaction()``, whose events reach listeners only after the commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from alos.errors import NotFound
+from alos.providers.base import Clock, HumanIO, Model
+from alos.providers.files import Files
+from alos.rights import Capability
+from alos.store import rows
+from alos.store.db import Store
+from alos.types import Event, Pid, Process
+
+
+@dataclass(slots=True)
+class Site:
+    """Where a primitive call stands inside a pending action: which action, which tool call,
+    and how many primitive calls that tool call has made so far."""
+
+    action: int
+    call: int
+    step: int = 0
+
+
+@dataclass(slots=True)
+class Tx:
+    """One open transaction: its connection, the events it wrote and what to do on commit."""
+
+    conn: sqlite3.Connection
+    now: float
+    events: list[Event] = field(default_factory=list)
+    on_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def event(self, pid: Pid, kind: str, detail: dict[str, Any]) -> None:
+        """Record an event in this transaction."""
+        seq = rows.append_event(self.conn, self.now, pid, kind, detail)
+        self.events.append(Event(seq, self.now, pid, kind, detail))
+
+
+class Kernel:
+    def __init__(
+        self,
+        store: Store,
+        files: Files,
+        human: HumanIO,
+        clock: Clock,
+        models: Callable[[str], Model],
+    ) -> None:
+        self.store = store
+        self.files = files
+        self.human = human
+        self.clock = clock
+        self._open_model = models
+        self._models: dict[str, Model] = {}
+        self._procs: dict[Pid, Process] = {}
+        self._caps: dict[Pid, list[Capability]] = {}
+        self.sites: dict[Pid, Site] = {}
+        self.contexts: dict[Pid, list[dict[str, Any]]] = {}
+        self.listeners: list[Callable[[Event], None]] = []
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """Yield a Tx; on commit run its hooks and publish its events, on error drop both."""
+        try:
+            with self.store.transaction() as conn:
+                tx = Tx(conn, self.clock.now())
+                yield tx
+        except BaseException:
+            self.contexts.clear()  # staged appends of the rolled-back transaction
+            raise
+        for hook in tx.on_commit:
+            hook()
+        for ev in tx.events:
+            for listen in self.listeners:
+                listen(ev)
+
+    def refresh(self) -> bool:
+        """Drop the caches if another connection committed; return whether it had."""
+        if not self.store.changed_elsewhere():
+            return False
+        self._procs.clear()
+        self._caps.clear()
+        self.contexts.clear()
+        return True
+
+    def proc(self, pid: Pid) -> Process:
+        """Return process ``pid``; raises NotFound naming it."""
+        p = self._procs.get(pid)
+        if p is None:
+            p = rows.load_process(self.store.conn, pid)
+            if p is None:
+                raise NotFound(f"no process {pid}; 'alos ps' lists the processes in this store")
+            self._procs[pid] = p
+        return p
+
+    def remember(self, p: Process) -> None:
+        """Cache ``p`` as the current record of its pid (call after its row committed)."""
+        self._procs[p.pid] = p
+
+    def processes(self) -> list[Process]:
+        """Return every process in the store, oldest first."""
+        procs = rows.all_processes(self.store.conn)
+        self._procs = {p.pid: p for p in procs}
+        return procs
+
+    def caps(self, pid: Pid) -> list[Capability]:
+        """Return every capability row of ``pid`` (the decision skips dead ones)."""
+        caps = self._caps.get(pid)
+        if caps is None:
+            caps = self._caps[pid] = rows.capabilities_of(self.store.conn, pid)
+        return caps
+
+    def forget_caps(self, pid: Pid | None = None) -> None:
+        """Drop cached capabilities of ``pid`` (of everyone when None)."""
+        if pid is None:
+            self._caps.clear()
+        else:
+            self._caps.pop(pid, None)
+
+    def model(self, spec: str) -> Model:
+        """Return the model provider for ``spec``, opened once."""
+        m = self._models.get(spec)
+        if m is None:
+            m = self._models[spec] = self._open_model(spec)
+        return m

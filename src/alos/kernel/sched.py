@@ -1,0 +1,84 @@
+"""The scheduler: give runnable processes quanta, round robin, until none is runnable.
+
+It owns the running state: a process is 'running' only inside its quantum. The quantum's
+body is injected (the agent loop lives above the kernel). A quantum that raises something
+other than an AlosError is a bug: the process exits failed and the error is recorded.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from alos import audit
+from alos.kernel.kernel import Kernel
+from alos.kernel.proc import transition
+from alos.types import Exit, Pid, ProcState
+
+
+class Scheduler:
+    def __init__(self, kernel: Kernel, quantum: Callable[[Pid], Awaitable[None]]) -> None:
+        self.kernel = kernel
+        self._quantum = quantum
+        self.quanta = 0
+
+    def runnable(self) -> list[Pid]:
+        """Return the pids that are runnable now, oldest first."""
+        return [p.pid for p in self.kernel.processes() if p.state is ProcState.RUNNABLE]
+
+    async def run(self) -> None:
+        """Run quanta until no process is runnable (all exited, waiting or paused)."""
+        kernel = self.kernel
+        queue = deque(self.runnable())
+        while queue:
+            pid = queue.popleft()
+            if kernel.refresh():
+                queue.extend(p for p in self.runnable() if p not in queue and p != pid)
+            proc = kernel.proc(pid)
+            if proc.state is not ProcState.RUNNABLE:
+                continue
+            with kernel.transaction() as tx:
+                transition(kernel, tx, proc, ProcState.RUNNING)
+            await self._guarded(pid)
+            self.quanta += 1
+            proc = kernel.proc(pid)
+            if proc.state is ProcState.RUNNING:
+                with kernel.transaction() as tx:
+                    transition(kernel, tx, proc, ProcState.RUNNABLE)
+                queue.append(pid)
+            if not queue and kernel.refresh():
+                queue.extend(self.runnable())
+
+    async def _guarded(self, pid: Pid) -> None:
+        try:
+            await self._quantum(pid)
+        except Exception as err:  # the quantum boundary: a bug ends this process, not the host
+            self.fail(pid, f"{type(err).__name__}: {err}", traceback.format_exc())
+
+    def fail(self, pid: Pid, message: str, trace: str = "") -> None:
+        """Exit ``pid`` failed with ``message``, audited."""
+        kernel = self.kernel
+        kernel.refresh()
+        proc = kernel.proc(pid)
+        if proc.state is ProcState.EXITED:
+            return
+        with kernel.transaction() as tx:
+            transition(kernel, tx, proc, ProcState.EXITED, exit=Exit.FAILED, result=message)
+            audit.append(
+                tx.conn, tx.now, pid, "proc.exit", f"proc:{pid}", "-", "allow", "failed",
+                {"error": message, "trace": trace[-2000:]},
+            )
+            tx.event(pid, "crash", {"error": message})
+
+    def recover(self) -> list[Pid]:
+        """Make processes left 'running' by a host that died runnable again; return their pids."""
+        kernel = self.kernel
+        moved = []
+        for proc in kernel.processes():
+            if proc.state is ProcState.RUNNING:
+                with kernel.transaction() as tx:
+                    transition(kernel, tx, proc, ProcState.RUNNABLE)
+                    tx.event(proc.pid, "recovered", {"note": "the host stopped during this process's quantum"})
+                moved.append(proc.pid)
+        return moved

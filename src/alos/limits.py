@@ -1,0 +1,27 @@
+"""Every tunable of alos, one line each with its unit and the reason for its value.
+
+Pure data. Change a limit here, never inline a number elsewhere.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1  # store schema this code writes; older stores migrate forward, newer are refused
+SQLITE_BUSY_TIMEOUT_MS = 5_000  # ms another writer may hold the store before we report it busy
+# NORMAL in WAL mode: a commit survives kill -9 of the host (it is in the WAL, handed to the
+# OS); only a power loss can drop the last commits. FULL costs ~150 us per commit here.
+SQLITE_SYNCHRONOUS = "NORMAL"
+
+READ_MAX_BYTES = 1 << 20  # bytes fs.read returns in one call; larger files are read in pieces
+WRITE_MAX_BYTES = 16 << 20  # bytes one fs.write may carry; bigger payloads are refused
+LIST_MAX_ENTRIES = 1_000  # directory entries fs.list returns; the result says when it cut
+QUESTION_MAX_CHARS = 4_000  # characters of one human.ask question or human.tell message
+
+PREVIEW_CHARS = 240  # characters of content shown in an approval request
+DIFF_MAX_LINES = 40  # lines of unified diff shown for an overwrite
+DIFF_MAX_BYTES = 64 << 10  # bytes: no diff is computed for files bigger than this
+
+MODEL_TURN_MAX_CALLS = 64  # tool calls one model turn may return; more is a model error
+SCRIPT_MAX_BYTES = 16 << 20  # bytes of a scripted-model file
+
+POLL_SECONDS = 0.2  # seconds between looks at the store for answers made in another terminal
+QUANTUM_MAX_MODEL_CALLS = 1  # model calls per quantum (ARCHITECTURE.md section 3)

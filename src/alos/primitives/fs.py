@@ -1,0 +1,158 @@
+"""fs.*: read, write, list, mkdir and delete files in the host filesystem through the provider.
+
+Paths are resolved against the process's working directory (symlinks followed) before the
+decision, so the resource decided on is the one the provider touches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from alos import codec, limits
+from alos.errors import Limit
+from alos.kernel import Kernel
+from alos.rights import Need, Right
+from alos.types import Process
+
+
+@dataclass(frozen=True, slots=True)
+class ReadArgs:
+    """Read a text file (UTF-8) from ``offset``, at most ``length`` bytes."""
+
+    path: str
+    offset: int = 0
+    length: int = limits.READ_MAX_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class WriteArgs:
+    """Create or replace a file with ``content`` (UTF-8 text). Readers see the old or the new file."""
+
+    path: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListArgs:
+    """List a directory: name, type (file, dir, link, other) and size of each entry."""
+
+    path: str = "."
+
+
+@dataclass(frozen=True, slots=True)
+class MkdirArgs:
+    """Make a directory (and missing parents unless ``parents`` is false)."""
+
+    path: str
+    parents: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteArgs:
+    """Delete a file or an empty directory."""
+
+    path: str
+
+
+PathArgs = TypeVar("PathArgs", ReadArgs, WriteArgs, ListArgs, MkdirArgs, DeleteArgs)
+
+
+def resolve(kernel: Kernel, proc: Process, args: PathArgs) -> PathArgs:
+    """Return ``args`` with ``path`` made absolute and real from the process's directory."""
+    return dataclasses.replace(args, path=kernel.files.resolve(proc.cwd, args.path))
+
+
+def read_needs(proc: Process, args: ReadArgs) -> tuple[Need, ...]:
+    return (Need("fs:" + args.path, Right.READ),)
+
+
+def write_needs(proc: Process, args: WriteArgs) -> tuple[Need, ...]:
+    return (Need("fs:" + args.path, Right.WRITE),)
+
+
+def list_needs(proc: Process, args: ListArgs) -> tuple[Need, ...]:
+    return (Need("fs:" + args.path, Right.LIST),)
+
+
+def mkdir_needs(proc: Process, args: MkdirArgs) -> tuple[Need, ...]:
+    return (Need("fs:" + args.path, Right.WRITE),)
+
+
+def delete_needs(proc: Process, args: DeleteArgs) -> tuple[Need, ...]:
+    return (Need("fs:" + args.path, Right.DELETE),)
+
+
+async def read(kernel: Kernel, proc: Process, args: ReadArgs) -> str:
+    """Return the text of the requested range."""
+    length = min(max(args.length, 0), limits.READ_MAX_BYTES)
+    data = kernel.files.read(args.path, max(args.offset, 0), length)
+    return data.decode("utf-8", errors="replace")
+
+
+def _payload(args: WriteArgs) -> bytes:
+    data = args.content.encode()
+    if len(data) > limits.WRITE_MAX_BYTES:
+        raise Limit(
+            f"fs.write of {len(data)} bytes to {args.path}; one write may carry at most "
+            f"{limits.WRITE_MAX_BYTES} bytes"
+        )
+    return data
+
+
+async def write(kernel: Kernel, proc: Process, args: WriteArgs) -> dict[str, Any]:
+    """Replace the file; return its path, size and digest."""
+    data = _payload(args)
+    kernel.files.write(args.path, data)
+    return {"path": args.path, "bytes": len(data), "digest": codec.digest(data)}
+
+
+async def list_dir(kernel: Kernel, proc: Process, args: ListArgs) -> dict[str, Any]:
+    """Return the directory's entries and whether the listing was cut."""
+    entries, cut = kernel.files.list(args.path)
+    return {"path": args.path, "entries": entries, "truncated": cut}
+
+
+async def mkdir(kernel: Kernel, proc: Process, args: MkdirArgs) -> dict[str, Any]:
+    """Make the directory; return whether it was created (false: it already existed)."""
+    return {"path": args.path, "created": kernel.files.mkdir(args.path, args.parents)}
+
+
+async def delete(kernel: Kernel, proc: Process, args: DeleteArgs) -> dict[str, Any]:
+    """Delete the file or empty directory; return which it was."""
+    return {"path": args.path, "deleted": kernel.files.delete(args.path)}
+
+
+def describe_write(kernel: Kernel, proc: Process, args: WriteArgs) -> dict[str, Any]:
+    """Return what a human approving this write sees: path, size, digest, preview, diff."""
+    data = args.content.encode()
+    shown: dict[str, Any] = {
+        "path": args.path,
+        "bytes": len(data),
+        "digest": codec.digest(data),
+        "preview": codec.escape(args.content[: limits.PREVIEW_CHARS]),
+        "truncated": len(args.content) > limits.PREVIEW_CHARS,
+    }
+    now = kernel.files.peek(args.path)
+    shown["overwrite"] = now.exists
+    if now.exists:
+        shown["current_digest"] = now.digest
+        shown["current_bytes"] = now.size
+        if now.text is not None and len(data) <= limits.DIFF_MAX_BYTES:
+            lines = difflib.unified_diff(
+                now.text.splitlines(), args.content.splitlines(), "current", "proposed", lineterm="", n=1
+            )
+            shown["diff"] = [codec.escape(line) for line in list(lines)[: limits.DIFF_MAX_LINES]]
+    return shown
+
+
+def describe_path(kernel: Kernel, proc: Process, args: MkdirArgs | DeleteArgs | ReadArgs | ListArgs) -> dict[str, Any]:
+    """Return what a human approving a read, list, mkdir or delete sees."""
+    now = kernel.files.peek(args.path)
+    shown: dict[str, Any] = {"path": args.path, "exists": now.exists or kernel.files.is_dir(args.path)}
+    if now.exists:
+        shown["current_digest"] = now.digest
+        shown["current_bytes"] = now.size
+    return shown

@@ -1,0 +1,237 @@
+"""The filesystem provider: resolve paths, then read, write, list, make and delete for real.
+
+It receives paths that dispatch() already authorized and performs exactly that operation.
+It holds no policy, with one fixed exception: it refuses every path inside the store
+directory whatever the grants say (nothing a process can reach names the store).
+Every operation opens the parent directory, checks through /proc/self/fd that it is still
+the directory that was authorized, and works relative to that descriptor with O_NOFOLLOW,
+so a symlink swapped in after authorization cannot redirect the effect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import itertools
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from alos import limits
+from alos.errors import AlosError, Conflict, Denied, Exists, Invalid, NotFound, Unavailable
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_tmp_names = itertools.count()
+
+
+@dataclass(frozen=True, slots=True)
+class Peek:
+    """What an approval shows about a file that a write would replace."""
+
+    exists: bool
+    size: int
+    digest: str | None
+    text: str | None  # the current text when small enough to diff
+
+
+class Files:
+    """The real host filesystem, minus the store directory."""
+
+    def __init__(self, forbidden: Sequence[str] = ()) -> None:
+        self._forbidden = tuple(os.path.realpath(f) for f in forbidden)
+
+    # -- resolution ------------------------------------------------------------------
+
+    def resolve(self, cwd: str, path: str) -> str:
+        """Return the absolute real path ``path`` names from ``cwd`` (symlinks followed).
+
+        Raises Invalid for an empty or NUL-bearing path and Denied for the store directory.
+        """
+        if not path:
+            raise Invalid("empty path; name a file relative to the working directory, e.g. 'notes.md'")
+        if "\x00" in path:
+            raise Invalid(f"path {path!r} contains a NUL byte")
+        full = path if os.path.isabs(path) else os.path.join(cwd, path)
+        real = os.path.realpath(full)
+        self._guard(real)
+        return real
+
+    def _guard(self, real: str) -> None:
+        for root in self._forbidden:
+            if real == root or real.startswith(root + "/"):
+                raise Denied(f"{real} is inside alos's store directory; no process may reach it")
+
+    def hidden(self, real: str) -> bool:
+        """Return whether ``real`` is inside the store directory (listings leave it out)."""
+        try:
+            self._guard(real)
+        except Denied:
+            return True
+        return False
+
+    # -- operations ------------------------------------------------------------------
+
+    def read(self, path: str, offset: int, length: int) -> bytes:
+        """Return up to ``length`` bytes of file ``path`` from ``offset``."""
+        with _errors("read", path), _parent(path) as (dfd, name):
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+            try:
+                if stat.S_ISDIR(os.fstat(fd).st_mode):
+                    raise Invalid(f"{path} is a directory; use fs_list to see what it holds")
+                return os.pread(fd, length, offset)
+            finally:
+                os.close(fd)
+
+    def write(self, path: str, data: bytes) -> None:
+        """Replace (or create) file ``path`` with ``data`` atomically: readers see old or new."""
+        with _errors("write", path), _parent(path) as (dfd, name):
+            mode = 0o644
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    raise Invalid(f"{path} is a directory; a file cannot replace it")
+                mode = stat.S_IMODE(st.st_mode)
+            tmp = f".{name[:200]}.alos-{os.getpid()}-{next(_tmp_names)}"
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(tmp, flags, mode, dir_fd=dfd)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            except BaseException:
+                os.close(fd)
+                os.unlink(tmp, dir_fd=dfd)
+                raise
+            os.close(fd)
+            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+
+    def list(self, path: str) -> tuple[list[dict[str, Any]], bool]:
+        """Return (entries sorted by name, whether the list was cut at the limit)."""
+        with _errors("list", path), _directory(path) as dfd:
+            entries = []
+            with os.scandir(dfd) as it:
+                for entry in it:
+                    if self.hidden(os.path.join(path, entry.name)):
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                    kind = (
+                        "dir" if stat.S_ISDIR(st.st_mode)
+                        else "link" if stat.S_ISLNK(st.st_mode)
+                        else "file" if stat.S_ISREG(st.st_mode)
+                        else "other"
+                    )
+                    entries.append({"name": entry.name, "type": kind, "size": st.st_size})
+        entries.sort(key=lambda e: str(e["name"]))
+        cut = len(entries) > limits.LIST_MAX_ENTRIES
+        return entries[: limits.LIST_MAX_ENTRIES], cut
+
+    def mkdir(self, path: str, parents: bool) -> bool:
+        """Make directory ``path`` (and missing parents when ``parents``); return whether it was made."""
+        with _errors("mkdir", path):
+            missing: list[str] = []
+            base = path
+            while not os.path.lexists(base):
+                missing.append(os.path.basename(base))
+                base = os.path.dirname(base)
+            if not missing:
+                if os.path.isdir(path):
+                    return False
+                raise Exists(f"{path} exists and is not a directory")
+            if len(missing) > 1 and not parents:
+                raise NotFound(f"directory {os.path.dirname(path)} does not exist; pass parents=true")
+            with _directory(base) as dfd:
+                fd = os.dup(dfd)
+                try:
+                    for name in reversed(missing):
+                        os.mkdir(name, 0o755, dir_fd=fd)
+                        nfd = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+                        os.close(fd)
+                        fd = nfd
+                finally:
+                    os.close(fd)
+            return True
+
+    def delete(self, path: str) -> str:
+        """Delete file or empty directory ``path``; return which it was ("file" or "dir")."""
+        with _errors("delete", path), _parent(path) as (dfd, name):
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                os.rmdir(name, dir_fd=dfd)
+                return "dir"
+            os.unlink(name, dir_fd=dfd)
+            return "file"
+
+    def is_dir(self, path: str) -> bool:
+        """Return whether ``path`` is a directory now."""
+        return os.path.isdir(path)
+
+    def peek(self, path: str) -> Peek:
+        """Return what an approval shows about ``path`` now; never raises for a missing file."""
+        try:
+            with open(path, "rb") as f:
+                h = hashlib.sha256()
+                size = 0
+                head = b""
+                while chunk := f.read(1 << 16):
+                    if size < limits.DIFF_MAX_BYTES:
+                        head += chunk
+                    size += len(chunk)
+                    h.update(chunk)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return Peek(False, 0, None, None)
+        text: str | None = None
+        if size <= limits.DIFF_MAX_BYTES:
+            try:
+                text = head.decode()
+            except UnicodeDecodeError:
+                text = None
+        return Peek(True, size, "sha256:" + h.hexdigest(), text)
+
+
+@contextlib.contextmanager
+def _directory(path: str) -> Iterator[int]:
+    """Yield a descriptor of directory ``path``, checked to be that very directory."""
+    fd = os.open(path, _DIR_FLAGS | os.O_NOFOLLOW)
+    try:
+        actual = os.readlink(f"/proc/self/fd/{fd}")
+        if actual != path:
+            raise Conflict(f"{path} changed while the call ran (it now is {actual}); try again")
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _parent(path: str) -> Iterator[tuple[int, str]]:
+    """Yield (descriptor of ``path``'s directory, last component)."""
+    parent, name = os.path.split(path)
+    if not name:
+        raise Invalid(f"{path} names no file")
+    with _directory(parent) as dfd:
+        yield dfd, name
+
+
+@contextlib.contextmanager
+def _errors(op: str, path: str) -> Iterator[None]:
+    """Turn host OS errors into AlosErrors that name the operation, the path and a fix."""
+    try:
+        yield
+    except AlosError:
+        raise
+    except FileNotFoundError:
+        raise NotFound(f"{op}: no such file or directory {path}") from None
+    except NotADirectoryError:
+        raise NotFound(f"{op}: a component of {path} is not a directory") from None
+    except PermissionError as err:
+        raise Denied(f"{op}: the host OS refused {path} ({err.strerror})") from None
+    except FileExistsError:
+        raise Exists(f"{op}: {path} already exists") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise Conflict(f"{op}: {path} became a symlink while the call ran; try again") from None
+        if err.errno == errno.ENOTEMPTY:
+            raise Invalid(f"{op}: directory {path} is not empty; delete what it holds first") from None
+        raise Unavailable(f"{op}: {path}: {err.strerror}") from None

@@ -1,0 +1,129 @@
+"""Model providers. This release has the scripted model; real clients come with images.
+
+A scripted model reads a JSON Lines file, one model turn per line:
+    {"content": "...", "tool_calls": [{"name": "fs_read", "arguments": {"path": "README.md"}}]}
+A turn may carry "proc": NAME; a process consumes, in order, the turns for its name (turns
+without "proc" belong to "main", the root). When its turns run out, the process exits.
+The whole file is checked when loaded; an error names the line and the bad key.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import msgspec
+
+from alos import codec, limits
+from alos.errors import Invalid, NotFound
+from alos.providers.base import ModelRequest
+from alos.types import ModelTurn, ToolCall
+
+_TURN_KEYS = frozenset({"content", "tool_calls", "proc", "usage"})
+_CALL_KEYS = frozenset({"name", "arguments", "id"})
+
+
+class ScriptedModel:
+    """Replays a JSON Lines script: deterministic, offline, no network."""
+
+    name = "script"
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.realpath(path)
+        self._turns = load_script(self.path)
+
+    async def complete(self, request: ModelRequest) -> ModelTurn:
+        """Return turn number ``request.turn`` of ``request.process``, or an exhausted turn."""
+        turns = self._turns.get(request.process, [])
+        if request.turn >= len(turns):
+            return ModelTurn(content="", exhausted=True)
+        return turns[request.turn]
+
+
+def load_script(path: str) -> dict[str, list[ModelTurn]]:
+    """Return the turns of script ``path`` grouped by process name.
+
+    Raises NotFound when the file is missing and Invalid naming the line for a bad turn.
+    """
+    try:
+        size = os.path.getsize(path)
+        if size > limits.SCRIPT_MAX_BYTES:
+            raise Invalid(f"script {path} is {size} bytes; the limit is {limits.SCRIPT_MAX_BYTES}")
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise NotFound(f"no model script at {path}; pass --model script:PATH to a JSON Lines file") from None
+    except UnicodeDecodeError:
+        raise Invalid(f"script {path} is not UTF-8 text") from None
+    turns: dict[str, list[ModelTurn]] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            raw = codec.loads(line)
+        except msgspec.DecodeError as err:
+            raise Invalid(f"{where}: not JSON ({err})") from None
+        proc, turn = _turn(raw, where, sum(len(t) for t in turns.values()))
+        turns.setdefault(proc, []).append(turn)
+    return turns
+
+
+def _turn(raw: Any, where: str, index: int) -> tuple[str, ModelTurn]:
+    if not isinstance(raw, dict):
+        raise Invalid(f"{where}: a turn must be a JSON object like {{\"content\": \"...\"}}")
+    extra = set(raw) - _TURN_KEYS
+    if extra:
+        raise Invalid(f"{where}: unknown key {sorted(extra)[0]!r}; a turn has {sorted(_TURN_KEYS)}")
+    content = raw.get("content", "")
+    proc = raw.get("proc", "main")
+    calls = raw.get("tool_calls", [])
+    usage = raw.get("usage", {})
+    if not isinstance(content, str):
+        raise Invalid(f"{where}: 'content' must be a string")
+    if not isinstance(proc, str) or not proc:
+        raise Invalid(f"{where}: 'proc' must be a non-empty process name")
+    if not isinstance(calls, list):
+        raise Invalid(f"{where}: 'tool_calls' must be a list")
+    if len(calls) > limits.MODEL_TURN_MAX_CALLS:
+        raise Invalid(f"{where}: {len(calls)} tool calls; at most {limits.MODEL_TURN_MAX_CALLS}")
+    if not isinstance(usage, dict) or not all(isinstance(v, int) for v in usage.values()):
+        raise Invalid(f"{where}: 'usage' must map names to whole numbers")
+    parsed = tuple(_call(c, f"{where}: tool call {i + 1}", f"call_{index}_{i}") for i, c in enumerate(calls))
+    return proc, ModelTurn(content=content, tool_calls=parsed, usage=dict(usage))
+
+
+def _call(raw: Any, where: str, default_id: str) -> ToolCall:
+    if not isinstance(raw, dict):
+        raise Invalid(f"{where} must be an object with 'name' and 'arguments'")
+    extra = set(raw) - _CALL_KEYS
+    if extra:
+        raise Invalid(f"{where}: unknown key {sorted(extra)[0]!r}; a tool call has {sorted(_CALL_KEYS)}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise Invalid(f"{where}: 'name' must name a tool, e.g. \"fs_read\"")
+    args = raw.get("arguments", {})
+    if isinstance(args, str):  # the OpenAI wire format sends arguments as a JSON string
+        try:
+            args = codec.loads(args)
+        except msgspec.DecodeError:
+            raise Invalid(f"{where}: 'arguments' is a string but not JSON") from None
+    if not isinstance(args, dict):
+        raise Invalid(f"{where}: 'arguments' must be an object")
+    call_id = raw.get("id", default_id)
+    if not isinstance(call_id, str):
+        raise Invalid(f"{where}: 'id' must be a string")
+    return ToolCall(id=call_id, name=name, arguments=args)
+
+
+def open_model(spec: str) -> ScriptedModel:
+    """Return the model a ``--model`` spec names (``script:PATH``).
+
+    Raises Invalid for an unknown kind, NotFound/Invalid for a bad script.
+    """
+    kind, sep, rest = spec.partition(":")
+    if kind == "script" and sep and rest:
+        return ScriptedModel(rest)
+    raise Invalid(
+        f"model spec {spec!r} is not known; use script:PATH (a JSON Lines script, see docs/scripted-model.md)"
+    )

@@ -1,0 +1,198 @@
+"""Rights, resource patterns, grants and capabilities; the pure rules that match them.
+
+A resource is a typed string (``fs:/abs/path``, ``human:console``, ``model:script`` ...). A
+pattern is an exact resource or a subtree ``KIND:prefix/*`` (the prefix itself and all
+below it, on a component boundary) or ``KIND:*`` (every resource of the kind).
+Pure functions only: no I/O, no store. ``covers`` never widens on ``..`` or case tricks
+because fs resources are resolved (see providers.files.resolve) before they get here.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass
+
+from alos.errors import Denied, Invalid
+
+KINDS = frozenset(
+    {"fs", "obj", "ns", "shell", "proc", "human", "tool", "image", "net", "model", "clock"}
+)
+
+
+class Right(enum.StrEnum):
+    READ = "read"
+    WRITE = "write"
+    DELETE = "delete"
+    LIST = "list"
+    EXECUTE = "execute"
+    SPAWN = "spawn"
+    SIGNAL = "signal"
+    ASK = "ask"
+    REGISTER = "register"
+    SEND = "send"
+    RECV = "recv"
+    ADMIN = "admin"
+
+
+class Effect(enum.StrEnum):
+    ALLOW = "allow"
+    ASK = "ask"
+    DENY = "deny"
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """One (resource, right) a syscall needs; resources are already resolved."""
+
+    resource: str
+    right: Right
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A capability to be issued: what a --allow/--ask/--deny spec or an answer says."""
+
+    pattern: str
+    rights: frozenset[Right]
+    effect: Effect
+    expires: float | None = None
+    uses: int | None = None
+    delegable: bool = False
+    digest: str | None = None  # set: a one-shot grant bound to exactly these arguments
+    request: int | None = None  # the human request whose answer issued it
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    id: int
+    pid: int
+    pattern: str
+    rights: frozenset[Right]
+    effect: Effect
+    issuer: str
+    expires: float | None
+    uses: int | None
+    delegable: bool
+    parent: int | None
+    revoked: bool
+    digest: str | None
+    request: int | None
+
+    def live(self, now: float) -> bool:
+        """Return whether this capability can still decide anything at time ``now``."""
+        return (
+            not self.revoked
+            and (self.expires is None or self.expires > now)
+            and (self.uses is None or self.uses > 0)
+        )
+
+
+def covers(pattern: str, resource: str) -> bool:
+    """Return whether ``pattern`` matches ``resource`` (exact, ``KIND:*`` or ``prefix/*``)."""
+    if not pattern.endswith("*"):
+        return pattern == resource
+    if pattern.endswith(":*"):
+        return resource.startswith(pattern[:-1])
+    base = pattern[:-2]  # "fs:/a/b/*" -> "fs:/a/b"
+    if resource == base:
+        return True
+    if base.endswith("/"):  # "fs:/*": the root subtree
+        return resource.startswith(base)
+    return resource.startswith(base) and resource[len(base)] == "/"
+
+
+def specificity(pattern: str) -> int:
+    """Return how narrowly ``pattern`` matches: exact beats any subtree, deeper beats shallower."""
+    if pattern.endswith("*"):
+        return len(pattern) - 1
+    return 1 << 20
+
+
+def parse_rights(text: str, spec: str) -> frozenset[Right]:
+    """Return the rights named in a comma list; raises Invalid naming ``spec`` and the bad word."""
+    words = [w.strip() for w in text.split(",") if w.strip()]
+    if not words:
+        raise Invalid(f"grant {spec!r} names no rights; write e.g. 'fs:src/*=read,write'")
+    rights = set()
+    for word in words:
+        try:
+            rights.add(Right(word))
+        except ValueError:
+            known = ", ".join(r.value for r in Right)
+            raise Invalid(f"grant {spec!r}: unknown right {word!r}; rights are {known}") from None
+    return frozenset(rights)
+
+
+def normalize_pattern(pattern: str, workspace: str, spec: str) -> str:
+    """Return ``pattern`` checked, with a relative ``fs:`` path made absolute in ``workspace``.
+
+    Raises Invalid naming ``spec`` when the kind is unknown or ``*`` stands anywhere but last.
+    """
+    kind, sep, rest = pattern.partition(":")
+    if not sep or kind not in KINDS:
+        raise Invalid(
+            f"grant {spec!r}: resource must be KIND:NAME with KIND one of {', '.join(sorted(KINDS))}"
+        )
+    if not rest:
+        raise Invalid(f"grant {spec!r}: empty resource name after {kind!r}")
+    star = rest.endswith("*")
+    body = rest[:-1] if star else rest
+    if "*" in body or (star and body and not body.endswith("/")):
+        raise Invalid(
+            f"grant {spec!r}: '*' may only end a pattern as '/*' (a subtree) or stand alone ('{kind}:*')"
+        )
+    if kind != "fs":
+        return pattern
+    if not body:  # "fs:*": the workspace
+        return f"fs:{_real_dir(workspace)}/*" if star else pattern
+    path = body if os.path.isabs(body) else os.path.join(workspace, body)
+    path = os.path.realpath(path.rstrip("/") or "/")
+    if star:
+        return f"fs:{path.rstrip('/')}/*"
+    return f"fs:{path}"
+
+
+def _real_dir(workspace: str) -> str:
+    return os.path.realpath(workspace).rstrip("/")
+
+
+def parse_grant(spec: str, effect: Effect, workspace: str) -> Grant:
+    """Return the Grant of a CLI spec ``RESOURCE=RIGHTS`` (e.g. ``fs:src/*=read,write``).
+
+    Raises Invalid naming the spec and the bad part; nothing is issued on error.
+    """
+    pattern, sep, rights = spec.rpartition("=")
+    if not sep or not pattern:
+        raise Invalid(f"grant {spec!r} must look like RESOURCE=RIGHTS, e.g. 'fs:src/*=read,write'")
+    return Grant(
+        pattern=normalize_pattern(pattern.strip(), workspace, spec),
+        rights=parse_rights(rights, spec),
+        effect=effect,
+    )
+
+
+def derive(parent: Capability, child: Grant) -> Grant:
+    """Return ``child`` checked as an attenuation of ``parent``: rights only shrink.
+
+    Raises Denied naming what was held and what was asked when ``child`` asks for a right,
+    a resource or an effect the parent does not hold, or when the parent is not delegable.
+    """
+    held = f"{parent.pattern}={','.join(sorted(parent.rights))} ({parent.effect})"
+    asked = f"{child.pattern}={','.join(sorted(child.rights))} ({child.effect})"
+    if not parent.delegable:
+        raise Denied(f"capability {parent.id} ({held}) is not delegable; asked for {asked}")
+    if not child.rights <= parent.rights:
+        raise Denied(f"cannot derive {asked} from {held}: rights only shrink")
+    inside = covers(parent.pattern, child.pattern.removesuffix("/*").removesuffix("*")) or (
+        parent.pattern == child.pattern
+    )
+    if not inside:
+        raise Denied(f"cannot derive {asked} from {held}: resource is outside the held pattern")
+    if parent.effect is Effect.DENY and child.effect is not Effect.DENY:
+        raise Denied(f"cannot derive {asked} from {held}: a deny is never removed")
+    if parent.effect is Effect.ASK and child.effect is Effect.ALLOW:
+        raise Denied(f"cannot derive {asked} from {held}: ask never becomes allow")
+    if parent.expires is not None and (child.expires is None or child.expires > parent.expires):
+        raise Denied(f"cannot derive {asked} from {held}: it may not outlive the parent")
+    return child

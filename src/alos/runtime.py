@@ -1,0 +1,189 @@
+"""The composition root: open a store, wire kernel, providers, scheduler and agent loop.
+
+Runtime is what the CLI, the console and Python programs hold. Every change it makes goes
+through dispatch() with the host as subject; its read methods only read the store.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from alos import audit, limits
+from alos.agent import Agent
+from alos.errors import Invalid
+from alos.images import image
+from alos.kernel import Kernel
+from alos.kernel.sched import Scheduler
+from alos.providers.base import Clock, HumanIO, Model
+from alos.providers.clock import SystemClock
+from alos.providers.files import Files
+from alos.providers.human import RecordedHuman
+from alos.providers.model import open_model
+from alos.rights import Effect, Grant, Right
+from alos.store import rows
+from alos.store.db import Store, open_store
+from alos.syscall import dispatch
+from alos.types import HOST, AuditRecord, Event, HumanRequest, Pid, Process, RequestState
+
+DEFAULT_STORE = os.path.join(".alos", "store.db")
+
+
+def forbidden_paths(store_path: str) -> list[str]:
+    """Return what no process may reach: the store file, its side files, and a dedicated
+    store directory (one named ``.alos``, the default layout)."""
+    real = os.path.realpath(store_path)
+    paths = [real + suffix for suffix in ("", "-wal", "-shm", "-journal", ".host")]
+    if os.path.basename(os.path.dirname(real)) == ".alos":
+        paths.append(os.path.dirname(real))
+    return paths
+
+
+class Runtime:
+    """One store's processes, and the host's handle on them."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        human: HumanIO | None = None,
+        clock: Clock | None = None,
+        models: Callable[[str], Model] = open_model,
+    ) -> None:
+        self.store = store
+        self.human = human or RecordedHuman()
+        self.kernel = Kernel(store, Files(forbidden_paths(store.path)), self.human, clock or SystemClock(), models)
+        self.agent = Agent(self.kernel)
+        self.scheduler = Scheduler(self.kernel, self.agent.quantum)
+
+    # -- changing things: always through dispatch() as the host ------------------------
+
+    async def dispatch(self, pid: Pid, name: str, args: dict[str, Any]) -> Any:
+        """Perform syscall ``name`` as process ``pid`` (0 is the host); see syscall.dispatch."""
+        return await dispatch(self.kernel, pid, name, args)
+
+    async def spawn(
+        self,
+        image_name: str,
+        goal: str,
+        *,
+        workspace: str,
+        model: str,
+        grants: list[Grant] = (),  # type: ignore[assignment]
+        name: str = "main",
+        defaults: bool = True,
+    ) -> Pid:
+        """Start a root process; return its pid.
+
+        With ``defaults`` the process may call its model and ask/tell the human console;
+        everything else comes from ``grants``. Raises NotFound/Invalid for a bad image,
+        workspace or model before anything is stored.
+        """
+        image(image_name)
+        cwd = os.path.realpath(workspace)
+        if not os.path.isdir(cwd):
+            raise Invalid(f"workspace {workspace} is not a directory; create it or pass --workspace DIR")
+        model = absolute_model(model)
+        self.kernel.model(model)
+        issued = list(grants)
+        if defaults:
+            issued += [
+                Grant("model:" + model.partition(":")[0], frozenset({Right.EXECUTE}), Effect.ALLOW),
+                Grant("human:console", frozenset({Right.ASK, Right.SEND}), Effect.ALLOW),
+            ]
+        result = await dispatch(self.kernel, HOST, "proc.spawn", {
+            "name": name, "image": image_name, "goal": goal, "model": model, "cwd": cwd,
+            "grants": [{"pattern": g.pattern, "rights": sorted(g.rights), "effect": g.effect.value} for g in issued],
+        })
+        return int(result["pid"])
+
+    async def answer(self, request_id: int, verdict: str, text: str | None = None, by: str = "host") -> dict[str, Any]:
+        """Answer a human request as the host (once | always | deny | answer); see approval.answer."""
+        result: dict[str, Any] = await dispatch(
+            self.kernel, HOST, "human.answer", {"request": request_id, "verdict": verdict, "text": text, "by": by}
+        )
+        return result
+
+    async def run(self) -> None:
+        """Run every runnable process until none is runnable."""
+        await self.scheduler.run()
+
+    def recover(self) -> list[Pid]:
+        """Make processes a dead host left running runnable again; return their pids."""
+        return self.scheduler.recover()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Notice changes other terminals made; return whether there were any."""
+        return self.kernel.refresh()
+
+    def processes(self) -> list[Process]:
+        """Return every process, oldest first."""
+        return self.kernel.processes()
+
+    def process(self, pid: Pid) -> Process:
+        """Return process ``pid``; raises NotFound."""
+        self.kernel.refresh()
+        return self.kernel.proc(pid)
+
+    def requests(self, state: RequestState | None = RequestState.PENDING) -> list[HumanRequest]:
+        """Return human requests in ``state`` (None: all), oldest first."""
+        return rows.requests(self.store.conn, state)
+
+    def request(self, request_id: int) -> HumanRequest | None:
+        """Return one human request or None."""
+        return rows.load_request(self.store.conn, request_id)
+
+    def audit(self, pid: Pid | None = None) -> Iterator[AuditRecord]:
+        """Yield audit records in order, optionally one process's."""
+        return audit.records(self.store.conn, pid)
+
+    def verify(self) -> audit.Verdict:
+        """Check the audit chain; return the verdict naming the first bad record."""
+        return audit.verify(self.store.conn)
+
+    def events(self, after: int = 0) -> list[Event]:
+        """Return events after seq ``after``."""
+        return rows.events_after(self.store.conn, after)
+
+    def close(self) -> None:
+        """Release the store."""
+        self.store.close()
+
+
+def absolute_model(spec: str) -> str:
+    """Return ``spec`` with a relative script path made absolute (the host may move)."""
+    kind, sep, rest = spec.partition(":")
+    if kind == "script" and sep and rest:
+        return f"script:{os.path.abspath(rest)}"
+    return spec
+
+
+def open(  # noqa: A001 - alos.open() is the public entry point, like io.open
+    store: str = DEFAULT_STORE,
+    *,
+    create: bool = True,
+    host: bool = False,
+    human: HumanIO | None = None,
+    clock: Clock | None = None,
+) -> Runtime:
+    """Return a Runtime on the store at ``store``.
+
+    With ``host`` this program becomes the one host that runs the store's processes
+    (raises Unavailable when another is). Raises Invalid for a store that is corrupt, not
+    an alos store, or newer than this alos.
+    """
+    s = open_store(store, create=create)
+    if host:
+        try:
+            s.lock_host()
+        except BaseException:
+            s.close()
+            raise
+    return Runtime(s, human=human, clock=clock)
+
+
+__all__ = ["DEFAULT_STORE", "Runtime", "open"]
+_ = limits

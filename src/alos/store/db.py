@@ -1,0 +1,171 @@
+"""Open, check, migrate and lock the SQLite store; hand out transactions.
+
+The only module that opens the database file. It refuses a file that is not an alos store,
+is corrupt, or was written by a newer alos, and never overwrites one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterator
+from importlib import resources
+
+from alos import limits
+from alos.errors import Invalid, Unavailable
+
+# version -> the statements that move a store from version-1 to version (none yet: v1 is first)
+MIGRATIONS: dict[int, tuple[str, ...]] = {}
+
+
+class Store:
+    """One connection to one store file. Use ``transaction()`` for every write."""
+
+    def __init__(self, path: str, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+        self._seen_version = self._data_version()
+        self._lock_fd: int | None = None
+
+    @property
+    def directory(self) -> str:
+        """Return the real path of the directory that holds the store and its side files."""
+        return os.path.dirname(self.path)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Yield the connection inside BEGIN IMMEDIATE; commit on success, roll back on error."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        self._seen_version = self._data_version()
+
+    def changed_elsewhere(self) -> bool:
+        """Return whether another connection committed since we last looked (and note it)."""
+        now = self._data_version()
+        if now == self._seen_version:
+            return False
+        self._seen_version = now
+        return True
+
+    def _data_version(self) -> int:
+        row = self.conn.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+    def lock_host(self) -> None:
+        """Become the one host that runs this store's processes.
+
+        Raises Unavailable naming the holder when another host runs them.
+        """
+        fd = os.open(self.path + ".host", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise Unavailable(
+                f"another host (os pid {holder}) is running the processes of {self.path}; "
+                "answer requests with 'alos approve/deny', or stop that host first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        """Close the connection and release the host lock if held."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        self.conn.close()
+
+
+def open_store(path: str, create: bool = True) -> Store:
+    """Return the store at ``path``, creating it (and its directory) when ``create``.
+
+    Raises Invalid when the file is not an alos store, is corrupt, or has a newer schema;
+    NotFound-like Invalid when it is missing and ``create`` is false.
+    """
+    path = os.path.realpath(path)
+    exists = os.path.exists(path)
+    if not exists and not create:
+        raise Invalid(f"no alos store at {path}; start one with 'alos run' or pass --store PATH")
+    if exists and os.path.isdir(path):
+        raise Invalid(f"store path {path} is a directory; pass the store file, e.g. .alos/store.db")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {limits.SQLITE_BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        conn.execute(f"PRAGMA synchronous = {limits.SQLITE_SYNCHRONOUS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        _check(conn, path, fresh=not exists)
+    except sqlite3.DatabaseError as err:
+        raise Invalid(
+            f"{path} is not a usable alos store ({err}); it was left untouched. "
+            "Move it aside or pass another --store"
+        ) from None
+    if str(mode).lower() != "wal":
+        raise Invalid(f"{path}: the store needs WAL mode, SQLite gave {mode!r}")
+    return Store(path, conn)
+
+
+def _check(conn: sqlite3.Connection, path: str, fresh: bool) -> None:
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables:
+        _create(conn)
+        return
+    if "meta" not in tables:
+        raise Invalid(
+            f"{path} is an SQLite file but not an alos store (no meta table); it was left untouched"
+        )
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    if row is None:
+        raise Invalid(f"{path} has no schema version; it is damaged and was left untouched")
+    version = int(row[0])
+    if version > limits.SCHEMA_VERSION:
+        raise Invalid(
+            f"{path} has schema version {version}, newer than this alos understands "
+            f"({limits.SCHEMA_VERSION}); upgrade alos. The store was left untouched"
+        )
+    ok = conn.execute("PRAGMA quick_check").fetchone()[0]
+    if ok != "ok":
+        raise Invalid(f"{path} failed SQLite's integrity check ({ok}); it was left untouched")
+    _migrate(conn, version)
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    schema = resources.files("alos.store").joinpath("schema.sql").read_text()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in schema.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('audit_head', ?)",
+            (str(limits.SCHEMA_VERSION), "0:"),
+        )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Apply forward migrations ``version+1 .. SCHEMA_VERSION``, each in its own transaction."""
+    for target in range(version + 1, limits.SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[target]:
+                conn.execute(statement)
+            conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(target),))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")

@@ -1,0 +1,379 @@
+"""The only SQL in alos. Each function runs one small statement on a connection it is given.
+
+Callers own transactions (db.Store.transaction). Rows come back as the records of alos.types
+and alos.rights; JSON columns are encoded and decoded here. No policy lives here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+from alos import codec
+from alos.rights import Capability, Effect, Grant, Right
+from alos.types import (
+    AuditRecord,
+    Event,
+    Exit,
+    HumanRequest,
+    Pid,
+    Process,
+    ProcState,
+    RequestKind,
+    RequestState,
+    Wait,
+)
+
+Conn = sqlite3.Connection
+
+# -- processes -------------------------------------------------------------------------
+
+_PROC_COLS = "pid, parent, name, image, model, state, wait, exit, cwd, goal, result, turns, created, updated"
+
+
+def _process(row: tuple[Any, ...]) -> Process:
+    return Process(
+        pid=row[0],
+        parent=row[1],
+        name=row[2],
+        image=row[3],
+        model=row[4],
+        state=ProcState(row[5]),
+        wait=Wait(row[6]) if row[6] else None,
+        exit=Exit(row[7]) if row[7] else None,
+        cwd=row[8],
+        goal=row[9],
+        result=row[10],
+        turns=row[11],
+        created=row[12],
+        updated=row[13],
+    )
+
+
+def insert_process(conn: Conn, p: Process) -> Pid:
+    """Insert ``p`` (its pid is ignored) and return the new pid."""
+    cur = conn.execute(
+        "INSERT INTO processes (parent, name, image, model, state, wait, exit, cwd, goal, result,"
+        " turns, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (p.parent, p.name, p.image, p.model, p.state, p.wait, p.exit, p.cwd, p.goal, p.result,
+         p.turns, p.created, p.updated),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def update_process(conn: Conn, p: Process) -> None:
+    """Write the mutable fields of ``p`` (state, wait, exit, result, turns, cwd, updated)."""
+    conn.execute(
+        "UPDATE processes SET state=?, wait=?, exit=?, result=?, turns=?, cwd=?, updated=?"
+        " WHERE pid=?",
+        (p.state, p.wait, p.exit, p.result, p.turns, p.cwd, p.updated, p.pid),
+    )
+
+
+def load_process(conn: Conn, pid: Pid) -> Process | None:
+    """Return process ``pid`` or None."""
+    row = conn.execute(f"SELECT {_PROC_COLS} FROM processes WHERE pid=?", (pid,)).fetchone()
+    return _process(row) if row else None
+
+
+def all_processes(conn: Conn) -> list[Process]:
+    """Return every process, oldest first."""
+    return [_process(r) for r in conn.execute(f"SELECT {_PROC_COLS} FROM processes ORDER BY pid")]
+
+
+# -- capabilities ----------------------------------------------------------------------
+
+_CAP_COLS = "id, pid, pattern, rights, effect, issuer, expires, uses, delegable, parent, revoked, digest, request"
+
+
+def _capability(row: tuple[Any, ...]) -> Capability:
+    return Capability(
+        id=row[0],
+        pid=row[1],
+        pattern=row[2],
+        rights=frozenset(Right(r) for r in row[3].split(",")),
+        effect=Effect(row[4]),
+        issuer=row[5],
+        expires=row[6],
+        uses=row[7],
+        delegable=bool(row[8]),
+        parent=row[9],
+        revoked=bool(row[10]),
+        digest=row[11],
+        request=row[12],
+    )
+
+
+def insert_capability(conn: Conn, pid: Pid, g: Grant, issuer: str, parent: int | None) -> int:
+    """Insert a capability for ``pid`` from grant ``g``; return its id."""
+    cur = conn.execute(
+        "INSERT INTO capabilities (pid, pattern, rights, effect, issuer, expires, uses, delegable,"
+        " parent, digest, request) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (pid, g.pattern, ",".join(sorted(g.rights)), g.effect, issuer, g.expires, g.uses,
+         int(g.delegable), parent, g.digest, g.request),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def capabilities_of(conn: Conn, pid: Pid) -> list[Capability]:
+    """Return every capability row of ``pid`` (live or not), oldest first."""
+    return [
+        _capability(r)
+        for r in conn.execute(f"SELECT {_CAP_COLS} FROM capabilities WHERE pid=? ORDER BY id", (pid,))
+    ]
+
+
+def load_capability(conn: Conn, cap_id: int) -> Capability | None:
+    """Return capability ``cap_id`` or None."""
+    row = conn.execute(f"SELECT {_CAP_COLS} FROM capabilities WHERE id=?", (cap_id,)).fetchone()
+    return _capability(row) if row else None
+
+
+def use_capability(conn: Conn, cap_id: int) -> None:
+    """Spend one use of a counted capability."""
+    conn.execute("UPDATE capabilities SET uses = uses - 1 WHERE id=? AND uses > 0", (cap_id,))
+
+
+def revoke_capability(conn: Conn, cap_id: int) -> list[int]:
+    """Revoke ``cap_id`` and everything derived from it; return the ids newly revoked."""
+    ids = [
+        r[0]
+        for r in conn.execute(
+            "WITH RECURSIVE tree(id) AS (SELECT ? UNION SELECT c.id FROM capabilities c"
+            " JOIN tree t ON c.parent = t.id) SELECT c.id FROM capabilities c JOIN tree t"
+            " ON c.id = t.id WHERE c.revoked = 0 ORDER BY c.id",
+            (cap_id,),
+        )
+    ]
+    conn.executemany("UPDATE capabilities SET revoked=1 WHERE id=?", [(i,) for i in ids])
+    return ids
+
+
+# -- human requests --------------------------------------------------------------------
+
+_REQ_COLS = (
+    'id, pid, kind, action, call, step, syscall, resource, "right", digest, detail, state, answer,'
+    " always, answered_by, created, answered"
+)
+
+
+def _request(row: tuple[Any, ...]) -> HumanRequest:
+    return HumanRequest(
+        id=row[0],
+        pid=row[1],
+        kind=RequestKind(row[2]),
+        action=row[3],
+        call=row[4],
+        step=row[5],
+        syscall=row[6],
+        resource=row[7],
+        right=row[8],
+        digest=row[9],
+        detail=codec.loads(row[10]),
+        state=RequestState(row[11]),
+        answer=row[12],
+        always=bool(row[13]),
+        answered_by=row[14],
+        created=row[15],
+        answered=row[16],
+    )
+
+
+def insert_request(conn: Conn, r: HumanRequest) -> int:
+    """Insert request ``r`` (its id is ignored); return the new id."""
+    cur = conn.execute(
+        'INSERT INTO human_requests (pid, kind, action, call, step, syscall, resource, "right",'
+        " digest, detail, state, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (r.pid, r.kind, r.action, r.call, r.step, r.syscall, r.resource, r.right, r.digest,
+         codec.dumps(r.detail), r.state, r.created),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def load_request(conn: Conn, request_id: int) -> HumanRequest | None:
+    """Return request ``request_id`` or None."""
+    row = conn.execute(f"SELECT {_REQ_COLS} FROM human_requests WHERE id=?", (request_id,)).fetchone()
+    return _request(row) if row else None
+
+
+def requests(conn: Conn, state: RequestState | None = None) -> list[HumanRequest]:
+    """Return requests (all, or those in ``state``), oldest first."""
+    if state is None:
+        rows = conn.execute(f"SELECT {_REQ_COLS} FROM human_requests ORDER BY id")
+    else:
+        rows = conn.execute(
+            f"SELECT {_REQ_COLS} FROM human_requests WHERE state=? ORDER BY id", (state,)
+        )
+    return [_request(r) for r in rows]
+
+
+def request_at(
+    conn: Conn, pid: Pid, action: int, call: int, step: int, kind: RequestKind
+) -> HumanRequest | None:
+    """Return the newest request of ``kind`` made at this call site, or None."""
+    row = conn.execute(
+        f"SELECT {_REQ_COLS} FROM human_requests WHERE pid=? AND action=? AND call=? AND step=?"
+        " AND kind=? ORDER BY id DESC LIMIT 1",
+        (pid, action, call, step, kind),
+    ).fetchone()
+    return _request(row) if row else None
+
+
+def pending_requests_of(conn: Conn, pid: Pid) -> int:
+    """Return how many requests of ``pid`` are still pending."""
+    row = conn.execute(
+        "SELECT count(*) FROM human_requests WHERE pid=? AND state='pending'", (pid,)
+    ).fetchone()
+    return int(row[0])
+
+
+def answer_request(
+    conn: Conn,
+    request_id: int,
+    state: RequestState,
+    answer: str | None,
+    always: bool,
+    by: str,
+    when: float,
+) -> bool:
+    """Record the answer to a pending request; return False if it was no longer pending."""
+    cur = conn.execute(
+        "UPDATE human_requests SET state=?, answer=?, always=?, answered_by=?, answered=?"
+        " WHERE id=? AND state='pending'",
+        (state, answer, int(always), by, when, request_id),
+    )
+    return cur.rowcount == 1
+
+
+# -- pending actions, journal, context -------------------------------------------------
+
+
+def save_action(conn: Conn, pid: Pid, action: int, calls: list[dict[str, Any]], nxt: int) -> None:
+    """Write the pending action of ``pid`` (replacing any)."""
+    conn.execute(
+        "INSERT OR REPLACE INTO pending_actions (pid, action, calls, next) VALUES (?,?,?,?)",
+        (pid, action, codec.dumps(calls), nxt),
+    )
+
+
+def advance_action(conn: Conn, pid: Pid, nxt: int) -> None:
+    """Record that the calls before index ``nxt`` are done."""
+    conn.execute("UPDATE pending_actions SET next=? WHERE pid=?", (nxt, pid))
+
+
+def load_action(conn: Conn, pid: Pid) -> tuple[int, list[dict[str, Any]], int] | None:
+    """Return (action, calls, next) of ``pid``'s pending action, or None."""
+    row = conn.execute(
+        "SELECT action, calls, next FROM pending_actions WHERE pid=?", (pid,)
+    ).fetchone()
+    return (row[0], codec.loads(row[1]), row[2]) if row else None
+
+
+def clear_action(conn: Conn, pid: Pid) -> None:
+    """Drop ``pid``'s pending action and its journal entries."""
+    conn.execute("DELETE FROM pending_actions WHERE pid=?", (pid,))
+    conn.execute("DELETE FROM journal WHERE pid=?", (pid,))
+
+
+def journal_entry(
+    conn: Conn, pid: Pid, action: int, call: int, step: int
+) -> tuple[str, str, str, Any] | None:
+    """Return (syscall, digest, state, result) journaled at this call site, or None."""
+    row = conn.execute(
+        "SELECT syscall, digest, state, result FROM journal WHERE pid=? AND action=? AND call=?"
+        " AND step=?",
+        (pid, action, call, step),
+    ).fetchone()
+    if row is None:
+        return None
+    return (row[0], row[1], row[2], codec.loads(row[3]) if row[3] is not None else None)
+
+
+def journal_intent(
+    conn: Conn, pid: Pid, action: int, call: int, step: int, syscall: str, digest: str
+) -> None:
+    """Record that an outside effect is about to run at this call site."""
+    conn.execute(
+        "INSERT OR REPLACE INTO journal (pid, action, call, step, syscall, digest, state)"
+        " VALUES (?,?,?,?,?,?,'intent')",
+        (pid, action, call, step, syscall, digest),
+    )
+
+
+def journal_done(conn: Conn, pid: Pid, action: int, call: int, step: int, result: Any) -> None:
+    """Record the outcome of the effect journaled at this call site."""
+    conn.execute(
+        "UPDATE journal SET state='done', result=? WHERE pid=? AND action=? AND call=? AND step=?",
+        (codec.dumps(result), pid, action, call, step),
+    )
+
+
+def append_context(conn: Conn, pid: Pid, seq: int, role: str, body: dict[str, Any]) -> None:
+    """Append one message to ``pid``'s context."""
+    conn.execute(
+        "INSERT INTO context (pid, seq, role, body) VALUES (?,?,?,?)",
+        (pid, seq, role, codec.dumps(body)),
+    )
+
+
+def load_context(conn: Conn, pid: Pid) -> list[dict[str, Any]]:
+    """Return ``pid``'s context messages in order."""
+    return [
+        codec.loads(r[0])
+        for r in conn.execute("SELECT body FROM context WHERE pid=? ORDER BY seq", (pid,))
+    ]
+
+
+# -- audit and events ------------------------------------------------------------------
+
+
+def audit_head(conn: Conn) -> tuple[int, str]:
+    """Return (seq, digest) of the newest audit record, as the store's head says."""
+    row = conn.execute("SELECT value FROM meta WHERE key='audit_head'").fetchone()
+    seq, _, dig = str(row[0]).partition(":")
+    return int(seq), dig
+
+
+def append_audit(conn: Conn, r: AuditRecord, detail_json: str) -> None:
+    """Append audit record ``r`` (whose detail is ``detail_json``) and move the head to it."""
+    conn.execute(
+        'INSERT INTO audit (seq, time, pid, syscall, resource, "right", decision, outcome, detail,'
+        " prev, digest) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (r.seq, r.time, r.pid, r.syscall, r.resource, r.right, r.decision, r.outcome, detail_json,
+         r.prev, r.digest),
+    )
+    conn.execute("UPDATE meta SET value=? WHERE key='audit_head'", (f"{r.seq}:{r.digest}",))
+
+
+def audit_rows(conn: Conn, pid: Pid | None = None) -> Iterator[tuple[Any, ...]]:
+    """Yield raw audit rows (seq, time, pid, syscall, resource, right, decision, outcome,
+    detail_json, prev, digest) in stored order, optionally only those of ``pid``."""
+    sql = 'SELECT seq, time, pid, syscall, resource, "right", decision, outcome, detail, prev, digest FROM audit'
+    if pid is None:
+        yield from conn.execute(sql + " ORDER BY rowid")
+    else:
+        yield from conn.execute(sql + " WHERE pid=? ORDER BY rowid", (pid,))
+
+
+def append_event(conn: Conn, when: float, pid: Pid, kind: str, detail: dict[str, Any]) -> int:
+    """Append an event; return its seq."""
+    cur = conn.execute(
+        "INSERT INTO events (time, pid, kind, detail) VALUES (?,?,?,?)",
+        (when, pid, kind, codec.dumps(detail)),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def events_after(conn: Conn, seq: int) -> list[Event]:
+    """Return the events after ``seq``, in order."""
+    return [
+        Event(seq=r[0], time=r[1], pid=r[2], kind=r[3], detail=codec.loads(r[4]))
+        for r in conn.execute(
+            "SELECT seq, time, pid, kind, detail FROM events WHERE seq > ? ORDER BY seq", (seq,)
+        )
+    ]

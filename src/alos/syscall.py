@@ -1,0 +1,318 @@
+"""THE syscall table and dispatch(): the one path every effect takes.
+
+dispatch() reads top to bottom: look up, decode, resolve, replay from the journal, decide
+(deny dominates), park if asked, run the effect, audit. It returns the syscall's result or
+a Parked record; it raises AlosError for a refused or failed call, after auditing it.
+Nothing else in alos checks authority.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from alos import audit, caps, codec
+from alos.errors import AlosError, Conflict, Denied, Invalid, NotFound
+from alos.kernel import Kernel, Site, Tx, approval
+from alos.kernel import action as actions
+from alos.primitives import cap, fs, human, model, proc
+from alos.rights import Capability, Effect, Need
+from alos.store import rows
+from alos.types import HOST, Parked, Process, ProcState, RequestKind, RequestState, Wait
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One syscall. Exactly one of ``run`` (an effect outside the store, run before the audit
+    transaction) and ``apply`` (a change inside the store, run in the audit transaction)."""
+
+    name: str
+    args: type
+    needs: Callable[[Process, Any], tuple[Need, ...]]
+    run: Callable[[Kernel, Process, Any], Awaitable[Any]] | None = None
+    apply: Callable[[Kernel, Tx, Process, Any], Any] | None = None
+    resolve: Callable[[Kernel, Process, Any], Any] | None = None
+    describe: Callable[[Kernel, Process, Any], dict[str, Any]] | None = None
+    outside: bool = False  # an outside effect: journaled, and never silently retried
+    host_only: bool = False  # only the host may call it (it issues authority)
+
+
+TABLE: dict[str, Entry] = {
+    e.name: e
+    for e in (
+        Entry("fs.read", fs.ReadArgs, fs.read_needs, run=fs.read, resolve=fs.resolve, describe=fs.describe_path),
+        Entry("fs.write", fs.WriteArgs, fs.write_needs, run=fs.write, resolve=fs.resolve, describe=fs.describe_write, outside=True),
+        Entry("fs.list", fs.ListArgs, fs.list_needs, run=fs.list_dir, resolve=fs.resolve, describe=fs.describe_path),
+        Entry("fs.mkdir", fs.MkdirArgs, fs.mkdir_needs, run=fs.mkdir, resolve=fs.resolve, describe=fs.describe_path, outside=True),
+        Entry("fs.delete", fs.DeleteArgs, fs.delete_needs, run=fs.delete, resolve=fs.resolve, describe=fs.describe_path, outside=True),
+        Entry("human.ask", human.AskArgs, human.ask_needs, apply=human.ask),
+        Entry("human.tell", human.TellArgs, human.tell_needs, run=human.tell, outside=True),
+        Entry("human.answer", human.AnswerArgs, human.answer_needs, apply=human.answer, host_only=True),
+        Entry("model.call", model.CallArgs, model.call_needs, run=model.call),
+        Entry("proc.spawn", proc.SpawnArgs, proc.spawn_needs, apply=proc.spawn, host_only=True),
+        Entry("proc.exit", proc.ExitArgs, proc.exit_needs, apply=proc.exit_),
+        Entry("cap.grant", cap.GrantArgs, cap.grant_needs, apply=cap.grant, host_only=True),
+        Entry("cap.revoke", cap.RevokeArgs, cap.revoke_needs, apply=cap.revoke, host_only=True),
+    )
+}
+
+_HOST_PROC = Process(
+    pid=HOST, parent=None, name="host", image="-", model="-", state=ProcState.RUNNING,
+    wait=None, exit=None, cwd="/", goal="-", result=None, turns=0, created=0.0, updated=0.0,
+)
+
+
+async def dispatch(kernel: Kernel, subject: int, name: str, raw: dict[str, Any]) -> Any:
+    """Perform syscall ``name`` with arguments ``raw`` as process ``subject`` (0: the host).
+
+    Returns the syscall's result, or Parked when the process now waits (nothing performed).
+    Raises Denied, Invalid, NotFound, ... (each audited) when the call is refused or fails.
+    """
+    kernel.refresh()
+    entry = TABLE.get(name)
+    site = _step(kernel, subject)
+    call = _Call(kernel, subject, name, raw, site)
+    try:
+        if entry is None:
+            raise NotFound(f"no syscall {name!r}; known: {', '.join(sorted(TABLE))}")
+        p = _HOST_PROC if subject == HOST else kernel.proc(subject)
+        if p.state is ProcState.EXITED:
+            raise Denied(f"process {subject} has exited; it can make no more calls")
+        try:
+            args = msgspec.convert(raw, entry.args)
+        except msgspec.ValidationError as err:
+            raise Invalid(f"{name}: {err}") from None
+        if entry.resolve is not None:
+            args = entry.resolve(kernel, p, args)
+    except AlosError as err:
+        call.refused(err, entry)
+        raise
+    call.args = args
+    needs = entry.needs(p, args)
+    call.resource = needs[0].resource if needs else f"proc:{subject}"
+    call.right = needs[0].right.value if needs else "-"
+    if entry.outside and site is not None:
+        replay = call.replay(entry, p)
+        if replay is not None:
+            return replay[0]
+    if subject == HOST:
+        decision = caps.Decision(Effect.ALLOW, None, ())
+    elif entry.host_only:
+        err = Denied(f"only the host may call {name}; a process can ask for authority, never issue it")
+        call.refused(err, entry)
+        raise err
+    else:
+        decision = caps.decide(kernel.caps(subject), needs, call.digest, kernel.clock.now())
+    if decision.effect is Effect.DENY:
+        err = Denied(_denial(subject, decision, kernel))
+        call.refused(err, entry, decision)
+        raise err
+    if decision.effect is Effect.ASK:
+        return call.ask(entry, p, decision)
+    return await call.perform(entry, p, decision)
+
+
+def _step(kernel: Kernel, subject: int) -> Site | None:
+    site = kernel.sites.get(subject)
+    if site is None:
+        return None
+    site.step += 1
+    return Site(site.action, site.call, site.step)
+
+
+def _denial(subject: int, decision: caps.Decision, kernel: Kernel) -> str:
+    need = decision.need
+    assert need is not None
+    if not decision.caps:
+        return f"process {subject} lacks {need.right} on {need.resource}"
+    cap = decision.caps[0]
+    if cap.request is not None:
+        req = rows.load_request(kernel.store.conn, cap.request)
+        who = req.answered_by if req else "a human"
+        reason = (req.answer if req else None) or "no reason given"
+        return f"{who} rejected this {need.right} on {need.resource} (request {cap.request}): {reason}"
+    return f"process {subject} is denied {need.right} on {need.resource} (capability {cap.id}: {cap.pattern})"
+
+
+def _label(decision: caps.Decision) -> str:
+    if any(c.request is not None for c in decision.caps):
+        return "rejected" if decision.effect is Effect.DENY else "approved"
+    return decision.effect.value
+
+
+class _Call:
+    """The bookkeeping of one dispatch: its digest, audit records and journal entries."""
+
+    def __init__(self, kernel: Kernel, subject: int, name: str, raw: dict[str, Any], site: Site | None) -> None:
+        self.kernel = kernel
+        self.subject = subject
+        self.name = name
+        self.raw = raw
+        self.site = site
+        self.args: Any = None
+        self.resource = _guess(name, raw)
+        self.right = "-"
+        self._digest: str | None = None
+
+    def digest(self) -> str:
+        """Return the digest of (syscall, subject, resolved arguments): what a one-shot grant binds."""
+        if self._digest is None:
+            self._digest = codec.digest_value([self.name, self.subject, msgspec.to_builtins(self.args)])
+        return self._digest
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        source = msgspec.to_builtins(self.args) if self.args is not None else self.raw
+        if not isinstance(source, dict):
+            return {"args": "<not an object>"}
+        for key, value in source.items():
+            if isinstance(value, str):
+                out[key] = value if len(value) <= 120 else f"<{len(value)} chars>"
+            elif isinstance(value, (int, float, bool)) or value is None:
+                out[key] = value
+            else:
+                out[key] = f"<{len(value) if hasattr(value, '__len__') else '?'} items>"
+        if self._digest is not None:
+            out["digest"] = self._digest
+        return out
+
+    def _audit(self, tx: Tx, decision: str, outcome: str, extra: dict[str, Any] | None = None) -> None:
+        detail = self.summary()
+        if extra:
+            detail.update(extra)
+        rec = audit.append(tx.conn, tx.now, self.subject, self.name, self.resource, self.right, decision, outcome, detail)
+        tx.event(self.subject, "syscall", {
+            "audit": rec.seq, "syscall": self.name, "resource": self.resource, "right": self.right,
+            "decision": decision, "outcome": outcome, "detail": detail,
+        })
+
+    def refused(self, err: AlosError, entry: Entry | None, decision: caps.Decision | None = None) -> None:
+        """Audit a call refused before its effect ran."""
+        label = _label(decision) if decision is not None else "deny"
+        with self.kernel.transaction() as tx:
+            self._audit(tx, label, err.code, {"error": err.message})
+            if decision is not None:
+                caps.spend(tx.conn, [c for c in decision.caps if c.request is not None])
+                tx.on_commit.append(lambda: self.kernel.forget_caps(self.subject))
+
+    def ask(self, entry: Entry, p: Process, decision: caps.Decision) -> Parked:
+        """Record an approval request showing exactly what would happen, and park."""
+        shown = entry.describe(self.kernel, p, self.args) if entry.describe else self.summary()
+        need = decision.need
+        assert need is not None
+        with self.kernel.transaction() as tx:
+            req = approval.request(
+                self.kernel, tx, p, RequestKind.APPROVAL, self.site, self.name,
+                need.resource, need.right.value, self.digest(), {"syscall": self.name, **shown},
+            )
+            self._audit(tx, "ask", "parked", {"request": req.id})
+        return Parked(p.pid, Wait.HUMAN, req.id)
+
+    def replay(self, entry: Entry, p: Process) -> tuple[Any] | None:
+        """Answer a re-dispatched outside effect from the journal; None when it has not run."""
+        assert self.site is not None
+        found = actions.journaled(self.kernel, self.subject, self.site)
+        if found is None:
+            return None
+        syscall, dig, state, result = found
+        if syscall != self.name or dig != self.digest():
+            raise Conflict(
+                f"re-dispatch of process {self.subject}'s action made {self.name} where the journal "
+                f"has {syscall} with other arguments; the tool is not deterministic"
+            )
+        if state == "done":
+            if "error" in result:
+                code, message = result["error"]
+                raise _rebuild(code, message)
+            return (result["ok"],)
+        return self._recover(entry, p)
+
+    def _recover(self, entry: Entry, p: Process) -> tuple[Any] | None:
+        assert self.site is not None
+        req = approval.at(self.kernel, self.subject, self.site, RequestKind.RECOVERY)
+        if req is not None and req.state is RequestState.APPROVED:
+            return None  # the human said: run it again
+        if req is not None and req.state is RequestState.REJECTED:
+            raise Conflict(
+                f"{self.name} on {self.resource} may or may not have happened before the host stopped; "
+                f"{req.answered_by} chose not to retry it: {req.answer or 'no reason given'}"
+            )
+        if req is not None:
+            return (Parked(p.pid, Wait.HUMAN, req.id),)
+        shown = entry.describe(self.kernel, p, self.args) if entry.describe else self.summary()
+        shown = {"syscall": self.name, "note": "the host stopped after this effect began and before its outcome was recorded; it may or may not have happened", **shown}
+        with self.kernel.transaction() as tx:
+            req = approval.request(
+                self.kernel, tx, p, RequestKind.RECOVERY, self.site, self.name,
+                self.resource, self.right, self.digest(), shown,
+            )
+            self._audit(tx, "ask", "parked", {"request": req.id, "recovery": True})
+        return (Parked(p.pid, Wait.HUMAN, req.id),)
+
+    async def perform(self, entry: Entry, p: Process, decision: caps.Decision) -> Any:
+        """Run the allowed effect and commit its outcome with its audit record."""
+        label = _label(decision)
+        kernel = self.kernel
+        spent = [c for c in decision.caps if c.uses is not None]
+        if entry.apply is not None:
+            try:
+                with kernel.transaction() as tx:
+                    result = entry.apply(kernel, tx, p, self.args)
+                    self._finish(tx, label, spent, result)
+            except AlosError as err:
+                self.failed(label, spent, err)
+                raise
+            return result
+        assert entry.run is not None
+        journal = entry.outside and self.site is not None
+        if journal:
+            assert self.site is not None
+            actions.intend(kernel, self.subject, self.site, self.name, self.digest())
+        try:
+            result = await entry.run(kernel, p, self.args)
+        except AlosError as err:
+            self.failed(label, spent, err, journal)
+            raise
+        with kernel.transaction() as tx:
+            if journal:
+                assert self.site is not None
+                actions.record_done(tx, self.subject, self.site, {"ok": result})
+            self._finish(tx, label, spent, result)
+        return result
+
+    def _finish(self, tx: Tx, label: str, spent: list[Capability], result: Any) -> None:
+        caps.spend(tx.conn, spent)
+        if spent:
+            tx.on_commit.append(lambda: self.kernel.forget_caps(self.subject))
+        parked = isinstance(result, Parked)
+        self._audit(tx, label, "parked" if parked else "ok")
+
+    def failed(self, label: str, spent: list[Capability], err: AlosError, journal: bool = False) -> None:
+        """Audit an allowed call whose effect failed; journal the failure inside an action."""
+        with self.kernel.transaction() as tx:
+            caps.spend(tx.conn, spent)
+            if journal:
+                assert self.site is not None
+                actions.record_done(tx, self.subject, self.site, {"error": [err.code, err.message]})
+            self._audit(tx, label, err.code, {"error": err.message})
+            tx.on_commit.append(lambda: self.kernel.forget_caps(self.subject))
+
+
+def _guess(name: str, raw: Any) -> str:
+    family = name.partition(".")[0]
+    if isinstance(raw, dict) and isinstance(raw.get("path"), str):
+        return f"{family}:{raw['path']}"
+    return f"{family}:?"
+
+
+def _rebuild(code: str, message: str) -> AlosError:
+    for cls in AlosError.__subclasses__():
+        if cls.code == code:
+            return cls(message)
+    return AlosError(message)
+
+
+__all__ = ["TABLE", "Entry", "dispatch"]

@@ -1,0 +1,87 @@
+"""Tools: what the model sees. Each tool of an image wraps one syscall and calls dispatch().
+
+Tool names are syscall names with '_' for '.'; descriptions and JSON schemas are generated
+from the syscall table's Args types, never written by hand. A tool checks no authority:
+a refused call comes back as a result the model can read ("denied: process 1 lacks ...").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from alos import codec
+from alos.errors import AlosError, Invalid
+from alos.images import Image
+from alos.kernel import Kernel
+from alos.syscall import TABLE, dispatch
+from alos.types import Parked, ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    syscall: str
+    description: str
+    parameters: dict[str, Any]
+
+    def wire(self) -> dict[str, Any]:
+        """Return the tool in the OpenAI function-tool shape."""
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    text: str
+    ok: bool
+
+
+def schema(args: type) -> dict[str, Any]:
+    """Return the JSON schema of an Args type, its own definition inlined."""
+    raw = msgspec.json.schema(args)
+    defs = dict(raw.get("$defs", {}))
+    ref = raw.get("$ref", "")
+    body = dict(defs.pop(ref.rsplit("/", 1)[-1], raw))
+    body.pop("title", None)
+    body.pop("description", None)
+    if defs:
+        body["$defs"] = defs
+    return body
+
+
+def spec(syscall: str) -> ToolSpec:
+    """Return the tool that wraps ``syscall``."""
+    entry = TABLE[syscall]
+    doc = " ".join((entry.args.__doc__ or syscall).split())
+    return ToolSpec(syscall.replace(".", "_"), syscall, doc, schema(entry.args))
+
+
+def table(image: Image) -> dict[str, ToolSpec]:
+    """Return the tool table of ``image``, by tool name."""
+    return {t.name: t for t in (spec(s) for s in image.syscalls)}
+
+
+def render(value: Any) -> str:
+    """Return a syscall result as the text the model reads."""
+    if isinstance(value, str):
+        return value
+    return codec.dumps(value)
+
+
+async def call(kernel: Kernel, pid: int, tools: dict[str, ToolSpec], tc: ToolCall) -> ToolResult | Parked:
+    """Run tool call ``tc`` for ``pid``; return its result or Parked (nothing performed)."""
+    tool = tools.get(tc.name)
+    try:
+        if tool is None:
+            raise Invalid(f"no tool named {tc.name!r} in this image; its tools are {', '.join(sorted(tools))}")
+        result = await dispatch(kernel, pid, tool.syscall, tc.arguments)
+    except AlosError as err:
+        return ToolResult(str(err), ok=False)
+    if isinstance(result, Parked):
+        return result
+    return ToolResult(render(result), ok=True)

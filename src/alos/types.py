@@ -1,0 +1,143 @@
+"""The records alos is made of: processes, human requests, audit records, events, model turns.
+
+Pure data (frozen, slotted dataclasses and string enums); no behaviour beyond formatting.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+Pid = int
+HOST: Pid = 0  # the host program's subject id: the only issuer of authority
+
+
+class ProcState(enum.StrEnum):
+    RUNNABLE = "runnable"
+    RUNNING = "running"
+    WAITING = "waiting"
+    PAUSED = "paused"
+    EXITED = "exited"
+
+
+class Wait(enum.StrEnum):
+    """Why a waiting process waits."""
+
+    HUMAN = "human"
+    CHILD = "child"
+    MESSAGE = "message"
+    TIMER = "timer"
+
+
+class Exit(enum.StrEnum):
+    """How an exited process exited."""
+
+    OK = "ok"
+    FAILED = "failed"
+    KILLED = "killed"
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    pid: Pid
+    parent: Pid | None
+    name: str
+    image: str
+    model: str
+    state: ProcState
+    wait: Wait | None
+    exit: Exit | None
+    cwd: str
+    goal: str
+    result: str | None
+    turns: int  # model calls made so far: the scripted model's cursor
+    created: float
+    updated: float
+
+
+class RequestKind(enum.StrEnum):
+    APPROVAL = "approval"  # may this exact call run?
+    QUESTION = "question"  # human.ask: a text answer
+    RECOVERY = "recovery"  # an outside effect may or may not have happened: retry it?
+
+
+class RequestState(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    ANSWERED = "answered"
+
+
+@dataclass(frozen=True, slots=True)
+class HumanRequest:
+    id: int
+    pid: Pid
+    kind: RequestKind
+    action: int
+    call: int
+    step: int
+    syscall: str
+    resource: str
+    right: str
+    digest: str
+    detail: dict[str, Any]
+    state: RequestState
+    answer: str | None
+    always: bool
+    answered_by: str | None
+    created: float
+    answered: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    seq: int
+    time: float
+    pid: Pid
+    syscall: str
+    resource: str
+    right: str
+    decision: str  # allow | deny | ask | approved | rejected
+    outcome: str  # ok | parked | an error code
+    detail: dict[str, Any]
+    prev: str
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    time: float
+    pid: Pid
+    kind: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Parked:
+    """What dispatch() returns when the call cannot finish now: the process waits.
+
+    Nothing was performed. The same pending action is dispatched again once the wait ends.
+    """
+
+    pid: Pid
+    wait: Wait
+    request: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTurn:
+    """One model response: text and the tool calls to dispatch, in order."""
+
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    exhausted: bool = False  # the model has nothing more to say (a script ran out)
+    usage: dict[str, int] = field(default_factory=dict)
