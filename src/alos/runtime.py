@@ -186,4 +186,3 @@ def open(  # noqa: A001 - alos.open() is the public entry point, like io.open
 
 
 __all__ = ["DEFAULT_STORE", "Runtime", "open"]
-_ = limits

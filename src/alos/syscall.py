@@ -8,6 +8,7 @@ Nothing else in alos checks authority.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,7 @@ async def dispatch(kernel: Kernel, subject: int, name: str, raw: dict[str, Any])
     entry = TABLE.get(name)
     site = _step(kernel, subject)
     call = _Call(kernel, subject, name, raw, site)
+    p = _HOST_PROC
     try:
         if entry is None:
             raise NotFound(f"no syscall {name!r}; known: {', '.join(sorted(TABLE))}")
@@ -88,6 +90,7 @@ async def dispatch(kernel: Kernel, subject: int, name: str, raw: dict[str, Any])
         if entry.resolve is not None:
             args = entry.resolve(kernel, p, args)
     except AlosError as err:
+        call.resource = _guess(name, raw, p.cwd)
         call.refused(err, entry)
         raise
     call.args = args
@@ -153,7 +156,7 @@ class _Call:
         self.raw = raw
         self.site = site
         self.args: Any = None
-        self.resource = _guess(name, raw)
+        self.resource = _guess(name, raw, "/")
         self.right = "-"
         self._digest: str | None = None
 
@@ -301,10 +304,11 @@ class _Call:
             tx.on_commit.append(lambda: self.kernel.forget_caps(self.subject))
 
 
-def _guess(name: str, raw: Any) -> str:
+def _guess(name: str, raw: Any, cwd: str) -> str:
+    """Return the resource a refused call was about, as well as it can be told without resolving."""
     family = name.partition(".")[0]
-    if isinstance(raw, dict) and isinstance(raw.get("path"), str):
-        return f"{family}:{raw['path']}"
+    if isinstance(raw, dict) and isinstance(raw.get("path"), str) and "\x00" not in raw["path"]:
+        return f"{family}:{os.path.normpath(os.path.join(cwd, raw['path']))}"
     return f"{family}:?"
 
 

@@ -1,0 +1,154 @@
+"""How the CLI shows things to a person: the live trace, tables and approval panels.
+
+Everything that came from a process or a model is escaped (no terminal control sequences,
+no rich markup) before it is printed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from alos import codec
+from alos.types import Event, HumanRequest, Process, ProcState
+
+
+def clip(text: str, width: int = 100) -> str:
+    """Return ``text`` escaped and cut to ``width`` characters."""
+    text = codec.escape(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class Trace:
+    """Prints events as a readable, coloured trace of what the processes do."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.names: dict[int, str] = {}
+
+    def who(self, pid: int) -> str:
+        return f"{pid} {self.names.get(pid, '')}".strip()
+
+    def __call__(self, ev: Event) -> None:
+        d = ev.detail
+        show = getattr(self, "_" + ev.kind, None)
+        if show is not None:
+            show(ev.pid, d)
+
+    def _spawn(self, pid: int, d: dict[str, Any]) -> None:
+        self.names[pid] = str(d.get("name", ""))
+        self.console.print(Text.assemble(("● ", "bold cyan"), (f"process {self.who(pid)}", "bold"),
+                                         f" started, image {d.get('image')}: ", (clip(str(d.get("goal", ""))), "italic")))
+
+    def _turn(self, pid: int, d: dict[str, Any]) -> None:
+        if d.get("content"):
+            self.console.print(Text.assemble((f"[{self.who(pid)}] ", "cyan"), ("model: ", "dim"), clip(str(d["content"]), 120)))
+        for c in d.get("calls", []):
+            args = " ".join(f"{k}={clip(codec.dumps(v), 40)}" for k, v in c.get("arguments", {}).items())
+            self.console.print(Text.assemble("    → ", (str(c.get("name")), "bold"), " ", (args, "dim")))
+
+    def _syscall(self, pid: int, d: dict[str, Any]) -> None:
+        if pid == 0 or (d["syscall"] in ("model.call", "proc.exit") and d["outcome"] == "ok"):
+            return
+        if d["outcome"] == "parked" and d["decision"] == "ask":
+            return  # the request event says it, with the request id
+        decision, outcome = d["decision"], d["outcome"]
+        line = Text("      ")
+        if outcome == "ok":
+            line.append("✓ ", "green").append(decision, "green")
+        elif outcome == "parked":
+            line.append("? ", "yellow").append("asks a human" if decision == "ask" else "waits", "yellow")
+        elif decision in ("deny", "rejected"):
+            line.append("✗ ", "red").append(decision, "bold red")
+        else:
+            line.append("✗ ", "red").append(outcome, "red")
+        line.append(f" {d['syscall']} ").append(clip(d["resource"], 70), "dim")
+        err = d.get("detail", {}).get("error")
+        if err:
+            line.append(" — " + clip(str(err), 140), "red")
+        self.console.print(line)
+
+    def _request(self, pid: int, d: dict[str, Any]) -> None:
+        what = f"{d['syscall']} {clip(str(d['resource']), 70)}" if d["kind"] != "question" else "a question"
+        self.console.print(Text.assemble(("      ? ", "yellow"), (what, "yellow"),
+                                         f" — process {self.who(pid)} waits for a human (request {d['id']})"))
+
+    def _answer(self, pid: int, d: dict[str, Any]) -> None:
+        verdict = {"once": "approved once", "always": "approved always", "deny": "denied", "answer": "answered"}.get(d["verdict"], d["verdict"])
+        style = "red" if d["verdict"] == "deny" else "green"
+        self.console.print(Text.assemble(("      ✔ ", style), f"request {d['id']} {verdict} by {clip(str(d['by']), 40)}",
+                                         (f": {clip(str(d['text']), 80)}" if d.get("text") else "", "dim")))
+
+    def _result(self, pid: int, d: dict[str, Any]) -> None:
+        if d.get("ok"):
+            self.console.print(Text("      ← " + clip(str(d.get("text", "")), 90), "dim"))
+
+    def _state(self, pid: int, d: dict[str, Any]) -> None:
+        if d["state"] == "exited":
+            style = "bold green" if d.get("exit") == "ok" else "bold red"
+            self.console.print(Text.assemble(("● ", style), (f"process {self.who(pid)} exited {d.get('exit')}", style),
+                                             (f": {clip(str(d.get('result') or ''), 100)}" if d.get("result") else "", "")))
+
+    def _crash(self, pid: int, d: dict[str, Any]) -> None:
+        self.console.print(Text(f"      ! process {self.who(pid)} failed: {clip(str(d.get('error')), 200)}", "bold red"))
+
+    def _recovered(self, pid: int, d: dict[str, Any]) -> None:
+        self.console.print(Text(f"● process {self.who(pid)} resumes after a host stop", "yellow"))
+
+
+def tell(console: Console, names: dict[int, str]) -> Any:
+    """Return a human.tell sink that prints what a process says."""
+    def show(pid: int, text: str) -> None:
+        console.print(Text.assemble(("  📣 ", "magenta"), (f"process {pid} {names.get(pid, '')}".strip() + " says: ", "magenta"),
+                                    codec.escape(text, keep_newlines=True)))
+    return show
+
+
+def request_panel(req: HumanRequest) -> Panel:
+    """Return a panel showing exactly what answering ``req`` would let happen."""
+    d = req.detail
+    body = Text(overflow="fold")
+    if req.kind.value == "question":
+        body.append("question: ", "bold").append(str(d.get("question", "")) + "\n")
+        body.append("answer with: ", "dim").append(f"alos answer {req.id} TEXT", "bold")
+    else:
+        body.append(f"{req.syscall} ", "bold").append(f"needs {req.right} on ").append(codec.escape(req.resource) + "\n", "bold")
+        if d.get("note"):
+            body.append(codec.escape(str(d["note"])) + "\n", "yellow")
+        for key in ("bytes", "digest", "overwrite", "current_digest", "current_bytes", "exists"):
+            if key in d:
+                body.append(f"  {key}: ", "dim").append(f"{d[key]}\n")
+        if "preview" in d:
+            body.append("  preview: ", "dim").append(str(d["preview"]) + ("…" if d.get("truncated") else "") + "\n")
+        for line in d.get("diff", []):
+            style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+            body.append("  " + line + "\n", style)
+        body.append("answer with: ", "dim").append(f"alos approve {req.id} [--always]  |  alos deny {req.id} [--reason TEXT]", "bold")
+    title = f"request {req.id} · process {req.pid} · {req.kind.value} · {req.state.value}"
+    return Panel(body, title=title, title_align="left", border_style="yellow" if req.state.value == "pending" else "dim")
+
+
+def state_of(p: Process) -> str:
+    """Return a process's state as one word or two (``waiting human``, ``exited ok``)."""
+    if p.state is ProcState.WAITING:
+        return f"waiting {p.wait}"
+    if p.state is ProcState.EXITED:
+        return f"exited {p.exit}"
+    return p.state.value
+
+
+def process_table(procs: list[Process]) -> Table:
+    """Return the table ``alos ps`` prints."""
+    t = Table(box=None, header_style="bold")
+    for col in ("PID", "PARENT", "NAME", "IMAGE", "STATE", "TURNS", "UPDATED", "GOAL"):
+        t.add_column(col)
+    for p in procs:
+        colour = "green" if p.exit and p.exit.value == "ok" else "red" if p.exit else "yellow" if p.wait else ""
+        t.add_row(str(p.pid), str(p.parent or "-"), clip(p.name, 20), p.image, Text(state_of(p), colour), str(p.turns),
+                  time.strftime("%H:%M:%S", time.localtime(p.updated)), clip(p.goal, 50))
+    return t
