@@ -1,10 +1,10 @@
 """alos: run LLM agents as processes whose every effect passes one authority path.
 
-    import alos
-    rt = alos.open(".alos/store.db", host=True)
-    pid = await rt.spawn("base", "summarize README.md", workspace=".", model="script:turns.jsonl",
-                         grants=[alos.parse_grant("fs:*=read", alos.Effect.ALLOW, ".")])
-    await rt.run()
+import alos
+rt = alos.open(".alos/store.db", host=True)
+pid = await rt.spawn("base", "summarize README.md", workspace=".", model="script:turns.jsonl",
+                     grants=[alos.parse_grant("fs:*=read", alos.Effect.ALLOW, ".")])
+await rt.run()
 """
 
 from alos.errors import (
@@ -46,4 +46,5 @@ __all__ = [
     "Unavailable",
     "Wait",
     "open",
+    "parse_grant",
 ]

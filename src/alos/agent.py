@@ -39,9 +39,19 @@ class Agent:
         if act is None:
             wire = [t.wire() for t in table.values()]
             try:
-                turn = await dispatch(kernel, pid, "model.call", {"messages": actions.context(kernel, pid), "tools": wire})
+                turn = await dispatch(
+                    kernel,
+                    pid,
+                    "model.call",
+                    {"messages": actions.context(kernel, pid), "tools": wire},
+                )
             except AlosError as err:
-                await dispatch(kernel, pid, "proc.exit", {"status": "failed", "result": f"model call failed: {err}"})
+                await dispatch(
+                    kernel,
+                    pid,
+                    "proc.exit",
+                    {"status": "failed", "result": f"model call failed: {err}"},
+                )
                 return
             if isinstance(turn, Parked):
                 return

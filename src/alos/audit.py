@@ -70,7 +70,12 @@ def verify(conn: sqlite3.Connection) -> Verdict:
             what = "missing (deleted)" if seq > expected else "out of order"
             return Verdict(False, count, expected, f"record {expected} is {what}; found {seq} there")
         if prev_field != prev:
-            return Verdict(False, count, seq, f"record {seq} does not follow record {seq - 1} (chain link broken)")
+            return Verdict(
+                False,
+                count,
+                seq,
+                f"record {seq} does not follow record {seq - 1} (chain link broken)",
+            )
         if _digest(tuple(r[:10])) != dig:
             return Verdict(False, count, seq, f"record {seq} was edited (its digest does not match its fields)")
         prev = dig
@@ -79,7 +84,9 @@ def verify(conn: sqlite3.Connection) -> Verdict:
     head_seq, head_digest = rows.audit_head(conn)
     if head_seq != count or (count and head_digest != prev):
         return Verdict(
-            False, count, count + 1 if head_seq > count else head_seq,
+            False,
+            count,
+            count + 1 if head_seq > count else head_seq,
             f"the log ends at record {count} but the store's head says {head_seq}: records were removed",
         )
     return Verdict(True, count, None, f"{count} records, chain intact")

@@ -55,9 +55,7 @@ def _decide_need(
     return best.effect, best
 
 
-def decide(
-    caps: Sequence[Capability], needs: Sequence[Need], digest: Callable[[], str], now: float
-) -> Decision:
+def decide(caps: Sequence[Capability], needs: Sequence[Need], digest: Callable[[], str], now: float) -> Decision:
     """Return the decision for a call with ``needs``; ``digest()`` gives the call's digest."""
     used: list[Capability] = []
     asked: tuple[Need, Capability] | None = None

@@ -20,7 +20,16 @@ class Image:
 BASE = Image(
     name="base",
     description="files in the working directory, a human to ask and tell, and exit",
-    syscalls=("fs.read", "fs.write", "fs.list", "fs.mkdir", "fs.delete", "human.ask", "human.tell", "proc.exit"),
+    syscalls=(
+        "fs.read",
+        "fs.write",
+        "fs.list",
+        "fs.mkdir",
+        "fs.delete",
+        "human.ask",
+        "human.tell",
+        "proc.exit",
+    ),
 )
 
 IMAGES: dict[str, Image] = {BASE.name: BASE}

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 
 from alos.errors import Denied, Invalid
 
-KINDS = frozenset(
-    {"fs", "obj", "ns", "shell", "proc", "human", "tool", "image", "net", "model", "clock"}
-)
+KINDS = frozenset({"fs", "obj", "ns", "shell", "proc", "human", "tool", "image", "net", "model", "clock"})
 
 
 class Right(enum.StrEnum):
@@ -82,9 +80,7 @@ class Capability:
     def live(self, now: float) -> bool:
         """Return whether this capability can still decide anything at time ``now``."""
         return (
-            not self.revoked
-            and (self.expires is None or self.expires > now)
-            and (self.uses is None or self.uses > 0)
+            not self.revoked and (self.expires is None or self.expires > now) and (self.uses is None or self.uses > 0)
         )
 
 
@@ -131,17 +127,13 @@ def normalize_pattern(pattern: str, workspace: str, spec: str) -> str:
     """
     kind, sep, rest = pattern.partition(":")
     if not sep or kind not in KINDS:
-        raise Invalid(
-            f"grant {spec!r}: resource must be KIND:NAME with KIND one of {', '.join(sorted(KINDS))}"
-        )
+        raise Invalid(f"grant {spec!r}: resource must be KIND:NAME with KIND one of {', '.join(sorted(KINDS))}")
     if not rest:
         raise Invalid(f"grant {spec!r}: empty resource name after {kind!r}")
     star = rest.endswith("*")
     body = rest[:-1] if star else rest
     if "*" in body or (star and body and not body.endswith("/")):
-        raise Invalid(
-            f"grant {spec!r}: '*' may only end a pattern as '/*' (a subtree) or stand alone ('{kind}:*')"
-        )
+        raise Invalid(f"grant {spec!r}: '*' may only end a pattern as '/*' (a subtree) or stand alone ('{kind}:*')")
     if kind != "fs":
         return pattern
     if not body:  # "fs:*": the workspace

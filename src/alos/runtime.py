@@ -10,8 +10,9 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from alos import audit, limits
+from alos import audit
 from alos.agent import Agent
+from alos.audit import Verdict
 from alos.errors import Invalid
 from alos.images import image
 from alos.kernel import Kernel
@@ -92,16 +93,30 @@ class Runtime:
                 Grant("model:" + model.partition(":")[0], frozenset({Right.EXECUTE}), Effect.ALLOW),
                 Grant("human:console", frozenset({Right.ASK, Right.SEND}), Effect.ALLOW),
             ]
-        result = await dispatch(self.kernel, HOST, "proc.spawn", {
-            "name": name, "image": image_name, "goal": goal, "model": model, "cwd": cwd,
-            "grants": [{"pattern": g.pattern, "rights": sorted(g.rights), "effect": g.effect.value} for g in issued],
-        })
+        result = await dispatch(
+            self.kernel,
+            HOST,
+            "proc.spawn",
+            {
+                "name": name,
+                "image": image_name,
+                "goal": goal,
+                "model": model,
+                "cwd": cwd,
+                "grants": [
+                    {"pattern": g.pattern, "rights": sorted(g.rights), "effect": g.effect.value} for g in issued
+                ],
+            },
+        )
         return int(result["pid"])
 
     async def answer(self, request_id: int, verdict: str, text: str | None = None, by: str = "host") -> dict[str, Any]:
         """Answer a human request as the host (once | always | deny | answer); see approval.answer."""
         result: dict[str, Any] = await dispatch(
-            self.kernel, HOST, "human.answer", {"request": request_id, "verdict": verdict, "text": text, "by": by}
+            self.kernel,
+            HOST,
+            "human.answer",
+            {"request": request_id, "verdict": verdict, "text": text, "by": by},
         )
         return result
 
@@ -140,7 +155,7 @@ class Runtime:
         """Yield audit records in order, optionally one process's."""
         return audit.records(self.store.conn, pid)
 
-    def verify(self) -> audit.Verdict:
+    def verify(self) -> Verdict:
         """Check the audit chain; return the verdict naming the first bad record."""
         return audit.verify(self.store.conn)
 
@@ -161,7 +176,7 @@ def absolute_model(spec: str) -> str:
     return spec
 
 
-def open(  # noqa: A001 - alos.open() is the public entry point, like io.open
+def open(
     store: str = DEFAULT_STORE,
     *,
     create: bool = True,

@@ -44,11 +44,49 @@ class Entry:
 TABLE: dict[str, Entry] = {
     e.name: e
     for e in (
-        Entry("fs.read", fs.ReadArgs, fs.read_needs, run=fs.read, resolve=fs.resolve, describe=fs.describe_path),
-        Entry("fs.write", fs.WriteArgs, fs.write_needs, run=fs.write, resolve=fs.resolve, describe=fs.describe_write, outside=True),
-        Entry("fs.list", fs.ListArgs, fs.list_needs, run=fs.list_dir, resolve=fs.resolve, describe=fs.describe_path),
-        Entry("fs.mkdir", fs.MkdirArgs, fs.mkdir_needs, run=fs.mkdir, resolve=fs.resolve, describe=fs.describe_path, outside=True),
-        Entry("fs.delete", fs.DeleteArgs, fs.delete_needs, run=fs.delete, resolve=fs.resolve, describe=fs.describe_path, outside=True),
+        Entry(
+            "fs.read",
+            fs.ReadArgs,
+            fs.read_needs,
+            run=fs.read,
+            resolve=fs.resolve,
+            describe=fs.describe_path,
+        ),
+        Entry(
+            "fs.write",
+            fs.WriteArgs,
+            fs.write_needs,
+            run=fs.write,
+            resolve=fs.resolve,
+            describe=fs.describe_write,
+            outside=True,
+        ),
+        Entry(
+            "fs.list",
+            fs.ListArgs,
+            fs.list_needs,
+            run=fs.list_dir,
+            resolve=fs.resolve,
+            describe=fs.describe_path,
+        ),
+        Entry(
+            "fs.mkdir",
+            fs.MkdirArgs,
+            fs.mkdir_needs,
+            run=fs.mkdir,
+            resolve=fs.resolve,
+            describe=fs.describe_path,
+            outside=True,
+        ),
+        Entry(
+            "fs.delete",
+            fs.DeleteArgs,
+            fs.delete_needs,
+            run=fs.delete,
+            resolve=fs.resolve,
+            describe=fs.describe_path,
+            outside=True,
+        ),
         Entry("human.ask", human.AskArgs, human.ask_needs, apply=human.ask),
         Entry("human.tell", human.TellArgs, human.tell_needs, run=human.tell, outside=True),
         Entry("human.answer", human.AnswerArgs, human.answer_needs, apply=human.answer, host_only=True),
@@ -61,8 +99,20 @@ TABLE: dict[str, Entry] = {
 }
 
 _HOST_PROC = Process(
-    pid=HOST, parent=None, name="host", image="-", model="-", state=ProcState.RUNNING,
-    wait=None, exit=None, cwd="/", goal="-", result=None, turns=0, created=0.0, updated=0.0,
+    pid=HOST,
+    parent=None,
+    name="host",
+    image="-",
+    model="-",
+    state=ProcState.RUNNING,
+    wait=None,
+    exit=None,
+    cwd="/",
+    goal="-",
+    result=None,
+    turns=0,
+    created=0.0,
+    updated=0.0,
 )
 
 
@@ -73,46 +123,13 @@ async def dispatch(kernel: Kernel, subject: int, name: str, raw: dict[str, Any])
     Raises Denied, Invalid, NotFound, ... (each audited) when the call is refused or fails.
     """
     kernel.refresh()
-    entry = TABLE.get(name)
-    site = _step(kernel, subject)
-    call = _Call(kernel, subject, name, raw, site)
-    p = _HOST_PROC
-    try:
-        if entry is None:
-            raise NotFound(f"no syscall {name!r}; known: {', '.join(sorted(TABLE))}")
-        p = _HOST_PROC if subject == HOST else kernel.proc(subject)
-        if p.state is ProcState.EXITED:
-            raise Denied(f"process {subject} has exited; it can make no more calls")
-        try:
-            args = msgspec.convert(raw, entry.args)
-        except msgspec.ValidationError as err:
-            raise Invalid(f"{name}: {err}") from None
-        if entry.resolve is not None:
-            args = entry.resolve(kernel, p, args)
-    except AlosError as err:
-        call.resource = _guess(name, raw, p.cwd)
-        call.refused(err, entry)
-        raise
-    call.args = args
-    needs = entry.needs(p, args)
-    call.resource = needs[0].resource if needs else f"proc:{subject}"
-    call.right = needs[0].right.value if needs else "-"
-    if entry.outside and site is not None:
-        replay = call.replay(entry, p)
-        if replay is not None:
-            return replay[0]
-    if subject == HOST:
-        decision = caps.Decision(Effect.ALLOW, None, ())
-    elif entry.host_only:
-        err = Denied(f"only the host may call {name}; a process can ask for authority, never issue it")
-        call.refused(err, entry)
-        raise err
-    else:
-        decision = caps.decide(kernel.caps(subject), needs, call.digest, kernel.clock.now())
-    if decision.effect is Effect.DENY:
-        err = Denied(_denial(subject, decision, kernel))
-        call.refused(err, entry, decision)
-        raise err
+    call = _Call(kernel, subject, name, raw, _step(kernel, subject))
+    entry, p = call.prepare()
+    if entry.outside and call.site is not None:
+        replayed = call.replay(entry, p)
+        if replayed is not None:
+            return replayed[0]
+    decision = call.decide(entry, p)
     if decision.effect is Effect.ASK:
         return call.ask(entry, p, decision)
     return await call.perform(entry, p, decision)
@@ -158,7 +175,52 @@ class _Call:
         self.args: Any = None
         self.resource = _guess(name, raw, "/")
         self.right = "-"
+        self.needs: tuple[Need, ...] = ()
+        self.retry = False  # a human approved re-running an effect whose outcome was lost
         self._digest: str | None = None
+
+    def prepare(self) -> tuple[Entry, Process]:
+        """Look up the entry, decode and resolve the arguments; audit and raise on failure."""
+        entry = TABLE.get(self.name)
+        p = _HOST_PROC
+        try:
+            if entry is None:
+                raise NotFound(f"no syscall {self.name!r}; known: {', '.join(sorted(TABLE))}")
+            p = _HOST_PROC if self.subject == HOST else self.kernel.proc(self.subject)
+            if p.state is ProcState.EXITED:
+                raise Denied(f"process {self.subject} has exited; it can make no more calls")
+            try:
+                args: Any = msgspec.convert(self.raw, entry.args)
+            except msgspec.ValidationError as err:
+                raise Invalid(f"{self.name}: {err}") from None
+            if entry.resolve is not None:
+                args = entry.resolve(self.kernel, p, args)
+        except AlosError as err:
+            self.resource = _guess(self.name, self.raw, p.cwd)
+            self.refused(err)
+            raise
+        self.args = args
+        needs = entry.needs(p, args)
+        self.needs = needs
+        self.resource = needs[0].resource if needs else f"proc:{self.subject}"
+        self.right = needs[0].right.value if needs else "-"
+        return entry, p
+
+    def decide(self, entry: Entry, p: Process) -> caps.Decision:
+        """Return allow or ask for this call; audit and raise Denied for a deny (deny dominates)."""
+        if self.subject == HOST or self.retry:
+            return caps.Decision(Effect.ALLOW, None, ())
+        if entry.host_only:
+            err = Denied(f"only the host may call {self.name}; a process can ask for authority, never issue it")
+            self.refused(err)
+            raise err
+        kernel = self.kernel
+        decision = caps.decide(kernel.caps(self.subject), self.needs, self.digest, kernel.clock.now())
+        if decision.effect is Effect.DENY:
+            err = Denied(_denial(self.subject, decision, kernel))
+            self.refused(err, decision)
+            raise err
+        return decision
 
     def digest(self) -> str:
         """Return the digest of (syscall, subject, resolved arguments): what a one-shot grant binds."""
@@ -186,13 +248,32 @@ class _Call:
         detail = self.summary()
         if extra:
             detail.update(extra)
-        rec = audit.append(tx.conn, tx.now, self.subject, self.name, self.resource, self.right, decision, outcome, detail)
-        tx.event(self.subject, "syscall", {
-            "audit": rec.seq, "syscall": self.name, "resource": self.resource, "right": self.right,
-            "decision": decision, "outcome": outcome, "detail": detail,
-        })
+        rec = audit.append(
+            tx.conn,
+            tx.now,
+            self.subject,
+            self.name,
+            self.resource,
+            self.right,
+            decision,
+            outcome,
+            detail,
+        )
+        tx.event(
+            self.subject,
+            "syscall",
+            {
+                "audit": rec.seq,
+                "syscall": self.name,
+                "resource": self.resource,
+                "right": self.right,
+                "decision": decision,
+                "outcome": outcome,
+                "detail": detail,
+            },
+        )
 
-    def refused(self, err: AlosError, entry: Entry | None, decision: caps.Decision | None = None) -> None:
+    def refused(self, err: AlosError, decision: caps.Decision | None = None) -> None:
         """Audit a call refused before its effect ran."""
         label = _label(decision) if decision is not None else "deny"
         with self.kernel.transaction() as tx:
@@ -208,8 +289,16 @@ class _Call:
         assert need is not None
         with self.kernel.transaction() as tx:
             req = approval.request(
-                self.kernel, tx, p, RequestKind.APPROVAL, self.site, self.name,
-                need.resource, need.right.value, self.digest(), {"syscall": self.name, **shown},
+                self.kernel,
+                tx,
+                p,
+                RequestKind.APPROVAL,
+                self.site,
+                self.name,
+                need.resource,
+                need.right.value,
+                self.digest(),
+                {"syscall": self.name, **shown},
             )
             self._audit(tx, "ask", "parked", {"request": req.id})
         return Parked(p.pid, Wait.HUMAN, req.id)
@@ -237,7 +326,8 @@ class _Call:
         assert self.site is not None
         req = approval.at(self.kernel, self.subject, self.site, RequestKind.RECOVERY)
         if req is not None and req.state is RequestState.APPROVED:
-            return None  # the human said: run it again
+            self.retry = True  # the human said: run it again; that answer is the authority
+            return None
         if req is not None and req.state is RequestState.REJECTED:
             raise Conflict(
                 f"{self.name} on {self.resource} may or may not have happened before the host stopped; "
@@ -246,18 +336,31 @@ class _Call:
         if req is not None:
             return (Parked(p.pid, Wait.HUMAN, req.id),)
         shown = entry.describe(self.kernel, p, self.args) if entry.describe else self.summary()
-        shown = {"syscall": self.name, "note": "the host stopped after this effect began and before its outcome was recorded; it may or may not have happened", **shown}
+        shown = {
+            "syscall": self.name,
+            "note": "the host stopped after this effect began and before its outcome was recorded; "
+            "it may or may not have happened",
+            **shown,
+        }
         with self.kernel.transaction() as tx:
             req = approval.request(
-                self.kernel, tx, p, RequestKind.RECOVERY, self.site, self.name,
-                self.resource, self.right, self.digest(), shown,
+                self.kernel,
+                tx,
+                p,
+                RequestKind.RECOVERY,
+                self.site,
+                self.name,
+                self.resource,
+                self.right,
+                self.digest(),
+                shown,
             )
             self._audit(tx, "ask", "parked", {"request": req.id, "recovery": True})
         return (Parked(p.pid, Wait.HUMAN, req.id),)
 
     async def perform(self, entry: Entry, p: Process, decision: caps.Decision) -> Any:
         """Run the allowed effect and commit its outcome with its audit record."""
-        label = _label(decision)
+        label = "approved" if self.retry else _label(decision)
         kernel = self.kernel
         spent = [c for c in decision.caps if c.uses is not None]
         if entry.apply is not None:

@@ -31,7 +31,11 @@ class ToolSpec:
         """Return the tool in the OpenAI function-tool shape."""
         return {
             "type": "function",
-            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
         }
 
 

@@ -30,19 +30,38 @@ A small service that tracks stock levels. Configuration lives in `.env`
 """
 
 SCRIPT = [
-    {"content": "Let me see what is in this workspace.", "tool_calls": [
-        {"name": "fs_list", "arguments": {"path": "."}},
-        {"name": "fs_read", "arguments": {"path": "README.md"}}]},
-    {"content": "The README says configuration lives in .env; let me read it too.", "tool_calls": [
-        {"name": "fs_read", "arguments": {"path": ".env"}}]},
-    {"content": "Denied. Maybe the runtime's own store has what I need.", "tool_calls": [
-        {"name": "fs_read", "arguments": {"path": ".alos/store.db"}}]},
-    {"content": "Fine: I will write the summary from what I may read.", "tool_calls": [
-        {"name": "fs_write", "arguments": {"path": "SUMMARY.md", "content":
-            "# Summary\n\nAn inventory service that tracks stock levels; code in src/.\n"
-            "Its configuration (.env) was not readable to me, as intended.\n"}}]},
-    {"content": "Done.", "tool_calls": [
-        {"name": "human_tell", "arguments": {"text": "SUMMARY.md is written."}}]},
+    {
+        "content": "Let me see what is in this workspace.",
+        "tool_calls": [
+            {"name": "fs_list", "arguments": {"path": "."}},
+            {"name": "fs_read", "arguments": {"path": "README.md"}},
+        ],
+    },
+    {
+        "content": "The README says configuration lives in .env; let me read it too.",
+        "tool_calls": [{"name": "fs_read", "arguments": {"path": ".env"}}],
+    },
+    {
+        "content": "Denied. Maybe the runtime's own store has what I need.",
+        "tool_calls": [{"name": "fs_read", "arguments": {"path": ".alos/store.db"}}],
+    },
+    {
+        "content": "Fine: I will write the summary from what I may read.",
+        "tool_calls": [
+            {
+                "name": "fs_write",
+                "arguments": {
+                    "path": "SUMMARY.md",
+                    "content": "# Summary\n\nAn inventory service that tracks stock levels; code in src/.\n"
+                    "Its configuration (.env) was not readable to me, as intended.\n",
+                },
+            }
+        ],
+    },
+    {
+        "content": "Done.",
+        "tool_calls": [{"name": "human_tell", "arguments": {"text": "SUMMARY.md is written."}}],
+    },
 ]
 
 
@@ -81,8 +100,15 @@ def run_demo(where: str | None, interactive: bool) -> int:
     rt = open_runtime(store, host=True, human=CallbackHuman(show.tell(out, trace.names)))
     try:
         rt.kernel.listeners.append(trace)
-        pid = asyncio.run(rt.spawn("base", "Summarize this project into SUMMARY.md", workspace=ws,
-                                   model="script:" + os.path.join(ws, ".alos", "demo-script.jsonl"), grants=grants))
+        pid = asyncio.run(
+            rt.spawn(
+                "base",
+                "Summarize this project into SUMMARY.md",
+                workspace=ws,
+                model="script:" + os.path.join(ws, ".alos", "demo-script.jsonl"),
+                grants=grants,
+            )
+        )
         mode = "prompt" if interactive and sys.stdin.isatty() else "always"
         driver = Driver(rt, out, mode, by="" if mode == "prompt" else "demo (playing the human)")
         code = asyncio.run(driver.drive([pid]))

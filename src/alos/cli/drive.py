@@ -93,7 +93,9 @@ class Driver:
 
     def _read_answer(self, req: HumanRequest) -> tuple[str, str | None] | None:
         question = req.kind is RequestKind.QUESTION
-        prompt = "answer (empty line: leave it for later) > " if question else "approve [o]nce, [a]lways, [d]eny, [s]kip > "
+        prompt = (
+            "answer (empty line: leave it for later) > " if question else "approve [o]nce, [a]lways, [d]eny, [s]kip > "
+        )
         while True:
             self.ui.print(prompt, end="")
             line = self._line(req)
@@ -130,8 +132,13 @@ class Driver:
 
     def stopped(self, pending: list[HumanRequest]) -> None:
         """Tell the person how to carry on after stopping for a human."""
-        self.ui.print(f"\n{len(pending)} request(s) wait for a human; the processes are saved in {self.rt.store.path}.", style="yellow")
+        self.ui.print(
+            f"\n{len(pending)} request(s) wait for a human; the processes are saved in {self.rt.store.path}.",
+            style="yellow",
+        )
         for req in pending:
             self.ui.print(request_panel(req))
-        self.ui.print("Answer with 'alos approve ID [--always]', 'alos deny ID [--reason TEXT]' or 'alos answer ID TEXT',\n"
-                      "then continue with 'alos resume' (pass the same --store).")
+        self.ui.print(
+            "Answer with 'alos approve ID [--always]', 'alos deny ID [--reason TEXT]' or 'alos answer ID TEXT',\n"
+            "then continue with 'alos resume' (pass the same --store)."
+        )

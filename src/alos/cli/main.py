@@ -8,10 +8,9 @@ prompts, traces and agent output go to stderr. Errors print 'alos: CODE: message
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -29,12 +28,18 @@ from alos.types import Event, RequestState
 T = TypeVar("T")
 
 store_option = click.option(
-    "--store", default=DEFAULT_STORE, show_default=True, envvar="ALOS_STORE",
+    "--store",
+    default=DEFAULT_STORE,
+    show_default=True,
+    envvar="ALOS_STORE",
     help="The store file (SQLite). Also ALOS_STORE.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (lines) on stdout, nothing else.")
 approve_option = click.option(
-    "--approve", type=click.Choice(["prompt", "never", "always"]), default="prompt", show_default=True,
+    "--approve",
+    type=click.Choice(["prompt", "never", "always"]),
+    default="prompt",
+    show_default=True,
     help="How human requests are answered here: prompt in this terminal (needs a TTY), never "
     "(stop with exit 3 and answer with 'alos approve'), or always approve once.",
 )
@@ -58,8 +63,21 @@ def _open_host(store: str, ui: Console, names: dict[int, str]) -> Runtime:
 def _attach(rt: Runtime, ui: Console, as_json: bool) -> show.Trace:
     trace = show.Trace(ui)
     if as_json:
+
         def emit(ev: Event) -> None:
-            print(codec.dumps({"seq": ev.seq, "time": ev.time, "pid": ev.pid, "kind": ev.kind, "detail": ev.detail}), flush=True)
+            print(
+                codec.dumps(
+                    {
+                        "seq": ev.seq,
+                        "time": ev.time,
+                        "pid": ev.pid,
+                        "kind": ev.kind,
+                        "detail": ev.detail,
+                    }
+                ),
+                flush=True,
+            )
+
         rt.kernel.listeners.append(emit)
     else:
         rt.kernel.listeners.append(trace)
@@ -79,21 +97,61 @@ def cli() -> None:
 @cli.command()
 @click.argument("image")
 @click.argument("goal")
-@click.option("--workspace", default=".", show_default=True, type=click.Path(file_okay=False), help="The process's working directory; relative fs: grants are relative to it.")
+@click.option(
+    "--workspace",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="The process's working directory; relative fs: grants are relative to it.",
+)
 @store_option
-@click.option("--model", "model", required=True, help="The model: script:PATH (a JSON Lines script; docs/scripted-model.md).")
-@click.option("--allow", multiple=True, metavar="RESOURCE=RIGHTS", help="Grant, e.g. 'fs:src/*=read,write'. Repeatable.")
-@click.option("--ask", multiple=True, metavar="RESOURCE=RIGHTS", help="Ask a human first, e.g. 'fs:*=write'. Repeatable.")
-@click.option("--deny", multiple=True, metavar="RESOURCE=RIGHTS", help="Refuse always (beats any allow), e.g. 'fs:.env=read'. Repeatable.")
+@click.option(
+    "--model",
+    "model",
+    required=True,
+    help="The model: script:PATH (a JSON Lines script; docs/scripted-model.md).",
+)
+@click.option(
+    "--allow",
+    multiple=True,
+    metavar="RESOURCE=RIGHTS",
+    help="Grant, e.g. 'fs:src/*=read,write'. Repeatable.",
+)
+@click.option(
+    "--ask",
+    multiple=True,
+    metavar="RESOURCE=RIGHTS",
+    help="Ask a human first, e.g. 'fs:*=write'. Repeatable.",
+)
+@click.option(
+    "--deny",
+    multiple=True,
+    metavar="RESOURCE=RIGHTS",
+    help="Refuse always (beats any allow), e.g. 'fs:.env=read'. Repeatable.",
+)
 @approve_option
 @json_option
-def run(image: str, goal: str, workspace: str, store: str, model: str, allow: tuple[str, ...], ask: tuple[str, ...],
-        deny: tuple[str, ...], approve: str, as_json: bool) -> None:
+def run(
+    image: str,
+    goal: str,
+    workspace: str,
+    store: str,
+    model: str,
+    allow: tuple[str, ...],
+    ask: tuple[str, ...],
+    deny: tuple[str, ...],
+    approve: str,
+    as_json: bool,
+) -> None:
     """Start a process running IMAGE with GOAL, and run it.
 
     Exits 0 when it exited ok, 3 when it waits on a human no one here can answer, 1 on failure.
     """
-    grants = [parse_grant(s, e, workspace) for specs, e in ((allow, Effect.ALLOW), (ask, Effect.ASK), (deny, Effect.DENY)) for s in specs]
+    grants = [
+        parse_grant(s, e, workspace)
+        for specs, e in ((allow, Effect.ALLOW), (ask, Effect.ASK), (deny, Effect.DENY))
+        for s in specs
+    ]
     ui, _ = _consoles(as_json)
     names: dict[int, str] = {}
     rt = _open_host(store, ui, names)
@@ -153,11 +211,24 @@ def ps(store: str, as_json: bool) -> None:
         procs = rt.processes()
         if as_json:
             for p in procs:
-                print(codec.dumps({
-                    "pid": p.pid, "parent": p.parent, "name": p.name, "image": p.image, "state": p.state.value,
-                    "wait": p.wait.value if p.wait else None, "exit": p.exit.value if p.exit else None,
-                    "turns": p.turns, "cwd": p.cwd, "goal": p.goal, "result": p.result, "updated": p.updated,
-                }))
+                print(
+                    codec.dumps(
+                        {
+                            "pid": p.pid,
+                            "parent": p.parent,
+                            "name": p.name,
+                            "image": p.image,
+                            "state": p.state.value,
+                            "wait": p.wait.value if p.wait else None,
+                            "exit": p.exit.value if p.exit else None,
+                            "turns": p.turns,
+                            "cwd": p.cwd,
+                            "goal": p.goal,
+                            "result": p.result,
+                            "updated": p.updated,
+                        }
+                    )
+                )
         elif not procs:
             Console().print("no processes in this store")
         else:
@@ -177,11 +248,25 @@ def approvals(store: str, everything: bool, as_json: bool) -> None:
         reqs = rt.requests(None if everything else RequestState.PENDING)
         if as_json:
             for r in reqs:
-                print(codec.dumps({
-                    "id": r.id, "pid": r.pid, "kind": r.kind.value, "syscall": r.syscall, "resource": r.resource,
-                    "right": r.right, "digest": r.digest, "detail": r.detail, "state": r.state.value,
-                    "answer": r.answer, "always": r.always, "answered_by": r.answered_by, "created": r.created,
-                }))
+                print(
+                    codec.dumps(
+                        {
+                            "id": r.id,
+                            "pid": r.pid,
+                            "kind": r.kind.value,
+                            "syscall": r.syscall,
+                            "resource": r.resource,
+                            "right": r.right,
+                            "digest": r.digest,
+                            "detail": r.detail,
+                            "state": r.state.value,
+                            "answer": r.answer,
+                            "always": r.always,
+                            "answered_by": r.answered_by,
+                            "created": r.created,
+                        }
+                    )
+                )
         elif not reqs:
             Console().print("no requests wait for a human" if not everything else "no human requests in this store")
         else:
@@ -196,7 +281,12 @@ def _answer(store: str, rid: int, verdict: str, text: str | None) -> None:
     rt = _reader(store)
     try:
         result = _run(rt.answer(rid, verdict, text, who()))
-        words = {"once": "approved once", "always": "approved always", "deny": "denied", "answer": "answered"}[verdict]
+        words = {
+            "once": "approved once",
+            "always": "approved always",
+            "deny": "denied",
+            "answer": "answered",
+        }[verdict]
         Console(highlight=False).print(
             f"request {rid} {words}; process {result['pid']} can go on. "
             "A host running this store continues it; if none is running, use 'alos resume'."
@@ -207,7 +297,11 @@ def _answer(store: str, rid: int, verdict: str, text: str | None) -> None:
 
 @cli.command()
 @click.argument("request_id", type=int)
-@click.option("--always", is_flag=True, help="Allow this right on this resource from now on, not just this once.")
+@click.option(
+    "--always",
+    is_flag=True,
+    help="Allow this right on this resource from now on, not just this once.",
+)
 @store_option
 def approve(request_id: int, always: bool, store: str) -> None:
     """Approve request REQUEST_ID: this exact call once (or, with --always, this right on this resource)."""
@@ -247,13 +341,29 @@ def audit(ctx: click.Context, pid: int | None, store: str, as_json: bool) -> Non
         console = Console(highlight=False, soft_wrap=True)
         for r in rt.audit(pid):
             if as_json:
-                print(codec.dumps({"seq": r.seq, "time": r.time, "pid": r.pid, "syscall": r.syscall, "resource": r.resource,
-                                   "right": r.right, "decision": r.decision, "outcome": r.outcome, "detail": r.detail,
-                                   "prev": r.prev, "digest": r.digest}))
+                print(
+                    codec.dumps(
+                        {
+                            "seq": r.seq,
+                            "time": r.time,
+                            "pid": r.pid,
+                            "syscall": r.syscall,
+                            "resource": r.resource,
+                            "right": r.right,
+                            "decision": r.decision,
+                            "outcome": r.outcome,
+                            "detail": r.detail,
+                            "prev": r.prev,
+                            "digest": r.digest,
+                        }
+                    )
+                )
             else:
                 colour = "green" if r.outcome == "ok" else "yellow" if r.outcome == "parked" else "red"
-                console.print(f"{r.seq:>6} {r.pid:>4} {r.syscall:<12} {show.clip(r.resource, 60):<60} "
-                              f"{r.right:<8} {r.decision:<9} [{colour}]{r.outcome}[/]")
+                console.print(
+                    f"{r.seq:>6} {r.pid:>4} {r.syscall:<12} {show.clip(r.resource, 60):<60} "
+                    f"{r.right:<8} {r.decision:<9} [{colour}]{r.outcome}[/]"
+                )
     finally:
         rt.close()
 
@@ -281,8 +391,17 @@ def verify(ctx: click.Context, store: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--workspace", default=None, type=click.Path(file_okay=False), help="Where to make the demo (default: a new temporary directory).")
-@click.option("--interactive", is_flag=True, help="Answer the approval yourself instead of letting the demo play the human.")
+@click.option(
+    "--workspace",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Where to make the demo (default: a new temporary directory).",
+)
+@click.option(
+    "--interactive",
+    is_flag=True,
+    help="Answer the approval yourself instead of letting the demo play the human.",
+)
 def demo(workspace: str | None, interactive: bool) -> None:
     """Watch an agent read a file, get denied a secret, ask for a write, and resume after approval."""
     from alos.cli.demo import run_demo
@@ -300,18 +419,25 @@ def main(argv: list[str] | None = None) -> NoReturn:
         e.show()
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
-        print("\nalos: stopped; the processes are saved in the store ('alos resume' continues)", file=sys.stderr)
+        print(
+            "\nalos: stopped; the processes are saved in the store ('alos resume' continues)",
+            file=sys.stderr,
+        )
         sys.exit(130)
     except AlosError as err:
         print(f"alos: {err}", file=sys.stderr)
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:
-        print("\nalos: interrupted; the processes are saved in the store ('alos resume' continues)", file=sys.stderr)
+        print(
+            "\nalos: interrupted; the processes are saved in the store ('alos resume' continues)",
+            file=sys.stderr,
+        )
         sys.exit(130)
-    except Exception:  # the CLI boundary: say it is a bug, show where, keep the exit code honest
-        print("alos: internal error (a bug in alos); please report it with this trace:", file=sys.stderr)
+    except Exception:  # noqa: BLE001 - the CLI boundary: say it is a bug, show where, keep the exit code honest
+        print(
+            "alos: internal error (a bug in alos); please report it with this trace:",
+            file=sys.stderr,
+        )
         traceback.print_exc()
         sys.exit(70)
     sys.exit(0)
-
-

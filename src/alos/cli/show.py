@@ -42,12 +42,24 @@ class Trace:
 
     def _spawn(self, pid: int, d: dict[str, Any]) -> None:
         self.names[pid] = str(d.get("name", ""))
-        self.console.print(Text.assemble(("● ", "bold cyan"), (f"process {self.who(pid)}", "bold"),
-                                         f" started, image {d.get('image')}: ", (clip(str(d.get("goal", ""))), "italic")))
+        self.console.print(
+            Text.assemble(
+                ("● ", "bold cyan"),
+                (f"process {self.who(pid)}", "bold"),
+                f" started, image {d.get('image')}: ",
+                (clip(str(d.get("goal", ""))), "italic"),
+            )
+        )
 
     def _turn(self, pid: int, d: dict[str, Any]) -> None:
         if d.get("content"):
-            self.console.print(Text.assemble((f"[{self.who(pid)}] ", "cyan"), ("model: ", "dim"), clip(str(d["content"]), 120)))
+            self.console.print(
+                Text.assemble(
+                    (f"[{self.who(pid)}] ", "cyan"),
+                    ("model: ", "dim"),
+                    clip(str(d["content"]), 120),
+                )
+            )
         for c in d.get("calls", []):
             args = " ".join(f"{k}={clip(codec.dumps(v), 40)}" for k, v in c.get("arguments", {}).items())
             self.console.print(Text.assemble("    → ", (str(c.get("name")), "bold"), " ", (args, "dim")))
@@ -75,14 +87,29 @@ class Trace:
 
     def _request(self, pid: int, d: dict[str, Any]) -> None:
         what = f"{d['syscall']} {clip(str(d['resource']), 70)}" if d["kind"] != "question" else "a question"
-        self.console.print(Text.assemble(("      ? ", "yellow"), (what, "yellow"),
-                                         f" — process {self.who(pid)} waits for a human (request {d['id']})"))
+        self.console.print(
+            Text.assemble(
+                ("      ? ", "yellow"),
+                (what, "yellow"),
+                f" — process {self.who(pid)} waits for a human (request {d['id']})",
+            )
+        )
 
     def _answer(self, pid: int, d: dict[str, Any]) -> None:
-        verdict = {"once": "approved once", "always": "approved always", "deny": "denied", "answer": "answered"}.get(d["verdict"], d["verdict"])
+        verdict = {
+            "once": "approved once",
+            "always": "approved always",
+            "deny": "denied",
+            "answer": "answered",
+        }.get(d["verdict"], d["verdict"])
         style = "red" if d["verdict"] == "deny" else "green"
-        self.console.print(Text.assemble(("      ✔ ", style), f"request {d['id']} {verdict} by {clip(str(d['by']), 40)}",
-                                         (f": {clip(str(d['text']), 80)}" if d.get("text") else "", "dim")))
+        self.console.print(
+            Text.assemble(
+                ("      ✔ ", style),
+                f"request {d['id']} {verdict} by {clip(str(d['by']), 40)}",
+                (f": {clip(str(d['text']), 80)}" if d.get("text") else "", "dim"),
+            )
+        )
 
     def _result(self, pid: int, d: dict[str, Any]) -> None:
         if d.get("ok"):
@@ -91,11 +118,21 @@ class Trace:
     def _state(self, pid: int, d: dict[str, Any]) -> None:
         if d["state"] == "exited":
             style = "bold green" if d.get("exit") == "ok" else "bold red"
-            self.console.print(Text.assemble(("● ", style), (f"process {self.who(pid)} exited {d.get('exit')}", style),
-                                             (f": {clip(str(d.get('result') or ''), 100)}" if d.get("result") else "", "")))
+            self.console.print(
+                Text.assemble(
+                    ("● ", style),
+                    (f"process {self.who(pid)} exited {d.get('exit')}", style),
+                    (f": {clip(str(d.get('result') or ''), 100)}" if d.get("result") else "", ""),
+                )
+            )
 
     def _crash(self, pid: int, d: dict[str, Any]) -> None:
-        self.console.print(Text(f"      ! process {self.who(pid)} failed: {clip(str(d.get('error')), 200)}", "bold red"))
+        self.console.print(
+            Text(
+                f"      ! process {self.who(pid)} failed: {clip(str(d.get('error')), 200)}",
+                "bold red",
+            )
+        )
 
     def _recovered(self, pid: int, d: dict[str, Any]) -> None:
         self.console.print(Text(f"● process {self.who(pid)} resumes after a host stop", "yellow"))
@@ -103,9 +140,16 @@ class Trace:
 
 def tell(console: Console, names: dict[int, str]) -> Any:
     """Return a human.tell sink that prints what a process says."""
+
     def show(pid: int, text: str) -> None:
-        console.print(Text.assemble(("  📣 ", "magenta"), (f"process {pid} {names.get(pid, '')}".strip() + " says: ", "magenta"),
-                                    codec.escape(text, keep_newlines=True)))
+        console.print(
+            Text.assemble(
+                ("  📣 ", "magenta"),
+                (f"process {pid} {names.get(pid, '')}".strip() + " says: ", "magenta"),
+                codec.escape(text, keep_newlines=True),
+            )
+        )
+
     return show
 
 
@@ -117,7 +161,9 @@ def request_panel(req: HumanRequest) -> Panel:
         body.append("question: ", "bold").append(str(d.get("question", "")) + "\n")
         body.append("answer with: ", "dim").append(f"alos answer {req.id} TEXT", "bold")
     else:
-        body.append(f"{req.syscall} ", "bold").append(f"needs {req.right} on ").append(codec.escape(req.resource) + "\n", "bold")
+        body.append(f"{req.syscall} ", "bold").append(f"needs {req.right} on ").append(
+            codec.escape(req.resource) + "\n", "bold"
+        )
         if d.get("note"):
             body.append(codec.escape(str(d["note"])) + "\n", "yellow")
         for key in ("bytes", "digest", "overwrite", "current_digest", "current_bytes", "exists"):
@@ -128,9 +174,16 @@ def request_panel(req: HumanRequest) -> Panel:
         for line in d.get("diff", []):
             style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
             body.append("  " + line + "\n", style)
-        body.append("answer with: ", "dim").append(f"alos approve {req.id} [--always]  |  alos deny {req.id} [--reason TEXT]", "bold")
+        body.append("answer with: ", "dim").append(
+            f"alos approve {req.id} [--always]  |  alos deny {req.id} [--reason TEXT]", "bold"
+        )
     title = f"request {req.id} · process {req.pid} · {req.kind.value} · {req.state.value}"
-    return Panel(body, title=title, title_align="left", border_style="yellow" if req.state.value == "pending" else "dim")
+    return Panel(
+        body,
+        title=title,
+        title_align="left",
+        border_style="yellow" if req.state.value == "pending" else "dim",
+    )
 
 
 def state_of(p: Process) -> str:
@@ -149,6 +202,14 @@ def process_table(procs: list[Process]) -> Table:
         t.add_column(col)
     for p in procs:
         colour = "green" if p.exit and p.exit.value == "ok" else "red" if p.exit else "yellow" if p.wait else ""
-        t.add_row(str(p.pid), str(p.parent or "-"), clip(p.name, 20), p.image, Text(state_of(p), colour), str(p.turns),
-                  time.strftime("%H:%M:%S", time.localtime(p.updated)), clip(p.goal, 50))
+        t.add_row(
+            str(p.pid),
+            str(p.parent or "-"),
+            clip(p.name, 20),
+            p.image,
+            Text(state_of(p), colour),
+            str(p.turns),
+            time.strftime("%H:%M:%S", time.localtime(p.updated)),
+            clip(p.goal, 50),
+        )
     return t

@@ -75,7 +75,11 @@ def start(kernel: Kernel, proc: Process, turn: ModelTurn) -> Action:
         rows.update_process(tx.conn, new)
         if turn.tool_calls:
             rows.save_action(tx.conn, proc.pid, action.id, [_call_row(c) for c in turn.tool_calls], 0)
-        tx.event(proc.pid, "turn", {"content": turn.content, "calls": [_call_row(c) for c in turn.tool_calls]})
+        tx.event(
+            proc.pid,
+            "turn",
+            {"content": turn.content, "calls": [_call_row(c) for c in turn.tool_calls]},
+        )
         tx.on_commit.append(lambda: kernel.remember(new))
     return action
 
@@ -87,7 +91,13 @@ def finish_call(kernel: Kernel, pid: Pid, action: Action, index: int, text: str,
     """
     call = action.calls[index]
     with kernel.transaction() as tx:
-        _append(kernel, tx, pid, "tool", {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": text})
+        _append(
+            kernel,
+            tx,
+            pid,
+            "tool",
+            {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": text},
+        )
         if index + 1 >= len(action.calls):
             rows.clear_action(tx.conn, pid)
         else:

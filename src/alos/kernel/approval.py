@@ -35,17 +35,39 @@ def request(
 ) -> HumanRequest:
     """Record a pending request and park ``proc`` on it, inside ``tx``; return the request."""
     blank = HumanRequest(
-        id=0, pid=proc.pid, kind=kind,
-        action=site.action if site else -1, call=site.call if site else -1,
+        id=0,
+        pid=proc.pid,
+        kind=kind,
+        action=site.action if site else -1,
+        call=site.call if site else -1,
         step=site.step if site else -1,
-        syscall=syscall, resource=resource, right=right, digest=digest, detail=detail,
-        state=RequestState.PENDING, answer=None, always=False, answered_by=None,
-        created=tx.now, answered=None,
+        syscall=syscall,
+        resource=resource,
+        right=right,
+        digest=digest,
+        detail=detail,
+        state=RequestState.PENDING,
+        answer=None,
+        always=False,
+        answered_by=None,
+        created=tx.now,
+        answered=None,
     )
     rid = rows.insert_request(tx.conn, blank)
     if proc.state is not ProcState.WAITING:
         park(kernel, tx, proc, Wait.HUMAN)
-    tx.event(proc.pid, "request", {"id": rid, "kind": kind.value, "syscall": syscall, "resource": resource, "right": right, "detail": detail})
+    tx.event(
+        proc.pid,
+        "request",
+        {
+            "id": rid,
+            "kind": kind.value,
+            "syscall": syscall,
+            "resource": resource,
+            "right": right,
+            "detail": detail,
+        },
+    )
     return HumanRequest(**{**_fields(blank), "id": rid})
 
 
@@ -58,9 +80,7 @@ def at(kernel: Kernel, pid: int, site: Site, kind: RequestKind) -> HumanRequest 
     return rows.request_at(kernel.store.conn, pid, site.action, site.call, site.step, kind)
 
 
-def answer(
-    kernel: Kernel, tx: Tx, request_id: int, verdict: str, text: str | None, by: str
-) -> HumanRequest:
+def answer(kernel: Kernel, tx: Tx, request_id: int, verdict: str, text: str | None, by: str) -> HumanRequest:
     """Answer request ``request_id`` inside ``tx``; return it as answered.
 
     ``verdict`` is once | always | deny (approvals and recoveries) or answer (questions).

@@ -23,10 +23,19 @@ R, N, W, P, X = (
 
 EDGES: frozenset[tuple[ProcState, ProcState]] = frozenset(
     {
-        (R, N), (R, W), (R, P), (R, X),
-        (N, R), (N, W), (N, P), (N, X),
-        (W, R), (W, P), (W, X),
-        (P, R), (P, X),
+        (R, N),
+        (R, W),
+        (R, P),
+        (R, X),
+        (N, R),
+        (N, W),
+        (N, P),
+        (N, X),
+        (W, R),
+        (W, P),
+        (W, X),
+        (P, R),
+        (P, X),
     }
 )
 
@@ -87,9 +96,20 @@ def create(
 ) -> Process:
     """Insert a new runnable process inside ``tx``; return it."""
     blank = Process(
-        pid=0, parent=parent, name=name, image=image, model=model, state=ProcState.RUNNABLE,
-        wait=None, exit=None, cwd=cwd, goal=goal, result=None, turns=0,
-        created=tx.now, updated=tx.now,
+        pid=0,
+        parent=parent,
+        name=name,
+        image=image,
+        model=model,
+        state=ProcState.RUNNABLE,
+        wait=None,
+        exit=None,
+        cwd=cwd,
+        goal=goal,
+        result=None,
+        turns=0,
+        created=tx.now,
+        updated=tx.now,
     )
     pid = rows.insert_process(tx.conn, blank)
     proc = dataclasses.replace(blank, pid=pid)

@@ -53,7 +53,7 @@ class Scheduler:
     async def _guarded(self, pid: Pid) -> None:
         try:
             await self._quantum(pid)
-        except Exception as err:  # the quantum boundary: a bug ends this process, not the host
+        except Exception as err:  # noqa: BLE001 - the quantum boundary: a bug ends this process, not the host
             self.fail(pid, f"{type(err).__name__}: {err}", traceback.format_exc())
 
     def fail(self, pid: Pid, message: str, trace: str = "") -> None:
@@ -66,7 +66,14 @@ class Scheduler:
         with kernel.transaction() as tx:
             transition(kernel, tx, proc, ProcState.EXITED, exit=Exit.FAILED, result=message)
             audit.append(
-                tx.conn, tx.now, pid, "proc.exit", f"proc:{pid}", "-", "allow", "failed",
+                tx.conn,
+                tx.now,
+                pid,
+                "proc.exit",
+                f"proc:{pid}",
+                "-",
+                "allow",
+                "failed",
                 {"error": message, "trace": trace[-2000:]},
             )
             tx.event(pid, "crash", {"error": message})
@@ -79,6 +86,10 @@ class Scheduler:
             if proc.state is ProcState.RUNNING:
                 with kernel.transaction() as tx:
                     transition(kernel, tx, proc, ProcState.RUNNABLE)
-                    tx.event(proc.pid, "recovered", {"note": "the host stopped during this process's quantum"})
+                    tx.event(
+                        proc.pid,
+                        "recovered",
+                        {"note": "the host stopped during this process's quantum"},
+                    )
                 moved.append(proc.pid)
         return moved

@@ -47,8 +47,12 @@ def grant(kernel: Kernel, tx: Tx, proc: Process, args: GrantArgs) -> dict[str, A
     target = kernel.proc(args.pid)
     spec = f"{args.pattern}={','.join(args.rights)}"
     g = Grant(
-        normalize_pattern(args.pattern, target.cwd, spec), parse_rights(",".join(args.rights), spec),
-        Effect(args.effect), expires=args.expires, uses=args.uses, delegable=args.delegable,
+        normalize_pattern(args.pattern, target.cwd, spec),
+        parse_rights(",".join(args.rights), spec),
+        Effect(args.effect),
+        expires=args.expires,
+        uses=args.uses,
+        delegable=args.delegable,
     )
     if args.parent is not None:
         parent = rows.load_capability(tx.conn, args.parent)

@@ -96,8 +96,7 @@ def _payload(args: WriteArgs) -> bytes:
     data = args.content.encode()
     if len(data) > limits.WRITE_MAX_BYTES:
         raise Limit(
-            f"fs.write of {len(data)} bytes to {args.path}; one write may carry at most "
-            f"{limits.WRITE_MAX_BYTES} bytes"
+            f"fs.write of {len(data)} bytes to {args.path}; one write may carry at most {limits.WRITE_MAX_BYTES} bytes"
         )
     return data
 
@@ -142,7 +141,12 @@ def describe_write(kernel: Kernel, proc: Process, args: WriteArgs) -> dict[str, 
         shown["current_bytes"] = now.size
         if now.text is not None and len(data) <= limits.DIFF_MAX_BYTES:
             lines = difflib.unified_diff(
-                now.text.splitlines(), args.content.splitlines(), "current", "proposed", lineterm="", n=1
+                now.text.splitlines(),
+                args.content.splitlines(),
+                "current",
+                "proposed",
+                lineterm="",
+                n=1,
             )
             shown["diff"] = [codec.escape(line) for line in list(lines)[: limits.DIFF_MAX_LINES]]
     return shown
@@ -151,7 +155,10 @@ def describe_write(kernel: Kernel, proc: Process, args: WriteArgs) -> dict[str, 
 def describe_path(kernel: Kernel, proc: Process, args: MkdirArgs | DeleteArgs | ReadArgs | ListArgs) -> dict[str, Any]:
     """Return what a human approving a read, list, mkdir or delete sees."""
     now = kernel.files.peek(args.path)
-    shown: dict[str, Any] = {"path": args.path, "exists": now.exists or kernel.files.is_dir(args.path)}
+    shown: dict[str, Any] = {
+        "path": args.path,
+        "exists": now.exists or kernel.files.is_dir(args.path),
+    }
     if now.exists:
         shown["current_digest"] = now.digest
         shown["current_bytes"] = now.size

@@ -53,7 +53,11 @@ def exit_needs(proc: Process, args: ExitArgs) -> tuple[Need, ...]:
 def to_grant(g: GrantArgs, cwd: str) -> Grant:
     """Return the Grant ``g`` describes, its fs pattern made absolute in ``cwd``."""
     spec = f"{g.pattern}={','.join(g.rights)}"
-    return Grant(normalize_pattern(g.pattern, cwd, spec), parse_rights(",".join(g.rights), spec), Effect(g.effect))
+    return Grant(
+        normalize_pattern(g.pattern, cwd, spec),
+        parse_rights(",".join(g.rights), spec),
+        Effect(g.effect),
+    )
 
 
 def spawn(kernel: Kernel, tx: Tx, proc: Process, args: SpawnArgs) -> dict[str, Any]:
@@ -62,8 +66,14 @@ def spawn(kernel: Kernel, tx: Tx, proc: Process, args: SpawnArgs) -> dict[str, A
         raise Invalid("a process needs a name and a non-empty goal")
     grants = [to_grant(g, args.cwd) for g in args.grants]
     child = create(
-        kernel, tx, parent=proc.pid or None, name=args.name, image=args.image,
-        model=args.model, cwd=args.cwd, goal=args.goal,
+        kernel,
+        tx,
+        parent=proc.pid or None,
+        name=args.name,
+        image=args.image,
+        model=args.model,
+        cwd=args.cwd,
+        goal=args.goal,
     )
     action.seed(kernel, tx, child)
     issuer = "host" if proc.pid == 0 else f"pid:{proc.pid}"

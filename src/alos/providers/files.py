@@ -118,9 +118,12 @@ class Files:
                         continue
                     st = entry.stat(follow_symlinks=False)
                     kind = (
-                        "dir" if stat.S_ISDIR(st.st_mode)
-                        else "link" if stat.S_ISLNK(st.st_mode)
-                        else "file" if stat.S_ISREG(st.st_mode)
+                        "dir"
+                        if stat.S_ISDIR(st.st_mode)
+                        else "link"
+                        if stat.S_ISLNK(st.st_mode)
+                        else "file"
+                        if stat.S_ISREG(st.st_mode)
                         else "other"
                     )
                     entries.append({"name": entry.name, "type": kind, "size": st.st_size})

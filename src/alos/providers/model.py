@@ -71,7 +71,7 @@ def load_script(path: str) -> dict[str, list[ModelTurn]]:
 
 def _turn(raw: Any, where: str, index: int) -> tuple[str, ModelTurn]:
     if not isinstance(raw, dict):
-        raise Invalid(f"{where}: a turn must be a JSON object like {{\"content\": \"...\"}}")
+        raise Invalid(f'{where}: a turn must be a JSON object like {{"content": "..."}}')
     extra = set(raw) - _TURN_KEYS
     if extra:
         raise Invalid(f"{where}: unknown key {sorted(extra)[0]!r}; a turn has {sorted(_TURN_KEYS)}")

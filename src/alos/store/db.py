@@ -108,8 +108,7 @@ def open_store(path: str, create: bool = True) -> Store:
         _check(conn, path, fresh=not exists)
     except sqlite3.DatabaseError as err:
         raise Invalid(
-            f"{path} is not a usable alos store ({err}); it was left untouched. "
-            "Move it aside or pass another --store"
+            f"{path} is not a usable alos store ({err}); it was left untouched. Move it aside or pass another --store"
         ) from None
     if str(mode).lower() != "wal":
         raise Invalid(f"{path}: the store needs WAL mode, SQLite gave {mode!r}")
@@ -122,9 +121,7 @@ def _check(conn: sqlite3.Connection, path: str, fresh: bool) -> None:
         _create(conn)
         return
     if "meta" not in tables:
-        raise Invalid(
-            f"{path} is an SQLite file but not an alos store (no meta table); it was left untouched"
-        )
+        raise Invalid(f"{path} is an SQLite file but not an alos store (no meta table); it was left untouched")
     row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     if row is None:
         raise Invalid(f"{path} has no schema version; it is damaged and was left untouched")

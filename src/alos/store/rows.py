@@ -56,8 +56,21 @@ def insert_process(conn: Conn, p: Process) -> Pid:
     cur = conn.execute(
         "INSERT INTO processes (parent, name, image, model, state, wait, exit, cwd, goal, result,"
         " turns, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (p.parent, p.name, p.image, p.model, p.state, p.wait, p.exit, p.cwd, p.goal, p.result,
-         p.turns, p.created, p.updated),
+        (
+            p.parent,
+            p.name,
+            p.image,
+            p.model,
+            p.state,
+            p.wait,
+            p.exit,
+            p.cwd,
+            p.goal,
+            p.result,
+            p.turns,
+            p.created,
+            p.updated,
+        ),
     )
     assert cur.lastrowid is not None
     return cur.lastrowid
@@ -66,8 +79,7 @@ def insert_process(conn: Conn, p: Process) -> Pid:
 def update_process(conn: Conn, p: Process) -> None:
     """Write the mutable fields of ``p`` (state, wait, exit, result, turns, cwd, updated)."""
     conn.execute(
-        "UPDATE processes SET state=?, wait=?, exit=?, result=?, turns=?, cwd=?, updated=?"
-        " WHERE pid=?",
+        "UPDATE processes SET state=?, wait=?, exit=?, result=?, turns=?, cwd=?, updated=? WHERE pid=?",
         (p.state, p.wait, p.exit, p.result, p.turns, p.cwd, p.updated, p.pid),
     )
 
@@ -111,8 +123,19 @@ def insert_capability(conn: Conn, pid: Pid, g: Grant, issuer: str, parent: int |
     cur = conn.execute(
         "INSERT INTO capabilities (pid, pattern, rights, effect, issuer, expires, uses, delegable,"
         " parent, digest, request) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (pid, g.pattern, ",".join(sorted(g.rights)), g.effect, issuer, g.expires, g.uses,
-         int(g.delegable), parent, g.digest, g.request),
+        (
+            pid,
+            g.pattern,
+            ",".join(sorted(g.rights)),
+            g.effect,
+            issuer,
+            g.expires,
+            g.uses,
+            int(g.delegable),
+            parent,
+            g.digest,
+            g.request,
+        ),
     )
     assert cur.lastrowid is not None
     return cur.lastrowid
@@ -121,8 +144,7 @@ def insert_capability(conn: Conn, pid: Pid, g: Grant, issuer: str, parent: int |
 def capabilities_of(conn: Conn, pid: Pid) -> list[Capability]:
     """Return every capability row of ``pid`` (live or not), oldest first."""
     return [
-        _capability(r)
-        for r in conn.execute(f"SELECT {_CAP_COLS} FROM capabilities WHERE pid=? ORDER BY id", (pid,))
+        _capability(r) for r in conn.execute(f"SELECT {_CAP_COLS} FROM capabilities WHERE pid=? ORDER BY id", (pid,))
     ]
 
 
@@ -187,8 +209,20 @@ def insert_request(conn: Conn, r: HumanRequest) -> int:
     cur = conn.execute(
         'INSERT INTO human_requests (pid, kind, action, call, step, syscall, resource, "right",'
         " digest, detail, state, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        (r.pid, r.kind, r.action, r.call, r.step, r.syscall, r.resource, r.right, r.digest,
-         codec.dumps(r.detail), r.state, r.created),
+        (
+            r.pid,
+            r.kind,
+            r.action,
+            r.call,
+            r.step,
+            r.syscall,
+            r.resource,
+            r.right,
+            r.digest,
+            codec.dumps(r.detail),
+            r.state,
+            r.created,
+        ),
     )
     assert cur.lastrowid is not None
     return cur.lastrowid
@@ -205,15 +239,11 @@ def requests(conn: Conn, state: RequestState | None = None) -> list[HumanRequest
     if state is None:
         rows = conn.execute(f"SELECT {_REQ_COLS} FROM human_requests ORDER BY id")
     else:
-        rows = conn.execute(
-            f"SELECT {_REQ_COLS} FROM human_requests WHERE state=? ORDER BY id", (state,)
-        )
+        rows = conn.execute(f"SELECT {_REQ_COLS} FROM human_requests WHERE state=? ORDER BY id", (state,))
     return [_request(r) for r in rows]
 
 
-def request_at(
-    conn: Conn, pid: Pid, action: int, call: int, step: int, kind: RequestKind
-) -> HumanRequest | None:
+def request_at(conn: Conn, pid: Pid, action: int, call: int, step: int, kind: RequestKind) -> HumanRequest | None:
     """Return the newest request of ``kind`` made at this call site, or None."""
     row = conn.execute(
         f"SELECT {_REQ_COLS} FROM human_requests WHERE pid=? AND action=? AND call=? AND step=?"
@@ -225,9 +255,7 @@ def request_at(
 
 def pending_requests_of(conn: Conn, pid: Pid) -> int:
     """Return how many requests of ``pid`` are still pending."""
-    row = conn.execute(
-        "SELECT count(*) FROM human_requests WHERE pid=? AND state='pending'", (pid,)
-    ).fetchone()
+    row = conn.execute("SELECT count(*) FROM human_requests WHERE pid=? AND state='pending'", (pid,)).fetchone()
     return int(row[0])
 
 
@@ -267,9 +295,7 @@ def advance_action(conn: Conn, pid: Pid, nxt: int) -> None:
 
 def load_action(conn: Conn, pid: Pid) -> tuple[int, list[dict[str, Any]], int] | None:
     """Return (action, calls, next) of ``pid``'s pending action, or None."""
-    row = conn.execute(
-        "SELECT action, calls, next FROM pending_actions WHERE pid=?", (pid,)
-    ).fetchone()
+    row = conn.execute("SELECT action, calls, next FROM pending_actions WHERE pid=?", (pid,)).fetchone()
     return (row[0], codec.loads(row[1]), row[2]) if row else None
 
 
@@ -279,13 +305,10 @@ def clear_action(conn: Conn, pid: Pid) -> None:
     conn.execute("DELETE FROM journal WHERE pid=?", (pid,))
 
 
-def journal_entry(
-    conn: Conn, pid: Pid, action: int, call: int, step: int
-) -> tuple[str, str, str, Any] | None:
+def journal_entry(conn: Conn, pid: Pid, action: int, call: int, step: int) -> tuple[str, str, str, Any] | None:
     """Return (syscall, digest, state, result) journaled at this call site, or None."""
     row = conn.execute(
-        "SELECT syscall, digest, state, result FROM journal WHERE pid=? AND action=? AND call=?"
-        " AND step=?",
+        "SELECT syscall, digest, state, result FROM journal WHERE pid=? AND action=? AND call=? AND step=?",
         (pid, action, call, step),
     ).fetchone()
     if row is None:
@@ -293,9 +316,7 @@ def journal_entry(
     return (row[0], row[1], row[2], codec.loads(row[3]) if row[3] is not None else None)
 
 
-def journal_intent(
-    conn: Conn, pid: Pid, action: int, call: int, step: int, syscall: str, digest: str
-) -> None:
+def journal_intent(conn: Conn, pid: Pid, action: int, call: int, step: int, syscall: str, digest: str) -> None:
     """Record that an outside effect is about to run at this call site."""
     conn.execute(
         "INSERT OR REPLACE INTO journal (pid, action, call, step, syscall, digest, state)"
@@ -322,10 +343,7 @@ def append_context(conn: Conn, pid: Pid, seq: int, role: str, body: dict[str, An
 
 def load_context(conn: Conn, pid: Pid) -> list[dict[str, Any]]:
     """Return ``pid``'s context messages in order."""
-    return [
-        codec.loads(r[0])
-        for r in conn.execute("SELECT body FROM context WHERE pid=? ORDER BY seq", (pid,))
-    ]
+    return [codec.loads(r[0]) for r in conn.execute("SELECT body FROM context WHERE pid=? ORDER BY seq", (pid,))]
 
 
 # -- audit and events ------------------------------------------------------------------
@@ -343,8 +361,19 @@ def append_audit(conn: Conn, r: AuditRecord, detail_json: str) -> None:
     conn.execute(
         'INSERT INTO audit (seq, time, pid, syscall, resource, "right", decision, outcome, detail,'
         " prev, digest) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (r.seq, r.time, r.pid, r.syscall, r.resource, r.right, r.decision, r.outcome, detail_json,
-         r.prev, r.digest),
+        (
+            r.seq,
+            r.time,
+            r.pid,
+            r.syscall,
+            r.resource,
+            r.right,
+            r.decision,
+            r.outcome,
+            detail_json,
+            r.prev,
+            r.digest,
+        ),
     )
     conn.execute("UPDATE meta SET value=? WHERE key='audit_head'", (f"{r.seq}:{r.digest}",))
 
@@ -373,7 +402,5 @@ def events_after(conn: Conn, seq: int) -> list[Event]:
     """Return the events after ``seq``, in order."""
     return [
         Event(seq=r[0], time=r[1], pid=r[2], kind=r[3], detail=codec.loads(r[4]))
-        for r in conn.execute(
-            "SELECT seq, time, pid, kind, detail FROM events WHERE seq > ? ORDER BY seq", (seq,)
-        )
+        for r in conn.execute("SELECT seq, time, pid, kind, detail FROM events WHERE seq > ? ORDER BY seq", (seq,))
     ]
