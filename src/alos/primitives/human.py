@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from alos import codec, limits
 from alos.errors import Denied, Limit
@@ -33,7 +33,7 @@ class AnswerArgs:
     """Answer human request ``request``: verdict once | always | deny | answer (with ``text``)."""
 
     request: int
-    verdict: str
+    verdict: Literal["once", "always", "deny", "answer"]
     text: str | None = None
     by: str = "host"
 

@@ -102,10 +102,14 @@ def open_store(path: str, create: bool = True) -> Store:
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {limits.SQLITE_BUSY_TIMEOUT_MS}")
+        version = _version(conn, path)  # reads only: a file that is not ours stays byte-identical
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         conn.execute(f"PRAGMA synchronous = {limits.SQLITE_SYNCHRONOUS}")
         conn.execute("PRAGMA foreign_keys = ON")
-        _check(conn, path, fresh=not exists)
+        if version is None:
+            _create(conn)
+        else:
+            _migrate(conn, version)
     except sqlite3.DatabaseError as err:
         raise Invalid(
             f"{path} is not a usable alos store ({err}); it was left untouched. Move it aside or pass another --store"
@@ -115,11 +119,11 @@ def open_store(path: str, create: bool = True) -> Store:
     return Store(path, conn)
 
 
-def _check(conn: sqlite3.Connection, path: str, fresh: bool) -> None:
+def _version(conn: sqlite3.Connection, path: str) -> int | None:
+    """Return the schema version of the store, None for an empty file; raise Invalid otherwise."""
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if not tables:
-        _create(conn)
-        return
+        return None
     if "meta" not in tables:
         raise Invalid(f"{path} is an SQLite file but not an alos store (no meta table); it was left untouched")
     row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -134,7 +138,7 @@ def _check(conn: sqlite3.Connection, path: str, fresh: bool) -> None:
     ok = conn.execute("PRAGMA quick_check").fetchone()[0]
     if ok != "ok":
         raise Invalid(f"{path} failed SQLite's integrity check ({ok}); it was left untouched")
-    _migrate(conn, version)
+    return version
 
 
 def _create(conn: sqlite3.Connection) -> None:

@@ -1,0 +1,202 @@
+"""Hostile calls straight through dispatch(): every denial path, traversal, symlinks, the store."""
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+import alos
+from alos.types import Parked, ProcState
+from tests.support import spawn
+
+
+def d(rt: alos.Runtime, subject: int, name: str, **args):
+    return asyncio.run(rt.dispatch(subject, name, args))
+
+
+def last_audit(rt: alos.Runtime):
+    return list(rt.audit())[-1]
+
+
+def test_allowed_read_and_the_missing_right_named_in_a_denial(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, allow=("fs:*=read",))
+    assert d(runtime, pid, "fs.read", path="README.md") == "hello\n"
+    with pytest.raises(alos.Denied) as err:
+        d(runtime, pid, "fs.write", path="README.md", content="x")
+    assert str(err.value) == f"denied: process {pid} lacks write on fs:{os.path.realpath(ws)}/README.md"
+    assert (ws / "README.md").read_text() == "hello\n"
+    rec = last_audit(runtime)
+    assert (rec.syscall, rec.decision, rec.outcome) == ("fs.write", "deny", "denied")
+
+
+def test_deny_beats_allow(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, allow=("fs:*=read",), deny=("fs:.env=read",))
+    with pytest.raises(alos.Denied, match="is denied read"):
+        d(runtime, pid, "fs.read", path=".env")
+
+
+@pytest.mark.parametrize("path", ["../outside.txt", "src/../../outside.txt", "/etc/hostname", "//etc/hostname"])
+def test_paths_that_leave_the_workspace_never_match(runtime, ws: Path, path: str) -> None:
+    (ws.parent / "outside.txt").write_text("secret")
+    pid = spawn(runtime, ws, allow=("fs:*=read",))
+    with pytest.raises(alos.Denied, match="lacks read"):
+        d(runtime, pid, "fs.read", path=path)
+
+
+def test_a_symlink_out_of_a_granted_subtree_does_not_match(runtime, ws: Path) -> None:
+    (ws.parent / "outside.txt").write_text("secret")
+    os.symlink(ws.parent / "outside.txt", ws / "src" / "link.txt")
+    os.symlink(ws.parent, ws / "src" / "up")
+    pid = spawn(runtime, ws, allow=("fs:src/*=read,write",))
+    for path in ("src/link.txt", "src/up/outside.txt"):
+        with pytest.raises(alos.Denied, match="lacks"):
+            d(runtime, pid, "fs.read", path=path)
+    with pytest.raises(alos.Denied):
+        d(runtime, pid, "fs.write", path="src/link.txt", content="overwrite")
+    assert (ws.parent / "outside.txt").read_text() == "secret"
+
+
+def test_a_symlink_that_stays_inside_is_followed(runtime, ws: Path) -> None:
+    os.symlink(ws / "README.md", ws / "src" / "readme-link")
+    pid = spawn(runtime, ws, allow=("fs:*=read",))
+    assert d(runtime, pid, "fs.read", path="src/readme-link") == "hello\n"
+
+
+def test_the_store_directory_is_unreachable_whatever_the_grants(tmp_path: Path, ws: Path) -> None:
+    store = ws / ".alos" / "store.db"
+    rt = alos.open(str(store), host=True)
+    try:
+        pid = spawn(rt, ws, allow=("fs:/*=read,write,list,delete",))
+        for name, args in [
+            ("fs.read", {"path": ".alos/store.db"}),
+            ("fs.write", {"path": ".alos/store.db", "content": "x"}),
+            ("fs.delete", {"path": ".alos/store.db-wal"}),
+            ("fs.list", {"path": ".alos"}),
+            ("fs.read", {"path": str(store)}),
+        ]:
+            with pytest.raises(alos.Denied, match="store directory"):
+                asyncio.run(rt.dispatch(pid, name, args))
+        os.symlink(ws / ".alos", ws / "innocent")
+        with pytest.raises(alos.Denied, match="store directory"):
+            d(rt, pid, "fs.read", path="innocent/store.db")
+        names = [e["name"] for e in d(rt, pid, "fs.list", path=".")["entries"]]
+        assert ".alos" not in names and "README.md" in names
+        assert rt.verify().ok
+    finally:
+        rt.close()
+
+
+def test_bad_arguments_are_invalid_and_audited(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, allow=("fs:*=read,write",))
+    with pytest.raises(alos.Invalid, match="fs.write"):
+        d(runtime, pid, "fs.write", path="a.txt")  # no content
+    with pytest.raises(alos.Invalid):
+        d(runtime, pid, "fs.read", path=7)
+    with pytest.raises(alos.Invalid, match="NUL"):
+        d(runtime, pid, "fs.read", path="a\x00b")
+    with pytest.raises(alos.NotFound, match="no syscall"):
+        d(runtime, pid, "fs.chmod", path="a")
+    assert [r.outcome for r in list(runtime.audit())[-4:]] == ["invalid", "invalid", "invalid", "not_found"]
+
+
+def test_a_process_cannot_answer_requests_or_issue_authority(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, allow=("fs:*=read",), ask=("fs:*=write",))
+    parked = d(runtime, pid, "fs.write", path="x", content="1")
+    assert isinstance(parked, Parked)
+    for name, args in [
+        ("human.answer", {"request": parked.request, "verdict": "once"}),
+        ("cap.grant", {"pid": pid, "pattern": "fs:/*", "rights": ["write"]}),
+        ("proc.spawn", {"name": "x", "image": "base", "goal": "g", "model": "script:/x", "cwd": "/"}),
+    ]:
+        with pytest.raises(alos.Denied, match="only the host"):
+            asyncio.run(runtime.dispatch(pid, name, args))
+    assert runtime.requests()[0].state.value == "pending"
+
+
+def test_ask_parks_and_performs_nothing(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, ask=("fs:*=write",))
+    parked = d(runtime, pid, "fs.write", path="new.txt", content="hello\x1b[31m")
+    assert isinstance(parked, Parked) and parked.pid == pid
+    assert not (ws / "new.txt").exists()
+    req = runtime.requests()[0]
+    assert req.detail["bytes"] == 10 and req.detail["digest"].startswith("sha256:")
+    assert "\x1b" not in req.detail["preview"] and "\\x1b" in req.detail["preview"]
+    assert runtime.process(pid).state is ProcState.WAITING
+
+
+def test_an_overwrite_request_shows_the_current_digest_and_a_diff(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, ask=("fs:*=write",))
+    d(runtime, pid, "fs.write", path="README.md", content="goodbye\n")
+    detail = runtime.requests()[0].detail
+    assert detail["overwrite"] is True and detail["current_bytes"] == 6
+    assert detail["current_digest"] != detail["digest"]
+    assert "-hello" in detail["diff"] and "+goodbye" in detail["diff"]
+
+
+def test_approve_once_is_bound_to_the_exact_arguments(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, ask=("fs:*=write",))
+    first = d(runtime, pid, "fs.write", path="a.txt", content="approved")
+    asyncio.run(runtime.answer(first.request, "once", by="tester"))
+    # a different call is not authorized by that answer
+    other = d(runtime, pid, "fs.write", path="a.txt", content="something else")
+    assert isinstance(other, Parked) and other.request != first.request
+    assert not (ws / "a.txt").exists()
+    # the approved call runs exactly once
+    assert d(runtime, pid, "fs.write", path="a.txt", content="approved")["bytes"] == 8
+    assert isinstance(d(runtime, pid, "fs.write", path="a.txt", content="approved"), Parked)
+    assert (ws / "a.txt").read_text() == "approved"
+    approved = [r for r in runtime.audit() if r.decision == "approved"]
+    assert len(approved) == 1
+    answer = next(r for r in runtime.audit() if r.syscall == "human.answer")
+    assert answer.detail["by"] == "tester"
+
+
+def test_approve_always_allows_that_resource_from_then_on(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, ask=("fs:*=write",))
+    req = d(runtime, pid, "fs.write", path="log.txt", content="1").request
+    asyncio.run(runtime.answer(req, "always"))
+    for i in range(3):
+        assert d(runtime, pid, "fs.write", path="log.txt", content=str(i))["bytes"] == 1
+    assert isinstance(d(runtime, pid, "fs.write", path="other.txt", content="x"), Parked)
+
+
+def test_deny_gives_the_model_the_reason(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, ask=("fs:*=write",))
+    req = d(runtime, pid, "fs.write", path="a.txt", content="x").request
+    asyncio.run(runtime.answer(req, "deny", "not today", by="ops"))
+    with pytest.raises(alos.Denied, match="ops rejected this write .*: not today"):
+        d(runtime, pid, "fs.write", path="a.txt", content="x")
+    assert list(runtime.audit())[-1].decision == "rejected"
+
+
+def test_answering_twice_or_a_missing_request_fails_clearly(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, ask=("fs:*=write",))
+    req = d(runtime, pid, "fs.write", path="a.txt", content="x").request
+    asyncio.run(runtime.answer(req, "once", by="first"))
+    with pytest.raises(alos.Conflict, match="already approved by first"):
+        asyncio.run(runtime.answer(req, "deny", by="second"))
+    with pytest.raises(alos.NotFound, match="no human request 999"):
+        asyncio.run(runtime.answer(999, "once"))
+    with pytest.raises(alos.Invalid, match="verdict"):
+        asyncio.run(runtime.answer(req, "maybe"))
+
+
+def test_revoking_a_capability_revokes_what_was_derived_from_it(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws)
+    root = d(runtime, 0, "cap.grant", pid=pid, pattern="fs:*", rights=["read", "write"], delegable=True)["id"]
+    child = d(runtime, 0, "cap.grant", pid=pid, pattern="fs:src/*", rights=["read"], parent=root, delegable=True)["id"]
+    d(runtime, 0, "cap.grant", pid=pid, pattern="fs:src/app.py", rights=["read"], parent=child)
+    with pytest.raises(alos.Denied, match="rights only shrink"):
+        d(runtime, 0, "cap.grant", pid=pid, pattern="fs:src/*", rights=["delete"], parent=root)
+    assert d(runtime, pid, "fs.read", path="src/app.py")
+    assert len(d(runtime, 0, "cap.revoke", id=root)["revoked"]) == 3
+    with pytest.raises(alos.Denied):
+        d(runtime, pid, "fs.read", path="src/app.py")
+
+
+def test_an_exited_process_can_make_no_calls(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, allow=("fs:*=read",))
+    d(runtime, pid, "proc.exit", status="ok", result="bye")
+    with pytest.raises(alos.Denied, match="has exited"):
+        d(runtime, pid, "fs.read", path="README.md")

@@ -1,0 +1,80 @@
+"""Helpers the tests share: scripts, grants, spawning, and running the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import alos
+from alos.rights import Effect, parse_grant
+
+ALOS = [sys.executable, "-m", "alos.cli"]
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    """A workspace with a README, a secret and a src/ tree."""
+    root = tmp_path / "ws"
+    (root / "src").mkdir(parents=True)
+    (root / "README.md").write_text("hello\n")
+    (root / ".env").write_text("SECRET=1\n")
+    (root / "src" / "app.py").write_text("print('hi')\n")
+    return root
+
+
+def write_script(path: Path, turns: list[dict[str, Any]]) -> str:
+    """Write a scripted-model file; return its --model spec."""
+    path.write_text("".join(json.dumps(t) + "\n" for t in turns))
+    return f"script:{path}"
+
+
+def call(name: str, **arguments: Any) -> dict[str, Any]:
+    return {"name": name, "arguments": arguments}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    return str(tmp_path / "store" / "store.db")
+
+
+@pytest.fixture
+def runtime(store: str) -> Iterator[alos.Runtime]:
+    rt = alos.open(store, host=True)
+    yield rt
+    rt.close()
+
+
+def grants(ws: Path, allow: tuple[str, ...] = (), ask: tuple[str, ...] = (), deny: tuple[str, ...] = ()) -> list[alos.Grant]:
+    return [
+        parse_grant(s, e, str(ws))
+        for specs, e in ((allow, Effect.ALLOW), (ask, Effect.ASK), (deny, Effect.DENY))
+        for s in specs
+    ]
+
+
+def spawn(rt: alos.Runtime, ws: Path, turns: list[dict[str, Any]] | None = None, **kw: tuple[str, ...]) -> int:
+    """Spawn a base process in ``ws`` with a script of ``turns`` and grants ``allow/ask/deny``."""
+    model = write_script(ws.parent / f"script-{len(list(ws.parent.iterdir()))}.jsonl", turns or [])
+    return asyncio.run(rt.spawn("base", "test goal", workspace=str(ws), model=model, grants=grants(ws, **kw)))
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the alos CLI in a subprocess with no TTY; return the completed process."""
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    return subprocess.run(
+        [*ALOS, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env,
+        stdin=subprocess.DEVNULL if input is None else None, input=input,
+    )
+
+
+@pytest.fixture
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    return run_cli

@@ -1,0 +1,79 @@
+import os
+
+import pytest
+
+from alos.errors import Denied, Invalid
+from alos.rights import Capability, Effect, Grant, Right, covers, derive, parse_grant, specificity
+
+
+@pytest.mark.parametrize(
+    ("pattern", "resource", "expected"),
+    [
+        ("fs:/a/b", "fs:/a/b", True),
+        ("fs:/a/b", "fs:/a/bc", False),
+        ("fs:/a/*", "fs:/a", True),
+        ("fs:/a/*", "fs:/a/b/c", True),
+        ("fs:/a/*", "fs:/ab", False),  # component boundary, not a string prefix
+        ("fs:/a/*", "fs:/a-b/x", False),
+        ("fs:/*", "fs:/etc/passwd", True),
+        ("model:*", "model:script", True),
+        ("model:*", "human:console", False),
+        ("human:console", "human:console2", False),
+    ],
+)
+def test_covers(pattern: str, resource: str, expected: bool) -> None:
+    assert covers(pattern, resource) is expected
+
+
+def test_exact_is_more_specific_than_any_subtree() -> None:
+    assert specificity("fs:/a/b") > specificity("fs:/a/b/c/d/e/*") > specificity("fs:/a/*")
+
+
+def test_relative_fs_grants_are_made_absolute_in_the_workspace(tmp_path) -> None:
+    g = parse_grant("fs:src/*=read,write", Effect.ALLOW, str(tmp_path))
+    assert g.pattern == f"fs:{os.path.realpath(tmp_path)}/src/*"
+    assert g.rights == {Right.READ, Right.WRITE}
+    assert parse_grant("fs:*=read", Effect.ALLOW, str(tmp_path)).pattern == f"fs:{os.path.realpath(tmp_path)}/*"
+
+
+def test_dotdot_in_a_grant_is_normalized_not_kept(tmp_path) -> None:
+    (tmp_path / "ws").mkdir()
+    g = parse_grant("fs:../ws/x=read", Effect.ALLOW, str(tmp_path / "ws"))
+    assert g.pattern == f"fs:{os.path.realpath(tmp_path)}/ws/x"
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("fs:src/*", "RESOURCE=RIGHTS"),
+        ("fs:src/*=", "names no rights"),
+        ("fs:src/*=read,fly", "unknown right 'fly'"),
+        ("disk:/x=read", "KIND:NAME"),
+        ("fs:src*=read", "'*' may only end"),
+        ("fs:*.env=read", "'*' may only end"),
+        ("=read", "RESOURCE=RIGHTS"),
+        ("fs:=read", "empty resource"),
+    ],
+)
+def test_malformed_grants_name_the_bad_part(spec: str, words: str, tmp_path) -> None:
+    with pytest.raises(Invalid) as err:
+        parse_grant(spec, Effect.ALLOW, str(tmp_path))
+    assert words in str(err.value)
+    assert spec in str(err.value)
+
+
+def _cap(pattern: str, rights: set[Right], effect: Effect = Effect.ALLOW, delegable: bool = True) -> Capability:
+    return Capability(1, 1, pattern, frozenset(rights), effect, "host", None, None, delegable, None, False, None, None)
+
+
+def test_derive_only_shrinks() -> None:
+    parent = _cap("fs:/w/*", {Right.READ, Right.WRITE})
+    assert derive(parent, Grant("fs:/w/src/*", frozenset({Right.READ}), Effect.ALLOW)).pattern == "fs:/w/src/*"
+    with pytest.raises(Denied, match="rights only shrink"):
+        derive(parent, Grant("fs:/w/*", frozenset({Right.DELETE}), Effect.ALLOW))
+    with pytest.raises(Denied, match="outside the held pattern"):
+        derive(parent, Grant("fs:/etc/*", frozenset({Right.READ}), Effect.ALLOW))
+    with pytest.raises(Denied, match="not delegable"):
+        derive(_cap("fs:/w/*", {Right.READ}, delegable=False), Grant("fs:/w/a", frozenset({Right.READ}), Effect.ALLOW))
+    with pytest.raises(Denied, match="ask never becomes allow"):
+        derive(_cap("fs:/w/*", {Right.READ}, Effect.ASK), Grant("fs:/w/a", frozenset({Right.READ}), Effect.ALLOW))

@@ -1,0 +1,70 @@
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import alos
+from alos.errors import Invalid, Unavailable
+from alos.store.db import open_store
+
+
+def test_a_new_store_is_wal_and_reopens(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    s = open_store(str(path))
+    assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    s.close()
+    s = open_store(str(path), create=False)
+    assert s.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+    s.close()
+
+
+def _refused_untouched(path: Path, words: str) -> None:
+    before = path.read_bytes()
+    with pytest.raises(Invalid) as err:
+        open_store(str(path))
+    assert words in str(err.value)
+    assert path.read_bytes() == before
+
+
+def test_a_corrupt_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    path.write_bytes(b"this is not a database at all\x00" * 100)
+    _refused_untouched(path, "not a usable alos store")
+
+
+def test_an_sqlite_file_of_another_program_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE customers (id INTEGER)")
+    conn.commit()
+    conn.close()
+    _refused_untouched(path, "not an alos store")
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    open_store(str(path)).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+    _refused_untouched(path, "newer than this alos understands")
+
+
+def test_a_missing_store_is_not_created_by_readers(tmp_path: Path) -> None:
+    with pytest.raises(Invalid, match="no alos store"):
+        open_store(str(tmp_path / "nope.db"), create=False)
+    assert not (tmp_path / "nope.db").exists()
+
+
+def test_only_one_host_runs_a_store(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    first = alos.open(path, host=True)
+    try:
+        with pytest.raises(Unavailable, match="another host"):
+            alos.open(path, host=True)
+        reader = alos.open(path)  # approvals from another terminal need no host lock
+        reader.close()
+    finally:
+        first.close()
+    alos.open(path, host=True).close()
