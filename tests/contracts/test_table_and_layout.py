@@ -1,0 +1,65 @@
+"""The rules STYLE.md makes checkable: one table with one shape, sizes, the public surface."""
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+import alos
+from alos import images, tools
+from alos.syscall import TABLE
+
+SRC = Path(alos.__file__).parent
+
+
+@pytest.mark.parametrize("name", sorted(TABLE))
+def test_every_entry_has_needs_and_exactly_one_effect(name: str) -> None:
+    entry = TABLE[name]
+    assert entry.name == name and "." in name
+    assert callable(entry.needs), f"{name} has no needs()"
+    assert (entry.run is None) != (entry.apply is None), f"{name} must have exactly one of run and apply"
+    assert dataclasses.is_dataclass(entry.args)
+    assert entry.args.__dataclass_params__.frozen, f"{name}'s Args must be frozen"
+    assert entry.args.__doc__, f"{name}'s Args need a docstring: it is the tool description"
+
+
+def test_tools_are_generated_from_the_table() -> None:
+    table = tools.table(images.BASE)
+    assert sorted(table) == sorted(s.replace(".", "_") for s in images.BASE.syscalls)
+    write = table["fs_write"]
+    assert write.parameters["required"] == ["path", "content"]
+    assert write.description == " ".join((TABLE["fs.write"].args.__doc__ or "").split())
+
+
+def test_images_only_expose_syscalls_processes_may_call() -> None:
+    for image in images.IMAGES.values():
+        for name in image.syscalls:
+            assert not TABLE[name].host_only, f"image {image.name} shows host-only {name}"
+
+
+def test_modules_stay_small_or_say_why() -> None:
+    for path in SRC.rglob("*.py"):
+        lines = path.read_text().count("\n")
+        head = "\n".join(path.read_text().splitlines()[:20])
+        assert lines <= 600 or "Size:" in head, f"{path} has {lines} lines and no Size: reason"
+
+
+def test_every_module_says_its_contract() -> None:
+    for path in SRC.rglob("*.py"):
+        if path.name == "__main__.py":
+            continue
+        assert ast.get_docstring(ast.parse(path.read_text())), f"{path} has no module docstring"
+
+
+def test_public_surface_is_sorted_and_real() -> None:
+    assert alos.__all__ == sorted(alos.__all__, key=str.lower) or alos.__all__ == sorted(alos.__all__)
+    for name in alos.__all__:
+        assert hasattr(alos, name), name
+
+
+def test_the_syscall_page_is_generated_not_kept_by_hand() -> None:
+    from alos.docs import syscalls_markdown
+
+    page = Path(__file__).parents[2] / "docs" / "syscalls.md"
+    assert page.read_text() == syscalls_markdown(), "run: python -m alos.docs > docs/syscalls.md"

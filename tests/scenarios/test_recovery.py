@@ -1,0 +1,51 @@
+"""An outside effect whose intent was journaled but whose outcome was not is never silently retried.
+
+The state a host leaves when it dies between intent and outcome is made here by running the
+first half of the protocol for real (pending action + journal intent), then restarting.
+"""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import alos
+from alos.kernel import Site
+from alos.kernel import action as actions
+from alos.types import ModelTurn, ToolCall
+from tests.support import call, spawn
+
+
+def crashed_mid_write(store: str, ws: Path) -> int:
+    rt = alos.open(store, host=True)
+    pid = spawn(rt, ws, [{"tool_calls": [call("fs_write", path="out.txt", content="x")]}], allow=("fs:*=write",))
+    proc = rt.process(pid)
+    act = actions.start(rt.kernel, proc, ModelTurn("", (ToolCall("c0", "fs_write", {"path": "out.txt", "content": "x"}),)))
+    from alos import codec
+
+    d = codec.digest_value(["fs.write", pid, {"path": str((ws / "out.txt").resolve()), "content": "x"}])
+    actions.intend(rt.kernel, pid, Site(act.id, 0, 1), "fs.write", d)
+    rt.close()  # the host dies here: intent journaled, effect unknown
+    return pid
+
+
+@pytest.mark.parametrize(("verdict", "written"), [("once", True), ("deny", False)])
+def test_a_lost_outcome_becomes_a_recovery_request(store: str, ws: Path, verdict: str, written: bool) -> None:
+    pid = crashed_mid_write(store, ws)
+    rt = alos.open(store, host=True)
+    try:
+        rt.recover()
+        asyncio.run(rt.run())
+        assert not (ws / "out.txt").exists()
+        [req] = rt.requests()
+        assert req.kind.value == "recovery" and "may or may not have happened" in req.detail["note"]
+        asyncio.run(rt.answer(req.id, verdict, "checked by hand" if verdict == "deny" else None, by="ops"))
+        asyncio.run(rt.run())
+        assert (ws / "out.txt").exists() is written
+        assert rt.process(pid).state.value == "exited"
+        if verdict == "deny":
+            results = [e for e in rt.events() if e.kind == "result"]
+            assert "chose not to retry" in results[-1].detail["text"]
+        assert rt.verify().ok
+    finally:
+        rt.close()
