@@ -52,7 +52,9 @@ def runtime(store: str) -> Iterator[alos.Runtime]:
     rt.close()
 
 
-def grants(ws: Path, allow: tuple[str, ...] = (), ask: tuple[str, ...] = (), deny: tuple[str, ...] = ()) -> list[alos.Grant]:
+def grants(
+    ws: Path, allow: tuple[str, ...] = (), ask: tuple[str, ...] = (), deny: tuple[str, ...] = ()
+) -> list[alos.Grant]:
     return [
         parse_grant(s, e, str(ws))
         for specs, e in ((allow, Effect.ALLOW), (ask, Effect.ASK), (deny, Effect.DENY))
@@ -66,12 +68,20 @@ def spawn(rt: alos.Runtime, ws: Path, turns: list[dict[str, Any]] | None = None,
     return asyncio.run(rt.spawn("base", "test goal", workspace=str(ws), model=model, grants=grants(ws, **kw)))
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 60, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the alos CLI in a subprocess with no TTY; return the completed process."""
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     return subprocess.run(
-        [*ALOS, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env,
-        stdin=subprocess.DEVNULL if input is None else None, input=input,
+        [*ALOS, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL if input is None else None,
+        input=input,
     )
 
 

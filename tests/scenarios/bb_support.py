@@ -15,7 +15,9 @@ if not Path(ALOS).exists():  # fall back to the interpreter running the tests
     ALOS = str(Path(sys.executable).parent / "alos")
 
 
-def alos(*args: str, cwd: Path | None = None, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def alos(
+    *args: str, cwd: Path | None = None, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [ALOS, *args],
         capture_output=True,
@@ -59,11 +61,30 @@ class Env:
     ws: Path
     store: Path
 
-    def run(self, turns: list[dict[str, Any]], *grants: str, approve: str = "never", json_out: bool = True,
-            goal: str = "test goal", script_name: str = "script.jsonl") -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        turns: list[dict[str, Any]],
+        *grants: str,
+        approve: str = "never",
+        json_out: bool = True,
+        goal: str = "test goal",
+        script_name: str = "script.jsonl",
+    ) -> subprocess.CompletedProcess[str]:
         script = write_script(self.root / script_name, turns)
-        args = ["run", "base", goal, "--workspace", str(self.ws), "--store", str(self.store),
-                "--model", f"script:{script}", "--approve", approve, *grants]
+        args = [
+            "run",
+            "base",
+            goal,
+            "--workspace",
+            str(self.ws),
+            "--store",
+            str(self.store),
+            "--model",
+            f"script:{script}",
+            "--approve",
+            approve,
+            *grants,
+        ]
         if json_out:
             args.append("--json")
         return alos(*args)

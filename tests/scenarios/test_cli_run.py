@@ -22,8 +22,9 @@ WRITE_TURNS = [
 def start(tmp_path: Path, ws: Path, turns, *extra: str, approve: str = "never", where: str = "st"):
     model = write_script(tmp_path / "turns.jsonl", turns)
     store = str(tmp_path / where / "store.db")
-    return store, run_cli("run", "base", "goal", "--workspace", str(ws), "--store", store, "--model", model,
-                          "--approve", approve, *extra)
+    return store, run_cli(
+        "run", "base", "goal", "--workspace", str(ws), "--store", store, "--model", model, "--approve", approve, *extra
+    )
 
 
 def jsonl(text: str) -> list[dict]:
@@ -43,7 +44,9 @@ def test_exit_0_when_the_root_exits_ok(tmp_path: Path, ws: Path) -> None:
     assert run_cli("audit", "verify", "--store", store).returncode == 0
 
 
-def test_exit_3_when_a_human_is_needed_then_approve_and_resume_without_a_new_model_call(tmp_path: Path, ws: Path) -> None:
+def test_exit_3_when_a_human_is_needed_then_approve_and_resume_without_a_new_model_call(
+    tmp_path: Path, ws: Path
+) -> None:
     store, r = start(tmp_path, ws, WRITE_TURNS, "--allow", "fs:*=read", "--ask", "fs:*=write")
     assert r.returncode == 3, r.stdout + r.stderr
     assert "alos approve" in r.stdout and not (ws / "out.txt").exists()
@@ -70,9 +73,21 @@ def test_exit_1_when_the_root_fails_and_on_bad_input(tmp_path: Path, ws: Path) -
     _, r = start(tmp_path, ws, WRITE_TURNS, "--allow", "fs:src/*=read,fly", where="bad")
     assert r.returncode == 1 and "unknown right 'fly'" in r.stderr
     assert not (tmp_path / "bad").exists()  # rejected before anything ran
-    r = run_cli("run", "base", "g", "--workspace", str(ws), "--store", str(tmp_path / "s2.db"), "--model", "script:/nope.jsonl")
+    r = run_cli(
+        "run", "base", "g", "--workspace", str(ws), "--store", str(tmp_path / "s2.db"), "--model", "script:/nope.jsonl"
+    )
     assert r.returncode == 1 and "no model script" in r.stderr
-    r = run_cli("run", "nosuch", "g", "--workspace", str(ws), "--store", str(tmp_path / "s3.db"), "--model", f"script:{tmp_path}/turns.jsonl")
+    r = run_cli(
+        "run",
+        "nosuch",
+        "g",
+        "--workspace",
+        str(ws),
+        "--store",
+        str(tmp_path / "s3.db"),
+        "--model",
+        f"script:{tmp_path}/turns.jsonl",
+    )
     assert r.returncode == 1 and "no image 'nosuch'" in r.stderr
 
 
@@ -142,7 +157,10 @@ def host_in_tty(tmp_path: Path, ws: Path, turns, *grants: str) -> tuple[subproce
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [*ALOS, "run", "base", "goal", "--workspace", str(ws), "--store", store, "--model", model, *grants],
-        stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"},
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "NO_COLOR": "1"},
     )
     os.close(slave)
     deadline = time.monotonic() + 30
@@ -164,8 +182,11 @@ def test_kill_9_while_a_request_waits_then_approve_then_resume_writes_once(tmp_p
     r = run_cli("resume", "--store", store, "--approve", "never")
     assert r.returncode == 0, r.stdout + r.stderr
     assert (ws / "out.txt").read_text() == "written once\n"
-    writes = [x for x in jsonl(run_cli("audit", "--json", "--store", store).stdout)
-              if x["syscall"] == "fs.write" and x["outcome"] == "ok"]
+    writes = [
+        x
+        for x in jsonl(run_cli("audit", "--json", "--store", store).stdout)
+        if x["syscall"] == "fs.write" and x["outcome"] == "ok"
+    ]
     assert len(writes) == 1
     assert run_cli("audit", "verify", "--store", store).returncode == 0
 
@@ -199,12 +220,31 @@ def test_kill_9_at_random_points_loses_nothing_and_repeats_nothing(tmp_path: Pat
 
     rng = random.Random(7)
     n = 1500
-    turns = [{"content": f"t{i}", "tool_calls": [call("fs_write", path=f"f{i}.txt", content=f"{i}\n"),
-                                                 call("fs_read", path=f"f{i}.txt")]} for i in range(n)]
+    turns = [
+        {
+            "content": f"t{i}",
+            "tool_calls": [call("fs_write", path=f"f{i}.txt", content=f"{i}\n"), call("fs_read", path=f"f{i}.txt")],
+        }
+        for i in range(n)
+    ]
     model = write_script(tmp_path / "turns.jsonl", turns)
     store = str(tmp_path / "st" / "store.db")
-    first = [*ALOS, "run", "base", "goal", "--workspace", str(ws), "--store", store, "--model", model,
-             "--allow", "fs:*=read,write", "--approve", "never"]
+    first = [
+        *ALOS,
+        "run",
+        "base",
+        "goal",
+        "--workspace",
+        str(ws),
+        "--store",
+        store,
+        "--model",
+        model,
+        "--allow",
+        "fs:*=read,write",
+        "--approve",
+        "never",
+    ]
     cmd, kills, code = first, 0, None
     for _ in range(200):
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
@@ -228,6 +268,10 @@ def test_kill_9_at_random_points_loses_nothing_and_repeats_nothing(tmp_path: Pat
         assert (ws / f"f{i}.txt").read_text() == f"{i}\n"
     audit = jsonl(run_cli("audit", "--json", "--store", store).stdout)
     for i in range(n):
-        oks = [a for a in audit if a["syscall"] == "fs.write" and a["outcome"] == "ok" and a["resource"].endswith(f"/f{i}.txt")]
+        oks = [
+            a
+            for a in audit
+            if a["syscall"] == "fs.write" and a["outcome"] == "ok" and a["resource"].endswith(f"/f{i}.txt")
+        ]
         assert len(oks) == 1, (i, oks)
     assert run_cli("audit", "verify", "--store", store).returncode == 0

@@ -20,7 +20,9 @@ def crashed_mid_write(store: str, ws: Path) -> int:
     rt = alos.open(store, host=True)
     pid = spawn(rt, ws, [{"tool_calls": [call("fs_write", path="out.txt", content="x")]}], allow=("fs:*=write",))
     proc = rt.process(pid)
-    act = actions.start(rt.kernel, proc, ModelTurn("", (ToolCall("c0", "fs_write", {"path": "out.txt", "content": "x"}),)))
+    act = actions.start(
+        rt.kernel, proc, ModelTurn("", (ToolCall("c0", "fs_write", {"path": "out.txt", "content": "x"}),))
+    )
     from alos import codec
 
     d = codec.digest_value(["fs.write", pid, {"path": str((ws / "out.txt").resolve()), "content": "x"}])

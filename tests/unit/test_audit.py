@@ -1,3 +1,4 @@
+import itertools
 import sqlite3
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def test_the_chain_links_each_record_to_the_one_before(chained: Path) -> None:
     s.close()
     assert [r.seq for r in records] == [1, 2, 3, 4, 5]
     assert records[0].prev == audit.GENESIS
-    assert all(b.prev == a.digest for a, b in zip(records, records[1:], strict=False))
+    assert all(b.prev == a.digest for a, b in itertools.pairwise(records))
 
 
 def test_an_edited_record_is_named(chained: Path) -> None:
@@ -59,7 +60,9 @@ def test_a_deleted_last_record_is_noticed(chained: Path) -> None:
 def test_swapped_records_are_noticed(chained: Path) -> None:
     v = _tamper(
         chained,
-        "UPDATE audit SET seq=-2 WHERE seq=2", "UPDATE audit SET seq=2 WHERE seq=3", "UPDATE audit SET seq=3 WHERE seq=-2",
+        "UPDATE audit SET seq=-2 WHERE seq=2",
+        "UPDATE audit SET seq=2 WHERE seq=3",
+        "UPDATE audit SET seq=3 WHERE seq=-2",
     )
     assert not v.ok and v.bad_seq == 2
 

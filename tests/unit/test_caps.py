@@ -5,7 +5,9 @@ W = Right.WRITE
 
 
 def cap(cid: int, pattern: str, effect: Effect, *, uses=None, expires=None, digest=None, request=None, revoked=False):
-    return Capability(cid, 1, pattern, frozenset({W}), effect, "host", expires, uses, False, None, revoked, digest, request)
+    return Capability(
+        cid, 1, pattern, frozenset({W}), effect, "host", expires, uses, False, None, revoked, digest, request
+    )
 
 
 def effect(caps, resource="fs:/w/a", digest="d1", now=10.0) -> Effect:
