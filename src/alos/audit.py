@@ -60,7 +60,17 @@ class Verdict:
 
 
 def verify(conn: sqlite3.Connection) -> Verdict:
-    """Recompute the whole chain; return where it first breaks (edit, deletion, reordering)."""
+    """Recompute the whole chain; return where it first breaks (edit, deletion, reordering).
+
+    A store whose audit table or head is gone or malformed is a broken chain, not a crash.
+    """
+    try:
+        return _verify(conn)
+    except (sqlite3.DatabaseError, ValueError, TypeError) as err:
+        return Verdict(False, 0, 1, f"the audit log cannot be read ({err}): it was damaged or removed")
+
+
+def _verify(conn: sqlite3.Connection) -> Verdict:
     prev = GENESIS
     expected = 1
     count = 0

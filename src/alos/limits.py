@@ -12,6 +12,7 @@ SQLITE_BUSY_TIMEOUT_MS = 5_000  # ms another writer may hold the store before we
 SQLITE_SYNCHRONOUS = "NORMAL"
 
 READ_MAX_BYTES = 1 << 20  # bytes fs.read returns in one call; larger files are read in pieces
+FILE_MAX_OFFSET = (1 << 62) - 1  # bytes: the largest offset the host's off_t takes without overflow
 WRITE_MAX_BYTES = 16 << 20  # bytes one fs.write may carry; bigger payloads are refused
 LIST_MAX_ENTRIES = 1_000  # directory entries fs.list returns; the result says when it cut
 QUESTION_MAX_CHARS = 4_000  # characters of one human.ask question or human.tell message

@@ -229,11 +229,15 @@ class _Call:
         return self._digest
 
     def summary(self) -> dict[str, Any]:
+        """Return the arguments as the audit shows them: scalars kept, long text and lists sized."""
         out: dict[str, Any] = {}
-        source = msgspec.to_builtins(self.args) if self.args is not None else self.raw
-        if not isinstance(source, dict):
+        if self.args is not None:
+            items = [(f, getattr(self.args, f)) for f in self.args.__dataclass_fields__]
+        elif isinstance(self.raw, dict):
+            items = list(self.raw.items())
+        else:
             return {"args": "<not an object>"}
-        for key, value in source.items():
+        for key, value in items:
             if isinstance(value, str):
                 out[key] = value if len(value) <= 120 else f"<{len(value)} chars>"
             elif isinstance(value, (int, float, bool)) or value is None:
@@ -278,8 +282,9 @@ class _Call:
         label = _label(decision) if decision is not None else "deny"
         with self.kernel.transaction() as tx:
             self._audit(tx, label, err.code, {"error": err.message})
-            if decision is not None:
-                caps.spend(tx.conn, [c for c in decision.caps if c.request is not None])
+            spent = [c for c in decision.caps if c.request is not None] if decision is not None else []
+            if spent:  # a human's one-shot deny is used up
+                caps.spend(tx.conn, spent)
                 tx.on_commit.append(lambda: self.kernel.forget_caps(self.subject))
 
     def ask(self, entry: Entry, p: Process, decision: caps.Decision) -> Parked:
@@ -404,7 +409,8 @@ class _Call:
                 assert self.site is not None
                 actions.record_done(tx, self.subject, self.site, {"error": [err.code, err.message]})
             self._audit(tx, label, err.code, {"error": err.message})
-            tx.on_commit.append(lambda: self.kernel.forget_caps(self.subject))
+            if spent:
+                tx.on_commit.append(lambda: self.kernel.forget_caps(self.subject))
 
 
 def _guess(name: str, raw: Any, cwd: str) -> str:

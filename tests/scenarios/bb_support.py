@@ -131,6 +131,6 @@ def result_texts(stdout: str) -> list[str]:
 
 def make_env(tmp_path: Path) -> Env:
     ws = tmp_path / "ws"
-    ws.mkdir()
+    ws.mkdir(parents=True)
     (ws / "README.md").write_text("hello readme\n")
     return Env(root=tmp_path, ws=ws, store=tmp_path / "state" / "store.db")

@@ -296,7 +296,7 @@ def _answer(store: str, rid: int, verdict: str, text: str | None) -> None:
 
 
 @cli.command()
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=click.IntRange(1, 2**63 - 1))
 @click.option(
     "--always",
     is_flag=True,
@@ -309,7 +309,7 @@ def approve(request_id: int, always: bool, store: str) -> None:
 
 
 @cli.command()
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=click.IntRange(1, 2**63 - 1))
 @click.option("--reason", default=None, help="Why; the agent sees it in the denial.")
 @store_option
 def deny(request_id: int, reason: str | None, store: str) -> None:
@@ -318,7 +318,7 @@ def deny(request_id: int, reason: str | None, store: str) -> None:
 
 
 @cli.command()
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=click.IntRange(1, 2**63 - 1))
 @click.argument("text")
 @store_option
 def answer(request_id: int, text: str, store: str) -> None:
@@ -327,7 +327,7 @@ def answer(request_id: int, text: str, store: str) -> None:
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--pid", type=int, default=None, help="Only this process's records.")
+@click.option("--pid", type=click.IntRange(0, 2**63 - 1), default=None, help="Only this process's records.")
 @store_option
 @json_option
 @click.pass_context

@@ -114,7 +114,7 @@ class Kernel:
         return procs
 
     def caps(self, pid: Pid) -> list[Capability]:
-        """Return every capability row of ``pid`` (the decision skips dead ones)."""
+        """Return the live-by-count capabilities of ``pid`` (the decision also skips expired ones)."""
         caps = self._caps.get(pid)
         if caps is None:
             caps = self._caps[pid] = rows.capabilities_of(self.store.conn, pid)

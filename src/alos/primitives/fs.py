@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+
+import msgspec
 
 from alos import codec, limits
 from alos.errors import Limit
@@ -23,8 +25,8 @@ class ReadArgs:
     """Read a text file (UTF-8) from ``offset``, at most ``length`` bytes."""
 
     path: str
-    offset: int = 0
-    length: int = limits.READ_MAX_BYTES
+    offset: Annotated[int, msgspec.Meta(ge=0, le=limits.FILE_MAX_OFFSET)] = 0
+    length: Annotated[int, msgspec.Meta(ge=0, le=limits.READ_MAX_BYTES)] = limits.READ_MAX_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +89,7 @@ def delete_needs(proc: Process, args: DeleteArgs) -> tuple[Need, ...]:
 
 async def read(kernel: Kernel, proc: Process, args: ReadArgs) -> str:
     """Return the text of the requested range."""
-    length = min(max(args.length, 0), limits.READ_MAX_BYTES)
-    data = kernel.files.read(args.path, max(args.offset, 0), length)
+    data = kernel.files.read(args.path, args.offset, args.length)
     return data.decode("utf-8", errors="replace")
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 from alos import codec, limits
 from alos.errors import Denied, Limit
@@ -32,7 +34,7 @@ class TellArgs:
 class AnswerArgs:
     """Answer human request ``request``: verdict once | always | deny | answer (with ``text``)."""
 
-    request: int
+    request: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
     verdict: Literal["once", "always", "deny", "answer"]
     text: str | None = None
     by: str = "host"

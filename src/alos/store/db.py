@@ -18,6 +18,9 @@ from alos.errors import Invalid, Unavailable
 
 # version -> the statements that move a store from version-1 to version (none yet: v1 is first)
 MIGRATIONS: dict[int, tuple[str, ...]] = {}
+REQUIRED_TABLES = frozenset(
+    {"meta", "processes", "capabilities", "human_requests", "pending_actions", "journal", "context", "audit", "events"}
+)
 
 
 class Store:
@@ -127,14 +130,18 @@ def _version(conn: sqlite3.Connection, path: str) -> int | None:
     if "meta" not in tables:
         raise Invalid(f"{path} is an SQLite file but not an alos store (no meta table); it was left untouched")
     row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    if row is None:
-        raise Invalid(f"{path} has no schema version; it is damaged and was left untouched")
-    version = int(row[0])
+    text = str(row[0]) if row is not None else ""
+    if not text.isdigit() or int(text) < 1:
+        raise Invalid(f"{path} has no valid schema version ({text!r}); it is damaged and was left untouched")
+    version = int(text)
     if version > limits.SCHEMA_VERSION:
         raise Invalid(
             f"{path} has schema version {version}, newer than this alos understands "
             f"({limits.SCHEMA_VERSION}); upgrade alos. The store was left untouched"
         )
+    missing = REQUIRED_TABLES - tables
+    if version == limits.SCHEMA_VERSION and missing:
+        raise Invalid(f"{path} lacks the table(s) {', '.join(sorted(missing))}; it is damaged and was left untouched")
     ok = conn.execute("PRAGMA quick_check").fetchone()[0]
     if ok != "ok":
         raise Invalid(f"{path} failed SQLite's integrity check ({ok}); it was left untouched")

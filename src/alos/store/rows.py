@@ -142,10 +142,9 @@ def insert_capability(conn: Conn, pid: Pid, g: Grant, issuer: str, parent: int |
 
 
 def capabilities_of(conn: Conn, pid: Pid) -> list[Capability]:
-    """Return every capability row of ``pid`` (live or not), oldest first."""
-    return [
-        _capability(r) for r in conn.execute(f"SELECT {_CAP_COLS} FROM capabilities WHERE pid=? ORDER BY id", (pid,))
-    ]
+    """Return the capabilities of ``pid`` that are neither revoked nor used up, oldest first."""
+    sql = f"SELECT {_CAP_COLS} FROM capabilities WHERE pid=? AND revoked=0 AND (uses IS NULL OR uses > 0) ORDER BY id"
+    return [_capability(r) for r in conn.execute(sql, (pid,))]
 
 
 def load_capability(conn: Conn, cap_id: int) -> Capability | None:

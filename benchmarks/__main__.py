@@ -1,0 +1,74 @@
+"""``python -m benchmarks [--quick] [--only NAME ...] [--profile NAME]``: run and report.
+
+Prints one table row per benchmark with its median, p95, throughput and PASS/FAIL against
+its target. Always exits 0: the suite reports, it does not gate. Stores and workspaces go
+in the temp directory; set TMPDIR to measure on another filesystem (e.g. TMPDIR=/dev/shm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import platform
+import pstats
+import sys
+import tempfile
+import time
+
+from benchmarks.cases import BENCHES, FULL, QUICK, Plan, Result
+from benchmarks.fixture import filesystem
+from benchmarks.report import show
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Return the command line's options."""
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
+    ap.add_argument("--only", nargs="+", choices=sorted(BENCHES), help="run only these benchmarks")
+    ap.add_argument(
+        "--profile", choices=sorted(BENCHES), help="run one benchmark under cProfile instead"
+    )
+    return ap.parse_args(argv)
+
+
+async def run_all(names: list[str], plan: Plan) -> list[Result]:
+    """Run the named benchmarks in order; return their results."""
+    results = []
+    for name in names:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results.append(await BENCHES[name](plan))
+    return results
+
+
+def profile(name: str, plan: Plan) -> None:
+    """Run benchmark ``name`` under cProfile; print its 25 costliest calls by cumulative time."""
+    prof = cProfile.Profile()
+    prof.runcall(lambda: asyncio.run(BENCHES[name](plan)))
+    pstats.Stats(prof).strip_dirs().sort_stats("cumulative").print_stats(25)
+
+
+def main(argv: list[str]) -> int:
+    """Run the suite, print the table, return 0."""
+    opts = parse(argv)
+    plan = QUICK if opts.quick else FULL
+    if opts.profile:
+        profile(opts.profile, plan)
+        return 0
+    names = opts.only or list(BENCHES)
+    start = time.perf_counter()
+    results = asyncio.run(run_all(names, plan))
+    elapsed = time.perf_counter() - start
+    mode = "quick" if opts.quick else "full"
+    tmp = tempfile.gettempdir()
+    title = (
+        f"alos benchmarks ({mode}; Python {platform.python_version()}, {os.cpu_count()} cpus; "
+        f"stores in {tmp} ({filesystem(tmp)}); {elapsed:.1f} s)"
+    )
+    show(results, title)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,283 @@
+"""The benchmarks: each sets up a fresh store, measures one path through dispatch(), and
+returns a Result. Every timed call is checked to have done what it claims (allowed, denied,
+parked, audited), so a fast wrong path cannot pass."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import alos
+from alos.kernel.sched import Scheduler
+from alos.types import Pid
+from benchmarks.fixture import ASKED, KIB, SECRET, Env, environment, replace_file
+from benchmarks.stats import Summary, summarize, time_calls
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How many iterations each benchmark runs."""
+
+    calls: int  # timed iterations of a per-call benchmark
+    warmup: int  # untimed iterations before them
+    asks: int  # timed ask round trips (each leaves a spent one-shot capability behind)
+    short: tuple[int, int]  # (steps per run, runs) of the short scripted runs
+    long: tuple[int, int]  # (steps per run, runs) of the long ones: the context grows per step
+    records: int  # audit records in the verified log
+    verifies: int  # timed verifications
+
+
+FULL = Plan(2_000, 200, asks=300, short=(100, 10), long=(1_000, 3), records=10_000, verifies=5)
+QUICK = Plan(300, 50, asks=60, short=(100, 2), long=(300, 1), records=10_000, verifies=2)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A goal: the median at most ``limit`` microseconds, or the rate at least ``limit``/s."""
+
+    metric: str  # "median" | "rate"
+    limit: float
+
+    def met(self, summary: Summary, rate: float | None) -> bool:
+        """Return whether the measurement meets this target."""
+        if self.metric == "median":
+            return summary.median_ns <= self.limit * 1_000
+        return rate is not None and rate >= self.limit
+
+    def __str__(self) -> str:
+        if self.metric == "median":
+            return f"median <= {self.limit:g} us"
+        return f">= {self.limit:,.0f}/s"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One row of the report."""
+
+    name: str
+    summary: Summary
+    rate: float | None  # operations per second, where that means something
+    unit: str  # what the rate counts, e.g. "calls/s"
+    target: Target | None = None
+
+    @property
+    def passed(self) -> bool | None:
+        """Return whether the target is met (None: no target, reported for scale)."""
+        return None if self.target is None else self.target.met(self.summary, self.rate)
+
+
+Bench = Callable[[Plan], Coroutine[Any, Any, Result]]
+
+
+def _per_call(name: str, samples: list[int], target: Target | None = None) -> Result:
+    summary = summarize(samples)
+    return Result(name, summary, summary.per_second, "calls/s", target)
+
+
+async def _expect_denied(call: Awaitable[Any]) -> None:
+    try:
+        result = await call
+    except alos.Denied:
+        return
+    raise RuntimeError(f"the call was not denied; it returned {result!r}")
+
+
+# -- per-call benchmarks ----------------------------------------------------------------
+
+
+async def write_1k(plan: Plan) -> Result:
+    """An allowed fs.write of 1 KiB, effect and durable audit record included."""
+    async with environment() as env:
+        pid = await env.spawn()
+
+        async def call(i: int) -> None:
+            args = {"path": f"w{i % 16}.txt", "content": KIB}
+            result = await env.rt.dispatch(pid, "fs.write", args)
+            if result["bytes"] != len(KIB):
+                raise RuntimeError(f"fs.write wrote {result['bytes']} bytes")
+
+        samples = await time_calls(call, plan.calls, plan.warmup)
+    return _per_call("fs.write 1 KiB (allowed)", samples, Target("median", 150))
+
+
+async def read_1k(plan: Plan) -> Result:
+    """An allowed fs.read of a 1 KiB file."""
+    async with environment() as env:
+        pid = await env.spawn()
+        await env.rt.dispatch(pid, "fs.write", {"path": "r.txt", "content": KIB})
+
+        async def call(i: int) -> None:
+            text = await env.rt.dispatch(pid, "fs.read", {"path": "r.txt"})
+            if len(text) != len(KIB):
+                raise RuntimeError(f"fs.read returned {len(text)} characters")
+
+        samples = await time_calls(call, plan.calls, plan.warmup)
+    return _per_call("fs.read 1 KiB (allowed)", samples)
+
+
+async def denied_by_cap(plan: Plan) -> Result:
+    """A read the process holds a deny capability on."""
+    async with environment() as env:
+        pid = await env.spawn()
+
+        async def call(i: int) -> None:
+            await _expect_denied(env.rt.dispatch(pid, "fs.read", {"path": SECRET}))
+
+        samples = await time_calls(call, plan.calls, plan.warmup)
+    return _per_call("denied: deny capability", samples, Target("median", 50))
+
+
+async def denied_no_cap(plan: Plan) -> Result:
+    """A delete no capability covers (nothing matching means deny)."""
+    async with environment() as env:
+        pid = await env.spawn()
+
+        async def call(i: int) -> None:
+            await _expect_denied(env.rt.dispatch(pid, "fs.delete", {"path": "w.txt"}))
+
+        samples = await time_calls(call, plan.calls, plan.warmup)
+    return _per_call("denied: no capability", samples, Target("median", 50))
+
+
+async def ask_round_trip(plan: Plan) -> Result:
+    """A write that asks: park, approve once as the host, re-dispatch and perform it."""
+    async with environment() as env:
+        pid = await env.spawn()
+        args = {"path": ASKED, "content": "approved once"}
+
+        async def call(i: int) -> None:
+            parked = await env.rt.dispatch(pid, "fs.write", args)
+            if not isinstance(parked, alos.Parked) or parked.request is None:
+                raise RuntimeError(f"the write did not park; it returned {parked!r}")
+            await env.rt.answer(parked.request, "once")
+            done = await env.rt.dispatch(pid, "fs.write", args)
+            if isinstance(done, alos.Parked):
+                raise RuntimeError("the approved write parked again")
+
+        samples = await time_calls(call, plan.asks, min(plan.warmup, plan.asks // 4))
+    return _per_call("ask + approve once + re-dispatch", samples)
+
+
+# -- the audit log --------------------------------------------------------------------
+
+
+async def _fill_audit(env: Env, pid: Pid, records: int) -> None:
+    """Append denied calls (one audit record each) until the log holds ``records``."""
+    for _ in range(records - env.rt.verify().count):
+        await _expect_denied(env.rt.dispatch(pid, "fs.read", {"path": SECRET}))
+
+
+async def audit_verify(plan: Plan) -> Result:
+    """``alos audit verify`` (Runtime.verify) of the whole chain, scaled to 10,000 records."""
+    async with environment() as env:
+        await _fill_audit(env, await env.spawn(), plan.records)
+        samples: list[float] = []
+        for _ in range(plan.verifies):
+            start = time.perf_counter_ns()
+            verdict = env.rt.verify()
+            elapsed = time.perf_counter_ns() - start
+            if not verdict.ok or verdict.count != plan.records:
+                raise RuntimeError(f"verify: {verdict.reason}")
+            samples.append(elapsed * 10_000 / verdict.count)
+    summary = summarize(samples)
+    return Result("audit verify per 10,000 records", summary, 1e13 / summary.median_ns, "records/s")
+
+
+# -- the scripted agent step --------------------------------------------------------------
+
+
+def _turns(steps: int) -> list[dict[str, Any]]:
+    """Return ``steps`` scripted turns, each one fs_write of a small file."""
+    return [{"content": f"step {i}", "tool_calls": [_write_call(i)]} for i in range(steps)]
+
+
+def _write_call(i: int) -> dict[str, Any]:
+    return {"name": "fs_write", "arguments": {"path": f"s{i % 16}.txt", "content": f"{i}"}}
+
+
+Quantum = Callable[[Pid], Awaitable[None]]
+
+
+def _stamped(quantum: Quantum, stamps: list[int]) -> Quantum:
+    """Return ``quantum`` noting the time each quantum starts in ``stamps``."""
+
+    async def run(pid: Pid) -> None:
+        stamps.append(time.perf_counter_ns())
+        await quantum(pid)
+
+    return run
+
+
+def _check_run(env: Env, pid: Pid, steps: int) -> None:
+    proc = env.rt.process(pid)
+    if proc.state is not alos.ProcState.EXITED or proc.turns != steps:
+        raise RuntimeError(f"process {pid} is {proc.state} after {proc.turns} of {steps} turns")
+    writes = sum(1 for r in env.rt.audit(pid) if r.syscall == "fs.write" and r.outcome == "ok")
+    if writes != steps:
+        raise RuntimeError(f"{writes} audited fs.write calls for {steps} steps")
+
+
+async def _scripted_run(steps: int) -> tuple[list[int], int]:
+    """Run one process through ``steps`` turns; return each step's cost and the wall time."""
+    async with environment() as env:
+        pid = await env.spawn(_turns(steps))
+        stamps: list[int] = []
+        rt = env.rt
+        rt.scheduler = Scheduler(rt.kernel, _stamped(rt.agent.quantum, stamps))
+        start = time.perf_counter_ns()
+        await rt.run()
+        wall = time.perf_counter_ns() - start
+        _check_run(env, pid, steps)
+    # quantum k+1 starts when step k (its model call, tool call, syscall, audit) is done
+    return [b - a for a, b in itertools.pairwise(stamps)], wall
+
+
+async def _agent_step(steps: int, runs: int) -> Result:
+    """Run ``runs`` scripted processes of ``steps`` steps; rate = steps / wall time of run()."""
+    await _scripted_run(min(50, steps))  # warm-up
+    samples: list[int] = []
+    wall = 0
+    for _ in range(runs):
+        deltas, elapsed = await _scripted_run(steps)
+        samples += deltas
+        wall += elapsed
+    rate = steps * runs * 1e9 / wall
+    name = f"agent step ({steps:,}-step runs)"
+    return Result(name, summarize(samples), rate, "steps/s", Target("rate", 2_000))
+
+
+async def agent_step_short(plan: Plan) -> Result:
+    """One scripted agent step (model call, one tool call, its syscall and audit), short runs."""
+    return await _agent_step(*plan.short)
+
+
+async def agent_step_long(plan: Plan) -> Result:
+    """The same step in long runs, where each process's context has grown."""
+    return await _agent_step(*plan.long)
+
+
+async def os_floor(plan: Plan) -> Result:
+    """No alos: the OS cost of the provider's atomic 1 KiB write (temp file, write, rename)."""
+    async with environment() as env:
+
+        async def call(i: int) -> None:
+            replace_file(env.workspace, f"w{i % 16}.txt", KIB.encode())
+
+        samples = await time_calls(call, plan.calls, plan.warmup)
+    return _per_call("OS floor: atomic 1 KiB write", samples)
+
+
+BENCHES: dict[str, Bench] = {
+    "write": write_1k,
+    "floor": os_floor,
+    "read": read_1k,
+    "denied": denied_by_cap,
+    "nocap": denied_no_cap,
+    "step": agent_step_short,
+    "longstep": agent_step_long,
+    "ask": ask_round_trip,
+    "verify": audit_verify,
+}

@@ -1,0 +1,54 @@
+"""Render benchmark results as a rich table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.cases import Result
+
+
+def duration(ns: float) -> str:
+    """Return ``ns`` in the unit that reads best: us below 10 ms, else ms."""
+    if ns < 10_000_000:
+        return f"{ns / 1_000:,.1f} us"
+    return f"{ns / 1_000_000:,.1f} ms"
+
+
+def verdict(result: Result) -> str:
+    """Return the PASS/FAIL cell (or a dash for a row reported only for scale)."""
+    passed = result.passed
+    if passed is None:
+        return "-"
+    return "[green]PASS[/]" if passed else "[red]FAIL[/]"
+
+
+def table(results: Sequence[Result], title: str) -> Table:
+    """Return the report table: one row per result."""
+    out = Table(title=title, title_justify="left")
+    out.add_column("benchmark")
+    out.add_column("n", justify="right")
+    out.add_column("median", justify="right")
+    out.add_column("p95", justify="right")
+    out.add_column("throughput", justify="right")
+    out.add_column("target")
+    out.add_column("result")
+    for r in results:
+        rate = f"{r.rate:,.0f} {r.unit}" if r.rate is not None else "-"
+        out.add_row(
+            r.name,
+            f"{r.summary.count:,}",
+            duration(r.summary.median_ns),
+            duration(r.summary.p95_ns),
+            rate,
+            str(r.target) if r.target else "(for scale)",
+            verdict(r),
+        )
+    return out
+
+
+def show(results: Sequence[Result], title: str) -> None:
+    """Print the report table to stdout."""
+    Console(width=120).print(table(results, title))
