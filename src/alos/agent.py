@@ -36,6 +36,7 @@ class Agent:
         proc = kernel.proc(pid)
         table = self.tools(proc.image)
         act = actions.pending(kernel, pid)
+        replay = act is not None  # re-entered: earlier dispatches may have journaled effects
         if act is None:
             wire = [t.wire() for t in table.values()]
             try:
@@ -61,7 +62,7 @@ class Agent:
                 return
             act = actions.start(kernel, kernel.proc(pid), turn)
         for index in range(act.next, len(act.calls)):
-            kernel.sites[pid] = Site(act.id, index)
+            kernel.sites[pid] = Site(act.id, index, replay=replay)
             try:
                 result = await tools.call(kernel, pid, table, act.calls[index])
             finally:

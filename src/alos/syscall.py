@@ -22,7 +22,7 @@ from alos.kernel import action as actions
 from alos.primitives import cap, fs, human, model, proc
 from alos.rights import Capability, Effect, Need
 from alos.store import rows
-from alos.types import HOST, Parked, Process, ProcState, RequestKind, RequestState, Wait
+from alos.types import HOST, AuditRecord, Event, Parked, Process, ProcState, RequestKind, RequestState, Wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +125,12 @@ async def dispatch(kernel: Kernel, subject: int, name: str, raw: dict[str, Any])
     kernel.refresh()
     call = _Call(kernel, subject, name, raw, _step(kernel, subject))
     entry, p = call.prepare()
-    if entry.outside and call.site is not None:
-        replayed = call.replay(entry, p)
+    if entry.outside and call.site is not None and call.site.replay:
+        try:
+            replayed = call.replay(entry, p)
+        except AlosError as err:
+            call.refused(err)
+            raise
         if replayed is not None:
             return replayed[0]
     decision = call.decide(entry, p)
@@ -140,7 +144,7 @@ def _step(kernel: Kernel, subject: int) -> Site | None:
     if site is None:
         return None
     site.step += 1
-    return Site(site.action, site.call, site.step)
+    return Site(site.action, site.call, site.step, site.replay)
 
 
 def _denial(subject: int, decision: caps.Decision, kernel: Kernel) -> str:
@@ -173,7 +177,7 @@ class _Call:
         self.raw = raw
         self.site = site
         self.args: Any = None
-        self.resource = _guess(name, raw, "/")
+        self.resource = ""  # set from the needs once resolved, or guessed when resolution fails
         self.right = "-"
         self.needs: tuple[Need, ...] = ()
         self.retry = False  # a human approved re-running an effect whose outcome was lost
@@ -248,44 +252,63 @@ class _Call:
             out["digest"] = self._digest
         return out
 
-    def _audit(self, tx: Tx, decision: str, outcome: str, extra: dict[str, Any] | None = None) -> None:
+    def _detail(self, extra: dict[str, Any] | None) -> dict[str, Any]:
         detail = self.summary()
         if extra:
             detail.update(extra)
+        return detail
+
+    def _event(self, rec: AuditRecord) -> dict[str, Any]:
+        return {
+            "audit": rec.seq,
+            "syscall": self.name,
+            "resource": self.resource,
+            "right": self.right,
+            "decision": rec.decision,
+            "outcome": rec.outcome,
+            "detail": rec.detail,
+        }
+
+    def _audit(self, tx: Tx, decision: str, outcome: str, extra: dict[str, Any] | None = None) -> None:
+        """Append the audit record inside ``tx`` (with the state changes it records)."""
+        kernel = self.kernel
         rec = audit.append(
-            tx.conn,
-            tx.now,
+            tx.conn, tx.now, self.subject, self.name, self.resource, self.right, decision, outcome, self._detail(extra)
+        )
+        if kernel.listeners:
+            tx.publish(self.subject, "syscall", self._event(rec))
+        tx.on_commit.append(lambda: setattr(kernel, "audit_head", (rec.seq, rec.digest)))
+
+    def _audit_alone(self, decision: str, outcome: str, extra: dict[str, Any] | None = None) -> None:
+        """Append the audit record as its own one-statement transaction: nothing else changes."""
+        kernel = self.kernel
+        rec = audit.append_alone(
+            kernel.store.conn,
+            kernel.audit_head,
+            kernel.clock.now(),
             self.subject,
             self.name,
             self.resource,
             self.right,
             decision,
             outcome,
-            detail,
+            self._detail(extra),
         )
-        tx.event(
-            self.subject,
-            "syscall",
-            {
-                "audit": rec.seq,
-                "syscall": self.name,
-                "resource": self.resource,
-                "right": self.right,
-                "decision": decision,
-                "outcome": outcome,
-                "detail": detail,
-            },
-        )
+        kernel.audit_head = (rec.seq, rec.digest)
+        if kernel.listeners:
+            kernel.publish(Event(0, rec.time, self.subject, "syscall", self._event(rec)))
 
     def refused(self, err: AlosError, decision: caps.Decision | None = None) -> None:
         """Audit a call refused before its effect ran."""
         label = _label(decision) if decision is not None else "deny"
-        with self.kernel.transaction() as tx:
+        spent = [c for c in decision.caps if c.request is not None] if decision is not None else []
+        if not spent:
+            self._audit_alone(label, err.code, {"error": err.message})
+            return
+        with self.kernel.transaction() as tx:  # a human's one-shot deny is used up with it
             self._audit(tx, label, err.code, {"error": err.message})
-            spent = [c for c in decision.caps if c.request is not None] if decision is not None else []
-            if spent:  # a human's one-shot deny is used up
-                caps.spend(tx.conn, spent)
-                tx.on_commit.append(lambda: self.kernel.forget_caps(self.subject))
+            caps.spend(tx.conn, spent)
+            tx.on_commit.append(lambda: self.kernel.forget_caps(self.subject))
 
     def ask(self, entry: Entry, p: Process, decision: caps.Decision) -> Parked:
         """Record an approval request showing exactly what would happen, and park."""
@@ -387,6 +410,9 @@ class _Call:
         except AlosError as err:
             self.failed(label, spent, err, journal)
             raise
+        if not journal and not spent:
+            self._audit_alone(label, "ok")
+            return result
         with kernel.transaction() as tx:
             if journal:
                 assert self.site is not None
@@ -403,6 +429,9 @@ class _Call:
 
     def failed(self, label: str, spent: list[Capability], err: AlosError, journal: bool = False) -> None:
         """Audit an allowed call whose effect failed; journal the failure inside an action."""
+        if not journal and not spent:
+            self._audit_alone(label, err.code, {"error": err.message})
+            return
         with self.kernel.transaction() as tx:
             caps.spend(tx.conn, spent)
             if journal:

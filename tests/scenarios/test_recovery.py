@@ -46,8 +46,8 @@ def test_a_lost_outcome_becomes_a_recovery_request(store: str, ws: Path, verdict
         assert (ws / "out.txt").exists() is written
         assert rt.process(pid).state.value == "exited"
         if verdict == "deny":
-            results = [e for e in rt.events() if e.kind == "result"]
-            assert "chose not to retry" in results[-1].detail["text"]
+            refused = [r for r in rt.audit() if r.syscall == "fs.write" and r.outcome == "conflict"]
+            assert "chose not to retry" in refused[-1].detail["error"]
         assert rt.verify().ok
     finally:
         rt.close()

@@ -102,7 +102,7 @@ def finish_call(kernel: Kernel, pid: Pid, action: Action, index: int, text: str,
             rows.clear_action(tx.conn, pid)
         else:
             rows.advance_action(tx.conn, pid, index + 1)
-        tx.event(pid, "result", {"call": call.id, "name": call.name, "ok": ok, "text": text})
+        tx.publish(pid, "result", {"call": call.id, "name": call.name, "ok": ok, "text": text})
 
 
 def drop(kernel: Kernel, tx: Tx, pid: Pid) -> None:

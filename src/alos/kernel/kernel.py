@@ -30,6 +30,7 @@ class Site:
     action: int
     call: int
     step: int = 0
+    replay: bool = True  # the action may have journal entries (re-entered after a park or a restart)
 
 
 @dataclass(slots=True)
@@ -45,6 +46,13 @@ class Tx:
         """Record an event in this transaction."""
         seq = rows.append_event(self.conn, self.now, pid, kind, detail)
         self.events.append(Event(seq, self.now, pid, kind, detail))
+
+    def publish(self, pid: Pid, kind: str, detail: dict[str, Any]) -> None:
+        """Tell listeners about a fact stored elsewhere in this transaction (seq 0: no event row).
+
+        A syscall's event is its audit record: storing it twice would keep one fact twice.
+        """
+        self.events.append(Event(0, self.now, pid, kind, detail))
 
 
 class Kernel:
@@ -67,6 +75,7 @@ class Kernel:
         self.sites: dict[Pid, Site] = {}
         self.contexts: dict[Pid, list[dict[str, Any]]] = {}
         self.listeners: list[Callable[[Event], None]] = []
+        self.audit_head: tuple[int, str] | None = None  # (seq, digest) of the newest record we wrote
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -81,8 +90,12 @@ class Kernel:
         for hook in tx.on_commit:
             hook()
         for ev in tx.events:
-            for listen in self.listeners:
-                listen(ev)
+            self.publish(ev)
+
+    def publish(self, ev: Event) -> None:
+        """Hand ``ev`` to every listener (after its facts committed)."""
+        for listen in self.listeners:
+            listen(ev)
 
     def refresh(self) -> bool:
         """Drop the caches if another connection committed; return whether it had."""

@@ -28,27 +28,42 @@ class Scheduler:
         return [p.pid for p in self.kernel.processes() if p.state is ProcState.RUNNABLE]
 
     async def run(self) -> None:
-        """Run quanta until no process is runnable (all exited, waiting or paused)."""
+        """Run quanta until no process is runnable (all exited, waiting or paused).
+
+        A process whose quantum ends with nothing else runnable keeps running into its next
+        quantum: it is not written runnable and running again, which would be two empty commits.
+        """
         kernel = self.kernel
         queue = deque(self.runnable())
+        current: Pid | None = None  # the process left running between consecutive quanta
         while queue:
             pid = queue.popleft()
             if kernel.refresh():
                 queue.extend(p for p in self.runnable() if p not in queue and p != pid)
             proc = kernel.proc(pid)
-            if proc.state is not ProcState.RUNNABLE:
-                continue
-            with kernel.transaction() as tx:
-                transition(kernel, tx, proc, ProcState.RUNNING)
+            if pid != current or proc.state is not ProcState.RUNNING:
+                if proc.state is not ProcState.RUNNABLE:
+                    continue
+                with kernel.transaction() as tx:
+                    transition(kernel, tx, proc, ProcState.RUNNING)
             await self._guarded(pid)
             self.quanta += 1
-            proc = kernel.proc(pid)
-            if proc.state is ProcState.RUNNING:
-                with kernel.transaction() as tx:
-                    transition(kernel, tx, proc, ProcState.RUNNABLE)
+            current = None
+            if kernel.proc(pid).state is ProcState.RUNNING:
+                if not queue and kernel.refresh():
+                    queue.extend(p for p in self.runnable() if p != pid)
+                if queue:
+                    self._yield(pid)
+                else:
+                    current = pid
                 queue.append(pid)
-            if not queue and kernel.refresh():
+            elif not queue and kernel.refresh():
                 queue.extend(self.runnable())
+
+    def _yield(self, pid: Pid) -> None:
+        proc = self.kernel.proc(pid)
+        with self.kernel.transaction() as tx:
+            transition(self.kernel, tx, proc, ProcState.RUNNABLE)
 
     async def _guarded(self, pid: Pid) -> None:
         try:

@@ -55,7 +55,14 @@ class Files:
         if "\x00" in path:
             raise Invalid(f"path {path!r} contains a NUL byte")
         full = path if os.path.isabs(path) else os.path.join(cwd, path)
-        real = os.path.realpath(full)
+        try:
+            real = _real(full.rstrip("/") or "/")
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise Invalid(f"{path} loops through symlinks") from None
+            if err.errno == errno.ENAMETOOLONG:
+                raise Invalid(f"path {path[:80]!r}... is too long for the host") from None
+            real = os.path.realpath(full)  # e.g. a directory we may not search: resolve by name
         self._guard(real)
         return real
 
@@ -192,6 +199,30 @@ class Files:
             except UnicodeDecodeError:
                 text = None
         return Peek(True, size, "sha256:" + h.hexdigest(), text)
+
+
+_PROC_FD = os.path.isdir("/proc/self/fd")
+
+
+def _real(path: str) -> str:
+    """Return the real path of absolute ``path`` as the OS resolves it (symlinks and '..' followed);
+    a tail that does not exist yet is kept as named. One O_PATH open instead of an lstat per component."""
+    if not _PROC_FD:
+        return os.path.realpath(path)
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        head, name = os.path.split(path)
+        if head == path:
+            return path
+        base = _real(head)
+        if name == "..":
+            return os.path.dirname(base)
+        return base if name in ("", ".") else os.path.join(base, name)
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -47,8 +47,7 @@ class Store:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
-        self._seen_version = self._data_version()
+        conn.execute("COMMIT")  # our own commits never change data_version for this connection
 
     def changed_elsewhere(self) -> bool:
         """Return whether another connection committed since we last looked (and note it)."""
@@ -152,9 +151,12 @@ def _create(conn: sqlite3.Connection) -> None:
     schema = resources.files("alos.store").joinpath("schema.sql").read_text()
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for statement in schema.split(";"):
-            if statement.strip():
+        statement = ""
+        for line in schema.splitlines(keepends=True):
+            statement += line
+            if sqlite3.complete_statement(statement):
                 conn.execute(statement)
+                statement = ""
         conn.execute(
             "INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('audit_head', ?)",
             (str(limits.SCHEMA_VERSION), "0:"),

@@ -104,6 +104,11 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_pid ON audit(pid);
 
+-- The head names the newest record, so removing records at the end shows in verification.
+CREATE TRIGGER audit_head AFTER INSERT ON audit BEGIN
+    UPDATE meta SET value = NEW.seq || ':' || NEW.digest WHERE key = 'audit_head';
+END;
+
 CREATE TABLE events (
     seq    INTEGER PRIMARY KEY,
     time   REAL NOT NULL,
