@@ -27,9 +27,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
     ap.add_argument("--only", nargs="+", choices=sorted(BENCHES), help="run only these benchmarks")
-    ap.add_argument(
-        "--profile", choices=sorted(BENCHES), help="run one benchmark under cProfile instead"
-    )
+    ap.add_argument("--profile", choices=sorted(BENCHES), help="run one benchmark under cProfile instead")
     return ap.parse_args(argv)
 
 

@@ -5,6 +5,7 @@ parked, audited), so a fast wrong path cannot pass."""
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -189,12 +190,14 @@ async def audit_verify(plan: Plan) -> Result:
 # -- the scripted agent step --------------------------------------------------------------
 
 
-def _turns(steps: int) -> list[dict[str, Any]]:
-    """Return ``steps`` scripted turns, each one fs_write of a small file."""
-    return [{"content": f"step {i}", "tool_calls": [_write_call(i)]} for i in range(steps)]
+def _turns(steps: int, tool: str) -> list[dict[str, Any]]:
+    """Return ``steps`` scripted turns, each one fs_write or fs_read of a small file."""
+    return [{"content": f"step {i}", "tool_calls": [_call(i, tool)]} for i in range(steps)]
 
 
-def _write_call(i: int) -> dict[str, Any]:
+def _call(i: int, tool: str) -> dict[str, Any]:
+    if tool == "fs_read":
+        return {"name": "fs_read", "arguments": {"path": f"s{i % 16}.txt"}}
     return {"name": "fs_write", "arguments": {"path": f"s{i % 16}.txt", "content": f"{i}"}}
 
 
@@ -211,41 +214,45 @@ def _stamped(quantum: Quantum, stamps: list[int]) -> Quantum:
     return run
 
 
-def _check_run(env: Env, pid: Pid, steps: int) -> None:
+def _check_run(env: Env, pid: Pid, steps: int, tool: str) -> None:
     proc = env.rt.process(pid)
     if proc.state is not alos.ProcState.EXITED or proc.turns != steps:
         raise RuntimeError(f"process {pid} is {proc.state} after {proc.turns} of {steps} turns")
-    writes = sum(1 for r in env.rt.audit(pid) if r.syscall == "fs.write" and r.outcome == "ok")
-    if writes != steps:
-        raise RuntimeError(f"{writes} audited fs.write calls for {steps} steps")
+    syscall = tool.replace("_", ".")
+    done = sum(1 for r in env.rt.audit(pid) if r.syscall == syscall and r.outcome == "ok")
+    if done != steps:
+        raise RuntimeError(f"{done} audited {syscall} calls for {steps} steps")
 
 
-async def _scripted_run(steps: int) -> tuple[list[int], int]:
+async def _scripted_run(steps: int, tool: str) -> tuple[list[int], int]:
     """Run one process through ``steps`` turns; return each step's cost and the wall time."""
     async with environment() as env:
-        pid = await env.spawn(_turns(steps))
+        for i in range(16):  # the files the steps read
+            with open(os.path.join(env.workspace, f"s{i}.txt"), "w", encoding="utf-8") as f:
+                f.write(f"{i}")
+        pid = await env.spawn(_turns(steps, tool))
         stamps: list[int] = []
         rt = env.rt
         rt.scheduler = Scheduler(rt.kernel, _stamped(rt.agent.quantum, stamps))
         start = time.perf_counter_ns()
         await rt.run()
         wall = time.perf_counter_ns() - start
-        _check_run(env, pid, steps)
+        _check_run(env, pid, steps, tool)
     # quantum k+1 starts when step k (its model call, tool call, syscall, audit) is done
     return [b - a for a, b in itertools.pairwise(stamps)], wall
 
 
-async def _agent_step(steps: int, runs: int) -> Result:
+async def _agent_step(steps: int, runs: int, tool: str = "fs_write") -> Result:
     """Run ``runs`` scripted processes of ``steps`` steps; rate = steps / wall time of run()."""
-    await _scripted_run(min(50, steps))  # warm-up
+    await _scripted_run(min(50, steps), tool)  # warm-up
     samples: list[int] = []
     wall = 0
     for _ in range(runs):
-        deltas, elapsed = await _scripted_run(steps)
+        deltas, elapsed = await _scripted_run(steps, tool)
         samples += deltas
         wall += elapsed
     rate = steps * runs * 1e9 / wall
-    name = f"agent step ({steps:,}-step runs)"
+    name = f"agent step, {tool} ({steps:,}-step runs)"
     return Result(name, summarize(samples), rate, "steps/s", Target("rate", 2_000))
 
 
@@ -257,6 +264,11 @@ async def agent_step_short(plan: Plan) -> Result:
 async def agent_step_long(plan: Plan) -> Result:
     """The same step in long runs, where each process's context has grown."""
     return await _agent_step(*plan.long)
+
+
+async def agent_step_read(plan: Plan) -> Result:
+    """The same step reading a file: alos's own cost without the disk's write floor."""
+    return await _agent_step(*plan.short, tool="fs_read")
 
 
 async def os_floor(plan: Plan) -> Result:
@@ -278,6 +290,7 @@ BENCHES: dict[str, Bench] = {
     "nocap": denied_no_cap,
     "step": agent_step_short,
     "longstep": agent_step_long,
+    "readstep": agent_step_read,
     "ask": ask_round_trip,
     "verify": audit_verify,
 }

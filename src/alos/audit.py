@@ -40,30 +40,6 @@ def _record(
     return AuditRecord(seq, when, pid, syscall, resource, right, decision, outcome, detail, prev, dig), detail_json
 
 
-def append_alone(
-    conn: sqlite3.Connection,
-    head: tuple[int, str] | None,
-    when: float,
-    pid: Pid,
-    syscall: str,
-    resource: str,
-    right: str,
-    decision: str,
-    outcome: str,
-    detail: dict[str, Any],
-) -> AuditRecord:
-    """Append one record as its own transaction (one statement), chained to ``head`` (seq, digest)
-    if that is still the store's head, else to the head re-read from the store. Return it."""
-    while True:
-        seq, prev = head if head is not None else rows.audit_head(conn)
-        record, detail_json = _record(
-            seq + 1, prev or GENESIS, when, pid, syscall, resource, right, decision, outcome, detail
-        )
-        if rows.append_audit_if_head(conn, record, detail_json, f"{seq}:{prev}"):
-            return record
-        head = None  # another terminal appended first: chain to the real head
-
-
 def append(
     conn: sqlite3.Connection,
     when: float,

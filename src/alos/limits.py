@@ -24,5 +24,6 @@ DIFF_MAX_BYTES = 64 << 10  # bytes: no diff is computed for files bigger than th
 MODEL_TURN_MAX_CALLS = 64  # tool calls one model turn may return; more is a model error
 SCRIPT_MAX_BYTES = 16 << 20  # bytes of a scripted-model file
 
+AUDIT_DEFER_MAX = 256  # audit records of no-change calls held for the next transaction before a flush
 POLL_SECONDS = 0.2  # seconds between looks at the store for answers made in another terminal
 QUANTUM_MAX_MODEL_CALLS = 1  # model calls per quantum (ARCHITECTURE.md section 3)

@@ -61,8 +61,16 @@ class Runtime:
     # -- changing things: always through dispatch() as the host ------------------------
 
     async def dispatch(self, pid: Pid, name: str, args: dict[str, Any]) -> Any:
-        """Perform syscall ``name`` as process ``pid`` (0 is the host); see syscall.dispatch."""
+        """Perform syscall ``name`` as process ``pid`` (0 is the host); see syscall.dispatch.
+
+        The audit record of a call that changed nothing (a refusal, a read) is written with the
+        next transaction; ``flush()``, the read methods below and ``close()`` write it at once.
+        """
         return await dispatch(self.kernel, pid, name, args)
+
+    def flush(self) -> None:
+        """Write every audit record still held for the next transaction."""
+        self.kernel.flush()
 
     async def spawn(
         self,
@@ -153,10 +161,12 @@ class Runtime:
 
     def audit(self, pid: Pid | None = None) -> Iterator[AuditRecord]:
         """Yield audit records in order, optionally one process's."""
+        self.kernel.flush()
         return audit.records(self.store.conn, pid)
 
     def verify(self) -> Verdict:
         """Check the audit chain; return the verdict naming the first bad record."""
+        self.kernel.flush()
         return audit.verify(self.store.conn)
 
     def events(self, after: int = 0) -> list[Event]:
@@ -164,8 +174,11 @@ class Runtime:
         return rows.events_after(self.store.conn, after)
 
     def close(self) -> None:
-        """Release the store."""
-        self.store.close()
+        """Write what is held, then release the store."""
+        try:
+            self.kernel.flush()
+        finally:
+            self.store.close()
 
 
 def absolute_model(spec: str) -> str:

@@ -15,14 +15,14 @@ from typing import Any
 
 import msgspec
 
-from alos import audit, caps, codec
+from alos import caps, codec
 from alos.errors import AlosError, Conflict, Denied, Invalid, NotFound
-from alos.kernel import Kernel, Site, Tx, approval
+from alos.kernel import Deferred, Kernel, Site, Tx, approval
 from alos.kernel import action as actions
 from alos.primitives import cap, fs, human, model, proc
 from alos.rights import Capability, Effect, Need
 from alos.store import rows
-from alos.types import HOST, AuditRecord, Event, Parked, Process, ProcState, RequestKind, RequestState, Wait
+from alos.types import HOST, Parked, Process, ProcState, RequestKind, RequestState, Wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,45 +258,19 @@ class _Call:
             detail.update(extra)
         return detail
 
-    def _event(self, rec: AuditRecord) -> dict[str, Any]:
-        return {
-            "audit": rec.seq,
-            "syscall": self.name,
-            "resource": self.resource,
-            "right": self.right,
-            "decision": rec.decision,
-            "outcome": rec.outcome,
-            "detail": rec.detail,
-        }
-
     def _audit(self, tx: Tx, decision: str, outcome: str, extra: dict[str, Any] | None = None) -> None:
         """Append the audit record inside ``tx`` (with the state changes it records)."""
-        kernel = self.kernel
-        rec = audit.append(
-            tx.conn, tx.now, self.subject, self.name, self.resource, self.right, decision, outcome, self._detail(extra)
-        )
-        if kernel.listeners:
-            tx.publish(self.subject, "syscall", self._event(rec))
-        tx.on_commit.append(lambda: setattr(kernel, "audit_head", (rec.seq, rec.digest)))
+        self.kernel.audit(tx, self._deferred(tx.now, decision, outcome, extra))
 
     def _audit_alone(self, decision: str, outcome: str, extra: dict[str, Any] | None = None) -> None:
-        """Append the audit record as its own one-statement transaction: nothing else changes."""
-        kernel = self.kernel
-        rec = audit.append_alone(
-            kernel.store.conn,
-            kernel.audit_head,
-            kernel.clock.now(),
-            self.subject,
-            self.name,
-            self.resource,
-            self.right,
-            decision,
-            outcome,
-            self._detail(extra),
+        """Audit a call that changed nothing: its record goes with the host's next transaction."""
+        record = self._deferred(self.kernel.clock.now(), decision, outcome, extra)
+        self.kernel.defer(lambda tx: self.kernel.audit(tx, record))
+
+    def _deferred(self, when: float, decision: str, outcome: str, extra: dict[str, Any] | None) -> Deferred:
+        return Deferred(
+            when, self.subject, self.name, self.resource, self.right, decision, outcome, self._detail(extra)
         )
-        kernel.audit_head = (rec.seq, rec.digest)
-        if kernel.listeners:
-            kernel.publish(Event(0, rec.time, self.subject, "syscall", self._event(rec)))
 
     def refused(self, err: AlosError, decision: caps.Decision | None = None) -> None:
         """Audit a call refused before its effect ran."""
@@ -401,24 +375,33 @@ class _Call:
                 raise
             return result
         assert entry.run is not None
-        journal = entry.outside and self.site is not None
-        if journal:
-            assert self.site is not None
-            actions.intend(kernel, self.subject, self.site, self.name, self.digest())
+        site = self.site if entry.outside else None
+        if site is not None:  # journaled: intent (and the grant) committed before the effect
+            actions.intend(kernel, self.subject, site, self.name, self.digest(), spent)
+            spent = []
         try:
             result = await entry.run(kernel, p, self.args)
         except AlosError as err:
-            self.failed(label, spent, err, journal)
+            self.failed(label, spent, err, site, entry.outside)
             raise
-        if not journal and not spent:
+        if site is not None:  # the outcome goes with the transaction that records the tool result
+            self._outcome(site, {"ok": result}, self._deferred(kernel.clock.now(), label, "ok", None))
+        elif entry.outside or spent:
+            with kernel.transaction() as tx:
+                self._finish(tx, label, spent, result)
+        else:
             self._audit_alone(label, "ok")
-            return result
-        with kernel.transaction() as tx:
-            if journal:
-                assert self.site is not None
-                actions.record_done(tx, self.subject, self.site, {"ok": result})
-            self._finish(tx, label, spent, result)
         return result
+
+    def _outcome(self, site: Site, result: dict[str, Any], record: Deferred) -> None:
+        """Defer the journal outcome and audit record of an effect to the next transaction."""
+        kernel, subject = self.kernel, self.subject
+
+        def write(tx: Tx) -> None:
+            actions.record_done(tx, subject, site, result)
+            kernel.audit(tx, record)
+
+        kernel.defer(write)
 
     def _finish(self, tx: Tx, label: str, spent: list[Capability], result: Any) -> None:
         caps.spend(tx.conn, spent)
@@ -427,19 +410,22 @@ class _Call:
         parked = isinstance(result, Parked)
         self._audit(tx, label, "parked" if parked else "ok")
 
-    def failed(self, label: str, spent: list[Capability], err: AlosError, journal: bool = False) -> None:
+    def failed(
+        self, label: str, spent: list[Capability], err: AlosError, site: Site | None = None, outside: bool = False
+    ) -> None:
         """Audit an allowed call whose effect failed; journal the failure inside an action."""
-        if not journal and not spent:
-            self._audit_alone(label, err.code, {"error": err.message})
-            return
-        with self.kernel.transaction() as tx:
-            caps.spend(tx.conn, spent)
-            if journal:
-                assert self.site is not None
-                actions.record_done(tx, self.subject, self.site, {"error": [err.code, err.message]})
-            self._audit(tx, label, err.code, {"error": err.message})
-            if spent:
-                tx.on_commit.append(lambda: self.kernel.forget_caps(self.subject))
+        extra = {"error": err.message}
+        if site is not None:
+            record = self._deferred(self.kernel.clock.now(), label, err.code, extra)
+            self._outcome(site, {"error": [err.code, err.message]}, record)
+        elif outside or spent:
+            with self.kernel.transaction() as tx:
+                caps.spend(tx.conn, spent)
+                self._audit(tx, label, err.code, extra)
+                if spent:
+                    tx.on_commit.append(lambda: self.kernel.forget_caps(self.subject))
+        else:
+            self._audit_alone(label, err.code, extra)
 
 
 def _guess(name: str, raw: Any, cwd: str) -> str:

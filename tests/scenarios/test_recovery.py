@@ -26,7 +26,7 @@ def crashed_mid_write(store: str, ws: Path) -> int:
     from alos import codec
 
     d = codec.digest_value(["fs.write", pid, {"path": str((ws / "out.txt").resolve()), "content": "x"}])
-    actions.intend(rt.kernel, pid, Site(act.id, 0, 1), "fs.write", d)
+    actions.intend(rt.kernel, pid, Site(act.id, 0, 1), "fs.write", d, [])
     rt.close()  # the host dies here: intent journaled, effect unknown
     return pid
 

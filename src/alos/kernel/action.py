@@ -10,10 +10,13 @@ re-dispatch answers completed ones from it and never repeats them.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from alos import caps
 from alos.kernel.kernel import Kernel, Site, Tx
+from alos.rights import Capability
 from alos.store import rows
 from alos.types import ModelTurn, Pid, Process, ToolCall
 
@@ -118,10 +121,14 @@ def journaled(kernel: Kernel, pid: Pid, site: Site) -> tuple[str, str, str, Any]
     return rows.journal_entry(kernel.store.conn, pid, site.action, site.call, site.step)
 
 
-def intend(kernel: Kernel, pid: Pid, site: Site, syscall: str, digest: str) -> None:
-    """Commit the intent of an outside effect at ``site`` before it runs."""
-    with kernel.store.transaction() as conn:
-        rows.journal_intent(conn, pid, site.action, site.call, site.step, syscall, digest)
+def intend(kernel: Kernel, pid: Pid, site: Site, syscall: str, digest: str, spent: Sequence[Capability]) -> None:
+    """Commit the intent of an outside effect at ``site`` before it runs, spending the counted
+    capabilities that allowed it: a grant is used up by the attempt, whatever becomes of it."""
+    with kernel.transaction() as tx:
+        rows.journal_intent(tx.conn, pid, site.action, site.call, site.step, syscall, digest)
+        caps.spend(tx.conn, spent)
+        if spent:
+            tx.on_commit.append(lambda: kernel.forget_caps(pid))
 
 
 def record_done(tx: Tx, pid: Pid, site: Site, result: Any) -> None:

@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from alos import audit, limits
 from alos.errors import NotFound
 from alos.providers.base import Clock, HumanIO, Model
 from alos.providers.files import Files
 from alos.rights import Capability
 from alos.store import rows
 from alos.store.db import Store
-from alos.types import Event, Pid, Process
+from alos.types import AuditRecord, Event, Pid, Process
 
 
 @dataclass(slots=True)
@@ -55,7 +56,31 @@ class Tx:
         self.events.append(Event(0, self.now, pid, kind, detail))
 
 
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """The audit record of a call that changed nothing, waiting for the next transaction."""
+
+    when: float
+    pid: Pid
+    syscall: str
+    resource: str
+    right: str
+    decision: str
+    outcome: str
+    detail: dict[str, Any]
+
+
 class Kernel:
+    """The store, the providers and the caches; see the module docstring.
+
+    Group commit: the audit records of calls that changed nothing (refusals, reads, model calls)
+    and the outcomes of journaled effects are written by the host's next transaction, at the
+    latest by ``flush()``. The agent loop records every tool result in a transaction, so no
+    result reaches the model before its records are durable. A host that dies first leaves a
+    pending action: a refused or read-only call is dispatched and audited again, and an effect
+    whose intent has no outcome becomes a human recovery request (ARCHITECTURE.md section 5).
+    """
+
     def __init__(
         self,
         store: Store,
@@ -75,22 +100,57 @@ class Kernel:
         self.sites: dict[Pid, Site] = {}
         self.contexts: dict[Pid, list[dict[str, Any]]] = {}
         self.listeners: list[Callable[[Event], None]] = []
-        self.audit_head: tuple[int, str] | None = None  # (seq, digest) of the newest record we wrote
+        self.deferred: list[Callable[[Tx], object]] = []
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
         """Yield a Tx; on commit run its hooks and publish its events, on error drop both."""
+        deferred, self.deferred = self.deferred, []
         try:
             with self.store.transaction() as conn:
                 tx = Tx(conn, self.clock.now())
+                for write in deferred:
+                    write(tx)
                 yield tx
         except BaseException:
+            self.deferred[:0] = deferred  # still to be written, in order
             self.contexts.clear()  # staged appends of the rolled-back transaction
             raise
         for hook in tx.on_commit:
             hook()
         for ev in tx.events:
             self.publish(ev)
+
+    def audit(self, tx: Tx, d: Deferred) -> AuditRecord:
+        """Append the audit record ``d`` inside ``tx`` and publish it as a 'syscall' event."""
+        rec = audit.append(tx.conn, d.when, d.pid, d.syscall, d.resource, d.right, d.decision, d.outcome, d.detail)
+        if self.listeners:
+            tx.publish(
+                d.pid,
+                "syscall",
+                {
+                    "audit": rec.seq,
+                    "syscall": d.syscall,
+                    "resource": d.resource,
+                    "right": d.right,
+                    "decision": d.decision,
+                    "outcome": d.outcome,
+                    "detail": d.detail,
+                },
+            )
+        return rec
+
+    def defer(self, write: Callable[[Tx], object]) -> None:
+        """Queue ``write`` for the host's next transaction (group commit); see the class docstring."""
+        self.deferred.append(write)
+        if len(self.deferred) >= limits.AUDIT_DEFER_MAX:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every deferred audit record now."""
+        if self.deferred:
+            with self.transaction():
+                pass
 
     def publish(self, ev: Event) -> None:
         """Hand ``ev`` to every listener (after its facts committed)."""

@@ -59,6 +59,7 @@ class Scheduler:
                 queue.append(pid)
             elif not queue and kernel.refresh():
                 queue.extend(self.runnable())
+        kernel.flush()  # idle: every deferred audit record is written before anyone waits
 
     def _yield(self, pid: Pid) -> None:
         proc = self.kernel.proc(pid)

@@ -377,32 +377,6 @@ def append_audit(conn: Conn, r: AuditRecord, detail_json: str) -> None:
     # the audit_head trigger moves the store's head in the same statement
 
 
-def append_audit_if_head(conn: Conn, r: AuditRecord, detail_json: str, expected: str) -> bool:
-    """Append ``r`` in one autocommit statement, only if the store's head still reads ``expected``.
-
-    Return False (nothing written) when another connection moved the head first.
-    """
-    cur = conn.execute(
-        'INSERT INTO audit (seq, time, pid, syscall, resource, "right", decision, outcome, detail, prev, digest)'
-        " SELECT ?,?,?,?,?,?,?,?,?,?,? WHERE (SELECT value FROM meta WHERE key='audit_head') = ?",
-        (
-            r.seq,
-            r.time,
-            r.pid,
-            r.syscall,
-            r.resource,
-            r.right,
-            r.decision,
-            r.outcome,
-            detail_json,
-            r.prev,
-            r.digest,
-            expected,
-        ),
-    )
-    return cur.rowcount == 1
-
-
 def audit_rows(conn: Conn, pid: Pid | None = None) -> Iterator[tuple[Any, ...]]:
     """Yield raw audit rows (seq, time, pid, syscall, resource, right, decision, outcome,
     detail_json, prev, digest) in stored order, optionally only those of ``pid``."""
