@@ -107,9 +107,11 @@ def specificity(pattern: str) -> int:
 
 def parse_rights(text: str, spec: str) -> frozenset[Right]:
     """Return the rights named in a comma list; raises Invalid naming ``spec`` and the bad word."""
-    words = [w.strip() for w in text.split(",") if w.strip()]
-    if not words:
+    words = [w.strip() for w in text.split(",")]
+    if not any(words):
         raise Invalid(f"grant {spec!r} names no rights; write e.g. 'fs:src/*=read,write'")
+    if not all(words):
+        raise Invalid(f"grant {spec!r} has an empty right between commas; write e.g. 'read,write'")
     rights = set()
     for word in words:
         try:

@@ -32,13 +32,9 @@ DEFAULT_STORE = os.path.join(".alos", "store.db")
 
 
 def forbidden_paths(store_path: str) -> list[str]:
-    """Return what no process may reach: the store file, its side files, and a dedicated
-    store directory (one named ``.alos``, the default layout)."""
-    real = os.path.realpath(store_path)
-    paths = [real + suffix for suffix in ("", "-wal", "-shm", "-journal", ".host")]
-    if os.path.basename(os.path.dirname(real)) == ".alos":
-        paths.append(os.path.dirname(real))
-    return paths
+    """Return what no process may reach: the directory that holds the store (and so the store,
+    its side files and anything else the host keeps beside it)."""
+    return [os.path.dirname(os.path.realpath(store_path))]
 
 
 class Runtime:
@@ -93,6 +89,11 @@ class Runtime:
         cwd = os.path.realpath(workspace)
         if not os.path.isdir(cwd):
             raise Invalid(f"workspace {workspace} is not a directory; create it or pass --workspace DIR")
+        if self.kernel.files.hidden(cwd):
+            raise Invalid(
+                f"workspace {cwd} is inside the store's directory {self.store.directory}, which no process may "
+                "reach; keep the store in a directory of its own, e.g. --store .alos/store.db"
+            )
         model = absolute_model(model)
         self.kernel.model(model)
         issued = list(grants)

@@ -37,6 +37,8 @@ class Entry:
     apply: Callable[[Kernel, Tx, Process, Any], Any] | None = None
     resolve: Callable[[Kernel, Process, Any], Any] | None = None
     describe: Callable[[Kernel, Process, Any], dict[str, Any]] | None = None
+    # what the target is now; a one-shot approval applies only while the target stays as approved
+    state: Callable[[Kernel, Process, Any], str] | None = None
     outside: bool = False  # an outside effect: journaled, and never silently retried
     host_only: bool = False  # only the host may call it (it issues authority)
 
@@ -59,6 +61,7 @@ TABLE: dict[str, Entry] = {
             run=fs.write,
             resolve=fs.resolve,
             describe=fs.describe_write,
+            state=fs.target_state,
             outside=True,
         ),
         Entry(
@@ -76,6 +79,7 @@ TABLE: dict[str, Entry] = {
             run=fs.mkdir,
             resolve=fs.resolve,
             describe=fs.describe_path,
+            state=fs.target_state,
             outside=True,
         ),
         Entry(
@@ -85,6 +89,7 @@ TABLE: dict[str, Entry] = {
             run=fs.delete,
             resolve=fs.resolve,
             describe=fs.describe_path,
+            state=fs.target_state,
             outside=True,
         ),
         Entry("human.ask", human.AskArgs, human.ask_needs, apply=human.ask),
@@ -181,6 +186,7 @@ class _Call:
         self.right = "-"
         self.needs: tuple[Need, ...] = ()
         self.retry = False  # a human approved re-running an effect whose outcome was lost
+        self.note = ""  # why this call asks again
         self._digest: str | None = None
 
     def prepare(self) -> tuple[Entry, Process]:
@@ -224,6 +230,30 @@ class _Call:
             err = Denied(_denial(self.subject, decision, kernel))
             self.refused(err, decision)
             raise err
+        if decision.effect is Effect.ALLOW and entry.state is not None:
+            return self._still_as_approved(entry, p, decision)
+        return decision
+
+    def _still_as_approved(self, entry: Entry, p: Process, decision: caps.Decision) -> caps.Decision:
+        """Return ``decision``, or ask again if a one-shot approval in it was given for a target
+        that has changed since (the human approved that diff, not this one); the grant is spent."""
+        assert entry.state is not None
+        kernel = self.kernel
+        for grant in decision.caps:
+            if grant.digest is None or grant.request is None:
+                continue
+            req = rows.load_request(kernel.store.conn, grant.request)
+            approved = req.detail.get("state") if req is not None else None
+            now = entry.state(kernel, p, self.args)
+            if approved is not None and approved != now:
+                with kernel.transaction() as tx:
+                    caps.spend(tx.conn, [grant])
+                    tx.on_commit.append(lambda: kernel.forget_caps(self.subject))
+                self.note = (
+                    f"the target changed after request {grant.request} was approved (it was {approved}, now {now})"
+                )
+                need = next(n for n in self.needs if n.resource == grant.pattern)
+                return caps.Decision(Effect.ASK, need, (grant,))
         return decision
 
     def digest(self) -> str:
@@ -287,6 +317,10 @@ class _Call:
     def ask(self, entry: Entry, p: Process, decision: caps.Decision) -> Parked:
         """Record an approval request showing exactly what would happen, and park."""
         shown = entry.describe(self.kernel, p, self.args) if entry.describe else self.summary()
+        if entry.state is not None:
+            shown["state"] = entry.state(self.kernel, p, self.args)
+        if self.note:
+            shown["note"] = self.note
         need = decision.need
         assert need is not None
         with self.kernel.transaction() as tx:

@@ -389,10 +389,9 @@ def test_file_changed_after_overwrite_approval_is_not_blindly_clobbered(tmp_path
     e.cmd("approve", "1")
     (e.ws / "cfg.txt").write_text("v-human-edit")
     e.resume()
-    content = (e.ws / "cfg.txt").read_text()
-    if content == "v-agent":
-        pytest.xfail("spec unclear: approval shows the current digest; alos still overwrote a file changed since")
-    assert content == "v-human-edit"
+    assert (e.ws / "cfg.txt").read_text() == "v-human-edit"
+    pending = e.approvals()
+    assert len(pending) == 1 and "changed after request 1" in pending[0]["detail"]["note"]
 
 
 def test_approve_with_wrong_store_does_not_touch_the_real_one(tmp_path: Path) -> None:

@@ -153,7 +153,6 @@ def test_store_outside_workspace_reached_through_a_parent_grant_is_still_protect
     assert e.store.read_bytes().startswith(b"SQLite format 3")
 
 
-@pytest.mark.xfail(reason="spec unclear: is a non-.alos directory holding --store the 'store directory'?", strict=False)
 def test_store_directory_not_named_alos_cannot_receive_planted_files(tmp_path: Path) -> None:
     e = make_env(tmp_path)  # store dir is tmp_path/state
     cp = e.run([turn(call("fs_write", path="../state/planted", content="x"))], "--allow", f"fs:{tmp_path}/*=write")

@@ -74,7 +74,15 @@ def test_exit_1_when_the_root_fails_and_on_bad_input(tmp_path: Path, ws: Path) -
     assert r.returncode == 1 and "unknown right 'fly'" in r.stderr
     assert not (tmp_path / "bad").exists()  # rejected before anything ran
     r = run_cli(
-        "run", "base", "g", "--workspace", str(ws), "--store", str(tmp_path / "s2.db"), "--model", "script:/nope.jsonl"
+        "run",
+        "base",
+        "g",
+        "--workspace",
+        str(ws),
+        "--store",
+        str(tmp_path / "s2" / "s.db"),
+        "--model",
+        "script:/nope.jsonl",
     )
     assert r.returncode == 1 and "no model script" in r.stderr
     r = run_cli(
@@ -84,7 +92,7 @@ def test_exit_1_when_the_root_fails_and_on_bad_input(tmp_path: Path, ws: Path) -
         "--workspace",
         str(ws),
         "--store",
-        str(tmp_path / "s3.db"),
+        str(tmp_path / "s3" / "s.db"),
         "--model",
         f"script:{tmp_path}/turns.jsonl",
     )

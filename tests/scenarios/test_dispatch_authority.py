@@ -200,3 +200,18 @@ def test_an_exited_process_can_make_no_calls(runtime, ws: Path) -> None:
     d(runtime, pid, "proc.exit", status="ok", result="bye")
     with pytest.raises(alos.Denied, match="has exited"):
         d(runtime, pid, "fs.read", path="README.md")
+
+
+def test_an_approval_does_not_cover_a_file_that_changed_since(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, ask=("fs:*=write",))
+    first = d(runtime, pid, "fs.write", path="README.md", content="approved text\n")
+    assert runtime.requests()[0].detail["state"].startswith("sha256:")
+    asyncio.run(runtime.answer(first.request, "once", by="reviewer"))
+    (ws / "README.md").write_text("someone else edited this\n")
+    again = d(runtime, pid, "fs.write", path="README.md", content="approved text\n")
+    assert isinstance(again, Parked) and again.request != first.request
+    assert (ws / "README.md").read_text() == "someone else edited this\n"
+    new = runtime.request(again.request)
+    assert "changed after request" in new.detail["note"] and "-someone else edited this" in new.detail["diff"]
+    asyncio.run(runtime.answer(again.request, "once"))
+    assert d(runtime, pid, "fs.write", path="README.md", content="approved text\n")["bytes"] == 14

@@ -164,3 +164,11 @@ def describe_path(kernel: Kernel, proc: Process, args: MkdirArgs | DeleteArgs | 
         shown["current_digest"] = now.digest
         shown["current_bytes"] = now.size
     return shown
+
+
+def target_state(kernel: Kernel, proc: Process, args: WriteArgs | DeleteArgs | MkdirArgs) -> str:
+    """Return what the target is now (its digest, 'dir' or 'absent'): an approval holds only while it stays so."""
+    now = kernel.files.peek(args.path)
+    if now.exists:
+        return now.digest or "unreadable"
+    return "dir" if kernel.files.is_dir(args.path) else "absent"
