@@ -23,23 +23,6 @@ def _digest(fields: tuple[Any, ...]) -> str:
     return codec.digest_value(list(fields))
 
 
-def _record(
-    seq: int,
-    prev: str,
-    when: float,
-    pid: Pid,
-    syscall: str,
-    resource: str,
-    right: str,
-    decision: str,
-    outcome: str,
-    detail: dict[str, Any],
-) -> tuple[AuditRecord, str]:
-    detail_json = codec.dumps(detail)
-    dig = _digest((seq, when, pid, syscall, resource, right, decision, outcome, detail_json, prev))
-    return AuditRecord(seq, when, pid, syscall, resource, right, decision, outcome, detail, prev, dig), detail_json
-
-
 def append(
     conn: sqlite3.Connection,
     when: float,
@@ -53,9 +36,10 @@ def append(
 ) -> AuditRecord:
     """Append one record inside the caller's transaction; return it."""
     seq, prev = rows.audit_head(conn)
-    record, detail_json = _record(
-        seq + 1, prev or GENESIS, when, pid, syscall, resource, right, decision, outcome, detail
-    )
+    seq, prev = seq + 1, prev or GENESIS
+    detail_json = codec.dumps(detail)
+    dig = _digest((seq, when, pid, syscall, resource, right, decision, outcome, detail_json, prev))
+    record = AuditRecord(seq, when, pid, syscall, resource, right, decision, outcome, detail, prev, dig)
     rows.append_audit(conn, record, detail_json)
     return record
 
