@@ -20,10 +20,10 @@ QUESTION_MAX_CHARS = 4_000  # characters of one human.ask question or human.tell
 PREVIEW_CHARS = 240  # characters of content shown in an approval request
 DIFF_MAX_LINES = 40  # lines of unified diff shown for an overwrite
 DIFF_MAX_BYTES = 64 << 10  # bytes: no diff is computed for files bigger than this
+PEEK_MAX_BYTES = 64 << 20  # bytes hashed to show an approval; bigger files are named by size and mtime
 
 MODEL_TURN_MAX_CALLS = 64  # tool calls one model turn may return; more is a model error
 SCRIPT_MAX_BYTES = 16 << 20  # bytes of a scripted-model file
 
 AUDIT_DEFER_MAX = 256  # audit records of no-change calls held for the next transaction before a flush
 POLL_SECONDS = 0.2  # seconds between looks at the store for answers made in another terminal
-QUANTUM_MAX_MODEL_CALLS = 1  # model calls per quantum (ARCHITECTURE.md section 3)

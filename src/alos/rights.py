@@ -3,8 +3,9 @@
 A resource is a typed string (``fs:/abs/path``, ``human:console``, ``model:script`` ...). A
 pattern is an exact resource or a subtree ``KIND:prefix/*`` (the prefix itself and all
 below it, on a component boundary) or ``KIND:*`` (every resource of the kind).
-Pure functions only: no I/O, no store. ``covers`` never widens on ``..`` or case tricks
-because fs resources are resolved (see providers.files.resolve) before they get here.
+Pure functions, no store; the one touch of the host is ``normalize_pattern``, which resolves a
+grant's fs path for real (symlinks) so that grants and calls name the same real paths.
+``covers`` never widens on ``..`` because fs resources are resolved before they get here.
 """
 
 from __future__ import annotations
@@ -166,14 +167,19 @@ def parse_grant(spec: str, effect: Effect, workspace: str) -> Grant:
     )
 
 
-def derive(parent: Capability, child: Grant) -> Grant:
-    """Return ``child`` checked as an attenuation of ``parent``: rights only shrink.
+def derive(parent: Capability, child: Grant, now: float) -> Grant:
+    """Return ``child`` checked as an attenuation of ``parent`` at time ``now``: rights only shrink.
 
     Raises Denied naming what was held and what was asked when ``child`` asks for a right,
-    a resource or an effect the parent does not hold, or when the parent is not delegable.
+    a resource, an effect, a lifetime or a number of uses the parent does not hold, or when
+    the parent is not delegable or no longer live (revoked, expired, used up).
     """
     held = f"{parent.pattern}={','.join(sorted(parent.rights))} ({parent.effect})"
     asked = f"{child.pattern}={','.join(sorted(child.rights))} ({child.effect})"
+    if not parent.live(now):
+        raise Denied(f"capability {parent.id} ({held}) is revoked, expired or used up; nothing derives from it")
+    if parent.uses is not None and (child.uses is None or child.uses > parent.uses):
+        raise Denied(f"cannot derive {asked} from {held}: it may be used at most {parent.uses} more time(s)")
     if not parent.delegable:
         raise Denied(f"capability {parent.id} ({held}) is not delegable; asked for {asked}")
     if not child.rights <= parent.rights:

@@ -85,17 +85,11 @@ class Runtime:
         everything else comes from ``grants``. Raises NotFound/Invalid for a bad image,
         workspace or model before anything is stored.
         """
-        image(image_name)
+        image(image_name)  # images are model-facing (a layer above syscalls): checked here
         cwd = os.path.realpath(workspace)
         if not os.path.isdir(cwd):
             raise Invalid(f"workspace {workspace} is not a directory; create it or pass --workspace DIR")
-        if self.kernel.files.hidden(cwd):
-            raise Invalid(
-                f"workspace {cwd} is inside the store's directory {self.store.directory}, which no process may "
-                "reach; keep the store in a directory of its own, e.g. --store .alos/store.db"
-            )
         model = absolute_model(model)
-        self.kernel.model(model)
         issued = list(grants)
         if defaults:
             issued += [

@@ -4,6 +4,8 @@ dispatch() reads top to bottom: look up, decode, resolve, replay from the journa
 (deny dominates), park if asked, run the effect, audit. It returns the syscall's result or
 a Parked record; it raises AlosError for a refused or failed call, after auditing it.
 Nothing else in alos checks authority.
+Size: the table and one dispatch's bookkeeping (decide, park, replay, perform, audit) are kept
+together so the authority path reads top to bottom in one file.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ TABLE: dict[str, Entry] = {
             fs.MkdirArgs,
             fs.mkdir_needs,
             run=fs.mkdir,
-            resolve=fs.resolve,
+            resolve=fs.resolve_mkdir,
             describe=fs.describe_path,
             state=fs.target_state,
             outside=True,
@@ -152,9 +154,11 @@ def _step(kernel: Kernel, subject: int) -> Site | None:
     return Site(site.action, site.call, site.step, site.replay)
 
 
-def _denial(subject: int, decision: caps.Decision, kernel: Kernel) -> str:
+def _denial(subject: int, decision: caps.Decision, kernel: Kernel, shown: Callable[[str], str]) -> str:
+    """Return the refusal the process reads, naming its resources by ``shown``."""
     need = decision.need
     assert need is not None
+    need = Need(shown(need.resource), need.right)
     if not decision.caps:
         return f"process {subject} lacks {need.right} on {need.resource}"
     cap = decision.caps[0]
@@ -184,8 +188,9 @@ class _Call:
         self.args: Any = None
         self.resource = ""  # set from the needs once resolved, or guessed when resolution fails
         self.right = "-"
+        self.shown = ""
         self.needs: tuple[Need, ...] = ()
-        self.retry = False  # a human approved re-running an effect whose outcome was lost
+        self.retry: int | None = None  # the recovery request whose approval re-runs a lost effect
         self.note = ""  # why this call asks again
         self._digest: str | None = None
 
@@ -214,11 +219,14 @@ class _Call:
         self.needs = needs
         self.resource = needs[0].resource if needs else f"proc:{self.subject}"
         self.right = needs[0].right.value if needs else "-"
+        # what a refusal names: the path as the process wrote it, so that a denial never tells
+        # a process where a symlink it may not follow points (the audit keeps the real one)
+        self.shown = _guess(self.name, self.raw, p.cwd) if self.name.startswith("fs.") else self.resource
         return entry, p
 
     def decide(self, entry: Entry, p: Process) -> caps.Decision:
         """Return allow or ask for this call; audit and raise Denied for a deny (deny dominates)."""
-        if self.subject == HOST or self.retry:
+        if self.subject == HOST:
             return caps.Decision(Effect.ALLOW, None, ())
         if entry.host_only:
             err = Denied(f"only the host may call {self.name}; a process can ask for authority, never issue it")
@@ -227,9 +235,11 @@ class _Call:
         kernel = self.kernel
         decision = caps.decide(kernel.caps(self.subject), self.needs, self.digest, kernel.clock.now())
         if decision.effect is Effect.DENY:
-            err = Denied(_denial(self.subject, decision, kernel))
+            err = Denied(_denial(self.subject, decision, kernel, self.show))
             self.refused(err, decision)
             raise err
+        if self.retry is not None:  # a human's recovery answer stands in for ask, never for deny
+            return caps.Decision(Effect.ALLOW, None, ())
         if decision.effect is Effect.ALLOW and entry.state is not None:
             return self._still_as_approved(entry, p, decision)
         return decision
@@ -255,6 +265,10 @@ class _Call:
                 need = next(n for n in self.needs if n.resource == grant.pattern)
                 return caps.Decision(Effect.ASK, need, (grant,))
         return decision
+
+    def show(self, resource: str) -> str:
+        """Return ``resource`` as a message to the process may name it."""
+        return self.shown if resource == self.resource else resource
 
     def digest(self) -> str:
         """Return the digest of (syscall, subject, resolved arguments): what a one-shot grant binds."""
@@ -345,7 +359,7 @@ class _Call:
         found = actions.journaled(self.kernel, self.subject, self.site)
         if found is None:
             return None
-        syscall, dig, state, result = found
+        syscall, dig, state, result, carried = found
         if syscall != self.name or dig != self.digest():
             raise Conflict(
                 f"re-dispatch of process {self.subject}'s action made {self.name} where the journal "
@@ -356,13 +370,20 @@ class _Call:
                 code, message = result["error"]
                 raise _rebuild(code, message)
             return (result["ok"],)
-        return self._recover(entry, p)
+        return self._recover(entry, p, carried)
 
-    def _recover(self, entry: Entry, p: Process) -> tuple[Any] | None:
+    def _recover(self, entry: Entry, p: Process, carried: int | None) -> tuple[Any] | None:
+        """The effect's outcome was lost: retry it once per human approval, else park on a request.
+
+        ``carried`` is the recovery request the lost attempt was itself carrying out: its
+        approval is used up, so a second loss asks the human again.
+        """
         assert self.site is not None
         req = approval.at(self.kernel, self.subject, self.site, RequestKind.RECOVERY)
+        if req is not None and req.id == carried:
+            req = None  # that approval was spent on the attempt that was lost too
         if req is not None and req.state is RequestState.APPROVED:
-            self.retry = True  # the human said: run it again; that answer is the authority
+            self.retry = req.id  # the human said: run it again, once
             return None
         if req is not None and req.state is RequestState.REJECTED:
             raise Conflict(
@@ -396,7 +417,7 @@ class _Call:
 
     async def perform(self, entry: Entry, p: Process, decision: caps.Decision) -> Any:
         """Run the allowed effect and commit its outcome with its audit record."""
-        label = "approved" if self.retry else _label(decision)
+        label = "approved" if self.retry is not None else _label(decision)
         kernel = self.kernel
         spent = [c for c in decision.caps if c.uses is not None]
         if entry.apply is not None:
@@ -411,7 +432,7 @@ class _Call:
         assert entry.run is not None
         site = self.site if entry.outside else None
         if site is not None:  # journaled: intent (and the grant) committed before the effect
-            actions.intend(kernel, self.subject, site, self.name, self.digest(), spent)
+            actions.intend(kernel, self.subject, site, self.name, self.digest(), spent, self.retry)
             spent = []
         try:
             result = await entry.run(kernel, p, self.args)

@@ -135,6 +135,15 @@ def test_a_question_is_answered_from_the_cli(tmp_path: Path, ws: Path) -> None:
     assert results[0]["detail"]["text"] == "notes.md"
 
 
+def test_resume_of_a_finished_run_changes_nothing(tmp_path: Path, ws: Path) -> None:
+    store, r = start(tmp_path, ws, WRITE_TURNS, "--allow", "fs:*=read,write")
+    assert r.returncode == 0
+    before = len(jsonl(run_cli("audit", "--json", "--store", store).stdout))
+    r = run_cli("resume", "--store", store, "--approve", "never")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(jsonl(run_cli("audit", "--json", "--store", store).stdout)) == before
+
+
 def test_commands_without_a_store_say_so(tmp_path: Path) -> None:
     for cmd in (["ps"], ["approvals"], ["audit"], ["resume"], ["approve", "1"]):
         r = run_cli(*cmd, "--store", str(tmp_path / "none.db"))

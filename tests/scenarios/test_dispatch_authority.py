@@ -215,3 +215,32 @@ def test_an_approval_does_not_cover_a_file_that_changed_since(runtime, ws: Path)
     assert "changed after request" in new.detail["note"] and "-someone else edited this" in new.detail["diff"]
     asyncio.run(runtime.answer(again.request, "once"))
     assert d(runtime, pid, "fs.write", path="README.md", content="approved text\n")["bytes"] == 14
+
+
+def test_reading_a_fifo_is_refused_without_blocking_the_host(runtime, ws: Path) -> None:
+    os.mkfifo(ws / "pipe")
+    pid = spawn(runtime, ws, allow=("fs:*=read",), ask=("fs:*=write",))
+    with pytest.raises(alos.Invalid, match="not a regular file"):
+        d(runtime, pid, "fs.read", path="pipe")
+    parked = d(runtime, pid, "fs.write", path="pipe", content="x")  # the approval preview must not block
+    assert isinstance(parked, Parked) and runtime.request(parked.request).detail["overwrite"] is False
+
+
+def test_a_denial_does_not_reveal_where_a_symlink_points(runtime, ws: Path) -> None:
+    os.symlink("/etc/hostname", ws / "lnk")
+    pid = spawn(runtime, ws)
+    with pytest.raises(alos.Denied) as err:
+        d(runtime, pid, "fs.read", path="lnk")
+    assert "/etc/hostname" not in str(err.value) and str(err.value).endswith("/lnk")
+    assert last_audit(runtime).resource == "fs:/etc/hostname"  # the host's record keeps the truth
+
+
+def test_mkdir_with_parents_needs_write_on_every_directory_it_makes(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, allow=("fs:out/deep/*=write",))
+    with pytest.raises(alos.Denied, match="lacks write"):
+        d(runtime, pid, "fs.mkdir", path="out/deep/x")
+    assert not (ws / "out").exists()
+    (ws / "out" / "deep").mkdir(parents=True)
+    assert d(runtime, pid, "fs.mkdir", path="out/deep/x/y")["created"] is True
+    with pytest.raises(alos.NotFound, match="parents=true"):
+        d(runtime, pid, "fs.mkdir", path="out/deep/p/q", parents=False)

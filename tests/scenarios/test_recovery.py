@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import alos
+import alos.codec
 from alos.kernel import Site
 from alos.kernel import action as actions
 from alos.types import ModelTurn, ToolCall
@@ -49,5 +50,46 @@ def test_a_lost_outcome_becomes_a_recovery_request(store: str, ws: Path, verdict
             refused = [r for r in rt.audit() if r.syscall == "fs.write" and r.outcome == "conflict"]
             assert "chose not to retry" in refused[-1].detail["error"]
         assert rt.verify().ok
+    finally:
+        rt.close()
+
+
+def test_an_approved_retry_is_used_once_even_if_the_host_dies_again(store: str, ws: Path) -> None:
+    pid = crashed_mid_write(store, ws)
+    rt = alos.open(store, host=True)
+    rt.recover()
+    asyncio.run(rt.run())
+    [req] = rt.requests()
+    asyncio.run(rt.answer(req.id, "once"))
+    # the host dies again during the approved retry: same site, intent carrying request req.id
+    act = actions.pending(rt.kernel, pid)
+    d = alos.codec.digest_value(["fs.write", pid, {"path": str((ws / "out.txt").resolve()), "content": "x"}])
+    actions.intend(rt.kernel, pid, Site(act.id, 0, 1), "fs.write", d, [], recovery=req.id)
+    rt.close()
+    rt = alos.open(store, host=True)
+    try:
+        rt.recover()
+        asyncio.run(rt.run())
+        assert not (ws / "out.txt").exists()
+        [again] = rt.requests()
+        assert again.kind.value == "recovery" and again.id != req.id
+    finally:
+        rt.close()
+
+
+def test_a_deny_added_after_the_crash_stops_an_approved_retry(store: str, ws: Path) -> None:
+    pid = crashed_mid_write(store, ws)
+    rt = alos.open(store, host=True)
+    try:
+        rt.recover()
+        asyncio.run(rt.run())
+        [req] = rt.requests()
+        asyncio.run(
+            rt.dispatch(0, "cap.grant", {"pid": pid, "pattern": "fs:out.txt", "rights": ["write"], "effect": "deny"})
+        )
+        asyncio.run(rt.answer(req.id, "once"))
+        asyncio.run(rt.run())
+        assert not (ws / "out.txt").exists()
+        assert any(r.syscall == "fs.write" and r.decision == "deny" for r in rt.audit())
     finally:
         rt.close()

@@ -68,12 +68,28 @@ def _cap(pattern: str, rights: set[Right], effect: Effect = Effect.ALLOW, delega
 
 def test_derive_only_shrinks() -> None:
     parent = _cap("fs:/w/*", {Right.READ, Right.WRITE})
-    assert derive(parent, Grant("fs:/w/src/*", frozenset({Right.READ}), Effect.ALLOW)).pattern == "fs:/w/src/*"
+    assert derive(parent, Grant("fs:/w/src/*", frozenset({Right.READ}), Effect.ALLOW), 0.0).pattern == "fs:/w/src/*"
     with pytest.raises(Denied, match="rights only shrink"):
-        derive(parent, Grant("fs:/w/*", frozenset({Right.DELETE}), Effect.ALLOW))
+        derive(parent, Grant("fs:/w/*", frozenset({Right.DELETE}), Effect.ALLOW), 0.0)
     with pytest.raises(Denied, match="outside the held pattern"):
-        derive(parent, Grant("fs:/etc/*", frozenset({Right.READ}), Effect.ALLOW))
+        derive(parent, Grant("fs:/etc/*", frozenset({Right.READ}), Effect.ALLOW), 0.0)
     with pytest.raises(Denied, match="not delegable"):
-        derive(_cap("fs:/w/*", {Right.READ}, delegable=False), Grant("fs:/w/a", frozenset({Right.READ}), Effect.ALLOW))
+        derive(
+            _cap("fs:/w/*", {Right.READ}, delegable=False), Grant("fs:/w/a", frozenset({Right.READ}), Effect.ALLOW), 0.0
+        )
     with pytest.raises(Denied, match="ask never becomes allow"):
-        derive(_cap("fs:/w/*", {Right.READ}, Effect.ASK), Grant("fs:/w/a", frozenset({Right.READ}), Effect.ALLOW))
+        derive(_cap("fs:/w/*", {Right.READ}, Effect.ASK), Grant("fs:/w/a", frozenset({Right.READ}), Effect.ALLOW), 0.0)
+
+
+def test_nothing_derives_from_a_dead_parent_and_uses_never_grow() -> None:
+    revoked = Capability(
+        1, 1, "fs:/w/*", frozenset({Right.READ}), Effect.ALLOW, "host", None, None, True, None, True, None, None
+    )
+    with pytest.raises(Denied, match="revoked, expired or used up"):
+        derive(revoked, Grant("fs:/w/a", frozenset({Right.READ}), Effect.ALLOW), 0.0)
+    counted = Capability(
+        1, 1, "fs:/w/*", frozenset({Right.READ}), Effect.ALLOW, "host", None, 2, True, None, False, None, None
+    )
+    with pytest.raises(Denied, match="at most 2"):
+        derive(counted, Grant("fs:/w/a", frozenset({Right.READ}), Effect.ALLOW), 0.0)
+    assert derive(counted, Grant("fs:/w/a", frozenset({Right.READ}), Effect.ALLOW, uses=1), 0.0).uses == 1

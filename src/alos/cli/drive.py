@@ -52,7 +52,10 @@ class Driver:
             await self.rt.run()
             procs = {p.pid: p for p in self.rt.processes()}
             watched = [procs[r] for r in roots if r in procs]
-            if watched and all(p.state is ProcState.EXITED for p in watched):
+            if not watched:
+                self.ui.print("no processes in this store to run")
+                return EXIT_OK
+            if all(p.state is ProcState.EXITED for p in watched):
                 return EXIT_OK if all(p.exit and p.exit.value == "ok" for p in watched) else EXIT_FAILED
             pending = self.rt.requests(RequestState.PENDING)
             if any(p.state is ProcState.RUNNABLE for p in procs.values()):

@@ -3,6 +3,7 @@
 Human-readable output goes to stdout; with --json, stdout carries only JSON (lines) and
 prompts, traces and agent output go to stderr. Errors print 'alos: CODE: message' and exit 1
 (2 for usage errors); cli.main is one of the three places a broad except is allowed.
+Size: one click command each; rendering lives in show.py, the run loop in drive.py.
 """
 
 from __future__ import annotations

@@ -116,16 +116,24 @@ def drop(kernel: Kernel, tx: Tx, pid: Pid) -> None:
 # -- the syscall journal ---------------------------------------------------------------
 
 
-def journaled(kernel: Kernel, pid: Pid, site: Site) -> tuple[str, str, str, Any] | None:
-    """Return (syscall, digest, state, result) journaled at ``site``, or None."""
+def journaled(kernel: Kernel, pid: Pid, site: Site) -> tuple[str, str, str, Any, int | None] | None:
+    """Return (syscall, digest, state, result, recovery request) journaled at ``site``, or None."""
     return rows.journal_entry(kernel.store.conn, pid, site.action, site.call, site.step)
 
 
-def intend(kernel: Kernel, pid: Pid, site: Site, syscall: str, digest: str, spent: Sequence[Capability]) -> None:
+def intend(
+    kernel: Kernel,
+    pid: Pid,
+    site: Site,
+    syscall: str,
+    digest: str,
+    spent: Sequence[Capability],
+    recovery: int | None = None,
+) -> None:
     """Commit the intent of an outside effect at ``site`` before it runs, spending the counted
     capabilities that allowed it: a grant is used up by the attempt, whatever becomes of it."""
     with kernel.transaction() as tx:
-        rows.journal_intent(tx.conn, pid, site.action, site.call, site.step, syscall, digest)
+        rows.journal_intent(tx.conn, pid, site.action, site.call, site.step, syscall, digest, recovery)
         caps.spend(tx.conn, spent)
         if spent:
             tx.on_commit.append(lambda: kernel.forget_caps(pid))

@@ -1,8 +1,9 @@
 """The scheduler: give runnable processes quanta, round robin, until none is runnable.
 
 It owns the running state: a process is 'running' only inside its quantum. The quantum's
-body is injected (the agent loop lives above the kernel). A quantum that raises something
-other than an AlosError is a bug: the process exits failed and the error is recorded.
+body is injected (the agent loop lives above the kernel). The agent loop turns caller errors
+into tool results, so whatever escapes a quantum is a bug: the process exits failed, its
+pending action is dropped, and the error is audited.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from alos import audit
 from alos.kernel.kernel import Kernel
 from alos.kernel.proc import transition
+from alos.store import rows
 from alos.types import Exit, Pid, ProcState
 
 
@@ -81,6 +83,7 @@ class Scheduler:
             return
         with kernel.transaction() as tx:
             transition(kernel, tx, proc, ProcState.EXITED, exit=Exit.FAILED, result=message)
+            rows.clear_action(tx.conn, pid)
             audit.append(
                 tx.conn,
                 tx.now,

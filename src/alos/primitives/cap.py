@@ -58,7 +58,7 @@ def grant(kernel: Kernel, tx: Tx, proc: Process, args: GrantArgs) -> dict[str, A
         parent = rows.load_capability(tx.conn, args.parent)
         if parent is None:
             raise NotFound(f"no capability {args.parent} to derive from")
-        g = derive(parent, g)
+        g = derive(parent, g, tx.now)
     cid = caps.issue(tx.conn, args.pid, g, "host" if proc.pid == 0 else f"pid:{proc.pid}", args.parent)
     tx.on_commit.append(lambda: kernel.forget_caps(args.pid))
     return {"id": cid, "pid": args.pid, "pattern": g.pattern}

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import msgspec
 
 from alos import codec, limits
-from alos.errors import Limit
+from alos.errors import Limit, NotFound
 from alos.kernel import Kernel
 from alos.rights import Need, Right
 from alos.types import Process
@@ -59,12 +60,33 @@ class DeleteArgs:
     path: str
 
 
+@dataclass(frozen=True, slots=True)
+class MkdirPlan:
+    """A resolved fs.mkdir: the directories it will create, top down (what it needs write on)."""
+
+    path: str
+    parents: bool
+    creates: tuple[str, ...]
+
+
 PathArgs = TypeVar("PathArgs", ReadArgs, WriteArgs, ListArgs, MkdirArgs, DeleteArgs)
 
 
 def resolve(kernel: Kernel, proc: Process, args: PathArgs) -> PathArgs:
     """Return ``args`` with ``path`` made absolute and real from the process's directory."""
     return dataclasses.replace(args, path=kernel.files.resolve(proc.cwd, args.path))
+
+
+def resolve_mkdir(kernel: Kernel, proc: Process, args: MkdirArgs) -> MkdirPlan:
+    """Return the plan of ``args``: its real path and each missing directory it would create.
+
+    Raises NotFound when parents are missing and ``parents`` is false.
+    """
+    path = kernel.files.resolve(proc.cwd, args.path)
+    creates = kernel.files.missing(path)
+    if len(creates) > 1 and not args.parents:
+        raise NotFound(f"directory {os.path.dirname(path)} does not exist; pass parents=true to make it too")
+    return MkdirPlan(path, args.parents, creates)
 
 
 def read_needs(proc: Process, args: ReadArgs) -> tuple[Need, ...]:
@@ -79,8 +101,10 @@ def list_needs(proc: Process, args: ListArgs) -> tuple[Need, ...]:
     return (Need("fs:" + args.path, Right.LIST),)
 
 
-def mkdir_needs(proc: Process, args: MkdirArgs) -> tuple[Need, ...]:
-    return (Need("fs:" + args.path, Right.WRITE),)
+def mkdir_needs(proc: Process, plan: MkdirPlan) -> tuple[Need, ...]:
+    """Write on every directory the call creates (the target first), or on the target if none."""
+    made = (plan.creates[-1], *plan.creates[:-1]) if plan.creates else (plan.path,)
+    return tuple(Need("fs:" + d, Right.WRITE) for d in made)
 
 
 def delete_needs(proc: Process, args: DeleteArgs) -> tuple[Need, ...]:
@@ -115,9 +139,9 @@ async def list_dir(kernel: Kernel, proc: Process, args: ListArgs) -> dict[str, A
     return {"path": args.path, "entries": entries, "truncated": cut}
 
 
-async def mkdir(kernel: Kernel, proc: Process, args: MkdirArgs) -> dict[str, Any]:
-    """Make the directory; return whether it was created (false: it already existed)."""
-    return {"path": args.path, "created": kernel.files.mkdir(args.path, args.parents)}
+async def mkdir(kernel: Kernel, proc: Process, plan: MkdirPlan) -> dict[str, Any]:
+    """Make exactly the planned directories; return whether the target was created (false: it existed)."""
+    return {"path": plan.path, "created": kernel.files.mkdir(plan.path, plan.creates)}
 
 
 async def delete(kernel: Kernel, proc: Process, args: DeleteArgs) -> dict[str, Any]:
@@ -166,7 +190,7 @@ def describe_path(kernel: Kernel, proc: Process, args: MkdirArgs | DeleteArgs | 
     return shown
 
 
-def target_state(kernel: Kernel, proc: Process, args: WriteArgs | DeleteArgs | MkdirArgs) -> str:
+def target_state(kernel: Kernel, proc: Process, args: WriteArgs | DeleteArgs | MkdirPlan) -> str:
     """Return what the target is now (its digest, 'dir' or 'absent'): an approval holds only while it stays so."""
     now = kernel.files.peek(args.path)
     if now.exists:

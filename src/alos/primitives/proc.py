@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -64,6 +65,14 @@ def spawn(kernel: Kernel, tx: Tx, proc: Process, args: SpawnArgs) -> dict[str, A
     """Create the process with its context and capabilities; return its pid."""
     if not args.name or not args.goal.strip():
         raise Invalid("a process needs a name and a non-empty goal")
+    if not os.path.isabs(args.cwd) or not kernel.files.is_dir(args.cwd):
+        raise Invalid(f"working directory {args.cwd} is not an absolute path to a directory; create it first")
+    if kernel.files.hidden(args.cwd):
+        raise Invalid(
+            f"working directory {args.cwd} is inside the store's directory, which no process may reach; "
+            "keep the store in a directory of its own, e.g. --store .alos/store.db"
+        )
+    kernel.model(args.model)  # a bad model spec or script fails here, before anything is stored
     grants = [to_grant(g, args.cwd) for g in args.grants]
     child = create(
         kernel,

@@ -24,6 +24,7 @@ from alos import limits
 from alos.errors import AlosError, Conflict, Denied, Exists, Invalid, NotFound, Unavailable
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO never blocks the host
 _tmp_names = itertools.count()
 
 
@@ -62,7 +63,10 @@ class Files:
                 raise Invalid(f"{path} loops through symlinks") from None
             if err.errno == errno.ENAMETOOLONG:
                 raise Invalid(f"path {path[:80]!r}... is too long for the host") from None
-            real = os.path.realpath(full)  # e.g. a directory we may not search: resolve by name
+            try:
+                real = os.path.realpath(full)  # e.g. a directory we may not search: resolve by name
+            except OSError as inner:
+                raise Denied(f"the host OS refused to resolve {path} ({inner.strerror})") from None
         self._guard(real)
         return real
 
@@ -84,10 +88,9 @@ class Files:
     def read(self, path: str, offset: int, length: int) -> bytes:
         """Return up to ``length`` bytes of file ``path`` from ``offset``."""
         with _errors("read", path), _parent(path) as (dfd, name):
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+            fd = os.open(name, _READ_FLAGS, dir_fd=dfd)
             try:
-                if stat.S_ISDIR(os.fstat(fd).st_mode):
-                    raise Invalid(f"{path} is a directory; use fs_list to see what it holds")
+                _regular(fd, path)
                 return os.pread(fd, length, offset)
             finally:
                 os.close(fd)
@@ -100,7 +103,8 @@ class Files:
                 st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
                 if stat.S_ISDIR(st.st_mode):
                     raise Invalid(f"{path} is a directory; a file cannot replace it")
-                mode = stat.S_IMODE(st.st_mode)
+                if stat.S_ISREG(st.st_mode):
+                    mode = stat.S_IMODE(st.st_mode)
             tmp = f".{name[:200]}.alos-{os.getpid()}-{next(_tmp_names)}"
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             fd = os.open(tmp, flags, mode, dir_fd=dfd)
@@ -138,30 +142,28 @@ class Files:
         cut = len(entries) > limits.LIST_MAX_ENTRIES
         return entries[: limits.LIST_MAX_ENTRIES], cut
 
-    def mkdir(self, path: str, parents: bool) -> bool:
-        """Make directory ``path`` (and missing parents when ``parents``); return whether it was made."""
+    def missing(self, path: str) -> tuple[str, ...]:
+        """Return the directories that making ``path`` would create, top down (empty: it exists)."""
+        missing: list[str] = []
+        base = path
+        while not os.path.lexists(base):
+            missing.append(base)
+            base = os.path.dirname(base)
+        return tuple(reversed(missing))
+
+    def mkdir(self, path: str, creates: Sequence[str]) -> bool:
+        """Make exactly the directories ``creates`` (top down, ending with ``path``); return whether
+        ``path`` was made. Raises Exists when ``path`` is a file, Conflict when the plan is stale."""
         with _errors("mkdir", path):
-            missing: list[str] = []
-            base = path
-            while not os.path.lexists(base):
-                missing.append(os.path.basename(base))
-                base = os.path.dirname(base)
-            if not missing:
+            if not creates:
                 if os.path.isdir(path):
                     return False
                 raise Exists(f"{path} exists and is not a directory")
-            if len(missing) > 1 and not parents:
-                raise NotFound(f"directory {os.path.dirname(path)} does not exist; pass parents=true")
-            with _directory(base) as dfd:
-                fd = os.dup(dfd)
-                try:
-                    for name in reversed(missing):
-                        os.mkdir(name, 0o755, dir_fd=fd)
-                        nfd = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
-                        os.close(fd)
-                        fd = nfd
-                finally:
-                    os.close(fd)
+            for directory in creates:
+                if not os.path.isdir(os.path.dirname(directory)):
+                    raise Conflict(f"{os.path.dirname(directory)} vanished while the call ran; try again")
+                with _parent(directory) as (dfd, name):
+                    os.mkdir(name, 0o755, dir_fd=dfd)
             return True
 
     def delete(self, path: str) -> str:
@@ -179,26 +181,39 @@ class Files:
         return os.path.isdir(path)
 
     def peek(self, path: str) -> Peek:
-        """Return what an approval shows about ``path`` now; never raises for a missing file."""
+        """Return what an approval shows about regular file ``path`` now (absent for anything else).
+
+        Reads through the checked directory with O_NOFOLLOW and never blocks; a file bigger than
+        limits.PEEK_MAX_BYTES is named by its size and modification time instead of a digest.
+        """
         try:
-            with open(path, "rb") as f:
-                h = hashlib.sha256()
-                size = 0
-                head = b""
-                while chunk := f.read(1 << 16):
-                    if size < limits.DIFF_MAX_BYTES:
-                        head += chunk
-                    size += len(chunk)
-                    h.update(chunk)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            with _parent(path) as (dfd, name):
+                fd = os.open(name, _READ_FLAGS, dir_fd=dfd)
+                try:
+                    st = os.fstat(fd)
+                    if not stat.S_ISREG(st.st_mode):
+                        return Peek(False, 0, None, None)
+                    if st.st_size > limits.PEEK_MAX_BYTES:
+                        return Peek(True, st.st_size, f"size:{st.st_size}:mtime:{st.st_mtime_ns}", None)
+                    h = hashlib.sha256()
+                    head = b""
+                    offset = 0
+                    while chunk := os.pread(fd, 1 << 16, offset):
+                        if offset < limits.DIFF_MAX_BYTES:
+                            head += chunk
+                        offset += len(chunk)
+                        h.update(chunk)
+                finally:
+                    os.close(fd)
+        except (AlosError, OSError):
             return Peek(False, 0, None, None)
         text: str | None = None
-        if size <= limits.DIFF_MAX_BYTES:
+        if offset <= limits.DIFF_MAX_BYTES:
             try:
                 text = head.decode()
             except UnicodeDecodeError:
                 text = None
-        return Peek(True, size, "sha256:" + h.hexdigest(), text)
+        return Peek(True, offset, "sha256:" + h.hexdigest(), text)
 
 
 _PROC_FD = os.path.isdir("/proc/self/fd")
@@ -223,6 +238,15 @@ def _real(path: str) -> str:
         return os.readlink(f"/proc/self/fd/{fd}")
     finally:
         os.close(fd)
+
+
+def _regular(fd: int, path: str) -> None:
+    """Raise Invalid unless ``fd`` is a regular file (not a directory, FIFO, socket or device)."""
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISDIR(mode):
+        raise Invalid(f"{path} is a directory; use fs_list to see what it holds")
+    if not stat.S_ISREG(mode):
+        raise Invalid(f"{path} is not a regular file (a FIFO, socket or device); only files can be read")
 
 
 @contextlib.contextmanager

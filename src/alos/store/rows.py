@@ -2,6 +2,7 @@
 
 Callers own transactions (db.Store.transaction). Rows come back as the records of alos.types
 and alos.rights; JSON columns are encoded and decoded here. No policy lives here.
+Size: every statement alos runs is here, one small function each; that is the point of it.
 """
 
 from __future__ import annotations
@@ -304,23 +305,27 @@ def clear_action(conn: Conn, pid: Pid) -> None:
     conn.execute("DELETE FROM journal WHERE pid=?", (pid,))
 
 
-def journal_entry(conn: Conn, pid: Pid, action: int, call: int, step: int) -> tuple[str, str, str, Any] | None:
-    """Return (syscall, digest, state, result) journaled at this call site, or None."""
+def journal_entry(
+    conn: Conn, pid: Pid, action: int, call: int, step: int
+) -> tuple[str, str, str, Any, int | None] | None:
+    """Return (syscall, digest, state, result, recovery request) journaled at this call site, or None."""
     row = conn.execute(
-        "SELECT syscall, digest, state, result FROM journal WHERE pid=? AND action=? AND call=? AND step=?",
+        "SELECT syscall, digest, state, result, request FROM journal WHERE pid=? AND action=? AND call=? AND step=?",
         (pid, action, call, step),
     ).fetchone()
     if row is None:
         return None
-    return (row[0], row[1], row[2], codec.loads(row[3]) if row[3] is not None else None)
+    return (row[0], row[1], row[2], codec.loads(row[3]) if row[3] is not None else None, row[4])
 
 
-def journal_intent(conn: Conn, pid: Pid, action: int, call: int, step: int, syscall: str, digest: str) -> None:
-    """Record that an outside effect is about to run at this call site."""
+def journal_intent(
+    conn: Conn, pid: Pid, action: int, call: int, step: int, syscall: str, digest: str, request: int | None
+) -> None:
+    """Record that an outside effect is about to run at this call site (carrying out ``request``)."""
     conn.execute(
-        "INSERT OR REPLACE INTO journal (pid, action, call, step, syscall, digest, state)"
-        " VALUES (?,?,?,?,?,?,'intent')",
-        (pid, action, call, step, syscall, digest),
+        "INSERT OR REPLACE INTO journal (pid, action, call, step, syscall, digest, state, request)"
+        " VALUES (?,?,?,?,?,?,'intent',?)",
+        (pid, action, call, step, syscall, digest, request),
     )
 
 

@@ -78,6 +78,7 @@ CREATE TABLE journal (
     digest  TEXT NOT NULL,
     state   TEXT NOT NULL CHECK (state IN ('intent', 'done')),
     result  TEXT,
+    request INTEGER,  -- the approved recovery request this attempt carries out, if any
     PRIMARY KEY (pid, action, call, step)
 );
 
