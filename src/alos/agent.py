@@ -62,11 +62,11 @@ class Agent:
                 return
             act = actions.start(kernel, kernel.proc(pid), turn)
         for index in range(act.next, len(act.calls)):
-            kernel.sites[pid] = Site(act.id, index, replay=replay)
+            kernel.enter(pid, Site(act.id, index, replay=replay))
             try:
                 result = await tools.call(kernel, pid, table, act.calls[index])
             finally:
-                kernel.sites.pop(pid, None)
+                kernel.leave(pid)
             if isinstance(result, Parked):
                 return
             if kernel.proc(pid).state is ProcState.EXITED:

@@ -51,14 +51,15 @@ def records(conn: sqlite3.Connection, pid: Pid | None = None) -> Iterator[AuditR
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class ChainCheck:
     ok: bool
     count: int
     bad_seq: int | None  # the first record that does not check out
     reason: str
+    head: str = ""  # "seq:digest" of the newest record: kept elsewhere, it exposes a rewritten chain
 
 
-def verify(conn: sqlite3.Connection) -> Verdict:
+def verify(conn: sqlite3.Connection) -> ChainCheck:
     """Recompute the whole chain; return where it first breaks (edit, deletion, reordering).
 
     A store whose audit table or head is gone or malformed is a broken chain, not a crash.
@@ -66,10 +67,10 @@ def verify(conn: sqlite3.Connection) -> Verdict:
     try:
         return _verify(conn)
     except (sqlite3.DatabaseError, ValueError, TypeError) as err:
-        return Verdict(False, 0, 1, f"the audit log cannot be read ({err}): it was damaged or removed")
+        return ChainCheck(False, 0, 1, f"the audit log cannot be read ({err}): it was damaged or removed")
 
 
-def _verify(conn: sqlite3.Connection) -> Verdict:
+def _verify(conn: sqlite3.Connection) -> ChainCheck:
     prev = GENESIS
     expected = 1
     count = 0
@@ -77,25 +78,25 @@ def _verify(conn: sqlite3.Connection) -> Verdict:
         seq, prev_field, dig = r[0], r[9], r[10]
         if seq != expected:
             what = "missing (deleted)" if seq > expected else "out of order"
-            return Verdict(False, count, expected, f"record {expected} is {what}; found {seq} there")
+            return ChainCheck(False, count, expected, f"record {expected} is {what}; found {seq} there")
         if prev_field != prev:
-            return Verdict(
+            return ChainCheck(
                 False,
                 count,
                 seq,
                 f"record {seq} does not follow record {seq - 1} (chain link broken)",
             )
         if _digest(tuple(r[:10])) != dig:
-            return Verdict(False, count, seq, f"record {seq} was edited (its digest does not match its fields)")
+            return ChainCheck(False, count, seq, f"record {seq} was edited (its digest does not match its fields)")
         prev = dig
         expected += 1
         count += 1
     head_seq, head_digest = rows.audit_head(conn)
     if head_seq != count or (count and head_digest != prev):
-        return Verdict(
+        return ChainCheck(
             False,
             count,
             count + 1 if head_seq > count else head_seq,
             f"the log ends at record {count} but the store's head says {head_seq}: records were removed",
         )
-    return Verdict(True, count, None, f"{count} records, chain intact")
+    return ChainCheck(True, count, None, f"{count} records, chain intact", f"{count}:{prev if count else ''}")

@@ -167,6 +167,31 @@ def parse_grant(spec: str, effect: Effect, workspace: str) -> Grant:
     )
 
 
+def make_grant(
+    pattern: str,
+    rights: list[str],
+    effect: str,
+    workspace: str,
+    *,
+    expires: float | None = None,
+    uses: int | None = None,
+    delegable: bool = False,
+) -> Grant:
+    """Return the Grant of a syscall's grant arguments, its fs pattern made absolute in ``workspace``.
+
+    Raises Invalid naming the bad part, as parse_grant does for the CLI spelling.
+    """
+    spec = f"{pattern}={','.join(rights)}"
+    return Grant(
+        normalize_pattern(pattern, workspace, spec),
+        parse_rights(",".join(rights), spec),
+        Effect(effect),
+        expires=expires,
+        uses=uses,
+        delegable=delegable,
+    )
+
+
 def derive(parent: Capability, child: Grant, now: float) -> Grant:
     """Return ``child`` checked as an attenuation of ``parent`` at time ``now``: rights only shrink.
 

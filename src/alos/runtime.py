@@ -12,7 +12,7 @@ from typing import Any
 
 from alos import audit
 from alos.agent import Agent
-from alos.audit import Verdict
+from alos.audit import ChainCheck
 from alos.errors import Invalid
 from alos.images import image
 from alos.kernel import Kernel
@@ -63,6 +63,10 @@ class Runtime:
         next transaction; ``flush()``, the read methods below and ``close()`` write it at once.
         """
         return await dispatch(self.kernel, pid, name, args)
+
+    def listen(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener`` with every event (state changes, syscalls, model turns, results) once committed."""
+        self.kernel.listeners.append(listener)
 
     def flush(self) -> None:
         """Write every audit record still held for the next transaction."""
@@ -159,7 +163,7 @@ class Runtime:
         self.kernel.flush()
         return audit.records(self.store.conn, pid)
 
-    def verify(self) -> Verdict:
+    def verify(self) -> ChainCheck:
         """Check the audit chain; return the verdict naming the first bad record."""
         self.kernel.flush()
         return audit.verify(self.store.conn)

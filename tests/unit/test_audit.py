@@ -20,7 +20,7 @@ def chained(tmp_path: Path) -> Path:
     return path
 
 
-def _tamper(path: Path, *sql: str) -> audit.Verdict:
+def _tamper(path: Path, *sql: str) -> audit.ChainCheck:
     conn = sqlite3.connect(path)
     for statement in sql:
         conn.execute(statement)

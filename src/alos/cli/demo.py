@@ -99,7 +99,7 @@ def run_demo(where: str | None, interactive: bool) -> int:
     trace = show.Trace(out)
     rt = open_runtime(store, host=True, human=CallbackHuman(show.tell(out, trace.names)))
     try:
-        rt.kernel.listeners.append(trace)
+        rt.listen(trace)
         pid = asyncio.run(
             rt.spawn(
                 "base",

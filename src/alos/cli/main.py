@@ -57,8 +57,8 @@ def _consoles(as_json: bool) -> tuple[Console, Console]:
     return (err, out) if as_json else (out, out)
 
 
-def _open_host(store: str, ui: Console, names: dict[int, str]) -> Runtime:
-    return open(store, host=True, human=CallbackHuman(show.tell(ui, names)))
+def _open_host(store: str, ui: Console, names: dict[int, str], create: bool = True) -> Runtime:
+    return open(store, create=create, host=True, human=CallbackHuman(show.tell(ui, names)))
 
 
 def _attach(rt: Runtime, ui: Console, as_json: bool) -> show.Trace:
@@ -79,9 +79,9 @@ def _attach(rt: Runtime, ui: Console, as_json: bool) -> show.Trace:
                 flush=True,
             )
 
-        rt.kernel.listeners.append(emit)
+        rt.listen(emit)
     else:
-        rt.kernel.listeners.append(trace)
+        rt.listen(trace)
     return trace
 
 
@@ -178,7 +178,7 @@ def resume(store: str, approve: str, as_json: bool) -> None:
     """
     ui, _ = _consoles(as_json)
     names: dict[int, str] = {}
-    rt = _open_host_existing(store, ui, names)
+    rt = _open_host(store, ui, names, create=False)
     try:
         trace = _attach(rt, ui, as_json)
         procs = rt.processes()
@@ -191,11 +191,6 @@ def resume(store: str, approve: str, as_json: bool) -> None:
     finally:
         rt.close()
     sys.exit(code)
-
-
-def _open_host_existing(store: str, ui: Console, names: dict[int, str]) -> Runtime:
-    rt = open(store, create=False, host=True, human=CallbackHuman(show.tell(ui, names)))
-    return rt
 
 
 def _reader(store: str) -> Runtime:
@@ -383,9 +378,13 @@ def verify(ctx: click.Context, store: str, as_json: bool) -> None:
     finally:
         rt.close()
     if as_json:
-        print(codec.dumps({"ok": v.ok, "count": v.count, "bad_seq": v.bad_seq, "reason": v.reason}))
+        print(codec.dumps({"ok": v.ok, "count": v.count, "bad_seq": v.bad_seq, "reason": v.reason, "head": v.head}))
     elif v.ok:
-        Console().print(f"[green]✓ audit chain intact[/]: {v.count} records")
+        Console(highlight=False).print(
+            f"[green]✓ audit chain intact[/]: {v.count} records\nhead {v.head}\n"
+            "(keep the head somewhere the host cannot write: a later verify that does not extend it "
+            "shows a rewritten chain)"
+        )
     else:
         Console(stderr=True).print(f"[red]✗ audit chain broken at record {v.bad_seq}[/]: {v.reason}")
     sys.exit(0 if v.ok else 1)

@@ -8,6 +8,7 @@ becomes runnable when nothing else holds it, and the same pending action is disp
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from alos import caps
@@ -68,11 +69,7 @@ def request(
             "detail": detail,
         },
     )
-    return HumanRequest(**{**_fields(blank), "id": rid})
-
-
-def _fields(r: HumanRequest) -> dict[str, Any]:
-    return {name: getattr(r, name) for name in HumanRequest.__slots__}
+    return dataclasses.replace(blank, id=rid)
 
 
 def at(kernel: Kernel, pid: int, site: Site, kind: RequestKind) -> HumanRequest | None:

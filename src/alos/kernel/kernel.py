@@ -15,8 +15,7 @@ from typing import Any
 
 from alos import audit, limits
 from alos.errors import NotFound
-from alos.providers.base import Clock, HumanIO, Model
-from alos.providers.files import Files
+from alos.providers.base import Clock, FileSystem, HumanIO, Model
 from alos.rights import Capability
 from alos.store import rows
 from alos.store.db import Store
@@ -84,7 +83,7 @@ class Kernel:
     def __init__(
         self,
         store: Store,
-        files: Files,
+        files: FileSystem,
         human: HumanIO,
         clock: Clock,
         models: Callable[[str], Model],
@@ -156,6 +155,14 @@ class Kernel:
         """Hand ``ev`` to every listener (after its facts committed)."""
         for listen in self.listeners:
             listen(ev)
+
+    def enter(self, pid: Pid, site: Site) -> None:
+        """Note that ``pid``'s primitive calls now belong to tool call ``site`` of a pending action."""
+        self.sites[pid] = site
+
+    def leave(self, pid: Pid) -> None:
+        """Note that ``pid`` left its tool call: its calls belong to no pending action."""
+        self.sites.pop(pid, None)
 
     def refresh(self) -> bool:
         """Drop the caches if another connection committed; return whether it had."""

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from alos import caps
 from alos.errors import NotFound
 from alos.kernel import Kernel, Tx
-from alos.rights import Effect, Grant, Need, Right, derive, normalize_pattern, parse_rights
+from alos.rights import Need, Right, derive, make_grant
 from alos.store import rows
 from alos.types import Process
 
@@ -45,11 +45,11 @@ def revoke_needs(proc: Process, args: RevokeArgs) -> tuple[Need, ...]:
 def grant(kernel: Kernel, tx: Tx, proc: Process, args: GrantArgs) -> dict[str, Any]:
     """Issue the capability; return its id."""
     target = kernel.proc(args.pid)
-    spec = f"{args.pattern}={','.join(args.rights)}"
-    g = Grant(
-        normalize_pattern(args.pattern, target.cwd, spec),
-        parse_rights(",".join(args.rights), spec),
-        Effect(args.effect),
+    g = make_grant(
+        args.pattern,
+        args.rights,
+        args.effect,
+        target.cwd,
         expires=args.expires,
         uses=args.uses,
         delegable=args.delegable,

@@ -10,7 +10,7 @@ from alos import caps
 from alos.errors import Invalid
 from alos.kernel import Kernel, Tx, action
 from alos.kernel.proc import create, transition
-from alos.rights import Effect, Grant, Need, Right, normalize_pattern, parse_rights
+from alos.rights import Need, Right, make_grant
 from alos.types import Exit, Process, ProcState
 
 
@@ -51,16 +51,6 @@ def exit_needs(proc: Process, args: ExitArgs) -> tuple[Need, ...]:
     return ()  # a process may always end itself
 
 
-def to_grant(g: GrantArgs, cwd: str) -> Grant:
-    """Return the Grant ``g`` describes, its fs pattern made absolute in ``cwd``."""
-    spec = f"{g.pattern}={','.join(g.rights)}"
-    return Grant(
-        normalize_pattern(g.pattern, cwd, spec),
-        parse_rights(",".join(g.rights), spec),
-        Effect(g.effect),
-    )
-
-
 def spawn(kernel: Kernel, tx: Tx, proc: Process, args: SpawnArgs) -> dict[str, Any]:
     """Create the process with its context and capabilities; return its pid."""
     if not args.name or not args.goal.strip():
@@ -73,7 +63,7 @@ def spawn(kernel: Kernel, tx: Tx, proc: Process, args: SpawnArgs) -> dict[str, A
             "keep the store in a directory of its own, e.g. --store .alos/store.db"
         )
     kernel.model(args.model)  # a bad model spec or script fails here, before anything is stored
-    grants = [to_grant(g, args.cwd) for g in args.grants]
+    grants = [make_grant(g.pattern, g.rights, g.effect, args.cwd) for g in args.grants]
     child = create(
         kernel,
         tx,
@@ -96,5 +86,5 @@ def exit_(kernel: Kernel, tx: Tx, proc: Process, args: ExitArgs) -> dict[str, An
     if proc.state is ProcState.EXITED:
         raise Invalid(f"process {proc.pid} has already exited")
     transition(kernel, tx, proc, ProcState.EXITED, exit=Exit(args.status), result=args.result)
-    action.drop(kernel, tx, proc.pid)
+    action.drop(tx, proc.pid)
     return {"pid": proc.pid, "status": args.status}

@@ -5,6 +5,7 @@ Protocols only; no behaviour.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,11 +23,40 @@ class ModelRequest:
 
 
 class Model(Protocol):
-    name: str  # the resource name: the call needs execute on "model:<name>"
-
     async def complete(self, request: ModelRequest) -> ModelTurn:
         """Return the model's next turn; raises AlosError on a bad response."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Peek:
+    """What an approval shows about a file that an effect would change."""
+
+    exists: bool
+    size: int
+    digest: str | None
+    text: str | None  # the current text when small enough to diff
+
+
+class FileSystem(Protocol):
+    """Paths it receives are absolute, real and already authorized (except in ``resolve``)."""
+
+    def resolve(self, cwd: str, path: str) -> str:
+        """Return the real absolute path ``path`` names from ``cwd``; raise Denied for the store."""
+        ...
+
+    def hidden(self, real: str) -> bool:
+        """Return whether ``real`` is where no process may reach (the store's directory)."""
+        ...
+
+    def read(self, path: str, offset: int, length: int) -> bytes: ...
+    def write(self, path: str, data: bytes) -> None: ...
+    def list(self, path: str) -> tuple[list[dict[str, Any]], bool]: ...
+    def missing(self, path: str) -> tuple[str, ...]: ...
+    def mkdir(self, path: str, creates: Sequence[str]) -> bool: ...
+    def delete(self, path: str) -> str: ...
+    def is_dir(self, path: str) -> bool: ...
+    def peek(self, path: str) -> Peek: ...
 
 
 class HumanIO(Protocol):

@@ -17,25 +17,15 @@ import itertools
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from alos import limits
 from alos.errors import AlosError, Conflict, Denied, Exists, Invalid, NotFound, Unavailable
+from alos.providers.base import Peek
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO never blocks the host
 _tmp_names = itertools.count()
-
-
-@dataclass(frozen=True, slots=True)
-class Peek:
-    """What an approval shows about a file that a write would replace."""
-
-    exists: bool
-    size: int
-    digest: str | None
-    text: str | None  # the current text when small enough to diff
 
 
 class Files:

@@ -26,8 +26,6 @@ _CALL_KEYS = frozenset({"name", "arguments", "id"})
 class ScriptedModel:
     """Replays a JSON Lines script: deterministic, offline, no network."""
 
-    name = "script"
-
     def __init__(self, path: str) -> None:
         self.path = os.path.realpath(path)
         self._turns = load_script(self.path)
