@@ -72,14 +72,14 @@ class Driver:
         if self.approve == "always":
             approvals = [r for r in pending if r.kind is RequestKind.APPROVAL]
             for req in approvals:
-                self.ui.print(request_panel(req))
+                self.ui.print(request_panel(req), soft_wrap=False)
                 self.ui.print(f"      (--approve always: approving request {req.id} once)", style="dim")
                 await self._answer(req.id, "once", None, self.by or "auto (--approve always)")
             return bool(approvals)
         if not self.can_prompt():
             return False
         req = pending[0]
-        self.ui.print(request_panel(req))
+        self.ui.print(request_panel(req), soft_wrap=False)
         got = self._read_answer(req)
         if got is None:  # skipped, end of input, or answered in another terminal
             now = self.rt.request(req.id)
@@ -140,7 +140,7 @@ class Driver:
             style="yellow",
         )
         for req in pending:
-            self.ui.print(request_panel(req))
+            self.ui.print(request_panel(req), soft_wrap=False)
         self.ui.print(
             "Answer with 'alos approve ID [--always]', 'alos deny ID [--reason TEXT]' or 'alos answer ID TEXT',\n"
             "then continue with 'alos resume' (pass the same --store)."

@@ -20,6 +20,8 @@ from alos.types import Exit, Pid, ProcState
 
 
 class Scheduler:
+    """Round-robin quanta over one kernel's runnable processes; owns the running state."""
+
     def __init__(self, kernel: Kernel, quantum: Callable[[Pid], Awaitable[None]]) -> None:
         self.kernel = kernel
         self._quantum = quantum

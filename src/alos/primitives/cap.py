@@ -35,10 +35,12 @@ class RevokeArgs:
 
 
 def grant_needs(proc: Process, args: GrantArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
     return (Need(f"proc:{args.pid}", Right.ADMIN),)
 
 
 def revoke_needs(proc: Process, args: RevokeArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
     return (Need("proc:*", Right.ADMIN),)
 
 

@@ -90,14 +90,17 @@ def resolve_mkdir(kernel: Kernel, proc: Process, args: MkdirArgs) -> MkdirPlan:
 
 
 def read_needs(proc: Process, args: ReadArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
     return (Need("fs:" + args.path, Right.READ),)
 
 
 def write_needs(proc: Process, args: WriteArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
     return (Need("fs:" + args.path, Right.WRITE),)
 
 
 def list_needs(proc: Process, args: ListArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
     return (Need("fs:" + args.path, Right.LIST),)
 
 
@@ -108,6 +111,7 @@ def mkdir_needs(proc: Process, plan: MkdirPlan) -> tuple[Need, ...]:
 
 
 def delete_needs(proc: Process, args: DeleteArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
     return (Need("fs:" + args.path, Right.DELETE),)
 
 

@@ -46,14 +46,17 @@ def _short(text: str, what: str) -> None:
 
 
 def ask_needs(proc: Process, args: AskArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
     return (Need(QUEUE, Right.ASK),)
 
 
 def tell_needs(proc: Process, args: TellArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
     return (Need(QUEUE, Right.SEND),)
 
 
 def answer_needs(proc: Process, args: AnswerArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
     return (Need(QUEUE, Right.ADMIN),)
 
 

@@ -25,6 +25,7 @@ def resource(proc: Process) -> str:
 
 
 def call_needs(proc: Process, args: CallArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
     return (Need(resource(proc), Right.EXECUTE),)
 
 

@@ -44,10 +44,12 @@ class ExitArgs:
 
 
 def spawn_needs(proc: Process, args: SpawnArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
     return (Need("proc:spawn", Right.SPAWN),)
 
 
 def exit_needs(proc: Process, args: ExitArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
     return ()  # a process may always end itself
 
 
