@@ -292,3 +292,14 @@ def test_kill_9_at_random_points_loses_nothing_and_repeats_nothing(tmp_path: Pat
         ]
         assert len(oks) == 1, (i, oks)
     assert run_cli("audit", "verify", "--store", store).returncode == 0
+
+
+def test_names_that_look_like_markup_are_printed_as_they_are(tmp_path: Path, ws: Path) -> None:
+    turns = [{"content": "[bold]hi[/]", "tool_calls": [call("fs_write", path="[/]x[red]", content="[/]")]}]
+    store, r = start(tmp_path, ws, turns, "--ask", "fs:*=write")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "[bold]hi[/]" in r.stdout and "[/]x[red]" in r.stdout
+    for cmd in (["audit"], ["approvals"], ["ps"]):
+        out = run_cli(*cmd, "--store", store)
+        assert out.returncode == 0 and "Traceback" not in out.stderr, (cmd, out.stderr)
+    assert "[/]x[red]" in run_cli("audit", "--store", store).stdout

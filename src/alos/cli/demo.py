@@ -13,7 +13,6 @@ import sys
 import tempfile
 from collections import Counter
 
-from rich.console import Console
 from rich.rule import Rule
 
 from alos import codec
@@ -85,7 +84,7 @@ def make_workspace(where: str | None) -> str:
 
 def run_demo(where: str | None, interactive: bool) -> int:
     """Run the demo; return the exit code (0 when the story ran and the audit chain verifies)."""
-    out = Console(highlight=False, soft_wrap=True)
+    out = show.console()
     ws = make_workspace(where)
     store = os.path.join(ws, ".alos", "store.db")
     grants = [
@@ -122,9 +121,9 @@ def run_demo(where: str | None, interactive: bool) -> int:
     calls = sum(1 for r in records if r.pid == pid and r.syscall == "model.call")
     out.print(f"model calls by process {pid}: {calls}, one per turn: the approved write resumed the same action")
     if verdict.ok:
-        out.print(f"[green]✓ alos audit verify: chain intact[/] ({verdict.count} records)")
+        out.print(show.line(("✓ alos audit verify: chain intact", "green"), f" ({verdict.count} records)"))
     else:
-        out.print(f"[red]✗ alos audit verify: {verdict.reason}[/]")
+        out.print(show.line((f"✗ alos audit verify: {verdict.reason}", "red")))
     summary = os.path.join(ws, "SUMMARY.md")
     if os.path.exists(summary):
         out.print(Rule("SUMMARY.md"))

@@ -52,8 +52,8 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 def _consoles(as_json: bool) -> tuple[Console, Console]:
     """Return (the console for people, the console for JSON)."""
-    out = Console(highlight=False, soft_wrap=True)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    out = show.console()
+    err = show.console(stderr=True)
     return (err, out) if as_json else (out, out)
 
 
@@ -226,9 +226,9 @@ def ps(store: str, as_json: bool) -> None:
                     )
                 )
         elif not procs:
-            Console().print("no processes in this store")
+            show.console().print("no processes in this store")
         else:
-            Console(highlight=False).print(show.process_table(procs))
+            show.console(soft_wrap=False).print(show.process_table(procs))
     finally:
         rt.close()
 
@@ -264,9 +264,11 @@ def approvals(store: str, everything: bool, as_json: bool) -> None:
                     )
                 )
         elif not reqs:
-            Console().print("no requests wait for a human" if not everything else "no human requests in this store")
+            show.console().print(
+                "no requests wait for a human" if not everything else "no human requests in this store"
+            )
         else:
-            console = Console(highlight=False)
+            console = show.console(soft_wrap=False)
             for r in reqs:
                 console.print(show.request_panel(r))
     finally:
@@ -283,7 +285,7 @@ def _answer(store: str, rid: int, verdict: str, text: str | None) -> None:
             "deny": "denied",
             "answer": "answered",
         }[verdict]
-        Console(highlight=False).print(
+        show.console().print(
             f"request {rid} {words}; process {result['pid']} can go on. "
             "A host running this store continues it; if none is running, use 'alos resume'."
         )
@@ -334,7 +336,7 @@ def audit(ctx: click.Context, pid: int | None, store: str, as_json: bool) -> Non
         return
     rt = _reader(store)
     try:
-        console = Console(highlight=False, soft_wrap=True)
+        console = show.console()
         for r in rt.audit(pid):
             if as_json:
                 print(
@@ -357,8 +359,11 @@ def audit(ctx: click.Context, pid: int | None, store: str, as_json: bool) -> Non
             else:
                 colour = "green" if r.outcome == "ok" else "yellow" if r.outcome == "parked" else "red"
                 console.print(
-                    f"{r.seq:>6} {r.pid:>4} {r.syscall:<12} {show.clip(r.resource, 60):<60} "
-                    f"{r.right:<8} {r.decision:<9} [{colour}]{r.outcome}[/]"
+                    show.line(
+                        f"{r.seq:>6} {r.pid:>4} {r.syscall:<12} {show.clip_resource(r.resource, 60):<60} "
+                        f"{r.right:<8} {r.decision:<9} ",
+                        (r.outcome, colour),
+                    )
                 )
     finally:
         rt.close()
@@ -380,13 +385,17 @@ def verify(ctx: click.Context, store: str, as_json: bool) -> None:
     if as_json:
         print(codec.dumps({"ok": v.ok, "count": v.count, "bad_seq": v.bad_seq, "reason": v.reason, "head": v.head}))
     elif v.ok:
-        Console(highlight=False).print(
-            f"[green]✓ audit chain intact[/]: {v.count} records\nhead {v.head}\n"
-            "(keep the head somewhere the host cannot write: a later verify that does not extend it "
-            "shows a rewritten chain)"
+        show.console().print(
+            show.line(
+                ("✓ audit chain intact", "green"),
+                f": {v.count} records\nhead {v.head}\n(keep the head somewhere the host cannot write: "
+                "a later verify that does not extend it shows a rewritten chain)",
+            )
         )
     else:
-        Console(stderr=True).print(f"[red]✗ audit chain broken at record {v.bad_seq}[/]: {v.reason}")
+        show.console(stderr=True).print(
+            show.line((f"✗ audit chain broken at record {v.bad_seq}", "red"), f": {v.reason}")
+        )
     sys.exit(0 if v.ok else 1)
 
 

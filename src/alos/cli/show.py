@@ -18,10 +18,27 @@ from alos import codec
 from alos.types import Event, HumanRequest, Process, ProcState
 
 
+def console(stderr: bool = False, soft_wrap: bool = True) -> Console:
+    """Return a console for the CLI: no markup parsing (file names may hold '[...]'), no guessing
+    of colours; colour comes only from Text styles. NO_COLOR is honoured by rich."""
+    return Console(stderr=stderr, highlight=False, markup=False, soft_wrap=soft_wrap)
+
+
+def line(*parts: str | tuple[str, str]) -> Text:
+    """Return a Text of plain strings and (text, style) pairs."""
+    return Text.assemble(*parts)
+
+
 def clip(text: str, width: int = 100) -> str:
     """Return ``text`` escaped and cut to ``width`` characters."""
     text = codec.escape(text)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def clip_resource(resource: str, width: int = 60) -> str:
+    """Return ``resource`` escaped and cut to ``width`` from the left: the file name is what matters."""
+    text = codec.escape(resource)
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
 
 
 class Trace:
@@ -67,7 +84,7 @@ class Trace:
     def _syscall(self, pid: int, d: dict[str, Any]) -> None:
         if pid == 0 or (d["syscall"] in ("model.call", "proc.exit") and d["outcome"] == "ok"):
             return
-        if d["outcome"] == "parked" and d["decision"] == "ask":
+        if d["outcome"] == "parked":
             return  # the request event says it, with the request id
         decision, outcome = d["decision"], d["outcome"]
         line = Text("      ")
@@ -79,14 +96,14 @@ class Trace:
             line.append("✗ ", "red").append(decision, "bold red")
         else:
             line.append("✗ ", "red").append(outcome, "red")
-        line.append(f" {d['syscall']} ").append(clip(d["resource"], 70), "dim")
+        line.append(f" {d['syscall']} ").append(clip_resource(d["resource"], 70), "dim")
         err = d.get("detail", {}).get("error")
         if err:
             line.append(" — " + clip(str(err), 140), "red")
         self.console.print(line)
 
     def _request(self, pid: int, d: dict[str, Any]) -> None:
-        what = f"{d['syscall']} {clip(str(d['resource']), 70)}" if d["kind"] != "question" else "a question"
+        what = f"{d['syscall']} {clip_resource(str(d['resource']), 70)}" if d["kind"] != "question" else "a question"
         self.console.print(
             Text.assemble(
                 ("      ? ", "yellow"),
