@@ -36,6 +36,8 @@ CREATE TABLE capabilities (
     request   INTEGER
 );
 CREATE INDEX capabilities_pid ON capabilities(pid);
+-- spent one-shot grants pile up; the decision only ever loads the live ones
+CREATE INDEX capabilities_live ON capabilities(pid) WHERE revoked = 0 AND (uses IS NULL OR uses > 0);
 CREATE INDEX capabilities_parent ON capabilities(parent);
 
 CREATE TABLE human_requests (
