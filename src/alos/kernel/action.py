@@ -78,11 +78,8 @@ def start(kernel: Kernel, proc: Process, turn: ModelTurn) -> Action:
         rows.update_process(tx.conn, new)
         if turn.tool_calls:
             rows.save_action(tx.conn, proc.pid, action.id, [_call_row(c) for c in turn.tool_calls], 0)
-        tx.event(
-            proc.pid,
-            "turn",
-            {"content": turn.content, "calls": [_call_row(c) for c in turn.tool_calls]},
-        )
+        # the context row holds this fact; listeners hear of it without a second row
+        tx.publish(proc.pid, "turn", {"content": turn.content, "calls": [_call_row(c) for c in turn.tool_calls]})
         tx.on_commit.append(lambda: kernel.remember(new))
     return action
 
