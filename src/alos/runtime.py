@@ -7,7 +7,7 @@ through dispatch() with the host as subject; its read methods only read the stor
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from alos import audit
@@ -79,7 +79,7 @@ class Runtime:
         *,
         workspace: str,
         model: str,
-        grants: list[Grant] = (),  # type: ignore[assignment]
+        grants: Sequence[Grant] = (),
         name: str = "main",
         defaults: bool = True,
     ) -> Pid:

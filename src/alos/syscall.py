@@ -45,55 +45,24 @@ class Entry:
     host_only: bool = False  # only the host may call it (it issues authority)
 
 
+def _fs(name: str, args: type, needs: Any, run: Any, *, changes: bool = False, **kw: Any) -> Entry:
+    """An fs entry: paths resolved, the target described to a human; one that changes the disk is
+    an outside effect and its approvals hold only while the target stays as approved."""
+    kw.setdefault("resolve", fs.resolve)
+    kw.setdefault("describe", fs.describe_path)
+    if changes:
+        kw.update(state=fs.target_state, outside=True)
+    return Entry(name, args, needs, run=run, **kw)
+
+
 TABLE: dict[str, Entry] = {
     e.name: e
     for e in (
-        Entry(
-            "fs.read",
-            fs.ReadArgs,
-            fs.read_needs,
-            run=fs.read,
-            resolve=fs.resolve,
-            describe=fs.describe_path,
-        ),
-        Entry(
-            "fs.write",
-            fs.WriteArgs,
-            fs.write_needs,
-            run=fs.write,
-            resolve=fs.resolve,
-            describe=fs.describe_write,
-            state=fs.target_state,
-            outside=True,
-        ),
-        Entry(
-            "fs.list",
-            fs.ListArgs,
-            fs.list_needs,
-            run=fs.list_dir,
-            resolve=fs.resolve,
-            describe=fs.describe_path,
-        ),
-        Entry(
-            "fs.mkdir",
-            fs.MkdirArgs,
-            fs.mkdir_needs,
-            run=fs.mkdir,
-            resolve=fs.resolve_mkdir,
-            describe=fs.describe_path,
-            state=fs.target_state,
-            outside=True,
-        ),
-        Entry(
-            "fs.delete",
-            fs.DeleteArgs,
-            fs.delete_needs,
-            run=fs.delete,
-            resolve=fs.resolve,
-            describe=fs.describe_path,
-            state=fs.target_state,
-            outside=True,
-        ),
+        _fs("fs.read", fs.ReadArgs, fs.read_needs, fs.read),
+        _fs("fs.write", fs.WriteArgs, fs.write_needs, fs.write, changes=True, describe=fs.describe_write),
+        _fs("fs.list", fs.ListArgs, fs.list_needs, fs.list_dir),
+        _fs("fs.mkdir", fs.MkdirArgs, fs.mkdir_needs, fs.mkdir, changes=True, resolve=fs.resolve_mkdir),
+        _fs("fs.delete", fs.DeleteArgs, fs.delete_needs, fs.delete, changes=True),
         Entry("human.ask", human.AskArgs, human.ask_needs, apply=human.ask),
         Entry("human.tell", human.TellArgs, human.tell_needs, run=human.tell, outside=True),
         Entry("human.answer", human.AnswerArgs, human.answer_needs, apply=human.answer, host_only=True),
