@@ -2,6 +2,8 @@
 
 If the process has a pending action (a turn interrupted by a park or a host crash), the
 quantum continues it instead of calling the model: the same calls, not a new decision.
+Interrupts and messages from a person are put into the context before a model call. A
+process paused, killed or exec'd during its quantum stops at the next call boundary.
 Never checks authority; everything goes through dispatch() (directly or via tools).
 """
 
@@ -38,6 +40,7 @@ class Agent:
         act = actions.pending(kernel, pid)
         replay = act is not None  # re-entered: earlier dispatches may have journaled effects
         if act is None:
+            actions.deliver(kernel, pid)
             wire = [t.wire() for t in table.values()]
             try:
                 turn = await dispatch(
@@ -57,11 +60,16 @@ class Agent:
             if isinstance(turn, Parked):
                 return
             assert isinstance(turn, ModelTurn)
+            if kernel.proc(pid).state is ProcState.EXITED:
+                return  # killed while the model thought
             if turn.exhausted:
                 await dispatch(kernel, pid, "proc.exit", {"status": "ok", "result": _last_words(kernel, pid)})
                 return
             act = actions.start(kernel, kernel.proc(pid), turn)
+        epoch = proc.epoch
         for index in range(act.next, len(act.calls)):
+            if kernel.proc(pid).state is not ProcState.RUNNING:
+                return  # paused or killed: the rest of the action waits in the store
             kernel.enter(pid, Site(act.id, index, replay=replay))
             try:
                 result = await tools.call(kernel, pid, table, act.calls[index])
@@ -69,8 +77,9 @@ class Agent:
                 kernel.leave(pid)
             if isinstance(result, Parked):
                 return
-            if kernel.proc(pid).state is ProcState.EXITED:
-                return
+            now = kernel.proc(pid)
+            if now.state is ProcState.EXITED or now.epoch != epoch:
+                return  # it exited, or exec replaced the program and its context
             actions.finish_call(kernel, pid, act, index, result.text, result.ok)
 
 

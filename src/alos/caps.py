@@ -13,7 +13,8 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from alos.rights import Capability, Effect, Grant, Need, covers, specificity
+from alos.errors import Denied
+from alos.rights import Capability, Effect, Grant, Need, covers, derive, specificity
 from alos.store import rows
 from alos.types import Pid
 
@@ -70,6 +71,46 @@ def decide(caps: Sequence[Capability], needs: Sequence[Need], digest: Callable[[
     if asked is not None:
         return Decision(Effect.ASK, asked[0], (asked[1],))
     return Decision(Effect.ALLOW, None, tuple(used))
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Return whether patterns ``a`` and ``b`` match some resource in common."""
+    return covers(a, b.removesuffix("/*").removesuffix("*")) or covers(b, a.removesuffix("/*").removesuffix("*"))
+
+
+def attenuate(held: Sequence[Capability], grant: Grant, now: float) -> list[tuple[Grant, int]]:
+    """Return what passing ``grant`` to a child issues: (grant, the held capability it derives from).
+
+    The first pair is ``grant`` itself, derived from a held capability (rights only shrink). Then
+    come copies of every held deny, and for an allow every held ask, that overlaps it: a child
+    never escapes a deny or an ask its parent is under. Raises Denied naming what was asked and
+    what is held when no held capability covers ``grant``.
+    """
+    refusals: list[str] = []
+    source: Capability | None = None
+    for cap in held:
+        if cap.digest is not None or not cap.live(now) or not _overlap(cap.pattern, grant.pattern):
+            continue
+        try:
+            derive(cap, grant, now)
+        except Denied as err:
+            refusals.append(err.message)
+            continue
+        if source is None or specificity(cap.pattern) > specificity(source.pattern):
+            source = cap
+    if source is None:
+        asked = f"{grant.pattern}={','.join(sorted(grant.rights))} ({grant.effect})"
+        why = "; ".join(refusals[:3]) if refusals else "it holds no capability on that resource"
+        raise Denied(f"cannot pass {asked}: a process passes only what it holds, attenuated ({why})")
+    out = [(grant, source.id)]
+    for cap in held:
+        shadows = cap.effect is Effect.DENY or (cap.effect is Effect.ASK and grant.effect is Effect.ALLOW)
+        rights = cap.rights & grant.rights
+        if cap is source or not shadows or not rights or cap.digest is not None or not cap.live(now):
+            continue
+        if _overlap(cap.pattern, grant.pattern):
+            out.append((Grant(cap.pattern, rights, cap.effect, expires=cap.expires), cap.id))
+    return out
 
 
 def issue(conn: sqlite3.Connection, pid: Pid, grant: Grant, issuer: str, parent: int | None = None) -> int:

@@ -5,7 +5,7 @@ Pure data. Change a limit here, never inline a number elsewhere.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1  # store schema this code writes; older stores migrate forward, newer are refused
+SCHEMA_VERSION = 2  # store schema this code writes; older stores migrate forward, newer are refused
 SQLITE_BUSY_TIMEOUT_MS = 5_000  # ms another writer may hold the store before we report it busy
 # NORMAL in WAL mode: a commit survives kill -9 of the host (it is in the WAL, handed to the
 # OS); only a power loss can drop the last commits. FULL costs ~150 us per commit here.
@@ -27,3 +27,14 @@ SCRIPT_MAX_BYTES = 16 << 20  # bytes of a scripted-model file
 
 AUDIT_DEFER_MAX = 256  # audit records of no-change calls held for the next transaction before a flush
 POLL_SECONDS = 0.2  # seconds between looks at the store for answers made in another terminal
+
+PRIORITY_DEFAULT = 5  # share of quanta of a process nobody gave a priority; priorities run 1..9
+PRIORITY_MAX = 9  # the highest priority; a child never gets more than its parent has
+SCHED_CONCURRENCY = 64  # quanta in flight at once: real model calls overlap, the store stays one writer
+STRIDE = 1 << 20  # scheduler pass units per quantum at priority 1 (stride scheduling: no starvation)
+TERM_GRACE_QUANTA = 2  # quanta a process gets after a term signal to exit by itself before it is killed
+MESSAGE_MAX_BYTES = 64 << 10  # bytes of one msg.send body
+MESSAGES_SHOWN = 20  # interrupts and human messages put into the context at most per quantum
+WAIT_MAX_SECONDS = 30 * 86_400.0  # seconds: the longest clock.sleep or wait timeout (30 days)
+CONTEXTS_CACHED = 512  # process contexts kept in memory; more are read back from the store
+ANCESTRY_MAX = 64  # generations of processes below a root: a deeper spawn is refused

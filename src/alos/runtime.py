@@ -50,7 +50,9 @@ class Runtime:
     ) -> None:
         self.store = store
         self.human = human or RecordedHuman()
-        self.kernel = Kernel(store, Files(forbidden_paths(store.path)), self.human, clock or SystemClock(), models)
+        self.kernel = Kernel(
+            store, Files(forbidden_paths(store.path)), self.human, clock or SystemClock(), models, images=image
+        )
         self.agent = Agent(self.kernel)
         self.scheduler = Scheduler(self.kernel, self.agent.quantum)
 

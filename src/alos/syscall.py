@@ -21,7 +21,7 @@ from alos import caps, codec
 from alos.errors import AlosError, Conflict, Denied, Invalid, NotFound
 from alos.kernel import Deferred, Kernel, Site, Tx, approval
 from alos.kernel import action as actions
-from alos.primitives import cap, fs, human, model, proc
+from alos.primitives import cap, clock, fs, human, model, msg, proc, signal
 from alos.rights import Capability, Effect, Need
 from alos.store import rows
 from alos.types import HOST, Parked, Process, ProcState, RequestKind, RequestState, Wait
@@ -43,6 +43,18 @@ class Entry:
     state: Callable[[Kernel, Process, Any], str] | None = None
     outside: bool = False  # an outside effect: journaled, and never silently retried
     host_only: bool = False  # only the host may call it (it issues authority)
+    once: bool = False  # changes the store: inside a pending action a re-dispatch answers from the journal
+    reaches: bool = False  # acts beyond the caller (other processes): refused to speculative processes
+    cost: Callable[[Any], dict[str, int]] = lambda args: {"tool_calls": 1}  # budget charged before it runs
+    used: Callable[[Any], dict[str, int]] | None = None  # budget charged from the result (a model's tokens)
+
+
+def _spawning(args: Any) -> dict[str, int]:
+    return {"tool_calls": 1, "children": 1}
+
+
+def _writing(args: Any) -> dict[str, int]:
+    return {"tool_calls": 1, "bytes_written": len(args.content.encode())}
 
 
 def _fs(name: str, args: type, needs: Any, run: Any, *, changes: bool = False, **kw: Any) -> Entry:
@@ -59,16 +71,45 @@ TABLE: dict[str, Entry] = {
     e.name: e
     for e in (
         _fs("fs.read", fs.ReadArgs, fs.read_needs, fs.read),
-        _fs("fs.write", fs.WriteArgs, fs.write_needs, fs.write, changes=True, describe=fs.describe_write),
+        _fs(
+            "fs.write", fs.WriteArgs, fs.write_needs, fs.write, changes=True, describe=fs.describe_write, cost=_writing
+        ),
         _fs("fs.list", fs.ListArgs, fs.list_needs, fs.list_dir),
         _fs("fs.mkdir", fs.MkdirArgs, fs.mkdir_needs, fs.mkdir, changes=True, resolve=fs.resolve_mkdir),
         _fs("fs.delete", fs.DeleteArgs, fs.delete_needs, fs.delete, changes=True),
-        Entry("human.ask", human.AskArgs, human.ask_needs, apply=human.ask),
+        Entry("human.ask", human.AskArgs, human.ask_needs, apply=human.ask, once=True),
         Entry("human.tell", human.TellArgs, human.tell_needs, run=human.tell, outside=True),
         Entry("human.answer", human.AnswerArgs, human.answer_needs, apply=human.answer, host_only=True),
-        Entry("model.call", model.CallArgs, model.call_needs, run=model.call),
-        Entry("proc.spawn", proc.SpawnArgs, proc.spawn_needs, apply=proc.spawn, host_only=True),
-        Entry("proc.exit", proc.ExitArgs, proc.exit_needs, apply=proc.exit_),
+        Entry("model.call", model.CallArgs, model.call_needs, run=model.call, cost=model.cost, used=model.used),
+        Entry(
+            "proc.spawn",
+            proc.SpawnArgs,
+            proc.spawn_needs,
+            apply=proc.spawn,
+            resolve=proc.resolve_spawn,
+            once=True,
+            reaches=True,
+            cost=_spawning,
+        ),
+        Entry("proc.fork", proc.ForkArgs, proc.fork_needs, apply=proc.fork, once=True, cost=_spawning),
+        Entry("proc.exec", proc.ExecArgs, proc.exec_needs, apply=proc.exec_, once=True),
+        Entry("proc.wait", signal.WaitArgs, signal.wait_needs, apply=signal.wait, once=True),
+        Entry("proc.merge", signal.MergeArgs, signal.merge_needs, apply=signal.merge, once=True),
+        Entry("proc.signal", signal.SignalArgs, signal.signal_needs, apply=signal.signal, once=True, reaches=True),
+        Entry(
+            "proc.exit",
+            signal.ExitArgs,
+            signal.exit_needs,
+            apply=signal.exit_,
+            resolve=signal.resolve_exit,
+            cost=lambda args: {},
+        ),
+        Entry("proc.chdir", proc.ChdirArgs, proc.chdir_needs, apply=proc.chdir, resolve=proc.resolve_chdir, once=True),
+        Entry("proc.list", proc.ListArgs, proc.list_needs, run=proc.list_children),
+        Entry("msg.send", msg.SendArgs, msg.send_needs, apply=msg.send, once=True, reaches=True),
+        Entry("msg.recv", msg.RecvArgs, msg.recv_needs, apply=msg.recv, once=True),
+        Entry("clock.now", clock.NowArgs, clock.now_needs, run=clock.now),
+        Entry("clock.sleep", clock.SleepArgs, clock.sleep_needs, apply=clock.sleep, once=True),
         Entry("cap.grant", cap.GrantArgs, cap.grant_needs, apply=cap.grant, host_only=True),
         Entry("cap.revoke", cap.RevokeArgs, cap.revoke_needs, apply=cap.revoke, host_only=True),
     )
@@ -101,7 +142,7 @@ async def dispatch(kernel: Kernel, subject: int, name: str, raw: dict[str, Any])
     kernel.refresh()
     call = _Call(kernel, subject, name, raw, _step(kernel, subject))
     entry, p = call.prepare()
-    if entry.outside and call.site is not None and call.site.replay:
+    if (entry.outside or entry.once) and call.site is not None and call.site.replay:
         try:
             replayed = call.replay(entry, p)
         except AlosError as err:
@@ -109,6 +150,7 @@ async def dispatch(kernel: Kernel, subject: int, name: str, raw: dict[str, Any])
             raise
         if replayed is not None:
             return replayed[0]
+    call.charge(entry, p)
     decision = call.decide(entry, p)
     if decision.effect is Effect.ASK:
         return call.ask(entry, p, decision)
@@ -162,6 +204,7 @@ class _Call:
         self.retry: int | None = None  # the recovery request whose approval re-runs a lost effect
         self.note = ""  # why this call asks again
         self._digest: str | None = None
+        self._charged: tuple[list[Process], dict[str, int]] | None = None
 
     def prepare(self) -> tuple[Entry, Process]:
         """Look up the entry, decode and resolve the arguments; audit and raise on failure."""
@@ -173,6 +216,8 @@ class _Call:
             p = _HOST_PROC if self.subject == HOST else self.kernel.proc(self.subject)
             if p.state is ProcState.EXITED:
                 raise Denied(f"process {self.subject} has exited; it can make no more calls")
+            if p.state is ProcState.PAUSED:
+                raise Denied(f"process {self.subject} is paused; it makes no calls until resumed ('alos resume PID')")
             try:
                 args: Any = msgspec.convert(self.raw, entry.args)
             except msgspec.ValidationError as err:
@@ -193,12 +238,44 @@ class _Call:
         self.shown = _guess(self.name, self.raw, p.cwd) if self.name.startswith("fs.") else self.resource
         return entry, p
 
+    def charge(self, entry: Entry, p: Process) -> None:
+        """Charge the call's cost to the caller and every ancestor, or audit and raise Limit naming
+        the budget. The host has no budget; exit is free."""
+        if self.subject == HOST:
+            return
+        cost = entry.cost(self.args)
+        if not cost:
+            return
+        kernel = self.kernel
+        chain = kernel.chain(self.subject)
+        try:
+            kernel.ledger.check(kernel.store.conn, chain, cost, kernel.clock.now())
+        except AlosError as err:
+            self.refused(err)
+            raise
+        kernel.ledger.charge(chain, cost)
+        self._charged = (chain, cost)
+
+    def refund(self) -> None:
+        """Give back the charge of a call that parked (it is charged when it is carried out)."""
+        if self._charged is not None:
+            chain, cost = self._charged
+            self.kernel.ledger.charge(chain, {k: -v for k, v in cost.items()})
+            self._charged = None
+
     def decide(self, entry: Entry, p: Process) -> caps.Decision:
         """Return allow or ask for this call; audit and raise Denied for a deny (deny dominates)."""
         if self.subject == HOST:
             return caps.Decision(Effect.ALLOW, None, ())
         if entry.host_only:
             err = Denied(f"only the host may call {self.name}; a process can ask for authority, never issue it")
+            self.refused(err)
+            raise err
+        if p.mode == "speculative" and (entry.outside or entry.reaches):
+            err = Denied(
+                f"process {self.subject} is speculative: it makes no outside effects ({self.name}); "
+                "its parent takes its result with proc_merge"
+            )
             self.refused(err)
             raise err
         kernel = self.kernel
@@ -299,6 +376,13 @@ class _Call:
 
     def ask(self, entry: Entry, p: Process, decision: caps.Decision) -> Parked:
         """Record an approval request showing exactly what would happen, and park."""
+        self.refund()
+        if self.site is not None:  # dispatched again while its request still waits: the same request
+            waiting = approval.at(self.kernel, self.subject, self.site, RequestKind.APPROVAL)
+            if waiting is not None and waiting.state is RequestState.PENDING and waiting.digest == self.digest():
+                with self.kernel.transaction() as tx:
+                    approval.park_on(self.kernel, tx, p)
+                return Parked(p.pid, Wait.HUMAN, waiting.id)
         shown = entry.describe(self.kernel, p, self.args) if entry.describe else self.summary()
         if entry.state is not None:
             shown["state"] = entry.state(self.kernel, p, self.args)
@@ -393,6 +477,10 @@ class _Call:
             try:
                 with kernel.transaction() as tx:
                     result = entry.apply(kernel, tx, p, self.args)
+                    if isinstance(result, Parked):
+                        self.refund()
+                    elif entry.once and self.site is not None:
+                        actions.record_result(tx, self.subject, self.site, self.name, self.digest(), result)
                     self._finish(tx, label, spent, result)
             except AlosError as err:
                 self.failed(label, spent, err)
@@ -408,6 +496,8 @@ class _Call:
         except AlosError as err:
             self.failed(label, spent, err, site, entry.outside)
             raise
+        if entry.used is not None and self._charged is not None:
+            kernel.ledger.charge(self._charged[0], entry.used(result))
         if site is not None:  # the outcome goes with the transaction that records the tool result
             self._outcome(site, {"ok": result}, self._deferred(kernel.clock.now(), label, "ok", None))
         elif entry.outside or spent:

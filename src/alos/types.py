@@ -54,6 +54,38 @@ class Process:
     turns: int  # model calls made so far: the scripted model's cursor
     created: float
     updated: float
+    priority: int = 5  # share of quanta, 1..9
+    mode: str = "spawn"  # how it was made: spawn | worker | speculative | copy
+    epoch: int = 0  # how many times it exec'd: a quantum that sees it change stops
+    wake: float | None = None  # when its timed wait ends
+    reaped: bool = False  # its exit was collected by its parent
+    term: int = 0  # quanta left after a term signal; 0: none pending
+
+
+class Fork(enum.StrEnum):
+    """How a process was made (ARCHITECTURE.md section 6)."""
+
+    SPAWN = "spawn"  # a fresh child: its own context, the grants passed
+    WORKER = "worker"  # sees the parent's context; passed grants are cut to read and list
+    SPECULATIVE = "speculative"  # sees the parent's context; no outside effects; its result waits for a merge
+    COPY = "copy"  # a copy of the parent's context, then on its own
+
+
+# message kinds the runtime puts into a process's context before its next model call
+SHOWN_KINDS = ("interrupt", "human", "term")
+
+BUDGETS = ("model_calls", "tokens", "tool_calls", "wall_seconds", "children", "bytes_written")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int
+    pid: Pid  # the receiver
+    sender: Pid
+    kind: str
+    corr: str | None
+    body: str
+    sent: float
 
 
 class RequestKind(enum.StrEnum):
@@ -67,6 +99,7 @@ class RequestState(enum.StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     ANSWERED = "answered"
+    CANCELLED = "cancelled"  # its process exited before anyone answered
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,6 @@ def test_a_process_cannot_answer_requests_or_issue_authority(runtime, ws: Path) 
     for name, args in [
         ("human.answer", {"request": parked.request, "verdict": "once"}),
         ("cap.grant", {"pid": pid, "pattern": "fs:/*", "rights": ["write"]}),
-        ("proc.spawn", {"name": "x", "image": "base", "goal": "g", "model": "script:/x", "cwd": "/"}),
     ]:
         with pytest.raises(alos.Denied, match="only the host"):
             asyncio.run(runtime.dispatch(pid, name, args))

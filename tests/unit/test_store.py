@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 import alos
+from alos import limits
 from alos.errors import Invalid, Unavailable
 from alos.store.db import open_store
 
@@ -14,7 +15,7 @@ def test_a_new_store_is_wal_and_reopens(tmp_path: Path) -> None:
     assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     s.close()
     s = open_store(str(path), create=False)
-    assert s.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+    assert s.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(limits.SCHEMA_VERSION)
     s.close()
 
 
@@ -68,3 +69,25 @@ def test_only_one_host_runs_a_store(tmp_path: Path) -> None:
     finally:
         first.close()
     alos.open(path, host=True).close()
+
+
+def test_a_version_1_store_migrates_forward_and_keeps_its_processes(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript((Path(__file__).parent / "schema_v1.sql").read_text())
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1'), ('audit_head', '0:')")
+    conn.execute(
+        "INSERT INTO processes (parent, name, image, model, state, cwd, goal, turns, created, updated)"
+        " VALUES (NULL, 'main', 'base', 'script:/x', 'waiting', '/', 'g', 3, 1.0, 2.0)"
+    )
+    conn.close()
+    rt = alos.open(str(path), create=False)
+    try:
+        (p,) = rt.processes()
+        assert (p.name, p.turns, p.priority, p.mode, p.reaped) == ("main", 3, 5, "spawn", False)
+        version = rt.store.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+        assert version == str(limits.SCHEMA_VERSION)
+        tables = {r[0] for r in rt.store.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"messages", "budgets"} <= tables
+    finally:
+        rt.close()

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from alos import caps
+from alos import caps, limits
 from alos.kernel.kernel import Kernel, Site, Tx
 from alos.rights import Capability
 from alos.store import rows
-from alos.types import ModelTurn, Pid, Process, ToolCall
+from alos.types import SHOWN_KINDS, ModelTurn, Pid, Process, ToolCall
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,8 @@ def context(kernel: Kernel, pid: Pid) -> list[dict[str, Any]]:
     """Return ``pid``'s context messages (cached; the list is shared, do not mutate it)."""
     msgs = kernel.contexts.get(pid)
     if msgs is None:
+        if len(kernel.contexts) >= limits.CONTEXTS_CACHED:  # memory stays flat with thousands of processes
+            del kernel.contexts[next(iter(kernel.contexts))]
         msgs = kernel.contexts[pid] = rows.load_context(kernel.store.conn, pid)
     return msgs
 
@@ -55,15 +57,70 @@ def _append(kernel: Kernel, tx: Tx, pid: Pid, role: str, body: dict[str, Any]) -
     msgs.append(body)  # a rollback drops the whole context cache (Kernel.transaction)
 
 
-def seed(kernel: Kernel, tx: Tx, proc: Process) -> None:
-    """Write the first messages of a new process's context: who it is and its goal."""
+def seed(kernel: Kernel, tx: Tx, proc: Process, inherit: Sequence[dict[str, Any]] = ()) -> None:
+    """Write the first messages of a new process's context: who it is, what it inherits, its goal.
+
+    A fork inherits its parent's context up to the last complete turn (the turn that forked is
+    still open: its calls have no results yet).
+    """
     kernel.contexts[proc.pid] = []
     system = (
         f"You are alos process {proc.pid} ({proc.name}), image {proc.image}. "
         f"Your working directory is {proc.cwd}. Use the tools; a denied call names the missing right."
     )
     _append(kernel, tx, proc.pid, "system", {"role": "system", "content": system})
-    _append(kernel, tx, proc.pid, "user", {"role": "user", "content": proc.goal})
+    for msg in _complete(inherit)[1:]:
+        _append(kernel, tx, proc.pid, str(msg.get("role", "user")), msg)
+    if inherit:
+        note = f"You are a {proc.mode} fork of process {proc.parent}; the conversation above is its context. "
+        if proc.mode == "speculative":
+            note += "You may make no outside effects; your parent takes your result with proc_merge. "
+        _append(kernel, tx, proc.pid, "user", {"role": "user", "content": note + "Your goal: " + proc.goal})
+    else:
+        _append(kernel, tx, proc.pid, "user", {"role": "user", "content": proc.goal})
+
+
+def _complete(msgs: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+    """Return ``msgs`` cut before an assistant turn whose tool calls do not all have results."""
+    cut = len(msgs)
+    open_at, owed = -1, 0
+    for i, msg in enumerate(msgs):
+        if msg.get("role") == "assistant" and msg.get("tool_calls"):
+            open_at, owed = i, len(msg["tool_calls"])
+        elif msg.get("role") == "tool" and owed:
+            owed -= 1
+    if owed:
+        cut = open_at
+    return msgs[:cut]
+
+
+def reset(kernel: Kernel, tx: Tx, proc: Process, image: str, goal: str) -> Process:
+    """Give ``proc`` a new image and a fresh context with ``goal``, dropping its pending action (exec)."""
+    rows.clear_context(tx.conn, proc.pid)
+    rows.clear_action(tx.conn, proc.pid)
+    new = dataclasses.replace(proc, image=image, goal=goal, epoch=proc.epoch + 1, updated=tx.now)
+    rows.update_process(tx.conn, new)
+    seed(kernel, tx, new)
+    tx.on_commit.append(lambda: kernel.remember(new))
+    return new
+
+
+_SHOWN_AS = {"interrupt": "interrupt from process {sender}", "human": "message from a person", "term": "term"}
+
+
+def deliver(kernel: Kernel, pid: Pid) -> int:
+    """Put the interrupts and human messages waiting in ``pid``'s queue into its context, in one
+    transaction with taking them; return how many. Called before a model call."""
+    queued = rows.queued_messages(kernel.store.conn, pid, SHOWN_KINDS, limits.MESSAGES_SHOWN)
+    if not queued:
+        return 0
+    with kernel.transaction() as tx:
+        for msg in queued:
+            head = _SHOWN_AS.get(msg.kind, msg.kind).format(sender=msg.sender)
+            _append(kernel, tx, pid, "user", {"role": "user", "content": f"[{head}] {msg.body}"})
+            rows.take_message(tx.conn, msg.id, tx.now)
+        tx.publish(pid, "delivered", {"messages": [m.id for m in queued]})
+    return len(queued)
 
 
 def start(kernel: Kernel, proc: Process, turn: ModelTurn) -> Action:
@@ -139,3 +196,9 @@ def intend(
 def record_done(tx: Tx, pid: Pid, site: Site, result: Any) -> None:
     """Record, inside ``tx``, that the effect at ``site`` completed with ``result``."""
     rows.journal_done(tx.conn, pid, site.action, site.call, site.step, result)
+
+
+def record_result(tx: Tx, pid: Pid, site: Site, syscall: str, digest: str, result: Any) -> None:
+    """Journal, inside ``tx``, the result of a change to the store made at ``site``, so that a
+    re-dispatch of the action returns it instead of making the change again."""
+    rows.journal_result(tx.conn, pid, site.action, site.call, site.step, syscall, digest, {"ok": result})

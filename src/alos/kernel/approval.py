@@ -72,6 +72,12 @@ def request(
     return dataclasses.replace(blank, id=rid)
 
 
+def park_on(kernel: Kernel, tx: Tx, proc: Process) -> None:
+    """Park ``proc`` on a human request it already has, inside ``tx``."""
+    if proc.state is not ProcState.WAITING:
+        park(kernel, tx, proc, Wait.HUMAN)
+
+
 def at(kernel: Kernel, pid: int, site: Site, kind: RequestKind) -> HumanRequest | None:
     """Return the newest request of ``kind`` made at ``site`` by ``pid``, or None."""
     return rows.request_at(kernel.store.conn, pid, site.action, site.call, site.step, kind)

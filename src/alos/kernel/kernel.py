@@ -15,6 +15,7 @@ from typing import Any
 
 from alos import audit, limits
 from alos.errors import NotFound
+from alos.kernel.budget import Ledger
 from alos.providers.base import Clock, FileSystem, HumanIO, Model
 from alos.rights import Capability
 from alos.store import rows
@@ -87,12 +88,14 @@ class Kernel:
         human: HumanIO,
         clock: Clock,
         models: Callable[[str], Model],
+        images: Callable[[str], object] = lambda name: None,
     ) -> None:
         self.store = store
         self.files = files
         self.human = human
         self.clock = clock
         self._open_model = models
+        self.images = images  # raises NotFound for an image that does not exist (images live above)
         self._models: dict[str, Model] = {}
         self._procs: dict[Pid, Process] = {}
         self._caps: dict[Pid, list[Capability]] = {}
@@ -100,21 +103,26 @@ class Kernel:
         self.contexts: dict[Pid, list[dict[str, Any]]] = {}
         self.listeners: list[Callable[[Event], None]] = []
         self.deferred: list[Callable[[Tx], object]] = []
+        self.ledger = Ledger()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
         """Yield a Tx; on commit run its hooks and publish its events, on error drop both."""
         deferred, self.deferred = self.deferred, []
+        spent: dict[Pid, dict[str, int]] = {}
         try:
             with self.store.transaction() as conn:
                 tx = Tx(conn, self.clock.now())
                 for write in deferred:
                     write(tx)
+                spent = self.ledger.write(conn)
                 yield tx
         except BaseException:
             self.deferred[:0] = deferred  # still to be written, in order
+            self.ledger.written(spent, committed=False)
             self.contexts.clear()  # staged appends of the rolled-back transaction
             raise
+        self.ledger.written(spent, committed=True)
         for hook in tx.on_commit:
             hook()
         for ev in tx.events:
@@ -146,8 +154,8 @@ class Kernel:
             self.flush()
 
     def flush(self) -> None:
-        """Write every deferred audit record now."""
-        if self.deferred:
+        """Write every deferred audit record (and budget spending) now."""
+        if self.deferred or self.ledger.pending():
             with self.transaction():
                 pass
 
@@ -171,6 +179,7 @@ class Kernel:
         self._procs.clear()
         self._caps.clear()
         self.contexts.clear()
+        self.ledger.forget()
         return True
 
     def proc(self, pid: Pid) -> Process:
@@ -182,6 +191,13 @@ class Kernel:
                 raise NotFound(f"no process {pid}; 'alos ps' lists the processes in this store")
             self._procs[pid] = p
         return p
+
+    def chain(self, pid: Pid) -> list[Process]:
+        """Return process ``pid`` and its ancestors, nearest first (whose budgets a call charges)."""
+        out = [self.proc(pid)]
+        while out[-1].parent is not None and len(out) <= limits.ANCESTRY_MAX:
+            out.append(self.proc(out[-1].parent))
+        return out
 
     def remember(self, p: Process) -> None:
         """Cache ``p`` as the current record of its pid (call after its row committed)."""
@@ -199,6 +215,10 @@ class Kernel:
         if caps is None:
             caps = self._caps[pid] = rows.capabilities_of(self.store.conn, pid)
         return caps
+
+    def forget_context(self, pid: Pid) -> None:
+        """Drop the cached context of ``pid`` (it exited: no model reads it again)."""
+        self.contexts.pop(pid, None)
 
     def forget_caps(self, pid: Pid | None = None) -> None:
         """Drop cached capabilities of ``pid`` (of everyone when None)."""

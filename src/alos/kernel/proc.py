@@ -1,17 +1,20 @@
 """Process lifecycle: the table of allowed transitions and the one function that moves along it.
 
 Every transition writes the process row and a 'state' event in the caller's transaction.
-Blocking is a transition to waiting (``park``), never an exception.
+Blocking is a transition to waiting (``park``), never an exception; ``wake`` ends a wait.
+``end`` is the one way out: it drops what the process left pending, hands its children to
+the nearest living ancestor (or the host) and wakes a parent that waits on it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from alos.errors import Conflict
 from alos.kernel.kernel import Kernel, Tx
 from alos.store import rows
-from alos.types import Exit, Pid, Process, ProcState, Wait
+from alos.types import SHOWN_KINDS, Exit, Parked, Pid, Process, ProcState, Wait
 
 R, N, W, P, X = (
     ProcState.RUNNABLE,
@@ -35,6 +38,7 @@ EDGES: frozenset[tuple[ProcState, ProcState]] = frozenset(
         (W, P),
         (W, X),
         (P, R),
+        (P, W),  # resumed while a human request of its own is still pending
         (P, X),
     }
 )
@@ -70,6 +74,8 @@ def transition(
     detail: dict[str, object] = {"from": proc.state.value, "state": state.value}
     if wait is not None:
         detail["wait"] = wait.value
+        if new.wake is not None:
+            detail["wake"] = new.wake
     if state is ProcState.EXITED:
         detail["exit"] = (exit or Exit.OK).value
         detail["result"] = new.result
@@ -78,9 +84,89 @@ def transition(
     return new
 
 
-def park(kernel: Kernel, tx: Tx, proc: Process, wait: Wait) -> Process:
-    """Make ``proc`` wait for ``wait``; the scheduler will not run it until it is woken."""
+def park(kernel: Kernel, tx: Tx, proc: Process, wait: Wait, until: float | None = None) -> Process:
+    """Make ``proc`` wait for ``wait`` (until time ``until`` at the latest); return the new record.
+
+    The scheduler will not run it until it is woken. A process that already waits keeps waiting.
+    """
+    if until is not None:
+        proc = dataclasses.replace(proc, wake=until)
+    if proc.state is ProcState.WAITING:
+        if proc.wait is wait:
+            return amend(kernel, tx, proc)
+        proc = transition(kernel, tx, proc, ProcState.RUNNABLE)
     return transition(kernel, tx, proc, ProcState.WAITING, wait=wait)
+
+
+def wake(kernel: Kernel, tx: Tx, pid: Pid, *waits: Wait) -> bool:
+    """Make ``pid`` runnable if it waits for one of ``waits``; return whether it did.
+
+    Its blocking call is dispatched again and decides whether what it waited for came.
+    """
+    proc = rows.load_process(tx.conn, pid)
+    if proc is None or proc.state is not ProcState.WAITING or proc.wait not in waits:
+        return False
+    transition(kernel, tx, proc, ProcState.RUNNABLE)
+    return True
+
+
+def amend(kernel: Kernel, tx: Tx, proc: Process, **fields: Any) -> Process:
+    """Change fields of ``proc`` other than its state inside ``tx``; return the new record."""
+    new = dataclasses.replace(proc, **fields)
+    rows.update_process(tx.conn, new)
+    tx.on_commit.append(lambda: kernel.remember(new))
+    return new
+
+
+def settle(kernel: Kernel, tx: Tx, proc: Process) -> Process:
+    """Clear ``proc``'s timed wait once its blocking call returned; return the new record."""
+    return proc if proc.wake is None else amend(kernel, tx, proc, wake=None)
+
+
+def end(kernel: Kernel, tx: Tx, proc: Process, how: Exit, result: str | None, by: str) -> Process:
+    """Exit ``proc`` inside ``tx`` the one way: return the exited record.
+
+    Its pending action and journal go, its pending human requests are cancelled, its children
+    go to the nearest living ancestor (or the host), and a parent waiting on a child wakes.
+    """
+    new = transition(kernel, tx, proc, ProcState.EXITED, exit=how, result=result)
+    new = amend(kernel, tx, new, wake=None, term=0)
+    rows.clear_action(tx.conn, proc.pid)
+    rows.cancel_requests_of(tx.conn, proc.pid, by, tx.now)
+    heir = _heir(tx, proc)
+    adopted = _adopt(kernel, tx, proc, heir)
+    if proc.parent is not None:
+        wake(kernel, tx, proc.parent, Wait.CHILD)
+    if adopted and heir is not None and heir != proc.parent:
+        wake(kernel, tx, heir, Wait.CHILD)
+    pid = proc.pid
+    tx.on_commit.append(lambda: kernel.forget_context(pid))
+    return new
+
+
+def _heir(tx: Tx, proc: Process) -> Pid | None:
+    """Return the nearest living ancestor of ``proc``, or None (the host)."""
+    parent = proc.parent
+    while parent is not None:
+        p = rows.load_process(tx.conn, parent)
+        if p is None:
+            return None
+        if p.state is not ProcState.EXITED:
+            return p.pid
+        parent = p.parent
+    return None
+
+
+def _adopt(kernel: Kernel, tx: Tx, proc: Process, heir: Pid | None) -> int:
+    """Give ``proc``'s children that are alive or not yet reaped to ``heir``; return how many."""
+    moved = 0
+    for child in rows.children_of(tx.conn, proc.pid):
+        if child.reaped:
+            continue
+        amend(kernel, tx, child, parent=heir, updated=tx.now)
+        tx.event(child.pid, "adopt", {"from": proc.pid, "parent": heir})
+        moved += 1
+    return moved
 
 
 def create(
@@ -93,6 +179,8 @@ def create(
     model: str,
     cwd: str,
     goal: str,
+    priority: int,
+    mode: str = "spawn",
 ) -> Process:
     """Insert a new runnable process inside ``tx``; return it."""
     blank = Process(
@@ -110,9 +198,43 @@ def create(
         turns=0,
         created=tx.now,
         updated=tx.now,
+        priority=priority,
+        mode=mode,
     )
     pid = rows.insert_process(tx.conn, blank)
     proc = dataclasses.replace(blank, pid=pid)
-    tx.event(pid, "spawn", {"name": name, "image": image, "parent": parent, "goal": goal})
+    tx.event(pid, "spawn", {"name": name, "image": image, "parent": parent, "goal": goal, "mode": mode})
     tx.on_commit.append(lambda: kernel.remember(proc))
     return proc
+
+
+def move(kernel: Kernel, tx: Tx, proc: Process, cwd: str) -> Process:
+    """Give ``proc`` working directory ``cwd`` inside ``tx``; return the new record."""
+    new = amend(kernel, tx, proc, cwd=cwd, updated=tx.now)
+    tx.event(proc.pid, "chdir", {"cwd": cwd})
+    return new
+
+
+def block(
+    kernel: Kernel,
+    tx: Tx,
+    proc: Process,
+    wait: Wait,
+    blocking: bool,
+    timeout: float | None,
+    none: dict[str, Any],
+) -> dict[str, Any] | Parked:
+    """The one way a blocking call waits: park until woken or ``timeout``; return ``none`` with
+    ``timeout: true`` once the deadline passed (or at once when not ``blocking``), or with
+    ``interrupted: true`` when an interrupt came first."""
+    if not blocking or timeout == 0:
+        return none
+    if rows.first_message(tx.conn, proc.pid, SHOWN_KINDS, None) is not None:
+        settle(kernel, tx, proc)  # like a signal: a pending interrupt ends any wait
+        return {**none, "interrupted": True}
+    if proc.wake is not None and tx.now >= proc.wake:
+        settle(kernel, tx, proc)
+        return {**none, "timeout": True}
+    until = tx.now + timeout if proc.wake is None and timeout is not None else None
+    park(kernel, tx, proc, wait, until=until)
+    return Parked(proc.pid, wait)

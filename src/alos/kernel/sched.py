@@ -1,80 +1,180 @@
-"""The scheduler: give runnable processes quanta, round robin, until none is runnable.
+"""The scheduler: give runnable processes quanta, fairly, until none is runnable or due.
 
-It owns the running state: a process is 'running' only inside its quantum. The quantum's
-body is injected (the agent loop lives above the kernel). The agent loop turns caller errors
-into tool results, so whatever escapes a quantum is a bug: the process exits failed, its
-pending action is dropped, and the error is audited.
+One asyncio task group owns every quantum task; at most SCHED_CONCURRENCY quanta are in
+flight (real model calls overlap; the store stays one writer because every transaction is
+synchronous). Stride scheduling: each quantum advances a process's pass by STRIDE/priority
+and the lowest pass runs next, so shares follow priorities and a process that loops cannot
+starve the others. Waiting processes cost nothing: the scheduler hears of runnable ones
+from state events and keeps a heap of deadlines for timed waits, which it fires through the
+clock provider. It owns the running state; the quantum's body is injected (the agent loop
+lives above the kernel). Whatever escapes a quantum is a bug: the process exits failed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import heapq
 import traceback
-from collections import deque
 from collections.abc import Awaitable, Callable
 
-from alos import audit
+from alos import audit, limits
+from alos.errors import Conflict
 from alos.kernel.kernel import Kernel
-from alos.kernel.proc import transition
+from alos.kernel.proc import amend, end, transition
 from alos.store import rows
-from alos.types import Exit, Pid, ProcState
+from alos.types import Event, Exit, Pid, ProcState
 
 
 class Scheduler:
-    """Round-robin quanta over one kernel's runnable processes; owns the running state."""
+    """Quanta over one kernel's runnable processes; see the module docstring."""
 
     def __init__(self, kernel: Kernel, quantum: Callable[[Pid], Awaitable[None]]) -> None:
         self.kernel = kernel
         self._quantum = quantum
         self.quanta = 0
+        self._ready: list[tuple[int, int, Pid]] = []  # (pass, tie-break, pid)
+        self._queued: set[Pid] = set()
+        self._pass: dict[Pid, int] = {}
+        self._floor = 0  # the pass of the last process picked: where newcomers start
+        self._timers: list[tuple[float, Pid]] = []
+        self._running: set[Pid] = set()
+        self._seq = 0
+        self._done: asyncio.Event | None = None  # made inside run(): an Event belongs to one loop
+        kernel.listeners.append(self._heard)
 
     def runnable(self) -> list[Pid]:
         """Return the pids that are runnable now, oldest first."""
-        return [p.pid for p in self.kernel.processes() if p.state is ProcState.RUNNABLE]
+        return rows.pids_in(self.kernel.store.conn, ProcState.RUNNABLE)
+
+    def _heard(self, ev: Event) -> None:
+        """Learn of runnable processes and timed waits from committed events."""
+        if ev.kind == "spawn":
+            self._enqueue(ev.pid)
+        elif ev.kind == "state":
+            state = ev.detail.get("state")
+            if state == ProcState.RUNNABLE:
+                self._enqueue(ev.pid)
+            elif state == ProcState.WAITING and ev.detail.get("wake") is not None:
+                heapq.heappush(self._timers, (float(ev.detail["wake"]), ev.pid))
+
+    def _enqueue(self, pid: Pid) -> None:
+        if pid in self._queued or pid in self._running:
+            return  # a running process is put back when its quantum ends
+        self._seq += 1
+        start = max(self._pass.get(pid, 0), self._floor)
+        heapq.heappush(self._ready, (start, self._seq, pid))
+        self._queued.add(pid)
+        if self._done is not None:
+            self._done.set()
+
+    def _load(self) -> None:
+        """Rebuild the queues from the store (at start, and after another connection committed)."""
+        for pid in self.runnable():
+            self._enqueue(pid)
+        self._timers = rows.timed_waits(self.kernel.store.conn)
+        heapq.heapify(self._timers)
 
     async def run(self) -> None:
-        """Run quanta until no process is runnable (all exited, waiting or paused).
+        """Run quanta until no process is runnable and no timed wait is pending.
 
-        A process whose quantum ends with nothing else runnable keeps running into its next
+        A process whose quantum ends with nothing else to run keeps running into its next
         quantum: it is not written runnable and running again, which would be two empty commits.
         """
         kernel = self.kernel
-        queue = deque(self.runnable())
-        current: Pid | None = None  # the process left running between consecutive quanta
-        while queue:
-            pid = queue.popleft()
-            if kernel.refresh():
-                queue.extend(p for p in self.runnable() if p not in queue and p != pid)
-            proc = kernel.proc(pid)
-            if pid != current or proc.state is not ProcState.RUNNING:
-                if proc.state is not ProcState.RUNNABLE:
+        done = self._done = asyncio.Event()
+        self._running.clear()
+        self._load()
+        async with asyncio.TaskGroup() as group:
+            while True:
+                if kernel.refresh():
+                    self._load()
+                self._fire()
+                while self._ready and len(self._running) < limits.SCHED_CONCURRENCY:
+                    pid = self._pick()
+                    if pid is not None:
+                        self._running.add(pid)
+                        group.create_task(self._slot(pid))
+                if self._running:
+                    done.clear()
+                    await done.wait()
+                elif self._ready:
                     continue
+                elif self._timers:
+                    await self._sleep()
+                else:
+                    break
+        kernel.flush()  # idle: every deferred audit record is written before anyone waits
+
+    def _pick(self) -> Pid | None:
+        """Pop the lowest pass; return its pid if it is still runnable (or left running)."""
+        pass_, _, pid = heapq.heappop(self._ready)
+        self._queued.discard(pid)
+        self._floor = pass_
+        proc = self.kernel.proc(pid)
+        if proc.state is ProcState.RUNNING or proc.state is ProcState.RUNNABLE:
+            return pid
+        return None
+
+    async def _slot(self, pid: Pid) -> None:
+        """Run one quantum of ``pid`` and put it back in line if it can go on."""
+        kernel = self.kernel
+        try:
+            proc = kernel.proc(pid)
+            if proc.state is ProcState.RUNNABLE:
                 with kernel.transaction() as tx:
                     transition(kernel, tx, proc, ProcState.RUNNING)
             await self._guarded(pid)
             self.quanta += 1
-            current = None
-            if kernel.proc(pid).state is ProcState.RUNNING:
-                if not queue and kernel.refresh():
-                    queue.extend(p for p in self.runnable() if p != pid)
-                if queue:
-                    self._yield(pid)
-                else:
-                    current = pid
-                queue.append(pid)
-            elif not queue and kernel.refresh():
-                queue.extend(self.runnable())
-        kernel.flush()  # idle: every deferred audit record is written before anyone waits
-
-    def _yield(self, pid: Pid) -> None:
-        proc = self.kernel.proc(pid)
-        with self.kernel.transaction() as tx:
-            transition(self.kernel, tx, proc, ProcState.RUNNABLE)
+            proc = kernel.proc(pid)
+            self._pass[pid] = self._pass.get(pid, self._floor) + limits.STRIDE // max(1, proc.priority)
+            if proc.term and proc.state is not ProcState.EXITED:
+                self._countdown(pid)
+                proc = kernel.proc(pid)
+            if proc.state is ProcState.RUNNING:
+                if self._ready or len(self._running) > 1:
+                    with kernel.transaction() as tx:
+                        transition(kernel, tx, proc, ProcState.RUNNABLE)
+                self._running.discard(pid)
+                self._enqueue(pid)
+        finally:
+            self._running.discard(pid)
+            if self._done is not None:
+                self._done.set()
 
     async def _guarded(self, pid: Pid) -> None:
         try:
             await self._quantum(pid)
+        except Conflict:
+            self.kernel.refresh()  # changed by another connection mid-quantum: its state stands
         except Exception as err:  # noqa: BLE001 - the quantum boundary: a bug ends this process, not the host
             self.fail(pid, f"{type(err).__name__}: {err}", traceback.format_exc())
+
+    def _countdown(self, pid: Pid) -> None:
+        """Count down a term signal's grace; kill the process when it is used up."""
+        kernel = self.kernel
+        proc = kernel.proc(pid)
+        with kernel.transaction() as tx:
+            if proc.term <= 1:
+                end(kernel, tx, proc, Exit.KILLED, "killed: it did not exit after a term signal", "term")
+            else:
+                amend(kernel, tx, proc, term=proc.term - 1)
+
+    def _fire(self) -> None:
+        """Wake the processes whose timed wait is due."""
+        kernel = self.kernel
+        now = kernel.clock.now()
+        while self._timers and self._timers[0][0] <= now:
+            _, pid = heapq.heappop(self._timers)
+            proc = kernel.proc(pid)
+            if proc.state is ProcState.WAITING and proc.wake is not None and proc.wake <= now:
+                with kernel.transaction() as tx:
+                    transition(kernel, tx, proc, ProcState.RUNNABLE)
+
+    async def _sleep(self) -> None:
+        """Sleep until the next deadline, looking at the store now and then for others' changes."""
+        kernel = self.kernel
+        delay = max(0.0, self._timers[0][0] - kernel.clock.now())
+        await kernel.clock.sleep(min(delay, limits.POLL_SECONDS) if kernel.clock.real else delay)
 
     def fail(self, pid: Pid, message: str, trace: str = "") -> None:
         """Exit ``pid`` failed with ``message``, audited."""
@@ -84,8 +184,7 @@ class Scheduler:
         if proc.state is ProcState.EXITED:
             return
         with kernel.transaction() as tx:
-            transition(kernel, tx, proc, ProcState.EXITED, exit=Exit.FAILED, result=message)
-            rows.clear_action(tx.conn, pid)
+            end(kernel, tx, proc, Exit.FAILED, message, "crash")
             audit.append(
                 tx.conn,
                 tx.now,
@@ -103,14 +202,10 @@ class Scheduler:
         """Make processes left 'running' by a host that died runnable again; return their pids."""
         kernel = self.kernel
         moved = []
-        for proc in kernel.processes():
-            if proc.state is ProcState.RUNNING:
-                with kernel.transaction() as tx:
-                    transition(kernel, tx, proc, ProcState.RUNNABLE)
-                    tx.event(
-                        proc.pid,
-                        "recovered",
-                        {"note": "the host stopped during this process's quantum"},
-                    )
-                moved.append(proc.pid)
+        for pid in rows.pids_in(kernel.store.conn, ProcState.RUNNING):
+            proc = kernel.proc(pid)
+            with kernel.transaction() as tx:
+                transition(kernel, tx, proc, ProcState.RUNNABLE)
+                tx.event(pid, "recovered", {"note": "the host stopped during this process's quantum"})
+            moved.append(pid)
         return moved

@@ -24,6 +24,18 @@ def resource(proc: Process) -> str:
     return "model:" + proc.model.partition(":")[0]
 
 
+def cost(args: CallArgs) -> dict[str, int]:
+    """Return what a call charges before it runs: one model call, and that some tokens are left."""
+    return {"model_calls": 1, "tokens": 0}
+
+
+def used(turn: ModelTurn) -> dict[str, int]:
+    """Return the tokens a turn used, as its usage reports them."""
+    usage = turn.usage
+    total = usage.get("total_tokens", usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0))
+    return {"tokens": max(0, int(total))}
+
+
 def call_needs(proc: Process, args: CallArgs) -> tuple[Need, ...]:
     """Return the (resource, right) pairs this call needs; dispatch() decides them."""
     return (Need(resource(proc), Right.EXECUTE),)

@@ -1,92 +1,287 @@
-"""proc.*: spawn a process (host only in this release) and exit the calling process."""
+"""proc.spawn, proc.fork, proc.exec, proc.chdir, proc.list: making and changing processes.
+
+A child gets no authority by default: only the grants its parent passes, each derived from a
+capability the parent holds (rights only shrink), together with every deny and ask of the
+parent that overlaps it. Its budget never exceeds what its ancestors have left, its priority
+never exceeds its parent's. exec keeps the pid and drops every allow it is not told to keep.
+Waiting, signals and exit are in signal.py.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from alos import caps
-from alos.errors import Invalid
+import msgspec
+
+from alos import caps, limits
+from alos.errors import Invalid, Limit, NotFound
 from alos.kernel import Kernel, Tx, action
-from alos.kernel.proc import create, transition
-from alos.rights import Need, Right, make_grant
-from alos.types import Exit, Process, ProcState
+from alos.kernel.budget import check_names
+from alos.kernel.proc import create, move
+from alos.rights import Effect, Grant, Need, Right, make_grant
+from alos.store import rows
+from alos.types import HOST, Fork, Process
+
+Priority = Annotated[int, msgspec.Meta(ge=1, le=limits.PRIORITY_MAX)]
+READ_ONLY = frozenset({Right.READ, Right.LIST, Right.EXECUTE, Right.ASK, Right.SEND, Right.RECV})
+CHILD_RIGHTS = frozenset({Right.READ, Right.SIGNAL, Right.SEND})  # what a parent holds on its child
 
 
 @dataclass(frozen=True, slots=True)
 class GrantArgs:
-    """One capability to hand a new process: pattern, rights, effect (allow | ask | deny)."""
+    """One capability to pass: pattern, rights, effect (allow | ask | deny), and whether the
+    receiver may pass it on (default: no for a process's grants, yes for the host's)."""
 
     pattern: str
     rights: list[str]
     effect: Literal["allow", "ask", "deny"] = "allow"
+    delegable: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SpawnArgs:
-    """Start a new process running ``image`` with ``goal`` in working directory ``cwd``."""
+    """Start a child process named ``name`` with ``goal``. It gets only the ``grants`` you pass
+    (a subset of yours), a ``budget`` within what you have left, and your image, model and working
+    directory unless you name others."""
 
     name: str
-    image: str
     goal: str
-    model: str
-    cwd: str
+    image: str | None = None
+    model: str | None = None
+    cwd: str | None = None
     grants: list[GrantArgs] = field(default_factory=list)
+    budget: dict[str, int] = field(default_factory=dict)
+    priority: Priority | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class ExitArgs:
-    """End this process with status ok or failed and a result for whoever waits on it."""
+class ForkArgs:
+    """Start a child that sees your context so far, with ``goal``. ``mode`` worker: your grants are
+    cut to read-only rights; speculative: it makes no outside effects and you take its result with
+    proc_merge; copy: it goes on on its own."""
 
-    status: Literal["ok", "failed"] = "ok"
-    result: str = ""
+    mode: Literal["worker", "speculative", "copy"]
+    goal: str
+    name: str | None = None
+    grants: list[GrantArgs] = field(default_factory=list)
+    budget: dict[str, int] = field(default_factory=dict)
+    priority: Priority | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecArgs:
+    """Become image ``image`` (same pid, new tools, a new context with ``goal``). Every allow you hold
+    is dropped except those whose pattern is in ``keep``; denies and asks always stay."""
+
+    image: str
+    goal: str | None = None
+    keep: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ChdirArgs:
+    """Change your working directory to ``path`` (relative paths resolve from it)."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListArgs:
+    """List your child processes with their states."""
+
+
+def resolve_spawn(kernel: Kernel, proc: Process, args: SpawnArgs) -> SpawnArgs:
+    """Return ``args`` with the working directory made real and absolute (the caller's by default)."""
+    if proc.pid == HOST:
+        return args  # the host names an absolute working directory; spawn checks it
+    cwd = proc.cwd if args.cwd is None else kernel.files.resolve(proc.cwd, args.cwd)
+    return dataclasses.replace(args, cwd=cwd)
+
+
+def resolve_chdir(kernel: Kernel, proc: Process, args: ChdirArgs) -> ChdirArgs:
+    """Return ``args`` with the path made real and absolute."""
+    return ChdirArgs(kernel.files.resolve(proc.cwd, args.path))
 
 
 def spawn_needs(proc: Process, args: SpawnArgs) -> tuple[Need, ...]:
     """Return the (resource, right) pairs this call needs; dispatch() decides them."""
+    needs = [Need("proc:spawn", Right.SPAWN)]
+    if args.cwd is not None and args.cwd != proc.cwd:
+        needs.append(Need(f"fs:{args.cwd}", Right.LIST))
+    return tuple(needs)
+
+
+def fork_needs(proc: Process, args: ForkArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
     return (Need("proc:spawn", Right.SPAWN),)
 
 
-def exit_needs(proc: Process, args: ExitArgs) -> tuple[Need, ...]:
+def exec_needs(proc: Process, args: ExecArgs) -> tuple[Need, ...]:
     """Return the (resource, right) pairs this call needs; dispatch() decides them."""
-    return ()  # a process may always end itself
+    return (Need(f"image:{args.image}", Right.EXECUTE),)
+
+
+def chdir_needs(proc: Process, args: ChdirArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
+    return (Need(f"fs:{args.path}", Right.LIST),)
+
+
+def list_needs(proc: Process, args: ListArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
+    return ()  # a process sees its own children
 
 
 def spawn(kernel: Kernel, tx: Tx, proc: Process, args: SpawnArgs) -> dict[str, Any]:
-    """Create the process with its context and capabilities; return its pid."""
-    if not args.name or not args.goal.strip():
-        raise Invalid("a process needs a name and a non-empty goal")
-    if not os.path.isabs(args.cwd) or not kernel.files.is_dir(args.cwd):
-        raise Invalid(f"working directory {args.cwd} is not an absolute path to a directory; create it first")
-    if kernel.files.hidden(args.cwd):
+    """Create the child with its context, grants and budget; return its pid and capability ids."""
+    if proc.pid == HOST and (args.image is None or args.model is None or args.cwd is None):
+        raise Invalid("the host names the image, model and working directory of a process it spawns")
+    image = args.image or proc.image
+    model = args.model or proc.model
+    cwd = args.cwd or proc.cwd
+    _check_cwd(kernel, cwd)
+    kernel.images(image)  # an unknown image fails here, before anything is stored
+    kernel.model(model)  # so does a bad model spec or script
+    return _make(kernel, tx, proc, args.name, args.goal, image, model, cwd, args, Fork.SPAWN)
+
+
+def fork(kernel: Kernel, tx: Tx, proc: Process, args: ForkArgs) -> dict[str, Any]:
+    """Create a child that starts from this process's context; return its pid and capability ids."""
+    if proc.pid == HOST:
+        raise Invalid("the host has no context to fork; use proc.spawn")
+    if proc.mode == Fork.SPECULATIVE and args.mode != "speculative":
+        raise Invalid("a speculative process may fork only speculative children")
+    name = args.name or f"{proc.name}.{args.mode}"
+    return _make(kernel, tx, proc, name, args.goal, proc.image, proc.model, proc.cwd, args, Fork(args.mode))
+
+
+def _make(
+    kernel: Kernel,
+    tx: Tx,
+    proc: Process,
+    name: str,
+    goal: str,
+    image: str,
+    model: str,
+    cwd: str,
+    args: SpawnArgs | ForkArgs,
+    mode: Fork,
+) -> dict[str, Any]:
+    if not name.strip() or len(name) > 64 or not goal.strip():
+        raise Invalid("a process needs a name (1 to 64 characters) and a non-empty goal")
+    check_names(args.budget)
+    chain = kernel.chain(proc.pid) if proc.pid != HOST else []
+    if len(chain) > limits.ANCESTRY_MAX:
+        raise Limit(f"process {proc.pid} is {len(chain)} generations deep; at most {limits.ANCESTRY_MAX}")
+    for name_, amount in args.budget.items():
+        left = kernel.ledger.left(tx.conn, chain, name_, tx.now)
+        if left is not None and amount > left:
+            raise Limit(f"budget {name_}={amount} is more than process {proc.pid} has left ({left})")
+    top = limits.PRIORITY_DEFAULT if proc.pid == HOST else proc.priority
+    priority = args.priority or top
+    if priority > top and proc.pid != HOST:
+        raise Invalid(f"priority {priority} is above process {proc.pid}'s own ({top}); a child never gets more")
+    issued = _grants(kernel, tx, proc, args.grants, cwd, mode)
+    parent = None if proc.pid == HOST else proc.pid
+    child = create(
+        kernel, tx, parent=parent, name=name, image=image, model=model, cwd=cwd, goal=goal, priority=priority, mode=mode
+    )
+    if mode is Fork.SPAWN:
+        action.seed(kernel, tx, child)
+    else:
+        action.seed(kernel, tx, child, inherit=action.context(kernel, proc.pid))
+    issuer = "host" if proc.pid == HOST else f"pid:{proc.pid}"
+    ids = [caps.issue(tx.conn, child.pid, g, issuer, source) for g, source in issued]
+    if parent is not None:  # a parent can wait on, signal and write to the child it made
+        caps.issue(tx.conn, parent, Grant(f"proc:{child.pid}", CHILD_RIGHTS, Effect.ALLOW), issuer)
+        tx.on_commit.append(lambda: kernel.forget_caps(parent))
+    kernel.ledger.set_limits(tx.conn, child.pid, args.budget)
+    tx.on_commit.append(lambda: kernel.forget_caps(child.pid))
+    return {"pid": child.pid, "name": name, "mode": mode.value, "capabilities": ids}
+
+
+def _grants(
+    kernel: Kernel, tx: Tx, proc: Process, wanted: list[GrantArgs], cwd: str, mode: Fork
+) -> list[tuple[Grant, int | None]]:
+    """Return the grants to issue with the capability each derives from (None: from the host)."""
+    out: list[tuple[Grant, int | None]] = []
+    held = kernel.caps(proc.pid) if proc.pid != HOST else []
+    for g in wanted:
+        delegable = g.delegable if g.delegable is not None else proc.pid == HOST
+        grant = make_grant(g.pattern, g.rights, g.effect, cwd, delegable=delegable)
+        if mode is Fork.WORKER and grant.effect is not Effect.DENY:
+            cut = grant.rights & READ_ONLY
+            if not cut:
+                raise Invalid(f"a worker fork gets read-only rights; {g.pattern}={','.join(g.rights)} has none")
+            grant = Grant(grant.pattern, cut, grant.effect, delegable=grant.delegable)
+        if proc.pid == HOST:
+            out.append((grant, None))
+        else:
+            out.extend((d, source) for d, source in caps.attenuate(held, grant, tx.now))
+    return out
+
+
+def _check_cwd(kernel: Kernel, cwd: str) -> None:
+    if not os.path.isabs(cwd) or not kernel.files.is_dir(cwd):
+        raise Invalid(f"working directory {cwd} is not an absolute path to a directory; create it first")
+    if kernel.files.hidden(cwd):
         raise Invalid(
-            f"working directory {args.cwd} is inside the store's directory, which no process may reach; "
+            f"working directory {cwd} is inside the store's directory, which no process may reach; "
             "keep the store in a directory of its own, e.g. --store .alos/store.db"
         )
-    kernel.model(args.model)  # a bad model spec or script fails here, before anything is stored
-    grants = [make_grant(g.pattern, g.rights, g.effect, args.cwd) for g in args.grants]
-    child = create(
-        kernel,
-        tx,
-        parent=proc.pid or None,
-        name=args.name,
-        image=args.image,
-        model=args.model,
-        cwd=args.cwd,
-        goal=args.goal,
-    )
-    action.seed(kernel, tx, child)
-    issuer = "host" if proc.pid == 0 else f"pid:{proc.pid}"
-    ids = [caps.issue(tx.conn, child.pid, g, issuer) for g in grants]
-    tx.on_commit.append(lambda: kernel.forget_caps(child.pid))
-    return {"pid": child.pid, "capabilities": ids}
 
 
-def exit_(kernel: Kernel, tx: Tx, proc: Process, args: ExitArgs) -> dict[str, Any]:
-    """Exit the process; its pending action ends with it."""
-    if proc.state is ProcState.EXITED:
-        raise Invalid(f"process {proc.pid} has already exited")
-    transition(kernel, tx, proc, ProcState.EXITED, exit=Exit(args.status), result=args.result)
-    action.drop(tx, proc.pid)
-    return {"pid": proc.pid, "status": args.status}
+def exec_(kernel: Kernel, tx: Tx, proc: Process, args: ExecArgs) -> dict[str, Any]:
+    """Replace the image, tool table and context; drop the allows not kept; return what stayed.
+
+    The rest of the current model turn is dropped with the old program.
+    """
+    if proc.pid == HOST:
+        raise Invalid("the host has no image to replace")
+    kernel.images(args.image)
+    kept: list[int] = []
+    dropped: list[int] = []
+    for cap in kernel.caps(proc.pid):
+        if cap.effect is not Effect.ALLOW or cap.pattern in args.keep:
+            kept.append(cap.id)  # a deny or an ask never goes: authority never grows
+        else:
+            dropped.append(cap.id)
+    missing = set(args.keep) - {c.pattern for c in kernel.caps(proc.pid)}
+    if missing:
+        raise NotFound(f"process {proc.pid} holds no capability with pattern {sorted(missing)[0]!r} to keep")
+    rows.drop_capabilities(tx.conn, dropped)
+    new = action.reset(kernel, tx, proc, args.image, args.goal or proc.goal)
+    tx.event(proc.pid, "exec", {"image": args.image, "kept": kept, "dropped": dropped, "epoch": new.epoch})
+    tx.on_commit.append(lambda: kernel.forget_caps(proc.pid))
+    return {"pid": proc.pid, "image": args.image, "kept": kept, "dropped": dropped}
+
+
+def chdir(kernel: Kernel, tx: Tx, proc: Process, args: ChdirArgs) -> dict[str, Any]:
+    """Change the working directory; return the new one."""
+    if proc.pid == HOST:
+        raise Invalid("the host has no working directory here")
+    _check_cwd(kernel, args.path)
+    move(kernel, tx, proc, args.path)
+    return {"cwd": args.path}
+
+
+async def list_children(kernel: Kernel, proc: Process, args: ListArgs) -> dict[str, Any]:
+    """Return this process's children (the host's: the root processes)."""
+    conn = kernel.store.conn
+    children = rows.children_of(conn, proc.pid) if proc.pid != HOST else rows.roots(conn)
+    return {
+        "children": [
+            {
+                "pid": c.pid,
+                "name": c.name,
+                "mode": c.mode,
+                "state": c.state.value,
+                "wait": c.wait.value if c.wait else None,
+                "exit": c.exit.value if c.exit else None,
+                "reaped": c.reaped,
+            }
+            for c in children
+        ]
+    }

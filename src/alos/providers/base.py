@@ -66,6 +66,12 @@ class HumanIO(Protocol):
 
 
 class Clock(Protocol):
+    real: bool  # False for a test clock that jumps ahead instead of sleeping
+
     def now(self) -> float:
         """Return seconds since the epoch."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Return after ``seconds`` have passed on this clock."""
         ...

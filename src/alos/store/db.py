@@ -16,10 +16,38 @@ from importlib import resources
 from alos import limits
 from alos.errors import Invalid, Unavailable
 
-# version -> the statements that move a store from version-1 to version (none yet: v1 is first)
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+# version -> the statements that move a store from version-1 to version
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (  # the process model: priorities, fork modes, exec, timed waits, reaping, term; queues; budgets
+        "ALTER TABLE processes ADD COLUMN priority INTEGER NOT NULL DEFAULT 5",
+        "ALTER TABLE processes ADD COLUMN mode TEXT NOT NULL DEFAULT 'spawn'",
+        "ALTER TABLE processes ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE processes ADD COLUMN wake REAL",
+        "ALTER TABLE processes ADD COLUMN reaped INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE processes ADD COLUMN term INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX processes_state ON processes(state)",
+        "CREATE INDEX processes_parent ON processes(parent)",
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, sender INTEGER NOT NULL,"
+        " kind TEXT NOT NULL, corr TEXT, body TEXT NOT NULL, sent REAL NOT NULL, taken REAL)",
+        "CREATE INDEX messages_queue ON messages(pid, id) WHERE taken IS NULL",
+        "CREATE TABLE budgets (pid INTEGER NOT NULL, name TEXT NOT NULL, lim INTEGER,"
+        " spent INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (pid, name))",
+    ),
+}
 REQUIRED_TABLES = frozenset(
-    {"meta", "processes", "capabilities", "human_requests", "pending_actions", "journal", "context", "audit", "events"}
+    {
+        "meta",
+        "processes",
+        "capabilities",
+        "human_requests",
+        "pending_actions",
+        "journal",
+        "context",
+        "audit",
+        "events",
+        "messages",
+        "budgets",
+    }
 )
 
 

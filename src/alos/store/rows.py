@@ -18,6 +18,7 @@ from alos.types import (
     Event,
     Exit,
     HumanRequest,
+    Message,
     Pid,
     Process,
     ProcState,
@@ -30,7 +31,10 @@ Conn = sqlite3.Connection
 
 # -- processes -------------------------------------------------------------------------
 
-_PROC_COLS = "pid, parent, name, image, model, state, wait, exit, cwd, goal, result, turns, created, updated"
+_PROC_COLS = (
+    "pid, parent, name, image, model, state, wait, exit, cwd, goal, result, turns, created, updated,"
+    " priority, mode, epoch, wake, reaped, term"
+)
 
 
 def _process(row: tuple[Any, ...]) -> Process:
@@ -49,6 +53,12 @@ def _process(row: tuple[Any, ...]) -> Process:
         turns=row[11],
         created=row[12],
         updated=row[13],
+        priority=row[14],
+        mode=row[15],
+        epoch=row[16],
+        wake=row[17],
+        reaped=bool(row[18]),
+        term=row[19],
     )
 
 
@@ -56,7 +66,8 @@ def insert_process(conn: Conn, p: Process) -> Pid:
     """Insert ``p`` (its pid is ignored) and return the new pid."""
     cur = conn.execute(
         "INSERT INTO processes (parent, name, image, model, state, wait, exit, cwd, goal, result,"
-        " turns, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " turns, created, updated, priority, mode, epoch, wake, reaped, term)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             p.parent,
             p.name,
@@ -71,6 +82,12 @@ def insert_process(conn: Conn, p: Process) -> Pid:
             p.turns,
             p.created,
             p.updated,
+            p.priority,
+            p.mode,
+            p.epoch,
+            p.wake,
+            int(p.reaped),
+            p.term,
         ),
     )
     assert cur.lastrowid is not None
@@ -78,10 +95,27 @@ def insert_process(conn: Conn, p: Process) -> Pid:
 
 
 def update_process(conn: Conn, p: Process) -> None:
-    """Write the mutable fields of ``p`` (state, wait, exit, result, turns, cwd, updated)."""
+    """Write the mutable fields of ``p`` (all but pid, name, model and created)."""
     conn.execute(
-        "UPDATE processes SET state=?, wait=?, exit=?, result=?, turns=?, cwd=?, updated=? WHERE pid=?",
-        (p.state, p.wait, p.exit, p.result, p.turns, p.cwd, p.updated, p.pid),
+        "UPDATE processes SET parent=?, image=?, goal=?, state=?, wait=?, exit=?, result=?, turns=?, cwd=?, updated=?,"
+        " epoch=?, wake=?, reaped=?, term=? WHERE pid=?",
+        (
+            p.parent,
+            p.image,
+            p.goal,
+            p.state,
+            p.wait,
+            p.exit,
+            p.result,
+            p.turns,
+            p.cwd,
+            p.updated,
+            p.epoch,
+            p.wake,
+            int(p.reaped),
+            p.term,
+            p.pid,
+        ),
     )
 
 
@@ -94,6 +128,28 @@ def load_process(conn: Conn, pid: Pid) -> Process | None:
 def all_processes(conn: Conn) -> list[Process]:
     """Return every process, oldest first."""
     return [_process(r) for r in conn.execute(f"SELECT {_PROC_COLS} FROM processes ORDER BY pid")]
+
+
+def children_of(conn: Conn, pid: Pid) -> list[Process]:
+    """Return the children of ``pid`` (exited ones included), oldest first."""
+    sql = f"SELECT {_PROC_COLS} FROM processes WHERE parent=? ORDER BY pid"
+    return [_process(r) for r in conn.execute(sql, (pid,))]
+
+
+def roots(conn: Conn) -> list[Process]:
+    """Return the processes without a parent (the host's children), oldest first."""
+    return [_process(r) for r in conn.execute(f"SELECT {_PROC_COLS} FROM processes WHERE parent IS NULL ORDER BY pid")]
+
+
+def pids_in(conn: Conn, state: ProcState) -> list[Pid]:
+    """Return the pids of the processes in ``state``, oldest first."""
+    return [r[0] for r in conn.execute("SELECT pid FROM processes WHERE state=? ORDER BY pid", (state,))]
+
+
+def timed_waits(conn: Conn) -> list[tuple[float, Pid]]:
+    """Return (wake, pid) of every waiting process whose wait has a deadline."""
+    sql = "SELECT wake, pid FROM processes WHERE state='waiting' AND wake IS NOT NULL"
+    return [(r[0], r[1]) for r in conn.execute(sql)]
 
 
 # -- capabilities ----------------------------------------------------------------------
@@ -157,6 +213,11 @@ def load_capability(conn: Conn, cap_id: int) -> Capability | None:
 def use_capability(conn: Conn, cap_id: int) -> None:
     """Spend one use of a counted capability."""
     conn.execute("UPDATE capabilities SET uses = uses - 1 WHERE id=? AND uses > 0", (cap_id,))
+
+
+def drop_capabilities(conn: Conn, ids: list[int]) -> None:
+    """Revoke exactly ``ids`` (their holder let them go); what was derived from them stays."""
+    conn.executemany("UPDATE capabilities SET revoked=1 WHERE id=?", [(i,) for i in ids])
 
 
 def revoke_capability(conn: Conn, cap_id: int) -> list[int]:
@@ -253,6 +314,15 @@ def request_at(conn: Conn, pid: Pid, action: int, call: int, step: int, kind: Re
     return _request(row) if row else None
 
 
+def cancel_requests_of(conn: Conn, pid: Pid, by: str, when: float) -> int:
+    """Mark every pending request of ``pid`` cancelled; return how many there were."""
+    cur = conn.execute(
+        "UPDATE human_requests SET state='cancelled', answered_by=?, answered=? WHERE pid=? AND state='pending'",
+        (by, when, pid),
+    )
+    return cur.rowcount
+
+
 def pending_requests_of(conn: Conn, pid: Pid) -> int:
     """Return how many requests of ``pid`` are still pending."""
     row = conn.execute("SELECT count(*) FROM human_requests WHERE pid=? AND state='pending'", (pid,)).fetchone()
@@ -329,6 +399,17 @@ def journal_intent(
     )
 
 
+def journal_result(
+    conn: Conn, pid: Pid, action: int, call: int, step: int, syscall: str, digest: str, result: Any
+) -> None:
+    """Record a completed change to the store at this call site with its result."""
+    conn.execute(
+        "INSERT OR REPLACE INTO journal (pid, action, call, step, syscall, digest, state, result)"
+        " VALUES (?,?,?,?,?,?,'done',?)",
+        (pid, action, call, step, syscall, digest, codec.dumps(result)),
+    )
+
+
 def journal_done(conn: Conn, pid: Pid, action: int, call: int, step: int, result: Any) -> None:
     """Record the outcome of the effect journaled at this call site."""
     conn.execute(
@@ -345,9 +426,101 @@ def append_context(conn: Conn, pid: Pid, seq: int, role: str, body: dict[str, An
     )
 
 
+def clear_context(conn: Conn, pid: Pid) -> None:
+    """Drop ``pid``'s context (exec starts a new one)."""
+    conn.execute("DELETE FROM context WHERE pid=?", (pid,))
+
+
 def load_context(conn: Conn, pid: Pid) -> list[dict[str, Any]]:
     """Return ``pid``'s context messages in order."""
     return [codec.loads(r[0]) for r in conn.execute("SELECT body FROM context WHERE pid=? ORDER BY seq", (pid,))]
+
+
+# -- messages ------------------------------------------------------------------------
+
+_MSG_COLS = "id, pid, sender, kind, corr, body, sent"
+
+
+def _message(row: tuple[Any, ...]) -> Message:
+    return Message(id=row[0], pid=row[1], sender=row[2], kind=row[3], corr=row[4], body=row[5], sent=row[6])
+
+
+def insert_message(conn: Conn, pid: Pid, sender: Pid, kind: str, corr: str | None, body: str, when: float) -> int:
+    """Queue a message for ``pid``; return its id."""
+    cur = conn.execute(
+        "INSERT INTO messages (pid, sender, kind, corr, body, sent) VALUES (?,?,?,?,?,?)",
+        (pid, sender, kind, corr, body, when),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def first_message(conn: Conn, pid: Pid, kinds: tuple[str, ...], corr: str | None) -> Message | None:
+    """Return the oldest message still queued for ``pid`` of one of ``kinds`` (any when empty)
+    and correlation id ``corr`` (any when None), or None."""
+    sql = f"SELECT {_MSG_COLS} FROM messages WHERE pid=? AND taken IS NULL"
+    params: list[Any] = [pid]
+    if kinds:
+        sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+        params += kinds
+    if corr is not None:
+        sql += " AND corr=?"
+        params.append(corr)
+    row = conn.execute(sql + " ORDER BY id LIMIT 1", params).fetchone()
+    return _message(row) if row else None
+
+
+def queued_messages(conn: Conn, pid: Pid, kinds: tuple[str, ...], limit: int) -> list[Message]:
+    """Return up to ``limit`` messages still queued for ``pid`` of one of ``kinds``, oldest first."""
+    sql = (
+        f"SELECT {_MSG_COLS} FROM messages WHERE pid=? AND taken IS NULL"
+        f" AND kind IN ({','.join('?' * len(kinds))}) ORDER BY id LIMIT ?"
+    )
+    return [_message(r) for r in conn.execute(sql, (pid, *kinds, limit))]
+
+
+def take_message(conn: Conn, message_id: int, when: float) -> None:
+    """Mark message ``message_id`` taken."""
+    conn.execute("UPDATE messages SET taken=? WHERE id=?", (when, message_id))
+
+
+def queue_length(conn: Conn, pid: Pid) -> int:
+    """Return how many messages wait in ``pid``'s queue."""
+    row = conn.execute("SELECT count(*) FROM messages WHERE pid=? AND taken IS NULL", (pid,)).fetchone()
+    return int(row[0])
+
+
+# -- budgets ---------------------------------------------------------------------------
+
+
+def set_limit(conn: Conn, pid: Pid, name: str, limit: int) -> None:
+    """Set ``pid``'s own limit on budget ``name``."""
+    conn.execute(
+        "INSERT INTO budgets (pid, name, lim) VALUES (?,?,?) ON CONFLICT (pid, name) DO UPDATE SET lim=excluded.lim",
+        (pid, name, limit),
+    )
+
+
+def add_spent(conn: Conn, pid: Pid, name: str, amount: int) -> None:
+    """Add ``amount`` to what ``pid`` (with its descendants) spent of budget ``name``."""
+    conn.execute(
+        "INSERT INTO budgets (pid, name, spent) VALUES (?,?,?)"
+        " ON CONFLICT (pid, name) DO UPDATE SET spent = spent + excluded.spent",
+        (pid, name, amount),
+    )
+
+
+def budget_of(conn: Conn, pid: Pid) -> dict[str, tuple[int | None, int]]:
+    """Return ``pid``'s budgets: name -> (limit or None, spent)."""
+    return {r[0]: (r[1], r[2]) for r in conn.execute("SELECT name, lim, spent FROM budgets WHERE pid=?", (pid,))}
+
+
+def all_budgets(conn: Conn) -> dict[Pid, dict[str, tuple[int | None, int]]]:
+    """Return every process's budgets: pid -> name -> (limit or None, spent)."""
+    out: dict[Pid, dict[str, tuple[int | None, int]]] = {}
+    for pid, name, lim, spent in conn.execute("SELECT pid, name, lim, spent FROM budgets"):
+        out.setdefault(pid, {})[name] = (lim, spent)
+    return out
 
 
 # -- audit and events ------------------------------------------------------------------

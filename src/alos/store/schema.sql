@@ -1,4 +1,4 @@
--- alos store, schema version 1. Applied in one transaction to an empty store.
+-- alos store, schema version 2. Applied in one transaction to an empty store.
 -- The store is the source of truth: every state change commits with its audit record.
 
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -17,7 +17,37 @@ CREATE TABLE processes (
     result  TEXT,
     turns   INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 5,    -- share of quanta, 1..9; a child's never exceeds its parent's
+    mode     TEXT NOT NULL DEFAULT 'spawn', -- spawn | worker | speculative | copy (how it was made)
+    epoch    INTEGER NOT NULL DEFAULT 0,    -- how many times it exec'd
+    wake     REAL,                          -- when a timed wait ends (clock.sleep, wait/recv timeouts)
+    reaped   INTEGER NOT NULL DEFAULT 0,    -- its exit was collected by proc.wait (or proc.merge)
+    term     INTEGER NOT NULL DEFAULT 0     -- quanta left after a term signal before it is killed
+);
+CREATE INDEX processes_state ON processes(state);
+CREATE INDEX processes_parent ON processes(parent);
+
+-- Durable message queues: one per process, taken selectively by kind and correlation id.
+CREATE TABLE messages (
+    id     INTEGER PRIMARY KEY,
+    pid    INTEGER NOT NULL,
+    sender INTEGER NOT NULL,
+    kind   TEXT NOT NULL,
+    corr   TEXT,
+    body   TEXT NOT NULL,
+    sent   REAL NOT NULL,
+    taken  REAL
+);
+CREATE INDEX messages_queue ON messages(pid, id) WHERE taken IS NULL;
+
+-- Budgets: a limit (NULL: none of its own) and what the process and its descendants spent.
+CREATE TABLE budgets (
+    pid   INTEGER NOT NULL,
+    name  TEXT NOT NULL,
+    lim   INTEGER,
+    spent INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (pid, name)
 );
 
 CREATE TABLE capabilities (

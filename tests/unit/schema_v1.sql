@@ -1,0 +1,121 @@
+-- alos store, schema version 1. Applied in one transaction to an empty store.
+-- The store is the source of truth: every state change commits with its audit record.
+
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE processes (
+    pid     INTEGER PRIMARY KEY,
+    parent  INTEGER,
+    name    TEXT NOT NULL,
+    image   TEXT NOT NULL,
+    model   TEXT NOT NULL,
+    state   TEXT NOT NULL,
+    wait    TEXT,
+    exit    TEXT,
+    cwd     TEXT NOT NULL,
+    goal    TEXT NOT NULL,
+    result  TEXT,
+    turns   INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+
+CREATE TABLE capabilities (
+    id        INTEGER PRIMARY KEY,
+    pid       INTEGER NOT NULL,
+    pattern   TEXT NOT NULL,
+    rights    TEXT NOT NULL,
+    effect    TEXT NOT NULL CHECK (effect IN ('allow', 'ask', 'deny')),
+    issuer    TEXT NOT NULL,
+    expires   REAL,
+    uses      INTEGER,
+    delegable INTEGER NOT NULL DEFAULT 0,
+    parent    INTEGER REFERENCES capabilities(id),
+    revoked   INTEGER NOT NULL DEFAULT 0,
+    digest    TEXT,
+    request   INTEGER
+);
+CREATE INDEX capabilities_pid ON capabilities(pid);
+-- spent one-shot grants pile up; the decision only ever loads the live ones
+CREATE INDEX capabilities_live ON capabilities(pid) WHERE revoked = 0 AND (uses IS NULL OR uses > 0);
+CREATE INDEX capabilities_parent ON capabilities(parent);
+
+CREATE TABLE human_requests (
+    id          INTEGER PRIMARY KEY,
+    pid         INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    action      INTEGER NOT NULL,
+    call        INTEGER NOT NULL,
+    step        INTEGER NOT NULL,
+    syscall     TEXT NOT NULL,
+    resource    TEXT NOT NULL,
+    "right"     TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    answer      TEXT,
+    always      INTEGER NOT NULL DEFAULT 0,
+    answered_by TEXT,
+    created     REAL NOT NULL,
+    answered    REAL
+);
+CREATE INDEX human_requests_state ON human_requests(state);
+CREATE INDEX human_requests_call ON human_requests(pid, action, call, step);
+
+-- The model turn being carried out: its tool calls and how far dispatch got.
+CREATE TABLE pending_actions (
+    pid    INTEGER PRIMARY KEY,
+    action INTEGER NOT NULL,
+    calls  TEXT NOT NULL,
+    next   INTEGER NOT NULL
+);
+
+-- Outside effects inside a pending action: intent before the effect, outcome after.
+CREATE TABLE journal (
+    pid     INTEGER NOT NULL,
+    action  INTEGER NOT NULL,
+    call    INTEGER NOT NULL,
+    step    INTEGER NOT NULL,
+    syscall TEXT NOT NULL,
+    digest  TEXT NOT NULL,
+    state   TEXT NOT NULL CHECK (state IN ('intent', 'done')),
+    result  TEXT,
+    request INTEGER,  -- the approved recovery request this attempt carries out, if any
+    PRIMARY KEY (pid, action, call, step)
+);
+
+CREATE TABLE context (
+    pid  INTEGER NOT NULL,
+    seq  INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (pid, seq)
+);
+
+CREATE TABLE audit (
+    seq      INTEGER PRIMARY KEY,
+    time     REAL NOT NULL,
+    pid      INTEGER NOT NULL,
+    syscall  TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    "right"  TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    outcome  TEXT NOT NULL,
+    detail   TEXT NOT NULL,
+    prev     TEXT NOT NULL,
+    digest   TEXT NOT NULL
+);
+CREATE INDEX audit_pid ON audit(pid);
+
+-- The head names the newest record, so removing records at the end shows in verification.
+CREATE TRIGGER audit_head AFTER INSERT ON audit BEGIN
+    UPDATE meta SET value = NEW.seq || ':' || NEW.digest WHERE key = 'audit_head';
+END;
+
+CREATE TABLE events (
+    seq    INTEGER PRIMARY KEY,
+    time   REAL NOT NULL,
+    pid    INTEGER NOT NULL,
+    kind   TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
