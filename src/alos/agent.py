@@ -60,6 +60,7 @@ class Agent:
             if isinstance(turn, Parked):
                 return
             assert isinstance(turn, ModelTurn)
+            kernel.refresh()
             if kernel.proc(pid).state is ProcState.EXITED:
                 return  # killed while the model thought
             if turn.exhausted:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from alos.errors import Denied, Invalid
 
+BARE = frozenset({"clock"})  # resources that are a kind alone (ARCHITECTURE.md section 4)
 KINDS = frozenset({"fs", "obj", "ns", "shell", "proc", "human", "tool", "image", "net", "model", "clock"})
 
 
@@ -128,6 +129,8 @@ def normalize_pattern(pattern: str, workspace: str, spec: str) -> str:
 
     Raises Invalid naming ``spec`` when the kind is unknown or ``*`` stands anywhere but last.
     """
+    if pattern in BARE:
+        return pattern
     kind, sep, rest = pattern.partition(":")
     if not sep or kind not in KINDS:
         raise Invalid(f"grant {spec!r}: resource must be KIND:NAME with KIND one of {', '.join(sorted(KINDS))}")

@@ -84,12 +84,16 @@ class Runtime:
         grants: Sequence[Grant] = (),
         name: str = "main",
         defaults: bool = True,
+        budget: dict[str, int] | None = None,
+        priority: int | None = None,
     ) -> Pid:
         """Start a root process; return its pid.
 
-        With ``defaults`` the process may call its model and ask/tell the human console;
-        everything else comes from ``grants``. Raises NotFound/Invalid for a bad image,
-        workspace or model before anything is stored.
+        With ``defaults`` the process may call its model, read the clock and ask/tell the human
+        console; everything else comes from ``grants``. The host's grants are delegable: the
+        process may pass them, attenuated, to children it spawns. ``budget`` limits what the
+        process and its descendants spend (see docs/processes.md). Raises NotFound/Invalid for a
+        bad image, workspace, model or budget before anything is stored.
         """
         image(image_name)  # images are model-facing (a layer above syscalls): checked here
         cwd = os.path.realpath(workspace)
@@ -101,6 +105,7 @@ class Runtime:
             issued += [
                 Grant("model:" + model.partition(":")[0], frozenset({Right.EXECUTE}), Effect.ALLOW),
                 Grant("human:console", frozenset({Right.ASK, Right.SEND}), Effect.ALLOW),
+                Grant("clock", frozenset({Right.READ}), Effect.ALLOW),
             ]
         result = await dispatch(
             self.kernel,
@@ -115,9 +120,24 @@ class Runtime:
                 "grants": [
                     {"pattern": g.pattern, "rights": sorted(g.rights), "effect": g.effect.value} for g in issued
                 ],
+                "budget": budget or {},
+                "priority": priority,
             },
         )
         return int(result["pid"])
+
+    async def signal(self, pid: Pid, signal: str, text: str = "") -> dict[str, Any]:
+        """Send process ``pid`` a signal as the host: interrupt | pause | resume | term | kill."""
+        result: dict[str, Any] = await dispatch(
+            self.kernel, HOST, "proc.signal", {"pid": pid, "signal": signal, "text": text}
+        )
+        return result
+
+    async def send(self, pid: Pid, text: str, kind: str = "human") -> dict[str, Any]:
+        """Queue ``text`` for process ``pid`` as the host; a 'human' message is shown to its model
+        before its next model call, and wakes it if it waits on its queue."""
+        result: dict[str, Any] = await dispatch(self.kernel, HOST, "msg.send", {"pid": pid, "body": text, "kind": kind})
+        return result
 
     async def answer(self, request_id: int, verdict: str, text: str | None = None, by: str = "host") -> dict[str, Any]:
         """Answer a human request as the host (once | always | deny | answer); see approval.answer."""
@@ -151,6 +171,15 @@ class Runtime:
         """Return process ``pid``; raises NotFound."""
         self.kernel.refresh()
         return self.kernel.proc(pid)
+
+    def budgets(self) -> dict[Pid, dict[str, tuple[int | None, int]]]:
+        """Return every process's budgets: pid -> name -> (limit or None, spent by it and its descendants)."""
+        self.kernel.flush()
+        return rows.all_budgets(self.store.conn)
+
+    def messages_waiting(self, pid: Pid) -> int:
+        """Return how many messages wait in ``pid``'s queue."""
+        return rows.queue_length(self.store.conn, pid)
 
     def requests(self, state: RequestState | None = RequestState.PENDING) -> list[HumanRequest]:
         """Return human requests in ``state`` (None: all), oldest first."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alos import caps, limits
+from alos.errors import Conflict
 from alos.kernel.kernel import Kernel, Site, Tx
 from alos.rights import Capability
 from alos.store import rows
@@ -99,7 +100,8 @@ def reset(kernel: Kernel, tx: Tx, proc: Process, image: str, goal: str) -> Proce
     rows.clear_context(tx.conn, proc.pid)
     rows.clear_action(tx.conn, proc.pid)
     new = dataclasses.replace(proc, image=image, goal=goal, epoch=proc.epoch + 1, updated=tx.now)
-    rows.update_process(tx.conn, new)
+    if not rows.update_process(tx.conn, new):
+        raise Conflict(f"process {proc.pid} was changed by another connection")
     seed(kernel, tx, new)
     tx.on_commit.append(lambda: kernel.remember(new))
     return new
@@ -132,7 +134,8 @@ def start(kernel: Kernel, proc: Process, turn: ModelTurn) -> Action:
     with kernel.transaction() as tx:
         _append(kernel, tx, proc.pid, "assistant", body)
         new = dataclasses.replace(proc, turns=proc.turns + 1, updated=tx.now)
-        rows.update_process(tx.conn, new)
+        if not rows.update_process(tx.conn, new):
+            raise Conflict(f"process {proc.pid} was changed by another connection during its model call")
         if turn.tool_calls:
             rows.save_action(tx.conn, proc.pid, action.id, [_call_row(c) for c in turn.tool_calls], 0)
         # the context row holds this fact; listeners hear of it without a second row

@@ -104,6 +104,7 @@ class Kernel:
         self.listeners: list[Callable[[Event], None]] = []
         self.deferred: list[Callable[[Tx], object]] = []
         self.ledger = Ledger()
+        self.generation = 0  # how many times the caches were dropped for another connection's commits
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -180,6 +181,7 @@ class Kernel:
         self._caps.clear()
         self.contexts.clear()
         self.ledger.forget()
+        self.generation += 1
         return True
 
     def proc(self, pid: Pid) -> Process:

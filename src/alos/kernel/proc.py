@@ -70,7 +70,8 @@ def transition(
         result=result if result is not None else proc.result,
         updated=tx.now,
     )
-    rows.update_process(tx.conn, new)
+    if not rows.update_process(tx.conn, new, was=proc.state):
+        raise Conflict(f"process {proc.pid} was changed by another connection while it was {proc.state}")
     detail: dict[str, object] = {"from": proc.state.value, "state": state.value}
     if wait is not None:
         detail["wait"] = wait.value
@@ -113,7 +114,8 @@ def wake(kernel: Kernel, tx: Tx, pid: Pid, *waits: Wait) -> bool:
 def amend(kernel: Kernel, tx: Tx, proc: Process, **fields: Any) -> Process:
     """Change fields of ``proc`` other than its state inside ``tx``; return the new record."""
     new = dataclasses.replace(proc, **fields)
-    rows.update_process(tx.conn, new)
+    if not rows.update_process(tx.conn, new):
+        raise Conflict(f"process {proc.pid} was changed by another connection; it is no longer {proc.state}")
     tx.on_commit.append(lambda: kernel.remember(new))
     return new
 

@@ -83,10 +83,14 @@ class Scheduler:
         kernel = self.kernel
         done = self._done = asyncio.Event()
         self._running.clear()
+        kernel.refresh()
         self._load()
+        seen = kernel.generation
         async with asyncio.TaskGroup() as group:
             while True:
-                if kernel.refresh():
+                kernel.refresh()
+                if kernel.generation != seen:  # another terminal committed: approvals, signals, messages
+                    seen = kernel.generation
                     self._load()
                 self._fire()
                 while self._ready and len(self._running) < limits.SCHED_CONCURRENCY:
@@ -125,6 +129,7 @@ class Scheduler:
                     transition(kernel, tx, proc, ProcState.RUNNING)
             await self._guarded(pid)
             self.quanta += 1
+            kernel.refresh()
             proc = kernel.proc(pid)
             self._pass[pid] = self._pass.get(pid, self._floor) + limits.STRIDE // max(1, proc.priority)
             if proc.term and proc.state is not ProcState.EXITED:
@@ -136,6 +141,8 @@ class Scheduler:
                         transition(kernel, tx, proc, ProcState.RUNNABLE)
                 self._running.discard(pid)
                 self._enqueue(pid)
+        except Conflict:
+            kernel.refresh()  # another connection moved it (a signal from another terminal): that stands
         finally:
             self._running.discard(pid)
             if self._done is not None:

@@ -94,11 +94,12 @@ def insert_process(conn: Conn, p: Process) -> Pid:
     return cur.lastrowid
 
 
-def update_process(conn: Conn, p: Process) -> None:
-    """Write the mutable fields of ``p`` (all but pid, name, model and created)."""
-    conn.execute(
-        "UPDATE processes SET parent=?, image=?, goal=?, state=?, wait=?, exit=?, result=?, turns=?, cwd=?, updated=?,"
-        " epoch=?, wake=?, reaped=?, term=? WHERE pid=?",
+def update_process(conn: Conn, p: Process, was: ProcState | None = None) -> bool:
+    """Write the mutable fields of ``p`` (all but pid, name, model and created) if the stored
+    state is still ``was`` (default: ``p.state``); return False when another connection moved it."""
+    cur = conn.execute(
+        "UPDATE processes SET parent=?, image=?, goal=?, state=?, wait=?, exit=?, result=?, turns=?, cwd=?,"
+        " updated=?, epoch=?, wake=?, reaped=?, term=? WHERE pid=? AND state=?",
         (
             p.parent,
             p.image,
@@ -115,8 +116,10 @@ def update_process(conn: Conn, p: Process) -> None:
             int(p.reaped),
             p.term,
             p.pid,
+            was or p.state,
         ),
     )
+    return cur.rowcount == 1
 
 
 def load_process(conn: Conn, pid: Pid) -> Process | None:
