@@ -1,4 +1,4 @@
-"""Images: named tool tables. This release has the built-in image ``base``.
+"""Images: named tool tables. This release has the built-in images ``base`` and ``reader``.
 
 An image says which syscalls a process's model sees as tools. Seeing a tool grants nothing.
 """
@@ -19,7 +19,7 @@ class Image:
 
 BASE = Image(
     name="base",
-    description="files in the working directory, a human to ask and tell, and exit",
+    description="files, a human to ask and tell, child processes, messages, the clock, and exit",
     syscalls=(
         "fs.read",
         "fs.write",
@@ -28,11 +28,29 @@ BASE = Image(
         "fs.delete",
         "human.ask",
         "human.tell",
+        "proc.spawn",
+        "proc.fork",
+        "proc.exec",
+        "proc.wait",
+        "proc.merge",
+        "proc.signal",
+        "proc.list",
+        "proc.chdir",
+        "msg.send",
+        "msg.recv",
+        "clock.now",
+        "clock.sleep",
         "proc.exit",
     ),
 )
 
-IMAGES: dict[str, Image] = {BASE.name: BASE}
+READER = Image(
+    name="reader",
+    description="read files, talk through messages and the human console, and exit: nothing that changes files",
+    syscalls=("fs.read", "fs.list", "human.tell", "msg.send", "msg.recv", "clock.now", "proc.exit"),
+)
+
+IMAGES: dict[str, Image] = {i.name: i for i in (BASE, READER)}
 
 
 def image(name: str) -> Image:

@@ -7,6 +7,7 @@ While a prompt waits, answers given in another terminal ('alos approve') are not
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import os
 import select
@@ -19,7 +20,7 @@ from alos import limits
 from alos.cli.show import request_panel
 from alos.errors import Conflict
 from alos.runtime import Runtime
-from alos.types import HumanRequest, ProcState, RequestKind, RequestState
+from alos.types import HumanRequest, Process, ProcState, RequestKind, RequestState, Wait
 
 EXIT_OK, EXIT_FAILED, EXIT_WAITING = 0, 1, 3
 
@@ -42,6 +43,7 @@ class Driver:
     ui: Console  # where prompts and notes go (stderr when stdout carries JSON)
     approve: str  # prompt | never | always
     by: str = ""
+    hinted: bool = False
 
     def can_prompt(self) -> bool:
         return self.approve == "prompt" and sys.stdin.isatty()
@@ -61,11 +63,31 @@ class Driver:
             if any(p.state is ProcState.RUNNABLE for p in procs.values()):
                 continue  # answered elsewhere meanwhile
             if not pending:
-                self.ui.print("alos: no process can make progress and none waits on a human", style="red")
-                return EXIT_FAILED
+                held = [p for p in procs.values() if p.state is ProcState.PAUSED or p.wait is Wait.MESSAGE]
+                if not held:
+                    self.ui.print("alos: no process can make progress and none waits on a human", style="red")
+                    return EXIT_FAILED
+                if not await self.wait_for_person(held):
+                    return EXIT_WAITING
             if not await self.answer(pending):
                 self.stopped(pending)
                 return EXIT_WAITING
+
+    async def wait_for_person(self, held: list[Process]) -> bool:
+        """Processes wait for a message or a resume that only a person can give: say how, and in a
+        terminal watch the store until one comes; return False when no one here can give it."""
+        if not self.hinted:
+            for p in held:
+                how = f"'alos resume {p.pid}'" if p.state is ProcState.PAUSED else f"'alos send {p.pid} TEXT'"
+                what = "is paused" if p.state is ProcState.PAUSED else "waits for a message"
+                self.ui.print(f"process {p.pid} ({p.name}) {what}; {how} from another terminal", style="yellow")
+            self.hinted = True
+        if not self.can_prompt():
+            self.ui.print("then continue with 'alos resume' (pass the same --store).")
+            return False
+        while not self.rt.refresh():
+            await asyncio.sleep(limits.POLL_SECONDS)
+        return True
 
     async def answer(self, pending: list[HumanRequest]) -> bool:
         """Get answers to ``pending`` by the --approve mode; return False if no one can answer."""

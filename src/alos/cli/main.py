@@ -24,7 +24,7 @@ from alos.errors import AlosError
 from alos.providers.human import CallbackHuman
 from alos.rights import Effect, parse_grant
 from alos.runtime import DEFAULT_STORE, Runtime, open
-from alos.types import Event, RequestState
+from alos.types import BUDGETS, Event, RequestState
 
 T = TypeVar("T")
 
@@ -130,6 +130,19 @@ def cli() -> None:
     metavar="RESOURCE=RIGHTS",
     help="Refuse always (beats any allow), e.g. 'fs:.env=read'. Repeatable.",
 )
+@click.option(
+    "--budget",
+    multiple=True,
+    metavar="NAME=N",
+    help="Limit what the process and its children may spend: model_calls, tokens, tool_calls, "
+    "wall_seconds, children, bytes_written. Repeatable.",
+)
+@click.option(
+    "--priority",
+    type=click.IntRange(1, 9),
+    default=None,
+    help="Share of quanta, 1 to 9 (default 5); children never get more than their parent.",
+)
 @approve_option
 @json_option
 def run(
@@ -141,13 +154,16 @@ def run(
     allow: tuple[str, ...],
     ask: tuple[str, ...],
     deny: tuple[str, ...],
+    budget: tuple[str, ...],
+    priority: int | None,
     approve: str,
     as_json: bool,
 ) -> None:
-    """Start a process running IMAGE with GOAL, and run it.
+    """Start a process running IMAGE with GOAL, and run it (and every process it starts).
 
     Exits 0 when it exited ok, 3 when it waits on a human no one here can answer, 1 on failure.
     """
+    limits_ = parse_budget(budget)
     grants = [
         parse_grant(s, e, workspace)
         for specs, e in ((allow, Effect.ALLOW), (ask, Effect.ASK), (deny, Effect.DENY))
@@ -160,7 +176,9 @@ def run(
         trace = _attach(rt, ui, as_json)
         trace.names = names
         rt.recover()
-        pid = _run(rt.spawn(image, goal, workspace=workspace, model=model, grants=grants))
+        pid = _run(
+            rt.spawn(image, goal, workspace=workspace, model=model, grants=grants, budget=limits_, priority=priority)
+        )
         code = _run(Driver(rt, ui, approve).drive([pid]))
     finally:
         rt.close()
@@ -168,14 +186,20 @@ def run(
 
 
 @cli.command()
+@click.argument("pid", type=click.IntRange(1, 2**63 - 1), required=False)
 @store_option
 @approve_option
 @json_option
-def resume(store: str, approve: str, as_json: bool) -> None:
+def resume(pid: int | None, store: str, approve: str, as_json: bool) -> None:
     """Continue every process in the store where it stopped (after a crash, or once answered).
 
-    Exits like 'alos run': 0 all root processes exited ok, 3 waiting on a human, 1 failure.
+    With PID: resume that paused process and return (a running host, or a later 'alos resume',
+    runs it). Without: exits like 'alos run': 0 all root processes exited ok, 3 waiting on a
+    human, 1 failure.
     """
+    if pid is not None:
+        _signal(store, pid, "resume", "")
+        return
     ui, _ = _consoles(as_json)
     names: dict[int, str] = {}
     rt = _open_host(store, ui, names, create=False)
@@ -184,13 +208,73 @@ def resume(store: str, approve: str, as_json: bool) -> None:
         procs = rt.processes()
         trace.names.update({p.pid: p.name for p in procs})
         names.update(trace.names)
-        for pid in rt.recover():
-            ui.print(f"● process {pid} was running when the host stopped; it resumes", style="yellow")
+        for moved in rt.recover():
+            ui.print(f"● process {moved} was running when the host stopped; it resumes", style="yellow")
         roots = [p.pid for p in procs if p.parent is None]
         code = _run(Driver(rt, ui, approve).drive(roots))
     finally:
         rt.close()
     sys.exit(code)
+
+
+def _signal(store: str, pid: int, signal: str, text: str) -> None:
+    rt = _reader(store)
+    try:
+        result = _run(rt.signal(pid, signal, text))
+        show.console().print(
+            f"process {pid}: {signal} delivered; it is now {result['state']}. "
+            "A host running this store sees it at once; otherwise 'alos resume' continues the run."
+        )
+    finally:
+        rt.close()
+
+
+@cli.command()
+@click.argument("pid", type=click.IntRange(1, 2**63 - 1))
+@click.option("--term", is_flag=True, help="Ask it to finish first (it gets a message and a few quanta), then kill.")
+@store_option
+def kill(pid: int, term: bool, store: str) -> None:
+    """End process PID now (exit 'killed'); its children are adopted by its nearest living ancestor."""
+    _signal(store, pid, "term" if term else "kill", "")
+
+
+@cli.command()
+@click.argument("pid", type=click.IntRange(1, 2**63 - 1))
+@store_option
+def pause(pid: int, store: str) -> None:
+    """Pause process PID: it gets no quanta and makes no calls until 'alos resume PID'."""
+    _signal(store, pid, "pause", "")
+
+
+@cli.command()
+@click.argument("pid", type=click.IntRange(1, 2**63 - 1))
+@click.argument("text")
+@click.option("--interrupt", is_flag=True, help="Send it as an interrupt: it also ends a sleep or wait.")
+@store_option
+def send(pid: int, text: str, interrupt: bool, store: str) -> None:
+    """Write TEXT to process PID: its model reads it before its next model call."""
+    if interrupt:
+        _signal(store, pid, "interrupt", text)
+        return
+    rt = _reader(store)
+    try:
+        result = _run(rt.send(pid, text))
+        show.console().print(f"message {result['id']} queued for process {pid}; its model reads it next.")
+    finally:
+        rt.close()
+
+
+def parse_budget(specs: tuple[str, ...]) -> dict[str, int]:
+    """Return the limits of ``--budget NAME=N`` options; raises click.BadParameter naming the bad one."""
+    out: dict[str, int] = {}
+    for spec in specs:
+        name, sep, amount = spec.partition("=")
+        if not sep or not amount.strip().isdigit():
+            raise click.BadParameter(f"{spec!r} must look like NAME=N, e.g. model_calls=20", param_hint="--budget")
+        if name.strip() not in BUDGETS:
+            raise click.BadParameter(f"no budget {name!r}; budgets are {', '.join(BUDGETS)}", param_hint="--budget")
+        out[name.strip()] = int(amount)
+    return out
 
 
 def _reader(store: str) -> Runtime:
@@ -201,10 +285,12 @@ def _reader(store: str) -> Runtime:
 @store_option
 @json_option
 def ps(store: str, as_json: bool) -> None:
-    """List the processes: pid, parent, name, image, state (and why it waits), model turns."""
+    """Show the process tree: pid, parent, name, image, state (and why it waits), priority,
+    model turns and what each process with its descendants spent of its budget."""
     rt = _reader(store)
     try:
         procs = rt.processes()
+        budgets = rt.budgets()
         if as_json:
             for p in procs:
                 print(
@@ -218,6 +304,12 @@ def ps(store: str, as_json: bool) -> None:
                             "wait": p.wait.value if p.wait else None,
                             "exit": p.exit.value if p.exit else None,
                             "turns": p.turns,
+                            "priority": p.priority,
+                            "mode": p.mode,
+                            "budget": {
+                                name: {"limit": lim, "spent": used}
+                                for name, (lim, used) in budgets.get(p.pid, {}).items()
+                            },
                             "cwd": p.cwd,
                             "goal": p.goal,
                             "result": p.result,
@@ -228,7 +320,7 @@ def ps(store: str, as_json: bool) -> None:
         elif not procs:
             show.console().print("no processes in this store")
         else:
-            show.console(soft_wrap=False).print(show.process_table(procs))
+            show.console(soft_wrap=False).print(show.process_table(procs, budgets))
     finally:
         rt.close()
 

@@ -151,6 +151,17 @@ class Trace:
             )
         )
 
+    def _signal(self, pid: int, d: dict[str, Any]) -> None:
+        sender = "the host" if not d.get("from") else f"process {self.who(int(d['from']))}"
+        self.console.print(Text(f"      ⚡ {d.get('signal')} → process {self.who(pid)} from {sender}", "magenta"))
+
+    def _adopt(self, pid: int, d: dict[str, Any]) -> None:
+        heir = "the host" if d.get("parent") is None else f"process {d['parent']}"
+        self.console.print(Text(f"      process {self.who(pid)} is adopted by {heir}", "dim"))
+
+    def _exec(self, pid: int, d: dict[str, Any]) -> None:
+        self.console.print(Text(f"● process {self.who(pid)} exec'd image {d.get('image')}", "cyan"))
+
     def _recovered(self, pid: int, d: dict[str, Any]) -> None:
         self.console.print(Text(f"● process {self.who(pid)} resumes after a host stop", "yellow"))
 
@@ -212,21 +223,59 @@ def state_of(p: Process) -> str:
     return p.state.value
 
 
-def process_table(procs: list[Process]) -> Table:
-    """Return the table ``alos ps`` prints."""
-    t = Table(box=None, header_style="bold")
-    for col in ("PID", "PARENT", "NAME", "IMAGE", "STATE", "TURNS", "UPDATED", "GOAL"):
-        t.add_column(col)
+_SHORT = {
+    "model_calls": "calls",
+    "tokens": "tok",
+    "tool_calls": "tools",
+    "wall_seconds": "wall",
+    "children": "kids",
+    "bytes_written": "bytes",
+}
+
+
+def spent(amounts: dict[str, tuple[int | None, int]]) -> str:
+    """Return a process's budget line: what it (with its descendants) spent, over its limits."""
+    parts = []
+    for name, short in _SHORT.items():
+        lim, used = amounts.get(name, (None, 0))
+        if used or lim is not None:
+            parts.append(f"{short} {used}" + (f"/{lim}" if lim is not None else ""))
+    return " ".join(parts) or "-"
+
+
+def tree_order(procs: list[Process]) -> list[tuple[int, Process]]:
+    """Return ``procs`` depth first from the roots, each with its depth."""
+    kids: dict[int | None, list[Process]] = {}
+    pids = {p.pid for p in procs}
     for p in procs:
+        kids.setdefault(p.parent if p.parent in pids else None, []).append(p)
+    out: list[tuple[int, Process]] = []
+    stack = [(0, p) for p in reversed(kids.get(None, []))]
+    while stack:
+        depth, p = stack.pop()
+        out.append((depth, p))
+        stack.extend((depth + 1, c) for c in reversed(kids.get(p.pid, [])))
+    return out
+
+
+def process_table(procs: list[Process], budgets: dict[int, dict[str, tuple[int | None, int]]]) -> Table:
+    """Return the table ``alos ps`` prints: the process tree with states and spending."""
+    t = Table(box=None, header_style="bold")
+    for col in ("PID", "PARENT", "NAME", "IMAGE", "STATE", "PRI", "TURNS", "SPENT", "UPDATED", "GOAL"):
+        t.add_column(col)
+    for depth, p in tree_order(procs):
         colour = "green" if p.exit and p.exit.value == "ok" else "red" if p.exit else "yellow" if p.wait else ""
+        mode = f" ({p.mode})" if p.mode != "spawn" else ""
         t.add_row(
             str(p.pid),
             str(p.parent or "-"),
-            clip(p.name, 20),
+            "  " * depth + clip(p.name, 20) + mode,
             p.image,
             Text(state_of(p), colour),
+            str(p.priority),
             str(p.turns),
+            spent(budgets.get(p.pid, {})),
             time.strftime("%H:%M:%S", time.localtime(p.updated)),
-            clip(p.goal, 50),
+            clip(p.goal, 40),
         )
     return t
