@@ -261,8 +261,9 @@ def tree_order(procs: list[Process]) -> list[tuple[int, Process]]:
 def process_table(procs: list[Process], budgets: dict[int, dict[str, tuple[int | None, int]]]) -> Table:
     """Return the table ``alos ps`` prints: the process tree with states and spending."""
     t = Table(box=None, header_style="bold")
-    for col in ("PID", "PARENT", "NAME", "IMAGE", "STATE", "PRI", "TURNS", "SPENT", "UPDATED", "GOAL"):
-        t.add_column(col)
+    for col in ("PID", "PARENT", "NAME", "IMAGE", "STATE", "PRI", "TURNS", "SPENT", "UPDATED"):
+        t.add_column(col, no_wrap=True)
+    t.add_column("GOAL")
     for depth, p in tree_order(procs):
         colour = "green" if p.exit and p.exit.value == "ok" else "red" if p.exit else "yellow" if p.wait else ""
         mode = f" ({p.mode})" if p.mode != "spawn" else ""
