@@ -18,9 +18,10 @@ from alos.errors import (
     NotFound,
     Unavailable,
 )
+from alos.providers.clock import ManualClock
 from alos.rights import Effect, Grant, Right, parse_grant
 from alos.runtime import Runtime, open
-from alos.types import AuditRecord, Event, HumanRequest, Parked, Process, ProcState, Wait
+from alos.types import AuditRecord, Event, Exit, Fork, HumanRequest, Parked, Process, ProcState, Wait
 
 __version__ = "0.1.0"
 
@@ -33,10 +34,13 @@ __all__ = [
     "Effect",
     "Event",
     "Exists",
+    "Exit",
+    "Fork",
     "Grant",
     "HumanRequest",
     "Invalid",
     "Limit",
+    "ManualClock",
     "NotFound",
     "Parked",
     "ProcState",
