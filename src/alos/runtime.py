@@ -172,6 +172,10 @@ class Runtime:
         self.kernel.refresh()
         return self.kernel.proc(pid)
 
+    def context(self, pid: Pid) -> list[dict[str, Any]]:
+        """Return a copy of process ``pid``'s context: the messages its model reads."""
+        return [dict(m) for m in rows.load_context(self.store.conn, pid)]
+
     def budgets(self) -> dict[Pid, dict[str, tuple[int | None, int]]]:
         """Return every process's budgets: pid -> name -> (limit or None, spent by it and its descendants)."""
         self.kernel.flush()
