@@ -256,11 +256,12 @@ class _Call:
         kernel.ledger.charge(chain, cost)
         self._charged = (chain, cost)
 
-    def refund(self) -> None:
-        """Give back the charge of a call that parked (it is charged when it is carried out)."""
+    def refund(self, keep: tuple[str, ...] = ()) -> None:
+        """Give back the charge of a call that parked (it is charged again when carried out), or,
+        keeping the ``keep`` budgets, of one that was refused or failed (nothing was written or made)."""
         if self._charged is not None:
             chain, cost = self._charged
-            self.kernel.ledger.charge(chain, {k: -v for k, v in cost.items()})
+            self.kernel.ledger.charge(chain, {k: -v for k, v in cost.items() if k not in keep})
             self._charged = None
 
     def decide(self, entry: Entry, p: Process) -> caps.Decision:
@@ -363,7 +364,8 @@ class _Call:
         )
 
     def refused(self, err: AlosError, decision: caps.Decision | None = None) -> None:
-        """Audit a call refused before its effect ran."""
+        """Audit a call refused before its effect ran (it still counts as a call)."""
+        self.refund(keep=_COUNTED)
         label = _label(decision) if decision is not None else "deny"
         spent = [c for c in decision.caps if c.request is not None] if decision is not None else []
         if not spent:
@@ -528,6 +530,7 @@ class _Call:
         self, label: str, spent: list[Capability], err: AlosError, site: Site | None = None, outside: bool = False
     ) -> None:
         """Audit an allowed call whose effect failed; journal the failure inside an action."""
+        self.refund(keep=_COUNTED)
         extra = {"error": err.message}
         if site is not None:
             record = self._deferred(self.kernel.clock.now(), label, err.code, extra)
@@ -540,6 +543,9 @@ class _Call:
                     tx.on_commit.append(lambda: self.kernel.forget_caps(self.subject))
         else:
             self._audit_alone(label, err.code, extra)
+
+
+_COUNTED = ("tool_calls", "model_calls")  # budgets a call spends even when refused or failed
 
 
 def _guess(name: str, raw: Any, cwd: str) -> str:

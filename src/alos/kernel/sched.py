@@ -32,6 +32,7 @@ class Scheduler:
         self.kernel = kernel
         self._quantum = quantum
         self.quanta = 0
+        self.concurrency = limits.SCHED_CONCURRENCY  # priorities decide who runs when more are ready than this
         self._ready: list[tuple[int, int, Pid]] = []  # (pass, tie-break, pid)
         self._queued: set[Pid] = set()
         self._pass: dict[Pid, int] = {}
@@ -93,7 +94,7 @@ class Scheduler:
                     seen = kernel.generation
                     self._load()
                 self._fire()
-                while self._ready and len(self._running) < limits.SCHED_CONCURRENCY:
+                while self._ready and len(self._running) < self.concurrency:
                     pid = self._pick()
                     if pid is not None:
                         self._running.add(pid)
@@ -167,8 +168,14 @@ class Scheduler:
                 amend(kernel, tx, proc, term=proc.term - 1)
 
     def _fire(self) -> None:
-        """Wake the processes whose timed wait is due."""
+        """Wake the processes whose timed wait is due; forget deadlines no one waits for any more."""
         kernel = self.kernel
+        while self._timers:
+            wake, pid = self._timers[0]
+            proc = kernel.proc(pid)
+            if proc.state is ProcState.WAITING and proc.wake == wake:
+                break
+            heapq.heappop(self._timers)  # woken early (a message, a child, an interrupt) or gone
         now = kernel.clock.now()
         while self._timers and self._timers[0][0] <= now:
             _, pid = heapq.heappop(self._timers)
