@@ -49,3 +49,44 @@ def test_every_need_must_be_allowed() -> None:
     caps = [cap(1, "fs:/w/a", Effect.ALLOW)]
     d = decide(caps, [Need("fs:/w/a", W), Need("fs:/w/b", W)], lambda: "d", 0.0)
     assert d.effect is Effect.DENY and d.need == Need("fs:/w/b", W)
+
+
+def held(cid: int, pattern: str, effect: Effect, rights=frozenset({W}), delegable=True, digest=None) -> Capability:
+    return Capability(cid, 1, pattern, rights, effect, "host", None, None, delegable, None, False, digest, None)
+
+
+def test_attenuate_derives_from_the_most_specific_holder_and_carries_overlapping_denies_and_asks() -> None:
+    from alos.caps import attenuate
+    from alos.rights import Grant
+
+    caps = [
+        held(1, "fs:/w/*", Effect.ALLOW),
+        held(2, "fs:/w/src/*", Effect.ALLOW),
+        held(3, "fs:/w/src/.env", Effect.DENY),
+        held(4, "fs:/w/src/gen/*", Effect.ASK),
+        held(5, "fs:/elsewhere/*", Effect.DENY),
+        held(6, "fs:/w/src/x", Effect.ALLOW, digest="bound"),
+    ]
+    out = attenuate(caps, Grant("fs:/w/src/*", frozenset({W}), Effect.ALLOW), 10.0)
+    assert out[0][1] == 2
+    assert sorted((g.pattern, g.effect.value, source) for g, source in out[1:]) == [
+        ("fs:/w/src/.env", "deny", 3),
+        ("fs:/w/src/gen/*", "ask", 4),
+    ]
+
+
+def test_attenuate_refuses_what_is_not_held_or_not_delegable() -> None:
+    import pytest
+
+    from alos.caps import attenuate
+    from alos.errors import Denied
+    from alos.rights import Grant
+
+    with pytest.raises(Denied, match="holds no capability"):
+        attenuate([held(1, "fs:/w/*", Effect.ALLOW)], Grant("fs:/x/*", frozenset({W}), Effect.ALLOW), 1.0)
+    with pytest.raises(Denied, match="not delegable"):
+        attenuate(
+            [held(1, "fs:/w/*", Effect.ALLOW, delegable=False)], Grant("fs:/w/a", frozenset({W}), Effect.ALLOW), 1.0
+        )
+    with pytest.raises(Denied, match="rights only shrink"):
+        attenuate([held(1, "fs:/w/*", Effect.ALLOW)], Grant("fs:/w/a", frozenset({W, Right.READ}), Effect.ALLOW), 1.0)

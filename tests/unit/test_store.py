@@ -15,7 +15,9 @@ def test_a_new_store_is_wal_and_reopens(tmp_path: Path) -> None:
     assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     s.close()
     s = open_store(str(path), create=False)
-    assert s.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(limits.SCHEMA_VERSION)
+    assert s.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(
+        limits.SCHEMA_VERSION
+    )
     s.close()
 
 
