@@ -44,8 +44,8 @@ def test_ps_shows_the_tree_with_what_each_subtree_spent(tmp_path: Path, ws: Path
     out = run_cli("ps", "--store", store)
     rows = [line for line in out.stdout.splitlines() if line.strip()]
     assert "SPENT" in rows[0] and "PRI" in rows[0]
-    assert "main" in rows[1] and "bytes 8" in rows[1] and "kids 2" in rows[1] and "/20" in rows[1]
-    assert "  w1" in rows[2] and "  w2" in rows[3] and "calls 2/4" in rows[3]
+    assert "main" in rows[1] and "bytes=8" in rows[1] and "kids=2" in rows[1] and "/20" in rows[1]
+    assert "  w1" in rows[2] and "  w2" in rows[3] and "calls=2/4" in rows[3]
     procs = jsonl(run_cli("ps", "--json", "--store", store).stdout)
     assert [(p["pid"], p["parent"]) for p in procs] == [(1, None), (2, 1), (3, 1)]
     assert procs[0]["budget"]["bytes_written"] == {"limit": None, "spent": 8}

@@ -239,7 +239,9 @@ def spent(amounts: dict[str, tuple[int | None, int]]) -> str:
     for name, short in _SHORT.items():
         lim, used = amounts.get(name, (None, 0))
         if used or lim is not None:
-            parts.append(f"{short} {used}" + (f"/{lim}" if lim is not None else ""))
+            parts.append(
+                f"{short}={used}" + (f"/{lim}" if lim is not None else "")
+            )  # a narrow terminal wraps between budgets
     return " ".join(parts) or "-"
 
 
@@ -261,9 +263,11 @@ def tree_order(procs: list[Process]) -> list[tuple[int, Process]]:
 def process_table(procs: list[Process], budgets: dict[int, dict[str, tuple[int | None, int]]]) -> Table:
     """Return the table ``alos ps`` prints: the process tree with states and spending."""
     t = Table(box=None, header_style="bold")
-    for col in ("PID", "PARENT", "NAME", "IMAGE", "STATE", "PRI", "TURNS", "SPENT", "UPDATED"):
-        t.add_column(col, no_wrap=True)
-    t.add_column("GOAL")
+    for col in ("PID", "PARENT", "NAME", "IMAGE", "STATE", "PRI", "TURNS"):
+        t.add_column(col, no_wrap=True, min_width=len(col))
+    t.add_column("SPENT", min_width=12)  # wraps between budgets on a narrow terminal
+    t.add_column("UPDATED", no_wrap=True)
+    t.add_column("GOAL", overflow="ellipsis", no_wrap=True, max_width=40)
     for depth, p in tree_order(procs):
         colour = "green" if p.exit and p.exit.value == "ok" else "red" if p.exit else "yellow" if p.wait else ""
         mode = f" ({p.mode})" if p.mode != "spawn" else ""
