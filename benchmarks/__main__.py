@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import dataclasses
 import os
 import platform
 import pstats
@@ -17,9 +18,12 @@ import sys
 import tempfile
 import time
 
-from benchmarks.cases import BENCHES, FULL, QUICK, Plan, Result
+from benchmarks import cases, procs
+from benchmarks.cases import FULL, QUICK, Plan, Result
 from benchmarks.fixture import filesystem
 from benchmarks.report import show
+
+BENCHES = {**cases.BENCHES, **procs.BENCHES}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -41,9 +45,10 @@ async def run_all(names: list[str], plan: Plan) -> list[Result]:
 
 
 def profile(name: str, plan: Plan) -> None:
-    """Run benchmark ``name`` under cProfile; print its 25 costliest calls by cumulative time."""
+    """Run benchmark ``name`` under cProfile, all in this interpreter; print its 25 costliest
+    calls by cumulative time."""
     prof = cProfile.Profile()
-    prof.runcall(lambda: asyncio.run(BENCHES[name](plan)))
+    prof.runcall(lambda: asyncio.run(BENCHES[name](dataclasses.replace(plan, isolate=False))))
     pstats.Stats(prof).strip_dirs().sort_stats("cumulative").print_stats(25)
 
 

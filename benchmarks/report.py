@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from benchmarks.cases import Result
@@ -38,7 +39,7 @@ def table(results: Sequence[Result], title: str) -> Table:
     for r in results:
         rate = f"{r.rate:,.0f} {r.unit}" if r.rate is not None else "-"
         out.add_row(
-            r.name,
+            f"{escape(r.name)}\n[dim]  {escape(r.note)}[/]" if r.note else escape(r.name),
             f"{r.summary.count:,}",
             duration(r.summary.median_ns),
             duration(r.summary.p95_ns),

@@ -160,3 +160,25 @@ def test_kill_9_of_a_process_tree_at_random_points_loses_and_repeats_nothing(tmp
         for j in range(files):
             assert (ws / f"w{i}-{j}.txt").read_text() == f"{j}"
     assert run_cli("audit", "verify", "--store", store).returncode == 0
+
+
+def test_run_does_not_report_success_while_an_orphan_waits_on_a_human(tmp_path: Path, ws: Path) -> None:
+    grants = [{"pattern": "human:console", "rights": ["ask"]}, {"pattern": "model:script", "rights": ["execute"]}]
+    turns = [
+        {
+            "content": "hand off",
+            "tool_calls": [{"name": "proc_spawn", "arguments": {"name": "q", "goal": "ask", "grants": grants}}],
+        },
+        {"content": "bye", "tool_calls": [call("proc_exit", result="left early")]},
+        {"proc": "q", "content": "?", "tool_calls": [call("human_ask", question="which colour?")]},
+    ]
+    store, r = run(tmp_path, ws, turns)
+    assert r.returncode == 3, r.stdout + r.stderr
+    procs = jsonl(run_cli("ps", "--json", "--store", store).stdout)
+    assert [(p["name"], p["parent"], p["state"]) for p in procs] == [
+        ("main", None, "exited"),
+        ("q", None, "waiting"),
+    ]
+    (req,) = jsonl(run_cli("approvals", "--json", "--store", store).stdout)
+    assert run_cli("answer", str(req["id"]), "blue", "--store", store).returncode == 0
+    assert run_cli("resume", "--store", store, "--approve", "never").returncode == 0

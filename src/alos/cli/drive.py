@@ -49,7 +49,8 @@ class Driver:
         return self.approve == "prompt" and sys.stdin.isatty()
 
     async def drive(self, roots: list[int]) -> int:
-        """Run until the roots exit or a human is needed and cannot be asked; return the exit code."""
+        """Run until the roots exit and no process waits on a human, or a human is needed and
+        cannot be asked here; return the exit code."""
         while True:
             await self.rt.run()
             procs = {p.pid: p for p in self.rt.processes()}
@@ -57,11 +58,11 @@ class Driver:
             if not watched:
                 self.ui.print("no processes in this store to run")
                 return EXIT_OK
-            if all(p.state is ProcState.EXITED for p in watched):
-                return EXIT_OK if all(p.exit and p.exit.value == "ok" for p in watched) else EXIT_FAILED
-            pending = self.rt.requests(RequestState.PENDING)
             if any(p.state is ProcState.RUNNABLE for p in procs.values()):
                 continue  # answered elsewhere meanwhile
+            pending = self.rt.requests(RequestState.PENDING)
+            if all(p.state is ProcState.EXITED for p in watched) and not pending:
+                return EXIT_OK if all(p.exit and p.exit.value == "ok" for p in watched) else EXIT_FAILED
             if not pending:
                 held = [p for p in procs.values() if p.state is ProcState.PAUSED or p.wait is Wait.MESSAGE]
                 if not held:
