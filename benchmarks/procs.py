@@ -132,8 +132,8 @@ async def child_spawn(plan: Plan) -> Result:
     summary = summarize(samples)
     first, last = statistics.median(growth[:LITTER]), statistics.median(growth[-LITTER:])
     note = (
-        f"one parent: children 1-{LITTER} {first / 1e3:,.0f} us, "
-        f"{plan.brood - LITTER + 1:,}-{plan.brood:,} {last / 1e3:,.0f} us each"
+        f"one parent's children 1-{LITTER}: {first / 1e3:,.0f} us each; "
+        f"{plan.brood - LITTER + 1:,}-{plan.brood:,}: {last / 1e3:,.0f} us (it grows with the children)"
     )
     name = "proc.spawn by a process + proc.exit"
     return Result(name, summary, summary.per_second, "pairs/s", None, note=note)
@@ -361,8 +361,8 @@ def _send(pid: Pid) -> dict[str, Any]:
 BENCHES: dict[str, Bench] = {
     "spawn": host_spawn,
     "childspawn": child_spawn,
-    "fleet": fleet_small,
-    "bigfleet": fleet_large,
     "waitwake": wait_wake,
     "msgwake": message_wake,
+    "fleet": fleet_small,
+    "bigfleet": fleet_large,
 }

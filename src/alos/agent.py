@@ -24,6 +24,7 @@ class Agent:
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self._tables: dict[str, dict[str, tools.ToolSpec]] = {}
+        self._wires: dict[str, list[dict[str, object]]] = {}
 
     def tools(self, image_name: str) -> dict[str, tools.ToolSpec]:
         """Return the tool table of image ``image_name``."""
@@ -41,7 +42,9 @@ class Agent:
         replay = act is not None  # re-entered: earlier dispatches may have journaled effects
         if act is None:
             actions.deliver(kernel, pid)
-            wire = [t.wire() for t in table.values()]
+            wire = self._wires.get(proc.image)
+            if wire is None:
+                wire = self._wires[proc.image] = [t.wire() for t in table.values()]
             try:
                 turn = await dispatch(
                     kernel,

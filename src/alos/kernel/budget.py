@@ -106,7 +106,11 @@ class Ledger:
         """Account for ``taken`` after its transaction: stored when committed, still unwritten if not."""
         for pid, amounts in taken.items():
             if committed:
-                self._stored.pop(pid, None)
+                stored = self._stored.get(pid)
+                if stored is not None:  # keep the cache: add what was just written
+                    for name, amount in amounts.items():
+                        lim, spent = stored.get(name, (None, 0))
+                        stored[name] = (lim, spent + amount)
             else:
                 mine = self._unwritten.setdefault(pid, {})
                 for name, amount in amounts.items():

@@ -85,6 +85,27 @@ def transition(
     return new
 
 
+def mark(kernel: Kernel, proc: Process, state: ProcState) -> Process:
+    """Move ``proc`` between runnable and running without a commit of its own; return the new record.
+
+    The scheduler does this twice a quantum. The row and its event are written with the host's
+    next transaction (group commit): a host that dies first leaves the process runnable, which
+    is what recovery makes of a running one anyway. If another connection moved the process
+    meanwhile (a kill from another terminal), the write is skipped and that move stands.
+    """
+    if {proc.state, state} != {ProcState.RUNNABLE, ProcState.RUNNING}:
+        raise ValueError("mark only moves between runnable and running")
+    new = dataclasses.replace(proc, state=state, updated=kernel.clock.now())
+    kernel.remember(new)
+
+    def write(tx: Tx) -> None:
+        if rows.update_process(tx.conn, new, was=proc.state):
+            tx.event(proc.pid, "state", {"from": proc.state.value, "state": state.value})
+
+    kernel.defer(write)
+    return new
+
+
 def park(kernel: Kernel, tx: Tx, proc: Process, wait: Wait, until: float | None = None) -> Process:
     """Make ``proc`` wait for ``wait`` (until time ``until`` at the latest); return the new record.
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from alos import audit, limits
 from alos.errors import Conflict
 from alos.kernel.kernel import Kernel
-from alos.kernel.proc import amend, end, transition
+from alos.kernel.proc import amend, end, mark, transition
 from alos.store import rows
 from alos.types import Event, Exit, Pid, ProcState
 
@@ -126,8 +126,7 @@ class Scheduler:
         try:
             proc = kernel.proc(pid)
             if proc.state is ProcState.RUNNABLE:
-                with kernel.transaction() as tx:
-                    transition(kernel, tx, proc, ProcState.RUNNING)
+                mark(kernel, proc, ProcState.RUNNING)
             await self._guarded(pid)
             self.quanta += 1
             kernel.refresh()
@@ -138,8 +137,7 @@ class Scheduler:
                 proc = kernel.proc(pid)
             if proc.state is ProcState.RUNNING:
                 if self._ready or len(self._running) > 1:
-                    with kernel.transaction() as tx:
-                        transition(kernel, tx, proc, ProcState.RUNNABLE)
+                    mark(kernel, proc, ProcState.RUNNABLE)
                 self._running.discard(pid)
                 self._enqueue(pid)
         except Conflict:
