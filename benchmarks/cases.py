@@ -60,7 +60,7 @@ QUICK = Plan(
     spawns=300,
     brood=300,
     fleets=(200, 1_000),
-    wakes=60,
+    wakes=100,
 )
 
 

@@ -30,7 +30,7 @@ POLL_SECONDS = 0.2  # seconds between looks at the store for answers made in ano
 
 PRIORITY_DEFAULT = 5  # share of quanta of a process nobody gave a priority; priorities run 1..9
 PRIORITY_MAX = 9  # the highest priority; a child never gets more than its parent has
-SCHED_CONCURRENCY = 64  # quanta in flight at once: real model calls overlap, the store stays one writer
+SCHED_CONCURRENCY = 8  # quanta in flight at once: model calls overlap; beyond it priorities decide who runs
 STRIDE = 1 << 20  # scheduler pass units per quantum at priority 1 (stride scheduling: no starvation)
 TERM_GRACE_QUANTA = 2  # quanta a process gets after a term signal to exit by itself before it is killed
 MESSAGE_MAX_BYTES = 64 << 10  # bytes of one msg.send body
@@ -38,3 +38,4 @@ MESSAGES_SHOWN = 20  # interrupts and human messages put into the context at mos
 WAIT_MAX_SECONDS = 30 * 86_400.0  # seconds: the longest clock.sleep or wait timeout (30 days)
 CONTEXTS_CACHED = 512  # process contexts kept in memory; more are read back from the store
 ANCESTRY_MAX = 64  # generations of processes below a root: a deeper spawn is refused
+BUDGET_MAX = 1 << 62  # the largest budget limit: the store keeps 64-bit integers

@@ -273,7 +273,11 @@ def test_cli_send_interrupt_ends_a_selective_recv(tmp_path: Path) -> None:
 
 def test_cli_pause_then_resume_pid_of_a_process_waiting_on_a_human(tmp_path: Path) -> None:
     e = make_env(tmp_path)
-    r = e.run([turn(call("fs_write", path="a.txt", content="A")), turn(call("proc_exit", result="done"))], "--ask", "fs:*=write")
+    r = e.run(
+        [turn(call("fs_write", path="a.txt", content="A")), turn(call("proc_exit", result="done"))],
+        "--ask",
+        "fs:*=write",
+    )
     assert r.returncode == 3
     assert e.cmd("pause", "1").returncode == 0
     assert state(e)[0] == "paused"
@@ -287,7 +291,11 @@ def test_cli_pause_then_resume_pid_of_a_process_waiting_on_a_human(tmp_path: Pat
 
 def test_cli_resume_without_pid_does_not_report_success_while_root_is_paused(tmp_path: Path) -> None:
     e = make_env(tmp_path)
-    r = e.run([turn(call("fs_write", path="a.txt", content="A")), turn(call("proc_exit", result="done"))], "--ask", "fs:*=write")
+    r = e.run(
+        [turn(call("fs_write", path="a.txt", content="A")), turn(call("proc_exit", result="done"))],
+        "--ask",
+        "fs:*=write",
+    )
     assert r.returncode == 3
     assert e.cmd("pause", "1").returncode == 0
     assert e.cmd("approve", "1").returncode == 0

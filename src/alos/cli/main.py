@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 from rich.console import Console
 
-from alos import codec
+from alos import codec, limits
 from alos.cli import show
 from alos.cli.drive import EXIT_FAILED, Driver, who
 from alos.errors import AlosError
@@ -273,6 +273,8 @@ def parse_budget(specs: tuple[str, ...]) -> dict[str, int]:
             raise click.BadParameter(f"{spec!r} must look like NAME=N, e.g. model_calls=20", param_hint="--budget")
         if name.strip() not in BUDGETS:
             raise click.BadParameter(f"no budget {name!r}; budgets are {', '.join(BUDGETS)}", param_hint="--budget")
+        if int(amount) > limits.BUDGET_MAX:
+            raise click.BadParameter(f"{spec!r}: at most {limits.BUDGET_MAX}", param_hint="--budget")
         out[name.strip()] = int(amount)
     return out
 

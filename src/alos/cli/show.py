@@ -6,7 +6,6 @@ no rich markup) before it is printed.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rich.console import Console
@@ -266,7 +265,6 @@ def process_table(procs: list[Process], budgets: dict[int, dict[str, tuple[int |
     for col in ("PID", "PARENT", "NAME", "IMAGE", "STATE", "PRI", "TURNS"):
         t.add_column(col, no_wrap=True, min_width=len(col))
     t.add_column("SPENT", min_width=12)  # wraps between budgets on a narrow terminal
-    t.add_column("UPDATED", no_wrap=True)
     t.add_column("GOAL", overflow="ellipsis", no_wrap=True, max_width=40)
     for depth, p in tree_order(procs):
         colour = "green" if p.exit and p.exit.value == "ok" else "red" if p.exit else "yellow" if p.wait else ""
@@ -280,7 +278,6 @@ def process_table(procs: list[Process], budgets: dict[int, dict[str, tuple[int |
             str(p.priority),
             str(p.turns),
             spent(budgets.get(p.pid, {})),
-            time.strftime("%H:%M:%S", time.localtime(p.updated)),
             clip(p.goal, 40),
         )
     return t

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from alos import limits
 from alos.errors import Invalid, Limit
 from alos.store import rows
 from alos.types import BUDGETS, Pid, Process
@@ -24,29 +25,37 @@ def check_names(budget: dict[str, int]) -> None:
     for name, amount in budget.items():
         if name not in BUDGETS:
             raise Invalid(f"no budget {name!r}; budgets are {', '.join(BUDGETS)}")
-        if amount < 0:
-            raise Invalid(f"budget {name}={amount} is negative; a limit is a whole number >= 0")
+        if not 0 <= amount <= limits.BUDGET_MAX:
+            raise Invalid(
+                f"budget {name}={amount} is out of range; a limit is a whole number from 0 to {limits.BUDGET_MAX}"
+            )
 
 
 class Ledger:
     """What each process spent and may spend: the store's figures plus what is not yet written."""
 
     def __init__(self) -> None:
-        self._stored: dict[Pid, Amounts] = {}
+        self._stored: dict[Pid, Amounts] = {}  # as of the last commit
+        self._writing: dict[Pid, dict[str, int]] = {}  # written by the open transaction
         self._unwritten: dict[Pid, dict[str, int]] = {}
 
     def amounts(self, conn: sqlite3.Connection, pid: Pid) -> Amounts:
-        """Return ``pid``'s budgets: name -> (limit, spent including what is not yet written)."""
+        """Return ``pid``'s budgets: name -> (limit, spent including what is not yet committed)."""
+        writing = self._writing.get(pid, {})
         stored = self._stored.get(pid)
         if stored is None:
-            stored = self._stored[pid] = rows.budget_of(conn, pid)
-        extra = self._unwritten.get(pid)
-        if not extra:
+            stored = rows.budget_of(conn, pid)
+            if writing:  # read inside the open transaction: it already shows what is being written
+                stored = {n: (lim, spent - writing.get(n, 0)) for n, (lim, spent) in stored.items()}
+            self._stored[pid] = stored
+        extra = self._unwritten.get(pid, {})
+        if not writing and not extra:
             return stored
         out = dict(stored)
-        for name, amount in extra.items():
-            lim, spent = out.get(name, (None, 0))
-            out[name] = (lim, spent + amount)
+        for more in (writing, extra):
+            for name, amount in more.items():
+                lim, spent = out.get(name, (None, 0))
+                out[name] = (lim, spent + amount)
         return out
 
     def left(self, conn: sqlite3.Connection, chain: Sequence[Process], name: str, now: float) -> int | None:
@@ -97,6 +106,7 @@ class Ledger:
     def write(self, conn: sqlite3.Connection) -> dict[Pid, dict[str, int]]:
         """Write what is not yet written inside the caller's transaction; return it for ``written``."""
         taken, self._unwritten = self._unwritten, {}
+        self._writing = taken
         for pid, amounts in taken.items():
             for name, amount in amounts.items():
                 rows.add_spent(conn, pid, name, amount)
@@ -104,6 +114,7 @@ class Ledger:
 
     def written(self, taken: dict[Pid, dict[str, int]], committed: bool) -> None:
         """Account for ``taken`` after its transaction: stored when committed, still unwritten if not."""
+        self._writing = {}
         for pid, amounts in taken.items():
             if committed:
                 stored = self._stored.get(pid)

@@ -58,11 +58,13 @@ class Scheduler:
             elif state == ProcState.WAITING and ev.detail.get("wake") is not None:
                 heapq.heappush(self._timers, (float(ev.detail["wake"]), ev.pid))
 
-    def _enqueue(self, pid: Pid) -> None:
+    def _enqueue(self, pid: Pid, ran: bool = False) -> None:
+        """Queue ``pid``: one that just ran keeps its pass; one that waited starts no earlier than
+        the last pass picked, so a long sleep earns no burst of quanta."""
         if pid in self._queued or pid in self._running:
             return  # a running process is put back when its quantum ends
         self._seq += 1
-        start = max(self._pass.get(pid, 0), self._floor)
+        start = self._pass.get(pid, 0) if ran else max(self._pass.get(pid, 0), self._floor)
         heapq.heappush(self._ready, (start, self._seq, pid))
         self._queued.add(pid)
         if self._done is not None:
@@ -139,7 +141,7 @@ class Scheduler:
                 if self._ready or len(self._running) > 1:
                     mark(kernel, proc, ProcState.RUNNABLE)
                 self._running.discard(pid)
-                self._enqueue(pid)
+                self._enqueue(pid, ran=True)
         except Conflict:
             kernel.refresh()  # another connection moved it (a signal from another terminal): that stands
         finally:

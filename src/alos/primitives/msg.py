@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import msgspec
 
 from alos import limits
-from alos.errors import Denied, Invalid, Limit
+from alos.errors import Denied, Invalid, Limit, NotFound
 from alos.kernel import Kernel, Tx
 from alos.kernel.proc import block, settle, wake
 from alos.rights import Need, Right
@@ -64,7 +64,7 @@ def send(kernel: Kernel, tx: Tx, proc: Process, args: SendArgs) -> dict[str, Any
         raise Denied(f"kind {args.kind!r} is sent by the runtime (proc.signal, 'alos send'), not by a process")
     target = rows.load_process(tx.conn, args.pid)
     if target is None or args.pid == HOST:
-        raise Invalid(f"no process {args.pid} to send to")
+        raise NotFound(f"no process {args.pid} to send to; 'alos ps' lists the processes")
     if target.state is ProcState.EXITED:
         raise Invalid(f"process {args.pid} has exited; its queue takes no more messages")
     mid = rows.insert_message(tx.conn, args.pid, proc.pid, args.kind, args.corr, args.body, tx.now)

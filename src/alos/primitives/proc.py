@@ -21,11 +21,12 @@ from alos.errors import Invalid, Limit, NotFound
 from alos.kernel import Kernel, Tx, action
 from alos.kernel.budget import check_names
 from alos.kernel.proc import create, move
-from alos.rights import Effect, Grant, Need, Right, make_grant
+from alos.rights import Effect, Grant, Need, Right, make_grant, normalize_pattern
 from alos.store import rows
 from alos.types import HOST, Fork, Process
 
 Priority = Annotated[int, msgspec.Meta(ge=1, le=limits.PRIORITY_MAX)]
+Amount = Annotated[int, msgspec.Meta(ge=0, le=limits.BUDGET_MAX)]
 READ_ONLY = frozenset({Right.READ, Right.LIST, Right.EXECUTE, Right.ASK, Right.SEND, Right.RECV})
 CHILD_RIGHTS = frozenset({Right.READ, Right.SIGNAL, Right.SEND})  # what a parent holds on its child
 
@@ -53,7 +54,7 @@ class SpawnArgs:
     model: str | None = None
     cwd: str | None = None
     grants: list[GrantArgs] = field(default_factory=list)
-    budget: dict[str, int] = field(default_factory=dict)
+    budget: dict[str, Amount] = field(default_factory=dict)
     priority: Priority | None = None
 
 
@@ -67,7 +68,7 @@ class ForkArgs:
     goal: str
     name: str | None = None
     grants: list[GrantArgs] = field(default_factory=list)
-    budget: dict[str, int] = field(default_factory=dict)
+    budget: dict[str, Amount] = field(default_factory=dict)
     priority: Priority | None = None
 
 
@@ -241,14 +242,15 @@ def exec_(kernel: Kernel, tx: Tx, proc: Process, args: ExecArgs) -> dict[str, An
     if proc.pid == HOST:
         raise Invalid("the host has no image to replace")
     kernel.images(args.image)
+    keep = {normalize_pattern(k, proc.cwd, k) for k in args.keep}  # as a grant would name it
     kept: list[int] = []
     dropped: list[int] = []
     for cap in kernel.caps(proc.pid):
-        if cap.effect is not Effect.ALLOW or cap.pattern in args.keep:
+        if cap.effect is not Effect.ALLOW or cap.pattern in keep:
             kept.append(cap.id)  # a deny or an ask never goes: authority never grows
         else:
             dropped.append(cap.id)
-    missing = set(args.keep) - {c.pattern for c in kernel.caps(proc.pid)}
+    missing = keep - {c.pattern for c in kernel.caps(proc.pid)}
     if missing:
         raise NotFound(f"process {proc.pid} holds no capability with pattern {sorted(missing)[0]!r} to keep")
     rows.drop_capabilities(tx.conn, dropped)
