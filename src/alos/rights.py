@@ -86,6 +86,11 @@ class Capability:
         )
 
 
+def kind(resource: str) -> str:
+    """Return the kind of a resource or pattern (``fs`` of ``fs:/a``; ``clock`` of ``clock``)."""
+    return resource.partition(":")[0]
+
+
 def covers(pattern: str, resource: str) -> bool:
     """Return whether ``pattern`` matches ``resource`` (exact, ``KIND:*`` or ``prefix/*``)."""
     if not pattern.endswith("*"):

@@ -22,7 +22,7 @@ from alos.errors import AlosError, Conflict, Denied, Invalid, NotFound
 from alos.kernel import Deferred, Kernel, Site, Tx, approval
 from alos.kernel import action as actions
 from alos.primitives import cap, clock, fs, human, model, msg, proc, signal
-from alos.rights import Capability, Effect, Need
+from alos.rights import Capability, Effect, Need, kind
 from alos.store import rows
 from alos.types import HOST, Parked, Process, ProcState, RequestKind, RequestState, Wait
 
@@ -280,7 +280,8 @@ class _Call:
             self.refused(err)
             raise err
         kernel = self.kernel
-        decision = caps.decide(kernel.caps(self.subject), self.needs, self.digest, kernel.clock.now())
+        held = kernel.caps_on(self.subject, frozenset(kind(n.resource) for n in self.needs))
+        decision = caps.decide(held, self.needs, self.digest, kernel.clock.now())
         if decision.effect is Effect.DENY:
             err = Denied(_denial(self.subject, decision, kernel, self.show))
             self.refused(err, decision)

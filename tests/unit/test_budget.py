@@ -74,5 +74,5 @@ def test_wall_time_is_measured_from_each_owners_creation(conn: sqlite3.Connectio
 def test_budget_names_and_amounts_are_checked() -> None:
     with pytest.raises(Invalid, match="no budget 'gold'"):
         check_names({"gold": 1})
-    with pytest.raises(Invalid, match="negative"):
+    with pytest.raises(Invalid, match="out of range"):
         check_names({"tokens": -5})

@@ -17,7 +17,7 @@ from alos import audit, limits
 from alos.errors import NotFound
 from alos.kernel.budget import Ledger
 from alos.providers.base import Clock, FileSystem, HumanIO, Model
-from alos.rights import Capability
+from alos.rights import Capability, kind
 from alos.store import rows
 from alos.store.db import Store
 from alos.types import AuditRecord, Event, Pid, Process
@@ -99,6 +99,7 @@ class Kernel:
         self._models: dict[str, Model] = {}
         self._procs: dict[Pid, Process] = {}
         self._caps: dict[Pid, list[Capability]] = {}
+        self._bykind: dict[Pid, dict[str, list[Capability]]] = {}
         self.sites: dict[Pid, Site] = {}
         self.contexts: dict[Pid, list[dict[str, Any]]] = {}
         self.listeners: list[Callable[[Event], None]] = []
@@ -179,6 +180,7 @@ class Kernel:
             return False
         self._procs.clear()
         self._caps.clear()
+        self._bykind.clear()
         self.contexts.clear()
         self.ledger.forget()
         self.generation += 1
@@ -222,12 +224,44 @@ class Kernel:
         """Drop the cached context of ``pid`` (it exited: no model reads it again)."""
         self.contexts.pop(pid, None)
 
+    def caps_on(self, pid: Pid, kinds: frozenset[str]) -> list[Capability]:
+        """Return the capabilities of ``pid`` on resources of ``kinds``, oldest first: a decision
+        about a file never looks through a parent's capabilities on its hundred children."""
+        by = self._bykind.get(pid)
+        if by is None:
+            by = self._bykind[pid] = {}
+            for cap in self.caps(pid):
+                by.setdefault(kind(cap.pattern), []).append(cap)
+        if len(kinds) == 1:
+            return by.get(next(iter(kinds)), [])
+        return sorted((c for k in kinds for c in by.get(k, ())), key=lambda c: c.id)
+
+    def learn_cap(self, cap: Capability) -> None:
+        """Add a just-committed capability to the caches (instead of reloading them all)."""
+        cached = self._caps.get(cap.pid)
+        if cached is not None:
+            cached.append(cap)
+        by = self._bykind.get(cap.pid)
+        if by is not None:
+            by.setdefault(kind(cap.pattern), []).append(cap)
+
+    def unlearn_caps(self, pid: Pid, ids: set[int]) -> None:
+        """Remove just-dropped capabilities from the caches."""
+        if pid in self._caps:
+            self._caps[pid] = [c for c in self._caps[pid] if c.id not in ids]
+        by = self._bykind.get(pid)
+        if by is not None:
+            for k, caps in by.items():
+                by[k] = [c for c in caps if c.id not in ids]
+
     def forget_caps(self, pid: Pid | None = None) -> None:
         """Drop cached capabilities of ``pid`` (of everyone when None)."""
         if pid is None:
             self._caps.clear()
+            self._bykind.clear()
         else:
             self._caps.pop(pid, None)
+            self._bykind.pop(pid, None)
 
     def model(self, spec: str) -> Model:
         """Return the model provider for ``spec``, opened once."""

@@ -70,6 +70,8 @@ def transition(
         result=result if result is not None else proc.result,
         updated=tx.now,
     )
+    if state is ProcState.EXITED:  # no wait or term outlives the process (one row write, not two)
+        new = dataclasses.replace(new, wake=None, term=0)
     if not rows.update_process(tx.conn, new, was=proc.state):
         raise Conflict(f"process {proc.pid} was changed by another connection while it was {proc.state}")
     detail: dict[str, object] = {"from": proc.state.value, "state": state.value}
@@ -153,7 +155,6 @@ def end(kernel: Kernel, tx: Tx, proc: Process, how: Exit, result: str | None, by
     go to the nearest living ancestor (or the host), and a parent waiting on a child wakes.
     """
     new = transition(kernel, tx, proc, ProcState.EXITED, exit=how, result=result)
-    new = amend(kernel, tx, new, wake=None, term=0)
     rows.clear_action(tx.conn, proc.pid)
     rows.cancel_requests_of(tx.conn, proc.pid, by, tx.now)
     heir = _heir(tx, proc)
@@ -183,9 +184,7 @@ def _heir(tx: Tx, proc: Process) -> Pid | None:
 def _adopt(kernel: Kernel, tx: Tx, proc: Process, heir: Pid | None) -> int:
     """Give ``proc``'s children that are alive or not yet reaped to ``heir``; return how many."""
     moved = 0
-    for child in rows.children_of(tx.conn, proc.pid):
-        if child.reaped:
-            continue
+    for child in rows.children_of(tx.conn, proc.pid, reaped=False):
         amend(kernel, tx, child, parent=heir, updated=tx.now)
         tx.event(child.pid, "adopt", {"from": proc.pid, "parent": heir})
         moved += 1

@@ -21,7 +21,7 @@ from alos.errors import Invalid, Limit, NotFound
 from alos.kernel import Kernel, Tx, action
 from alos.kernel.budget import check_names
 from alos.kernel.proc import create, move
-from alos.rights import Effect, Grant, Need, Right, make_grant, normalize_pattern
+from alos.rights import Capability, Effect, Grant, Need, Right, kind, make_grant, normalize_pattern
 from alos.store import rows
 from alos.types import HOST, Fork, Process
 
@@ -196,8 +196,11 @@ def _make(
     issuer = "host" if proc.pid == HOST else f"pid:{proc.pid}"
     ids = [caps.issue(tx.conn, child.pid, g, issuer, source) for g, source in issued]
     if parent is not None:  # a parent can wait on, signal and write to the child it made
-        caps.issue(tx.conn, parent, Grant(f"proc:{child.pid}", CHILD_RIGHTS, Effect.ALLOW), issuer)
-        tx.on_commit.append(lambda: kernel.forget_caps(parent))
+        own = Grant(f"proc:{child.pid}", CHILD_RIGHTS, Effect.ALLOW)
+        cid = caps.issue(tx.conn, parent, own, f"spawn:{child.pid}")
+        made = Capability(cid, parent, own.pattern, own.rights, own.effect, f"spawn:{child.pid}", None, None, False,
+                          None, False, None, None)  # fmt: skip
+        tx.on_commit.append(lambda: kernel.learn_cap(made))
     kernel.ledger.set_limits(tx.conn, child.pid, args.budget)
     tx.on_commit.append(lambda: kernel.forget_caps(child.pid))
     return {"pid": child.pid, "name": name, "mode": mode.value, "capabilities": ids}
@@ -208,7 +211,6 @@ def _grants(
 ) -> list[tuple[Grant, int | None]]:
     """Return the grants to issue with the capability each derives from (None: from the host)."""
     out: list[tuple[Grant, int | None]] = []
-    held = kernel.caps(proc.pid) if proc.pid != HOST else []
     for g in wanted:
         delegable = g.delegable if g.delegable is not None else proc.pid == HOST
         grant = make_grant(g.pattern, g.rights, g.effect, cwd, delegable=delegable)
@@ -220,6 +222,7 @@ def _grants(
         if proc.pid == HOST:
             out.append((grant, None))
         else:
+            held = kernel.caps_on(proc.pid, frozenset({kind(grant.pattern)}))
             out.extend((d, source) for d, source in caps.attenuate(held, grant, tx.now))
     return out
 

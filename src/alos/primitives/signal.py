@@ -92,15 +92,17 @@ def resolve_exit(kernel: Kernel, proc: Process, args: ExitArgs) -> ExitArgs:
 
 def wait(kernel: Kernel, tx: Tx, proc: Process, args: WaitArgs) -> dict[str, Any] | Parked:
     """Return the exited child collected, ``{"pid": null}`` when none exited yet, or Parked."""
-    children = [c for c in rows.children_of(tx.conn, proc.pid) if not c.reaped or c.pid == args.pid]
     if args.pid is not None:
-        children = [c for c in children if c.pid == args.pid]
-        if not children:
+        one = rows.load_process(tx.conn, args.pid)
+        if one is None or one.parent != proc.pid:
             raise NotFound(f"process {args.pid} is not a child of process {proc.pid}; proc_list shows yours")
-        if children[0].reaped:
+        if one.reaped:
             raise Conflict(f"process {args.pid} was already waited for")
-    elif not children:
-        raise NotFound(f"process {proc.pid} has no children to wait for")
+        children = [one]
+    else:
+        children = rows.children_of(tx.conn, proc.pid, reaped=False)
+        if not children:
+            raise NotFound(f"process {proc.pid} has no children to wait for")
     done = next((c for c in children if c.state is ProcState.EXITED), None)
     if done is None:
         running = [c.pid for c in children]

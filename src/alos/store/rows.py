@@ -133,10 +133,11 @@ def all_processes(conn: Conn) -> list[Process]:
     return [_process(r) for r in conn.execute(f"SELECT {_PROC_COLS} FROM processes ORDER BY pid")]
 
 
-def children_of(conn: Conn, pid: Pid) -> list[Process]:
-    """Return the children of ``pid`` (exited ones included), oldest first."""
-    sql = f"SELECT {_PROC_COLS} FROM processes WHERE parent=? ORDER BY pid"
-    return [_process(r) for r in conn.execute(sql, (pid,))]
+def children_of(conn: Conn, pid: Pid, reaped: bool = True) -> list[Process]:
+    """Return the children of ``pid`` (exited ones included; reaped ones too unless ``reaped`` is
+    False), oldest first."""
+    sql = f"SELECT {_PROC_COLS} FROM processes WHERE parent=?" + ("" if reaped else " AND reaped=0")
+    return [_process(r) for r in conn.execute(sql + " ORDER BY pid", (pid,))]
 
 
 def roots(conn: Conn) -> list[Process]:
