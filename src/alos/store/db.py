@@ -25,7 +25,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE processes ADD COLUMN wake REAL",
         "ALTER TABLE processes ADD COLUMN reaped INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE processes ADD COLUMN term INTEGER NOT NULL DEFAULT 0",
-        "CREATE INDEX processes_state ON processes(state)",
+        "DROP INDEX IF EXISTS audit_pid",  # every audit insert paid for it; 'alos audit --pid' can scan
         "CREATE INDEX processes_parent ON processes(parent)",
         "CREATE TABLE messages (id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, sender INTEGER NOT NULL,"
         " kind TEXT NOT NULL, corr TEXT, body TEXT NOT NULL, sent REAL NOT NULL, taken REAL)",

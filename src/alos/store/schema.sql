@@ -25,7 +25,6 @@ CREATE TABLE processes (
     reaped   INTEGER NOT NULL DEFAULT 0,    -- its exit was collected by proc.wait (or proc.merge)
     term     INTEGER NOT NULL DEFAULT 0     -- quanta left after a term signal before it is killed
 );
-CREATE INDEX processes_state ON processes(state);
 CREATE INDEX processes_parent ON processes(parent);
 
 -- Durable message queues: one per process, taken selectively by kind and correlation id.
@@ -135,7 +134,6 @@ CREATE TABLE audit (
     prev     TEXT NOT NULL,
     digest   TEXT NOT NULL
 );
-CREATE INDEX audit_pid ON audit(pid);
 
 -- The head names the newest record, so removing records at the end shows in verification.
 CREATE TRIGGER audit_head AFTER INSERT ON audit BEGIN
