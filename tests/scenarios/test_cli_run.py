@@ -163,6 +163,8 @@ def test_demo_runs_offline_and_verifies(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert "chain intact" in r.stdout and "store directory" in r.stdout and "approved" in r.stdout
     assert (tmp_path / "demo" / "SUMMARY.md").exists()
+    assert "process 2 checker exited ok" in r.stdout and "process 2 lacks read on" in r.stdout
+    assert "calls=3/3" in r.stdout  # the checker's budget, shown in the process tree
 
 
 # -- a host that waits at its prompt (a real TTY) ----------------------------------------

@@ -2,7 +2,8 @@
 
 An agent (a scripted model) lists and reads the workspace, is denied a secret, is refused the
 store directory, asks a human before writing, resumes the same action after approval (no new
-model call), tells the human, and exits; then the audit summary and a verified chain.
+model call), starts a checker process that may read only src/ within a budget, waits for its
+result, tells the human, and exits; then the process tree, the audit summary and a verified chain.
 """
 
 from __future__ import annotations
@@ -58,8 +59,43 @@ SCRIPT = [
         ],
     },
     {
+        "content": "A checker should look at src/; it gets read on src/ and three model calls, nothing more.",
+        "tool_calls": [
+            {
+                "name": "proc_spawn",
+                "arguments": {
+                    "name": "checker",
+                    "goal": "Check the code in src/ and report",
+                    "grants": [
+                        {"pattern": "fs:src/*", "rights": ["read"]},
+                        {"pattern": "model:script", "rights": ["execute"]},
+                    ],
+                    "budget": {"model_calls": 3},
+                },
+            },
+            {"name": "proc_wait", "arguments": {}},
+        ],
+    },
+    {
         "content": "Done.",
-        "tool_calls": [{"name": "human_tell", "arguments": {"text": "SUMMARY.md is written."}}],
+        "tool_calls": [{"name": "human_tell", "arguments": {"text": "SUMMARY.md is written; the checker reported."}}],
+    },
+    {
+        "proc": "checker",
+        "content": "Reading the code I was given.",
+        "tool_calls": [{"name": "fs_read", "arguments": {"path": "src/app.py"}}],
+    },
+    {
+        "proc": "checker",
+        "content": "And the configuration?",
+        "tool_calls": [{"name": "fs_read", "arguments": {"path": ".env"}}],
+    },
+    {
+        "proc": "checker",
+        "content": "Reporting.",
+        "tool_calls": [
+            {"name": "proc_exit", "arguments": {"result": "src/app.py: stock() always returns 0; .env is not mine"}}
+        ],
     },
 ]
 
@@ -91,10 +127,13 @@ def run_demo(where: str | None, interactive: bool) -> int:
         parse_grant("fs:*=read,list", Effect.ALLOW, ws),
         parse_grant("fs:.env=read", Effect.DENY, ws),
         parse_grant("fs:*=write", Effect.ASK, ws),
+        parse_grant("proc:spawn=spawn", Effect.ALLOW, ws),
     ]
     out.print(Rule("alos demo"))
     out.print(f"workspace  {ws}\nstore      {store}")
-    out.print("grants     --allow 'fs:*=read,list'  --deny 'fs:.env=read'  --ask 'fs:*=write'\n")
+    out.print(
+        "grants     --allow 'fs:*=read,list'  --deny 'fs:.env=read'  --ask 'fs:*=write'  --allow 'proc:spawn=spawn'\n"
+    )
     trace = show.Trace(out)
     rt = open_runtime(store, host=True, human=CallbackHuman(show.tell(out, trace.names)))
     try:
@@ -113,13 +152,17 @@ def run_demo(where: str | None, interactive: bool) -> int:
         code = asyncio.run(driver.drive([pid]))
         records = list(rt.audit())
         verdict = rt.verify()
+        procs, budgets = rt.processes(), rt.budgets()
     finally:
         rt.close()
+    out.print(Rule("processes"))
+    out.print(show.process_table(procs, budgets, out.width))
     out.print(Rule("audit"))
     counts = Counter(r.decision for r in records if r.pid != 0)
     out.print(f"{len(records)} audit records; decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     calls = sum(1 for r in records if r.pid == pid and r.syscall == "model.call")
     out.print(f"model calls by process {pid}: {calls}, one per turn: the approved write resumed the same action")
+    out.print("its spending above counts the checker's: a child's spending counts against every ancestor")
     if verdict.ok:
         out.print(show.line(("✓ alos audit verify: chain intact", "green"), f" ({verdict.count} records)"))
     else:

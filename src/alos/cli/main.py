@@ -322,7 +322,8 @@ def ps(store: str, as_json: bool) -> None:
         elif not procs:
             show.console().print("no processes in this store")
         else:
-            show.console(soft_wrap=False).print(show.process_table(procs, budgets))
+            console = show.console(soft_wrap=False)
+            console.print(show.process_table(procs, budgets, console.width))
     finally:
         rt.close()
 

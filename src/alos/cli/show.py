@@ -259,17 +259,22 @@ def tree_order(procs: list[Process]) -> list[tuple[int, Process]]:
     return out
 
 
-def process_table(procs: list[Process], budgets: dict[int, dict[str, tuple[int | None, int]]]) -> Table:
-    """Return the table ``alos ps`` prints: the process tree with states and spending."""
+def process_table(
+    procs: list[Process], budgets: dict[int, dict[str, tuple[int | None, int]]], width: int = 200
+) -> Table:
+    """Return the table ``alos ps`` prints: the process tree with states and spending; the goal
+    only when the terminal (``width`` columns) has room for it."""
     t = Table(box=None, header_style="bold")
     for col in ("PID", "PARENT", "NAME", "IMAGE", "STATE", "PRI", "TURNS"):
         t.add_column(col, no_wrap=True, min_width=len(col))
     t.add_column("SPENT", min_width=12)  # wraps between budgets on a narrow terminal
-    t.add_column("GOAL", overflow="ellipsis", no_wrap=True, max_width=40)
+    goal = width >= 110
+    if goal:
+        t.add_column("GOAL", overflow="ellipsis", no_wrap=True, max_width=40)
     for depth, p in tree_order(procs):
         colour = "green" if p.exit and p.exit.value == "ok" else "red" if p.exit else "yellow" if p.wait else ""
         mode = f" ({p.mode})" if p.mode != "spawn" else ""
-        t.add_row(
+        cells: list[str | Text] = [
             str(p.pid),
             str(p.parent or "-"),
             "  " * depth + clip(p.name, 20) + mode,
@@ -278,6 +283,8 @@ def process_table(procs: list[Process], budgets: dict[int, dict[str, tuple[int |
             str(p.priority),
             str(p.turns),
             spent(budgets.get(p.pid, {})),
-            clip(p.goal, 40),
-        )
+        ]
+        if goal:
+            cells.append(clip(p.goal, 40))
+        t.add_row(*cells)
     return t
