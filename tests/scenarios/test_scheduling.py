@@ -231,3 +231,14 @@ def test_a_bad_budget_is_refused_before_anything_is_stored(runtime, ws: Path) ->
     with pytest.raises(alos.Invalid):
         root(runtime, ws, budget={"tokens": -1})
     assert runtime.processes() == []
+
+
+def test_a_termed_process_that_goes_back_to_waiting_is_killed(runtime, ws: Path) -> None:
+    turns = [{"content": "wait", "tool_calls": [call("msg_recv")]} for _ in range(5)]
+    pid = root(runtime, ws, turns)
+    asyncio.run(runtime.run())
+    assert runtime.process(pid).wait is Wait.MESSAGE
+    asyncio.run(runtime.signal(pid, "term"))
+    asyncio.run(runtime.run())
+    p = runtime.process(pid)
+    assert p.exit is Exit.KILLED and "term" in (p.result or ""), p

@@ -158,11 +158,12 @@ class Scheduler:
             self.fail(pid, f"{type(err).__name__}: {err}", traceback.format_exc())
 
     def _countdown(self, pid: Pid) -> None:
-        """Count down a term signal's grace; kill the process when it is used up."""
+        """Count down a term signal's grace; kill the process when it is used up, or when it went
+        back to waiting instead of exiting (it would never get the quanta to count down)."""
         kernel = self.kernel
         proc = kernel.proc(pid)
         with kernel.transaction() as tx:
-            if proc.term <= 1:
+            if proc.term <= 1 or proc.state is not ProcState.RUNNING:
                 end(kernel, tx, proc, Exit.KILLED, "killed: it did not exit after a term signal", "term")
             else:
                 amend(kernel, tx, proc, term=proc.term - 1)
