@@ -72,6 +72,7 @@ class Agent:
             act = actions.start(kernel, kernel.proc(pid), turn)
         epoch = proc.epoch
         for index in range(act.next, len(act.calls)):
+            kernel.refresh()
             if kernel.proc(pid).state is not ProcState.RUNNING:
                 return  # paused or killed: the rest of the action waits in the store
             kernel.enter(pid, Site(act.id, index, replay=replay))
@@ -81,9 +82,12 @@ class Agent:
                 kernel.leave(pid)
             if isinstance(result, Parked):
                 return
+            kernel.refresh()
             now = kernel.proc(pid)
-            if now.state is ProcState.EXITED or now.epoch != epoch:
-                return  # it exited, or exec replaced the program and its context
+            if now.state is not ProcState.RUNNING or now.epoch != epoch:
+                # exited, exec'd, or paused from elsewhere while the call ran: a call refused because
+                # of the pause made nothing, and a journaled one answers again from the journal
+                return
             actions.finish_call(kernel, pid, act, index, result.text, result.ok)
 
 

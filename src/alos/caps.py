@@ -82,7 +82,8 @@ def attenuate(held: Sequence[Capability], grant: Grant, now: float) -> list[tupl
     """Return what passing ``grant`` to a child issues: (grant, the held capability it derives from).
 
     The first pair is ``grant`` itself, derived from a held capability (rights only shrink). Then
-    come copies of every held deny, and for an allow every held ask, that overlaps it: a child
+    come copies of every held deny, and for an allow every held ask, that overlaps it, each on
+    the narrower of the two patterns (so it ties or beats the grant, and ties go to ask): a child
     never escapes a deny or an ask its parent is under. Raises Denied naming what was asked and
     what is held when no held capability covers ``grant``.
     """
@@ -109,7 +110,9 @@ def attenuate(held: Sequence[Capability], grant: Grant, now: float) -> list[tupl
         if cap is source or not shadows or not rights or cap.digest is not None or not cap.live(now):
             continue
         if _overlap(cap.pattern, grant.pattern):
-            out.append((Grant(cap.pattern, rights, cap.effect, expires=cap.expires), cap.id))
+            # the narrower of the two: an ask at least as specific as the grant still wins over it
+            narrow = max(cap.pattern, grant.pattern, key=specificity)
+            out.append((Grant(narrow, rights, cap.effect, expires=cap.expires), cap.id))
     return out
 
 

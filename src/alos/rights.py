@@ -217,9 +217,10 @@ def derive(parent: Capability, child: Grant, now: float) -> Grant:
         raise Denied(f"capability {parent.id} ({held}) is not delegable; asked for {asked}")
     if not child.rights <= parent.rights:
         raise Denied(f"cannot derive {asked} from {held}: rights only shrink")
-    inside = covers(parent.pattern, child.pattern.removesuffix("/*").removesuffix("*")) or (
-        parent.pattern == child.pattern
-    )
+    if parent.pattern.endswith("*"):  # a subtree passes itself or anything inside it
+        inside = covers(parent.pattern, child.pattern.removesuffix("/*").removesuffix("*"))
+    else:  # an exact resource passes only itself: never the subtree below it
+        inside = parent.pattern == child.pattern
     if not inside:
         raise Denied(f"cannot derive {asked} from {held}: resource is outside the held pattern")
     if parent.effect is Effect.DENY and child.effect is not Effect.DENY:

@@ -77,7 +77,7 @@ TABLE: dict[str, Entry] = {
         _fs("fs.list", fs.ListArgs, fs.list_needs, fs.list_dir),
         _fs("fs.mkdir", fs.MkdirArgs, fs.mkdir_needs, fs.mkdir, changes=True, resolve=fs.resolve_mkdir),
         _fs("fs.delete", fs.DeleteArgs, fs.delete_needs, fs.delete, changes=True),
-        Entry("human.ask", human.AskArgs, human.ask_needs, apply=human.ask, once=True),
+        Entry("human.ask", human.AskArgs, human.ask_needs, apply=human.ask, once=True, reaches=True),
         Entry("human.tell", human.TellArgs, human.tell_needs, run=human.tell, outside=True),
         Entry("human.answer", human.AnswerArgs, human.answer_needs, apply=human.answer, host_only=True),
         Entry("model.call", model.CallArgs, model.call_needs, run=model.call, cost=model.cost, used=model.used),
@@ -286,6 +286,10 @@ class _Call:
         decision = caps.decide(held, self.needs, self.digest, kernel.clock.now())
         if decision.effect is Effect.DENY:
             err = Denied(_denial(self.subject, decision, kernel, self.show))
+            self.refused(err, decision)
+            raise err
+        if decision.effect is Effect.ASK and p.mode == "speculative":
+            err = Denied(f"process {self.subject} is speculative: it may not ask a human ({self.name} needs approval)")
             self.refused(err, decision)
             raise err
         if self.retry is not None:  # a human's recovery answer stands in for ask, never for deny

@@ -60,6 +60,8 @@ class Process:
     wake: float | None = None  # when its timed wait ends
     reaped: bool = False  # its exit was collected by its parent
     term: int = 0  # quanta left after a term signal; 0: none pending
+    creator: Pid | None = None  # who made it; unlike parent, adoption never changes it
+    paused_by: Pid | None = None  # who paused it (HOST: the host)
 
 
 class Fork(enum.StrEnum):

@@ -70,6 +70,7 @@ class Driver:
                     return EXIT_FAILED
                 if not await self.wait_for_person(held):
                     return EXIT_WAITING
+                continue  # another terminal sent, resumed or answered: run again
             if not await self.answer(pending):
                 self.stopped(pending)
                 return EXIT_WAITING

@@ -99,8 +99,9 @@ def reset(kernel: Kernel, tx: Tx, proc: Process, image: str, goal: str) -> Proce
     """Give ``proc`` a new image and a fresh context with ``goal``, dropping its pending action (exec)."""
     rows.clear_context(tx.conn, proc.pid)
     rows.clear_action(tx.conn, proc.pid)
-    new = dataclasses.replace(proc, image=image, goal=goal, epoch=proc.epoch + 1, updated=tx.now)
-    if not rows.update_process(tx.conn, new):
+    changes = {"image": image, "goal": goal, "epoch": proc.epoch + 1, "updated": tx.now}
+    new = dataclasses.replace(proc, **changes)  # type: ignore[arg-type]
+    if not rows.update_process(tx.conn, proc.pid, proc.state, changes):
         raise Conflict(f"process {proc.pid} was changed by another connection")
     seed(kernel, tx, new)
     tx.on_commit.append(lambda: kernel.remember(new))
@@ -134,7 +135,7 @@ def start(kernel: Kernel, proc: Process, turn: ModelTurn) -> Action:
     with kernel.transaction() as tx:
         _append(kernel, tx, proc.pid, "assistant", body)
         new = dataclasses.replace(proc, turns=proc.turns + 1, updated=tx.now)
-        if not rows.update_process(tx.conn, new):
+        if not rows.update_process(tx.conn, proc.pid, proc.state, {"turns": new.turns, "updated": tx.now}):
             raise Conflict(f"process {proc.pid} was changed by another connection during its model call")
         if turn.tool_calls:
             rows.save_action(tx.conn, proc.pid, action.id, [_call_row(c) for c in turn.tool_calls], 0)

@@ -197,10 +197,12 @@ class Kernel:
         return p
 
     def chain(self, pid: Pid) -> list[Process]:
-        """Return process ``pid`` and its ancestors, nearest first (whose budgets a call charges)."""
+        """Return process ``pid`` and the processes that made it, nearest first: whose budgets a
+        call charges. The line is the creators', exited ones included: a parent's exit never
+        releases its descendants from its budget (adoption changes ``parent``, not this)."""
         out = [self.proc(pid)]
-        while out[-1].parent is not None and len(out) <= limits.ANCESTRY_MAX:
-            out.append(self.proc(out[-1].parent))
+        while out[-1].creator is not None and len(out) <= limits.ANCESTRY_MAX:
+            out.append(self.proc(out[-1].creator))
         return out
 
     def remember(self, p: Process) -> None:

@@ -53,26 +53,30 @@ def transition(
     wait: Wait | None = None,
     exit: Exit | None = None,
     result: str | None = None,
+    by: Pid | None = None,
 ) -> Process:
-    """Move ``proc`` to ``state`` inside ``tx``; return the new record.
+    """Move ``proc`` to ``state`` inside ``tx``; return the new record. A move to paused
+    records ``by``, who paused it.
 
-    Raises Conflict naming both states when the edge is not in EDGES.
+    Raises Conflict naming both states when the edge is not in EDGES, or when another
+    connection moved the process since ``proc`` was read.
     """
     if (proc.state, state) not in EDGES:
         raise Conflict(f"process {proc.pid} cannot go from {proc.state} to {state}")
     if (state is ProcState.WAITING) != (wait is not None):
         raise ValueError("wait is given exactly when the new state is waiting")
-    new = dataclasses.replace(
-        proc,
-        state=state,
-        wait=wait,
-        exit=exit if state is ProcState.EXITED else None,
-        result=result if result is not None else proc.result,
-        updated=tx.now,
-    )
+    changes: dict[str, object] = {
+        "state": state,
+        "wait": wait,
+        "exit": exit if state is ProcState.EXITED else None,
+        "result": result if result is not None else proc.result,
+        "updated": tx.now,
+        "paused_by": by if state is ProcState.PAUSED else None,
+    }
     if state is ProcState.EXITED:  # no wait or term outlives the process (one row write, not two)
-        new = dataclasses.replace(new, wake=None, term=0)
-    if not rows.update_process(tx.conn, new, was=proc.state):
+        changes.update(wake=None, term=0)
+    new = dataclasses.replace(proc, **changes)  # type: ignore[arg-type]
+    if not rows.update_process(tx.conn, proc.pid, proc.state, changes):
         raise Conflict(f"process {proc.pid} was changed by another connection while it was {proc.state}")
     detail: dict[str, object] = {"from": proc.state.value, "state": state.value}
     if wait is not None:
@@ -101,7 +105,7 @@ def mark(kernel: Kernel, proc: Process, state: ProcState) -> Process:
     kernel.remember(new)
 
     def write(tx: Tx) -> None:
-        if rows.update_process(tx.conn, new, was=proc.state):
+        if rows.update_process(tx.conn, proc.pid, proc.state, {"state": state, "updated": new.updated}):
             tx.event(proc.pid, "state", {"from": proc.state.value, "state": state.value})
 
     kernel.defer(write)
@@ -137,7 +141,7 @@ def wake(kernel: Kernel, tx: Tx, pid: Pid, *waits: Wait) -> bool:
 def amend(kernel: Kernel, tx: Tx, proc: Process, **fields: Any) -> Process:
     """Change fields of ``proc`` other than its state inside ``tx``; return the new record."""
     new = dataclasses.replace(proc, **fields)
-    if not rows.update_process(tx.conn, new):
+    if not rows.update_process(tx.conn, proc.pid, proc.state, fields):
         raise Conflict(f"process {proc.pid} was changed by another connection; it is no longer {proc.state}")
     tx.on_commit.append(lambda: kernel.remember(new))
     return new
@@ -222,6 +226,7 @@ def create(
         updated=tx.now,
         priority=priority,
         mode=mode,
+        creator=parent,
     )
     pid = rows.insert_process(tx.conn, blank)
     proc = dataclasses.replace(blank, pid=pid)

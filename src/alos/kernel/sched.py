@@ -142,6 +142,9 @@ class Scheduler:
                     mark(kernel, proc, ProcState.RUNNABLE)
                 self._running.discard(pid)
                 self._enqueue(pid, ran=True)
+            elif proc.state is ProcState.RUNNABLE:  # parked and woken again before its quantum ended
+                self._running.discard(pid)
+                self._enqueue(pid, ran=True)
         except Conflict:
             kernel.refresh()  # another connection moved it (a signal from another terminal): that stands
         finally:
@@ -182,8 +185,11 @@ class Scheduler:
             _, pid = heapq.heappop(self._timers)
             proc = kernel.proc(pid)
             if proc.state is ProcState.WAITING and proc.wake is not None and proc.wake <= now:
-                with kernel.transaction() as tx:
-                    transition(kernel, tx, proc, ProcState.RUNNABLE)
+                try:
+                    with kernel.transaction() as tx:
+                        transition(kernel, tx, proc, ProcState.RUNNABLE)
+                except Conflict:
+                    kernel.refresh()  # killed or woken from another terminal meanwhile: that stands
 
     async def _sleep(self) -> None:
         """Sleep until the next deadline, looking at the store now and then for others' changes."""

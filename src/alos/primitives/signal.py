@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from alos import limits
-from alos.errors import Conflict, Invalid, NotFound
+from alos.errors import Conflict, Denied, Invalid, NotFound
 from alos.kernel import Kernel, Tx
 from alos.kernel.proc import amend, block, end, settle, transition, wake
 from alos.rights import Need, Right
@@ -149,8 +149,11 @@ def signal(kernel: Kernel, tx: Tx, proc: Process, args: SignalArgs) -> dict[str,
     if sig == "interrupt":
         _queue(kernel, tx, proc, target, "interrupt", args.text or f"{sender} interrupted you")
     elif sig == "pause" and target.state is not ProcState.PAUSED:
-        target = transition(kernel, tx, target, ProcState.PAUSED)
+        target = transition(kernel, tx, target, ProcState.PAUSED, by=proc.pid)
     elif sig == "resume" and target.state is ProcState.PAUSED:
+        if proc.pid not in (HOST, target.paused_by):
+            who = "the host" if target.paused_by == HOST else f"process {target.paused_by}"
+            raise Denied(f"process {args.pid} was paused by {who}; only it or the host may resume it")
         held = rows.pending_requests_of(tx.conn, target.pid) > 0
         target = (
             transition(kernel, tx, target, ProcState.WAITING, wait=Wait.HUMAN)

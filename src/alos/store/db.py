@@ -25,6 +25,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE processes ADD COLUMN wake REAL",
         "ALTER TABLE processes ADD COLUMN reaped INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE processes ADD COLUMN term INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE processes ADD COLUMN creator INTEGER",
+        "ALTER TABLE processes ADD COLUMN paused_by INTEGER",
+        "UPDATE processes SET creator = parent",
         "DROP INDEX IF EXISTS audit_pid",  # every audit insert paid for it; 'alos audit --pid' can scan
         "CREATE INDEX processes_parent ON processes(parent)",
         "CREATE TABLE messages (id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, sender INTEGER NOT NULL,"

@@ -33,7 +33,7 @@ Conn = sqlite3.Connection
 
 _PROC_COLS = (
     "pid, parent, name, image, model, state, wait, exit, cwd, goal, result, turns, created, updated,"
-    " priority, mode, epoch, wake, reaped, term"
+    " priority, mode, epoch, wake, reaped, term, creator, paused_by"
 )
 
 
@@ -59,6 +59,8 @@ def _process(row: tuple[Any, ...]) -> Process:
         wake=row[17],
         reaped=bool(row[18]),
         term=row[19],
+        creator=row[20],
+        paused_by=row[21],
     )
 
 
@@ -66,8 +68,8 @@ def insert_process(conn: Conn, p: Process) -> Pid:
     """Insert ``p`` (its pid is ignored) and return the new pid."""
     cur = conn.execute(
         "INSERT INTO processes (parent, name, image, model, state, wait, exit, cwd, goal, result,"
-        " turns, created, updated, priority, mode, epoch, wake, reaped, term)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " turns, created, updated, priority, mode, epoch, wake, reaped, term, creator, paused_by)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             p.parent,
             p.name,
@@ -88,37 +90,30 @@ def insert_process(conn: Conn, p: Process) -> Pid:
             p.wake,
             int(p.reaped),
             p.term,
+            p.creator,
+            p.paused_by,
         ),
     )
     assert cur.lastrowid is not None
     return cur.lastrowid
 
 
-def update_process(conn: Conn, p: Process, was: ProcState | None = None) -> bool:
-    """Write the mutable fields of ``p`` (all but pid, name, model and created) if the stored
-    state is still ``was`` (default: ``p.state``); return False when another connection moved it."""
-    cur = conn.execute(
-        "UPDATE processes SET parent=?, image=?, goal=?, state=?, wait=?, exit=?, result=?, turns=?, cwd=?,"
-        " updated=?, epoch=?, wake=?, reaped=?, term=? WHERE pid=? AND state=?",
-        (
-            p.parent,
-            p.image,
-            p.goal,
-            p.state,
-            p.wait,
-            p.exit,
-            p.result,
-            p.turns,
-            p.cwd,
-            p.updated,
-            p.epoch,
-            p.wake,
-            int(p.reaped),
-            p.term,
-            p.pid,
-            was or p.state,
-        ),
-    )
+_MUTABLE = frozenset(
+    {"parent", "image", "goal", "state", "wait", "exit", "result", "turns", "cwd", "updated", "epoch", "wake",
+     "reaped", "term", "paused_by"}
+)  # fmt: skip
+
+
+def update_process(conn: Conn, pid: Pid, was: ProcState, changes: dict[str, Any]) -> bool:
+    """Write only the ``changes`` (column -> value) of process ``pid`` if its stored state is still
+    ``was``; return False when another connection moved it. Columns not named are left as they
+    are, so a write never undoes another connection's change to them."""
+    bad = set(changes) - _MUTABLE
+    if bad:
+        raise ValueError(f"not a mutable process column: {sorted(bad)}")
+    cols = ", ".join(f"{name}=?" for name in changes)
+    values = [int(v) if isinstance(v, bool) else v for v in changes.values()]
+    cur = conn.execute(f"UPDATE processes SET {cols} WHERE pid=? AND state=?", (*values, pid, was))
     return cur.rowcount == 1
 
 

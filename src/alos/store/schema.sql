@@ -23,7 +23,9 @@ CREATE TABLE processes (
     epoch    INTEGER NOT NULL DEFAULT 0,    -- how many times it exec'd
     wake     REAL,                          -- when a timed wait ends (clock.sleep, wait/recv timeouts)
     reaped   INTEGER NOT NULL DEFAULT 0,    -- its exit was collected by proc.wait (or proc.merge)
-    term     INTEGER NOT NULL DEFAULT 0     -- quanta left after a term signal before it is killed
+    term     INTEGER NOT NULL DEFAULT 0,    -- quanta left after a term signal before it is killed
+    creator  INTEGER,                       -- who made it (never changes: budgets follow it, not adoption)
+    paused_by INTEGER                       -- who paused it: only that process or the host resumes it
 );
 CREATE INDEX processes_parent ON processes(parent);
 
