@@ -72,8 +72,7 @@ class Agent:
             act = actions.start(kernel, kernel.proc(pid), turn)
         epoch = proc.epoch
         for index in range(act.next, len(act.calls)):
-            kernel.refresh()
-            if kernel.proc(pid).state is not ProcState.RUNNING:
+            if kernel.proc(pid).state is not ProcState.RUNNING:  # the cache was refreshed after the last call
                 return  # paused or killed: the rest of the action waits in the store
             kernel.enter(pid, Site(act.id, index, replay=replay))
             try:

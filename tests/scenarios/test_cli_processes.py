@@ -250,7 +250,8 @@ def test_a_kill_from_another_terminal_stops_a_running_agent(tmp_path: Path, ws: 
 
 
 def test_a_pause_from_another_terminal_holds_a_running_agent_until_resumed(tmp_path: Path, ws: Path) -> None:
-    store, host = start_host(tmp_path, ws, [{"content": f"{i}", "tool_calls": [call("clock_now")]} for i in range(400)])
+    naps = [{"content": f"{i}", "tool_calls": [call("clock_sleep", seconds=0.01)]} for i in range(400)]
+    store, host = start_host(tmp_path, ws, naps)  # 4 s of real time: the pause lands even on a busy machine
     assert run_cli("pause", "1", "--store", store).returncode == 0
     out, err = host.communicate(timeout=30)
     assert host.returncode == 3 and "alos resume 1" in out, out + err

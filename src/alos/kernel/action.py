@@ -114,8 +114,11 @@ _SHOWN_AS = {"interrupt": "interrupt from process {sender}", "human": "message f
 def deliver(kernel: Kernel, pid: Pid) -> int:
     """Put the interrupts and human messages waiting in ``pid``'s queue into its context, in one
     transaction with taking them; return how many. Called before a model call."""
+    if pid in kernel.quiet:
+        return 0
     queued = rows.queued_messages(kernel.store.conn, pid, SHOWN_KINDS, limits.MESSAGES_SHOWN)
     if not queued:
+        kernel.quiet.add(pid)  # until a message is queued for it here, or another connection commits
         return 0
     with kernel.transaction() as tx:
         for msg in queued:

@@ -106,6 +106,7 @@ class Kernel:
         self.deferred: list[Callable[[Tx], object]] = []
         self.ledger = Ledger()
         self.generation = 0  # how many times the caches were dropped for another connection's commits
+        self.quiet: set[Pid] = set()  # pids known to have no interrupt or human message queued
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -183,6 +184,7 @@ class Kernel:
         self._bykind.clear()
         self.contexts.clear()
         self.ledger.forget()
+        self.quiet.clear()
         self.generation += 1
         return True
 

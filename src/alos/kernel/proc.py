@@ -265,3 +265,9 @@ def block(
     until = tx.now + timeout if proc.wake is None and timeout is not None else None
     park(kernel, tx, proc, wait, until=until)
     return Parked(proc.pid, wait)
+
+
+def post(kernel: Kernel, tx: Tx, pid: Pid, sender: Pid, kind: str, corr: str | None, body: str) -> int:
+    """Queue a message for ``pid`` inside ``tx``; return its id. The one way a message is queued."""
+    kernel.quiet.discard(pid)  # the agent looks at its queue again before the next model call
+    return rows.insert_message(tx.conn, pid, sender, kind, corr, body, tx.now)

@@ -15,7 +15,7 @@ import msgspec
 from alos import limits
 from alos.errors import Denied, Invalid, Limit, NotFound
 from alos.kernel import Kernel, Tx
-from alos.kernel.proc import block, settle, wake
+from alos.kernel.proc import block, post, settle, wake
 from alos.rights import Need, Right
 from alos.store import rows
 from alos.types import HOST, SHOWN_KINDS, Message, Parked, Process, ProcState, Wait
@@ -67,7 +67,7 @@ def send(kernel: Kernel, tx: Tx, proc: Process, args: SendArgs) -> dict[str, Any
         raise NotFound(f"no process {args.pid} to send to; 'alos ps' lists the processes")
     if target.state is ProcState.EXITED:
         raise Invalid(f"process {args.pid} has exited; its queue takes no more messages")
-    mid = rows.insert_message(tx.conn, args.pid, proc.pid, args.kind, args.corr, args.body, tx.now)
+    mid = post(kernel, tx, args.pid, proc.pid, args.kind, args.corr, args.body)
     tx.event(args.pid, "message", {"id": mid, "from": proc.pid, "kind": args.kind, "corr": args.corr})
     waits = (Wait.MESSAGE, Wait.TIMER, Wait.CHILD) if args.kind in SHOWN_KINDS else (Wait.MESSAGE,)
     wake(kernel, tx, args.pid, *waits)

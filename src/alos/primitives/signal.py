@@ -17,7 +17,7 @@ import msgspec
 from alos import limits
 from alos.errors import Conflict, Denied, Invalid, NotFound
 from alos.kernel import Kernel, Tx
-from alos.kernel.proc import amend, block, end, settle, transition, wake
+from alos.kernel.proc import amend, block, end, post, settle, transition, wake
 from alos.rights import Need, Right
 from alos.store import rows
 from alos.types import HOST, Exit, Fork, Parked, Process, ProcState, Wait
@@ -176,7 +176,7 @@ def signal(kernel: Kernel, tx: Tx, proc: Process, args: SignalArgs) -> dict[str,
 
 def _queue(kernel: Kernel, tx: Tx, proc: Process, target: Process, kind: str, text: str) -> None:
     """Queue a runtime message for ``target`` and end a wait other than a human's."""
-    rows.insert_message(tx.conn, target.pid, proc.pid, kind, None, text, tx.now)
+    post(kernel, tx, target.pid, proc.pid, kind, None, text)
     wake(kernel, tx, target.pid, Wait.MESSAGE, Wait.TIMER, Wait.CHILD)
 
 
