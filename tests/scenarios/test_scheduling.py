@@ -242,3 +242,39 @@ def test_a_termed_process_that_goes_back_to_waiting_is_killed(runtime, ws: Path)
     asyncio.run(runtime.run())
     p = runtime.process(pid)
     assert p.exit is Exit.KILLED and "term" in (p.result or ""), p
+
+
+def test_a_timed_wait_is_in_the_store_not_only_in_memory(clocked, ws: Path) -> None:
+    rt, clock = clocked
+    pid = root(rt, ws)
+    assert isinstance(d(rt, pid, "clock.sleep", seconds=30), alos.Parked)
+    other = alos.open(rt.store.path)  # what a host started after a kill -9 would read
+    try:
+        assert other.process(pid).wake == pytest.approx(clock.now() + 30)
+    finally:
+        other.close()
+
+
+def test_what_the_host_remembers_is_what_the_store_says(clocked, ws: Path) -> None:
+    rt, _ = clocked
+    kid_grants = [{"pattern": "model:script", "rights": ["execute"]}, {"pattern": "clock", "rights": ["read"]}]
+    turns = [
+        {
+            "content": "",
+            "tool_calls": [{"name": "proc_spawn", "arguments": {"name": "k", "goal": "g", "grants": kid_grants}}],
+        },
+        {"content": "", "tool_calls": [call("proc_signal", pid=2, signal="pause"), call("clock_sleep", seconds=5)]},
+        {"content": "", "tool_calls": [call("proc_signal", pid=2, signal="resume"), call("proc_wait", timeout=50)]},
+        {"proc": "k", "content": "", "tool_calls": [call("clock_sleep", seconds=20)]},
+        {"proc": "k", "content": "", "tool_calls": [call("proc_exec", image="reader", keep=["model:script"])]},
+    ]
+    pid = root(rt, ws, turns, allow=("proc:spawn=spawn", "image:reader=execute"))
+    asyncio.run(rt.run())
+    rt.flush()
+    fresh = alos.open(rt.store.path)
+    try:
+        for p in fresh.processes():
+            assert rt.kernel.proc(p.pid) == p
+        assert [(p.pid, p.exit, p.image) for p in fresh.processes()] == [(pid, Exit.OK, "base"), (2, Exit.OK, "reader")]
+    finally:
+        fresh.close()

@@ -54,9 +54,11 @@ def transition(
     exit: Exit | None = None,
     result: str | None = None,
     by: Pid | None = None,
+    until: float | None = None,
 ) -> Process:
     """Move ``proc`` to ``state`` inside ``tx``; return the new record. A move to paused
-    records ``by``, who paused it.
+    records ``by``, who paused it; a move to waiting records its deadline ``until`` (or keeps
+    the one it has).
 
     Raises Conflict naming both states when the edge is not in EDGES, or when another
     connection moved the process since ``proc`` was read.
@@ -73,6 +75,8 @@ def transition(
         "updated": tx.now,
         "paused_by": by if state is ProcState.PAUSED else None,
     }
+    if state is ProcState.WAITING:
+        changes["wake"] = until if until is not None else proc.wake
     if state is ProcState.EXITED:  # no wait or term outlives the process (one row write, not two)
         changes.update(wake=None, term=0)
     new = dataclasses.replace(proc, **changes)  # type: ignore[arg-type]
@@ -117,13 +121,11 @@ def park(kernel: Kernel, tx: Tx, proc: Process, wait: Wait, until: float | None 
 
     The scheduler will not run it until it is woken. A process that already waits keeps waiting.
     """
-    if until is not None:
-        proc = dataclasses.replace(proc, wake=until)
     if proc.state is ProcState.WAITING:
         if proc.wait is wait:
-            return amend(kernel, tx, proc)
+            return proc if until is None else amend(kernel, tx, proc, wake=until)
         proc = transition(kernel, tx, proc, ProcState.RUNNABLE)
-    return transition(kernel, tx, proc, ProcState.WAITING, wait=wait)
+    return transition(kernel, tx, proc, ProcState.WAITING, wait=wait, until=until)
 
 
 def wake(kernel: Kernel, tx: Tx, pid: Pid, *waits: Wait) -> bool:
