@@ -257,7 +257,11 @@ def test_a_timed_wait_is_in_the_store_not_only_in_memory(clocked, ws: Path) -> N
 
 def test_what_the_host_remembers_is_what_the_store_says(clocked, ws: Path) -> None:
     rt, _ = clocked
-    kid_grants = [{"pattern": "model:script", "rights": ["execute"]}, {"pattern": "clock", "rights": ["read"]}]
+    kid_grants = [
+        {"pattern": "model:script", "rights": ["execute"]},
+        {"pattern": "clock", "rights": ["read"]},
+        {"pattern": "image:reader", "rights": ["execute"]},
+    ]
     turns = [
         {
             "content": "",
