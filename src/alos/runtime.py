@@ -208,9 +208,12 @@ class Runtime:
         return rows.events_after(self.store.conn, after)
 
     def close(self) -> None:
-        """Write what is held, then release the store."""
+        """Write what is held, then release the store. A host stopped mid-quantum (Ctrl-C) leaves
+        its processes runnable, not 'running' with no host to run them."""
         try:
-            self.kernel.flush()
+            self.kernel.flush()  # first: a 'running' move may still be held for the next commit
+            if self.store.hosting:
+                self.scheduler.recover()
         finally:
             self.store.close()
 

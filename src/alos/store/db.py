@@ -111,6 +111,11 @@ class Store:
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._lock_fd = fd
 
+    @property
+    def hosting(self) -> bool:
+        """Return whether this connection holds the host lock (runs the processes)."""
+        return self._lock_fd is not None
+
     def close(self) -> None:
         """Close the connection and release the host lock if held."""
         if self._lock_fd is not None:
@@ -139,9 +144,9 @@ def open_store(path: str, create: bool = True) -> Store:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         conn.execute(f"PRAGMA synchronous = {limits.SQLITE_SYNCHRONOUS}")
         conn.execute("PRAGMA foreign_keys = ON")
-        if version is None:
-            _create(conn)
-        else:
+        if version is None and not _create(conn):  # another program created it a moment ago
+            version = _version(conn, path)
+        if version is not None:
             _migrate(conn, version)
     except sqlite3.DatabaseError as err:
         raise Invalid(
@@ -178,9 +183,14 @@ def _version(conn: sqlite3.Connection, path: str) -> int | None:
     return version
 
 
-def _create(conn: sqlite3.Connection) -> None:
+def _create(conn: sqlite3.Connection) -> bool:
+    """Create the schema in an empty store; return False (touching nothing) when another
+    connection created it while this one waited for the write lock."""
     schema = resources.files("alos.store").joinpath("schema.sql").read_text()
     conn.execute("BEGIN IMMEDIATE")
+    if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        conn.execute("ROLLBACK")
+        return False
     try:
         statement = ""
         for line in schema.splitlines(keepends=True):
@@ -196,6 +206,7 @@ def _create(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+    return True
 
 
 def _migrate(conn: sqlite3.Connection, version: int) -> None:
