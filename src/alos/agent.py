@@ -63,9 +63,8 @@ class Agent:
             if isinstance(turn, Parked):
                 return
             assert isinstance(turn, ModelTurn)
-            kernel.refresh()
             if kernel.proc(pid).state is ProcState.EXITED:
-                return  # killed while the model thought
+                return  # killed while the model thought (from elsewhere: start() meets a Conflict)
             if turn.exhausted:
                 await dispatch(kernel, pid, "proc.exit", {"status": "ok", "result": _last_words(kernel, pid)})
                 return
@@ -81,11 +80,10 @@ class Agent:
                 kernel.leave(pid)
             if isinstance(result, Parked):
                 return
-            kernel.refresh()
-            now = kernel.proc(pid)
+            now = kernel.proc(pid)  # dispatch() looked at the store for other terminals' changes
             if now.state is not ProcState.RUNNING or now.epoch != epoch:
-                # exited, exec'd, or paused from elsewhere while the call ran: a call refused because
-                # of the pause made nothing, and a journaled one answers again from the journal
+                # exited, exec'd, or paused from elsewhere: a call refused because of the pause
+                # made nothing, and a journaled one answers again from the journal
                 return
             actions.finish_call(kernel, pid, act, index, result.text, result.ok)
 

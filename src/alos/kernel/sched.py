@@ -96,6 +96,13 @@ class Scheduler:
                     seen = kernel.generation
                     self._load()
                 self._fire()
+                if len(self._ready) == 1 and not self._running:  # one process alone: no task to hand off to
+                    pid = self._pick()
+                    if pid is not None:
+                        self._running.add(pid)
+                        await self._slot(pid)
+                    await asyncio.sleep(0)  # let the loop breathe: Ctrl-C and other tasks get their turn
+                    continue
                 while self._ready and len(self._running) < self.concurrency:
                     pid = self._pick()
                     if pid is not None:
@@ -131,8 +138,7 @@ class Scheduler:
                 mark(kernel, proc, ProcState.RUNNING)
             await self._guarded(pid)
             self.quanta += 1
-            kernel.refresh()
-            proc = kernel.proc(pid)
+            proc = kernel.proc(pid)  # as the quantum's last dispatch() left the caches
             self._pass[pid] = self._pass.get(pid, self._floor) + limits.STRIDE // max(1, proc.priority)
             if proc.term and proc.state is not ProcState.EXITED:
                 self._countdown(pid)
