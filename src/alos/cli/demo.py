@@ -161,7 +161,11 @@ def run_demo(where: str | None, interactive: bool) -> int:
     counts = Counter(r.decision for r in records if r.pid != 0)
     out.print(f"{len(records)} audit records; decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     calls = sum(1 for r in records if r.pid == pid and r.syscall == "model.call")
-    out.print(f"model calls by process {pid}: {calls}, one per turn: the approved write resumed the same action")
+    turns = next((p.turns for p in procs if p.pid == pid), 0)
+    out.print(
+        f"model calls by process {pid}: {calls}, for {turns} turns and the last call that found nothing more to do: "
+        "the approved write resumed the same action, with no new model call"
+    )
     out.print("its spending above counts the checker's: a child's spending counts against every ancestor")
     if verdict.ok:
         out.print(show.line(("✓ alos audit verify: chain intact", "green"), f" ({verdict.count} records)"))
