@@ -88,3 +88,30 @@ def run_cli(
 @pytest.fixture
 def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_cli
+
+
+def jsonl(text: str) -> list[dict[str, Any]]:
+    """Return the JSON lines of a command's ``--json`` output."""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def crash_until_done(
+    first: list[str], store: str, stop: Callable[[subprocess.Popen[bytes]], int | None], tries: int = 200
+) -> tuple[int | None, int]:
+    """Run host command ``first``, then ``alos resume``, each cut short by ``stop`` (which returns the
+    host's exit code, or None when it killed it), until a run exits 0; a human approves every
+    recovery request on the way. Return (the last exit code, how many hosts were killed)."""
+    cmd, kills, code = first, 0, None
+    for _ in range(tries):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        code = stop(p)
+        kills += code is None
+        started = os.path.exists(store) and jsonl(run_cli("ps", "--json", "--store", store).stdout)
+        cmd = [*ALOS, "resume", "--store", store, "--approve", "never"] if started else first
+        if code == 0:
+            break
+        if code == 3:  # an effect was cut between intent and outcome: a human says retry
+            for req in jsonl(run_cli("approvals", "--json", "--store", store).stdout):
+                assert req["kind"] == "recovery", req
+                run_cli("approve", str(req["id"]), "--store", store)
+    return code, kills

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+
+from alos import limits
 
 Pid = int
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=limits.WAIT_MAX_SECONDS)]  # a wait or sleep in syscall arguments
 HOST: Pid = 0  # the host program's subject id: the only issuer of authority
 
 

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.scenarios.test_cli_run import jsonl
-from tests.support import ALOS, call, run_cli, write_script
+from tests.support import ALOS, call, crash_until_done, jsonl, run_cli, write_script
 
 KIDS = [{"pattern": "fs:*", "rights": ["write"]}, {"pattern": "model:script", "rights": ["execute"]}]
 
@@ -162,19 +161,9 @@ def test_kill_9_of_a_process_tree_at_random_points_loses_and_repeats_nothing(tmp
         *ALOS, "run", "base", "manage", "--workspace", str(ws), "--store", store, "--model", model,
         "--allow", "fs:*=read,write", "--allow", "proc:spawn=spawn", "--approve", "never",
     ]  # fmt: skip
-    cmd, kills, code = first, 0, None
-    for _ in range(200):
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        code = kill_after_syscalls(p, store, audited(store) + rng.randint(1, 60))
-        kills += code is None
-        started = os.path.exists(store) and jsonl(run_cli("ps", "--json", "--store", store).stdout)
-        cmd = [*ALOS, "resume", "--store", store, "--approve", "never"] if started else first
-        if code == 0:
-            break
-        if code == 3:  # an effect was cut between intent and outcome: a human says retry
-            for req in jsonl(run_cli("approvals", "--json", "--store", store).stdout):
-                assert req["kind"] == "recovery", req
-                run_cli("approve", str(req["id"]), "--store", store)
+    code, kills = crash_until_done(
+        first, store, lambda p: kill_after_syscalls(p, store, audited(store) + rng.randint(1, 60))
+    )
     assert code == 0 and kills >= 3, (code, kills)
     procs = jsonl(run_cli("ps", "--json", "--store", store).stdout)
     assert sorted(p["name"] for p in procs) == ["main", "w0", "w1", "w2"]  # no spawn made twice

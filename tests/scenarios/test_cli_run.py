@@ -1,6 +1,5 @@
 """The CLI as a user drives it: exit codes, --json purity, approvals across terminals, kill -9."""
 
-import json
 import os
 import pty
 import signal
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ALOS, call, run_cli, write_script
+from tests.support import ALOS, call, crash_until_done, jsonl, run_cli, write_script
 
 WRITE_TURNS = [
     {"content": "read", "tool_calls": [call("fs_read", path="README.md")]},
@@ -25,10 +24,6 @@ def start(tmp_path: Path, ws: Path, turns, *extra: str, approve: str = "never", 
     return store, run_cli(
         "run", "base", "goal", "--workspace", str(ws), "--store", store, "--model", model, "--approve", approve, *extra
     )
-
-
-def jsonl(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def model_calls(store: str) -> int:
@@ -264,24 +259,16 @@ def test_kill_9_at_random_points_loses_nothing_and_repeats_nothing(tmp_path: Pat
         "--approve",
         "never",
     ]
-    cmd, kills, code = first, 0, None
-    for _ in range(200):
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+    def stop(p: subprocess.Popen[bytes]) -> int | None:
         try:
-            code = p.wait(timeout=rng.uniform(0.2, 0.6))
+            return p.wait(timeout=rng.uniform(0.2, 0.6))
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
-            kills += 1
-            code = None
-        started = os.path.exists(store) and jsonl(run_cli("ps", "--json", "--store", store).stdout)
-        cmd = [*ALOS, "resume", "--store", store, "--approve", "never"] if started else first
-        if code == 0:
-            break
-        if code == 3:  # an effect was cut between intent and outcome: a human says retry
-            for req in jsonl(run_cli("approvals", "--json", "--store", store).stdout):
-                assert req["kind"] == "recovery"
-                run_cli("approve", str(req["id"]), "--store", store)
+            return None
+
+    code, kills = crash_until_done(first, store, stop)
     assert code == 0 and kills >= 3, kills
     for i in range(n):
         assert (ws / f"f{i}.txt").read_text() == f"{i}\n"

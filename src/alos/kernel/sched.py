@@ -143,12 +143,9 @@ class Scheduler:
             if proc.term and proc.state is not ProcState.EXITED:
                 self._countdown(pid)
                 proc = kernel.proc(pid)
-            if proc.state is ProcState.RUNNING:
-                if self._ready or len(self._running) > 1:
-                    mark(kernel, proc, ProcState.RUNNABLE)
-                self._running.discard(pid)
-                self._enqueue(pid, ran=True)
-            elif proc.state is ProcState.RUNNABLE:  # parked and woken again before its quantum ended
+            if proc.state is ProcState.RUNNING and (self._ready or len(self._running) > 1):
+                proc = mark(kernel, proc, ProcState.RUNNABLE)
+            if proc.state in (ProcState.RUNNING, ProcState.RUNNABLE):  # runnable: parked and woken already
                 self._running.discard(pid)
                 self._enqueue(pid, ran=True)
         except Conflict:

@@ -6,15 +6,12 @@ A sleeping process is parked with a deadline and costs nothing until the schedul
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-import msgspec
-
-from alos import limits
 from alos.kernel import Kernel, Tx
 from alos.kernel.proc import block
 from alos.rights import Need, Right
-from alos.types import Parked, Process, Wait
+from alos.types import Parked, Process, Seconds, Wait
 
 RESOURCE = "clock"
 
@@ -28,7 +25,7 @@ class NowArgs:
 class SleepArgs:
     """Wait ``seconds``; an interrupt ends the wait early."""
 
-    seconds: Annotated[float, msgspec.Meta(ge=0, le=limits.WAIT_MAX_SECONDS)]
+    seconds: Seconds
 
 
 def now_needs(proc: Process, args: NowArgs) -> tuple[Need, ...]:

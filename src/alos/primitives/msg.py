@@ -18,9 +18,7 @@ from alos.kernel import Kernel, Tx
 from alos.kernel.proc import block, post, settle, wake
 from alos.rights import Need, Right
 from alos.store import rows
-from alos.types import HOST, SHOWN_KINDS, Message, Parked, Process, ProcState, Wait
-
-Seconds = Annotated[float, msgspec.Meta(ge=0, le=limits.WAIT_MAX_SECONDS)]
+from alos.types import HOST, SHOWN_KINDS, Message, Parked, Process, ProcState, Seconds, Wait
 
 
 @dataclass(frozen=True, slots=True)

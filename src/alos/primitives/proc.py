@@ -248,12 +248,13 @@ def exec_(kernel: Kernel, tx: Tx, proc: Process, args: ExecArgs) -> dict[str, An
     keep = {normalize_pattern(k, proc.cwd, k) for k in args.keep}  # as a grant would name it
     kept: list[int] = []
     dropped: list[int] = []
-    for cap in kernel.caps(proc.pid):
+    held = kernel.caps(proc.pid)
+    for cap in held:
         if cap.effect is not Effect.ALLOW or cap.pattern in keep:
             kept.append(cap.id)  # a deny or an ask never goes: authority never grows
         else:
             dropped.append(cap.id)
-    missing = keep - {c.pattern for c in kernel.caps(proc.pid)}
+    missing = keep - {c.pattern for c in held}
     if missing:
         raise NotFound(f"process {proc.pid} holds no capability with pattern {sorted(missing)[0]!r} to keep")
     rows.drop_capabilities(tx.conn, dropped)

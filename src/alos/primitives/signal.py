@@ -20,9 +20,8 @@ from alos.kernel import Kernel, Tx
 from alos.kernel.proc import amend, block, end, post, settle, transition, wake
 from alos.rights import Need, Right
 from alos.store import rows
-from alos.types import HOST, Exit, Fork, Parked, Process, ProcState, Wait
+from alos.types import HOST, Exit, Fork, Parked, Process, ProcState, Seconds, Wait
 
-Seconds = Annotated[float, msgspec.Meta(ge=0, le=limits.WAIT_MAX_SECONDS)]
 PidArg = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 
 
