@@ -1,19 +1,24 @@
 # The two commands a newcomer needs: `make demo` and `make test`. Each makes .venv itself.
+# Every package (pip and setuptools too) is installed at the version pinned in constraints.txt,
+# so a fresh clone gets exactly what CI tested; `make lock` refreshes the pins (docs/development.md).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PIN    := --quiet --disable-pip-version-check --constraint constraints.txt
 
-.PHONY: demo test lint typecheck layers unit bench clean
+.PHONY: demo test lint typecheck layers unit bench lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install $(PIN) pip setuptools
+	$(BIN)/python -m pip install $(PIN) --no-build-isolation -e '.[dev]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/alos demo
+	@echo
+	@echo "alos is installed in $(VENV): run '. $(VENV)/bin/activate' to put 'alos' on your PATH."
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -25,7 +30,10 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
+# The tests start the alos CLI hundreds of times: compile src/ once (PYTHONDONTWRITEBYTECODE, set on
+# some machines, would otherwise make every start compile alos anew: ~0.1 s each).
 unit: $(STAMP)
+	$(BIN)/python -m compileall -q src > /dev/null
 	$(BIN)/pytest -q
 
 test: lint typecheck layers unit
@@ -33,5 +41,16 @@ test: lint typecheck layers unit
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# Re-pin every dependency to the newest release that fits pyproject.toml, in a throwaway venv.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip setuptools
+	.lock-venv/bin/python -m pip install --quiet --no-build-isolation -e '.[dev]'
+	{ echo "# Pinned versions of every package alos installs, made by 'make lock' (docs/development.md)."; \
+	  .lock-venv/bin/python -m pip freeze --all --exclude-editable; } > constraints.txt
+	rm -rf .lock-venv
+	@echo "constraints.txt updated; run 'make clean test' and commit it with the code it was tested with."
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
+	rm -rf $(VENV) .lock-venv .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
