@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from alos import limits
+
 _encoder = msgspec.json.Encoder(order="sorted")
 _decoder = msgspec.json.Decoder()
 
@@ -25,6 +27,37 @@ def loads(text: str | bytes) -> Any:
     return _decoder.decode(text)
 
 
+def parse(text: str | bytes) -> Any:
+    """Return the value of untrusted JSON ``text`` (from a model or a script).
+
+    Raises msgspec.DecodeError for bad JSON and for nesting deeper than limits.JSON_MAX_DEPTH,
+    which nothing downstream then has to recurse into.
+    """
+    try:
+        value = _decoder.decode(text)
+    except RecursionError:
+        value = None
+    else:
+        opens = text.count("[") + text.count("{") if isinstance(text, str) else text.count(b"[") + text.count(b"{")
+        if opens <= limits.JSON_MAX_DEPTH or _depth_within(value, limits.JSON_MAX_DEPTH):
+            return value
+    raise msgspec.DecodeError(f"JSON nested deeper than {limits.JSON_MAX_DEPTH} levels is refused")
+
+
+def _depth_within(value: Any, most: int) -> bool:
+    """Return whether ``value`` nests at most ``most`` lists and objects deep (no recursion)."""
+    todo: list[tuple[Any, int]] = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > most:
+            return False
+        todo.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return True
+
+
 def digest(data: bytes) -> str:
     """Return ``sha256:<hex>`` of ``data``."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
@@ -35,7 +68,8 @@ def digest_value(value: Any) -> str:
     return digest(_encoder.encode(value))
 
 
-_BIDI = {0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069, 0x200E, 0x200F}
+# bidi controls reorder what a person reads; the line and paragraph separators may end a line
+_BIDI = {0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069, 0x200E, 0x200F, 0x061C, 0x2028, 0x2029}
 
 
 def escape(text: str, keep_newlines: bool = False) -> str:

@@ -8,6 +8,7 @@
      +-- Conflict      code "conflict"     the world changed under the call (answered twice, lost race)
      +-- Limit         code "limit"        a size, count or budget limit would be exceeded
      +-- Unavailable   code "unavailable"  a resource cannot be used now (store locked, host busy)
+     |    +-- StoreLost                    the store file was deleted or replaced under a running host
      +-- Cancelled     code "cancelled"    the caller stopped the work
 
 Pure data: imports nothing from alos. Messages name the bad input and what to do about it.
@@ -60,6 +61,10 @@ class Unavailable(AlosError):
     code = "unavailable"
 
 
+class StoreLost(Unavailable):
+    """The store file this program opened is gone or is another file now: stop, write nothing more."""
+
+
 class Cancelled(AlosError):
     code = "cancelled"
 
@@ -73,5 +78,6 @@ __all__ = [
     "Invalid",
     "Limit",
     "NotFound",
+    "StoreLost",
     "Unavailable",
 ]

@@ -18,12 +18,13 @@ LIST_MAX_ENTRIES = 1_000  # directory entries fs.list returns; the result says w
 QUESTION_MAX_CHARS = 4_000  # characters of one human.ask question or human.tell message
 
 PREVIEW_CHARS = 240  # characters of content shown in an approval request
-DIFF_MAX_LINES = 40  # lines of unified diff shown for an overwrite
-DIFF_MAX_BYTES = 64 << 10  # bytes: no diff is computed for files bigger than this
+DIFF_SHOWN_LINES = 40  # diff lines an approval panel shows before it says how many more there are
+DIFF_MAX_BYTES = 64 << 10  # bytes: no diff is computed for files bigger than this (the request says so)
 PEEK_MAX_BYTES = 64 << 20  # bytes hashed to show an approval; bigger files are named by size and mtime
 
 MODEL_TURN_MAX_CALLS = 64  # tool calls one model turn may return; more is a model error
 SCRIPT_MAX_BYTES = 16 << 20  # bytes of a scripted-model file
+JSON_MAX_DEPTH = 64  # nesting levels of JSON from a model or a script: deeper is refused, never recursed into
 
 AUDIT_DEFER_MAX = 256  # audit records of no-change calls held for the next transaction before a flush
 POLL_SECONDS = 0.2  # seconds between looks at the store for answers made in another terminal

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from alos.errors import Denied, Invalid
 
 BARE = frozenset({"clock"})  # resources that are a kind alone (ARCHITECTURE.md section 4)
-KINDS = frozenset({"fs", "obj", "ns", "shell", "proc", "human", "tool", "image", "net", "model", "clock"})
+# the resource kinds some syscall of this release needs: a grant on any other kind would be a
+# capability nothing ever checks, so it is refused (add a kind with the syscall that needs it)
+KINDS = frozenset({"fs", "proc", "human", "image", "model", "clock"})
 
 
 class Right(enum.StrEnum):
@@ -137,8 +139,13 @@ def normalize_pattern(pattern: str, workspace: str, spec: str) -> str:
     if pattern in BARE:
         return pattern
     kind, sep, rest = pattern.partition(":")
-    if not sep or kind not in KINDS:
+    if not sep:
         raise Invalid(f"grant {spec!r}: resource must be KIND:NAME with KIND one of {', '.join(sorted(KINDS))}")
+    if kind not in KINDS:
+        raise Invalid(
+            f"grant {spec!r}: no syscall of this alos uses resources of kind {kind!r}; "
+            f"the kinds are {', '.join(sorted(KINDS))}"
+        )
     if not rest:
         raise Invalid(f"grant {spec!r}: empty resource name after {kind!r}")
     star = rest.endswith("*")

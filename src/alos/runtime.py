@@ -61,10 +61,13 @@ class Runtime:
     async def dispatch(self, pid: Pid, name: str, args: dict[str, Any]) -> Any:
         """Perform syscall ``name`` as process ``pid`` (0 is the host); see syscall.dispatch.
 
-        The audit record of a call that changed nothing (a refusal, a read) is written with the
-        next transaction; ``flush()``, the read methods below and ``close()`` write it at once.
+        Its audit record is durable before this returns or raises, refusals and reads included
+        (the agent loop instead writes them with the transaction that records the tool result).
         """
-        return await dispatch(self.kernel, pid, name, args)
+        try:
+            return await dispatch(self.kernel, pid, name, args)
+        finally:
+            self.kernel.flush()
 
     def listen(self, listener: Callable[[Event], None]) -> None:
         """Call ``listener`` with every event (state changes, syscalls, model turns, results) once committed."""
@@ -218,6 +221,16 @@ class Runtime:
             self.store.close()
 
 
+def check_start(image_name: str, workspace: str, model: str) -> None:
+    """Check what ``spawn`` would be given, before any store is opened: raises NotFound for an
+    unknown image or missing script, Invalid for a workspace that is not a directory or a bad
+    model spec or script."""
+    image(image_name)
+    if not os.path.isdir(workspace):
+        raise Invalid(f"workspace {workspace} is not a directory; create it or pass --workspace DIR")
+    open_model(absolute_model(model))
+
+
 def absolute_model(spec: str) -> str:
     """Return ``spec`` with a relative script path made absolute (the host may move)."""
     kind, sep, rest = spec.partition(":")
@@ -250,4 +263,4 @@ def open(
     return Runtime(s, human=human, clock=clock)
 
 
-__all__ = ["DEFAULT_STORE", "Runtime", "open"]
+__all__ = ["DEFAULT_STORE", "Runtime", "check_start", "open"]

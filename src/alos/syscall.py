@@ -87,6 +87,7 @@ TABLE: dict[str, Entry] = {
             proc.spawn_needs,
             apply=proc.spawn,
             resolve=proc.resolve_spawn,
+            describe=proc.describe_spawn,
             once=True,
             reaches=True,
             cost=_spawning,
@@ -199,7 +200,7 @@ class _Call:
         self.args: Any = None
         self.resource = ""  # set from the needs once resolved, or guessed when resolution fails
         self.right = "-"
-        self.shown = ""
+        self.named: dict[str, str] = {}  # a resolved fs resource -> the path as the process wrote it
         self.needs: tuple[Need, ...] = ()
         self.retry: int | None = None  # the recovery request whose approval re-runs a lost effect
         self.note = ""  # why this call asks again
@@ -233,9 +234,9 @@ class _Call:
         self.needs = needs
         self.resource = needs[0].resource if needs else f"proc:{self.subject}"
         self.right = needs[0].right.value if needs else "-"
-        # what a refusal names: the path as the process wrote it, so that a denial never tells
+        # what a refusal names: each path as the process wrote it, so that a denial never tells
         # a process where a symlink it may not follow points (the audit keeps the real one)
-        self.shown = _guess(self.name, self.raw, p.cwd) if self.name.startswith("fs.") else self.resource
+        self.named = _written(self.raw, args, p.cwd)
         return entry, p
 
     def charge(self, entry: Entry, p: Process) -> None:
@@ -288,6 +289,11 @@ class _Call:
             err = Denied(_denial(self.subject, decision, kernel, self.show))
             self.refused(err, decision)
             raise err
+        for need in self.needs:  # the store is unreachable whatever the grants say (and never asked about)
+            if kind(need.resource) == "fs" and kernel.files.hidden(need.resource[3:]):
+                err = Denied(f"{self.show(need.resource)} is inside alos's store directory; no process may reach it")
+                self.refused(err)
+                raise err
         if decision.effect is Effect.ASK and p.mode == "speculative":
             err = Denied(f"process {self.subject} is speculative: it may not ask a human ({self.name} needs approval)")
             self.refused(err, decision)
@@ -322,7 +328,7 @@ class _Call:
 
     def show(self, resource: str) -> str:
         """Return ``resource`` as a message to the process may name it."""
-        return self.shown if resource == self.resource else resource
+        return self.named.get(resource, resource)
 
     def digest(self) -> str:
         """Return the digest of (syscall, subject, resolved arguments): what a one-shot grant binds."""
@@ -350,6 +356,11 @@ class _Call:
             out["digest"] = self._digest
         return out
 
+    def whole(self) -> dict[str, Any]:
+        """Return the arguments in full, as an approval shows them: nothing a human authorizes is cut."""
+        value = msgspec.to_builtins(self.args)
+        return value if isinstance(value, dict) else {"arguments": value}
+
     def _detail(self, extra: dict[str, Any] | None) -> dict[str, Any]:
         detail = self.summary()
         if extra:
@@ -373,7 +384,8 @@ class _Call:
     def refused(self, err: AlosError, decision: caps.Decision | None = None) -> None:
         """Audit a call refused before its effect ran (it still counts as a call)."""
         self.refund(keep=_COUNTED)
-        label = _label(decision) if decision is not None else "deny"
+        # refused before any authority decision (bad arguments, a budget, no such syscall): "-"
+        label = _label(decision) if decision is not None else "deny" if isinstance(err, Denied) else "-"
         spent = [c for c in decision.caps if c.request is not None] if decision is not None else []
         if not spent:
             self._audit_alone(label, err.code, {"error": err.message})
@@ -392,7 +404,7 @@ class _Call:
                 with self.kernel.transaction() as tx:
                     approval.park_on(self.kernel, tx, p)
                 return Parked(p.pid, Wait.HUMAN, waiting.id)
-        shown = entry.describe(self.kernel, p, self.args) if entry.describe else self.summary()
+        shown = entry.describe(self.kernel, p, self.args) if entry.describe else self.whole()
         if entry.state is not None:
             shown["state"] = entry.state(self.kernel, p, self.args)
         if self.note:
@@ -505,6 +517,10 @@ class _Call:
         except AlosError as err:
             self.failed(label, spent, err, site, entry.outside)
             raise
+        if isinstance(result, Parked):  # the provider could not serve it: a human decides what next
+            self.refund()
+            self._audit_alone(label, "parked", {"request": result.request})
+            return result
         if entry.used is not None and self._charged is not None:
             kernel.ledger.charge(self._charged[0], entry.used(result))
         if site is not None:  # the outcome goes with the transaction that records the tool result
@@ -552,6 +568,16 @@ class _Call:
             self._audit_alone(label, err.code, extra)
 
 
+def refuse(kernel: Kernel, subject: int, resource: str, err: AlosError) -> None:
+    """Audit a call refused before it reached the table (a tool the process's image lacks).
+
+    Like every refusal, its record goes with the host's next transaction, at the latest the one
+    that records the tool result the model reads.
+    """
+    record = Deferred(kernel.clock.now(), subject, "-", resource, "execute", "-", err.code, {"error": err.message})
+    kernel.defer(lambda tx: kernel.audit(tx, record))
+
+
 _COUNTED = ("tool_calls", "model_calls")  # budgets a call spends even when refused or failed
 
 
@@ -563,6 +589,23 @@ def _guess(name: str, raw: Any, cwd: str) -> str:
     return f"{family}:?"
 
 
+def _written(raw: Any, args: Any, cwd: str) -> dict[str, str]:
+    """Return, for each path argument that resolution changed, its fs resource as resolved ->
+    as written (made absolute from ``cwd`` by name only: no symlink followed)."""
+    out: dict[str, str] = {}
+    if not isinstance(raw, dict) or not hasattr(args, "__dataclass_fields__"):
+        return out
+    for field in args.__dataclass_fields__:
+        given, now = raw.get(field), getattr(args, field, None)
+        if not isinstance(given, str) or not isinstance(now, str) or given == now or "\x00" in given:
+            continue
+        prefix = "script:" if given.startswith("script:") and now.startswith("script:") else ""
+        if prefix or field in ("path", "cwd", "file"):
+            written = os.path.normpath(os.path.join(cwd, given[len(prefix) :]))
+            out["fs:" + now[len(prefix) :]] = "fs:" + written
+    return out
+
+
 def _rebuild(code: str, message: str) -> AlosError:
     for cls in AlosError.__subclasses__():
         if cls.code == code:
@@ -570,4 +613,4 @@ def _rebuild(code: str, message: str) -> AlosError:
     return AlosError(message)
 
 
-__all__ = ["TABLE", "Entry", "dispatch"]
+__all__ = ["TABLE", "Entry", "dispatch", "refuse"]

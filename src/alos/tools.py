@@ -16,7 +16,7 @@ from alos import codec
 from alos.errors import AlosError, Invalid
 from alos.images import Image
 from alos.kernel import Kernel
-from alos.syscall import TABLE, dispatch
+from alos.syscall import TABLE, dispatch, refuse
 from alos.types import Parked, ToolCall
 
 
@@ -80,9 +80,12 @@ def render(value: Any) -> str:
 async def call(kernel: Kernel, pid: int, tools: dict[str, ToolSpec], tc: ToolCall) -> ToolResult | Parked:
     """Run tool call ``tc`` for ``pid``; return its result or Parked (nothing performed)."""
     tool = tools.get(tc.name)
+    if tool is None:  # seeing no tool, the model has no way to the syscall: refused, and audited
+        named = tc.name if len(tc.name) <= 100 else tc.name[:99] + "…"
+        err = Invalid(f"no tool named {named!r} in this image; its tools are {', '.join(sorted(tools))}")
+        refuse(kernel, pid, f"tool:{named}", err)
+        return ToolResult(str(err), ok=False)
     try:
-        if tool is None:
-            raise Invalid(f"no tool named {tc.name!r} in this image; its tools are {', '.join(sorted(tools))}")
         result = await dispatch(kernel, pid, tool.syscall, tc.arguments)
     except AlosError as err:
         return ToolResult(str(err), ok=False)

@@ -43,6 +43,15 @@ class Exit(enum.StrEnum):
     KILLED = "killed"
 
 
+class Fork(enum.StrEnum):
+    """How a process was made (ARCHITECTURE.md section 6)."""
+
+    SPAWN = "spawn"  # a fresh child: its own context, the grants passed
+    WORKER = "worker"  # sees the parent's context; passed grants are cut to read and list
+    SPECULATIVE = "speculative"  # sees the parent's context; no outside effects; its result waits for a merge
+    COPY = "copy"  # a copy of the parent's context, then on its own
+
+
 @dataclass(frozen=True, slots=True)
 class Process:
     pid: Pid
@@ -60,22 +69,13 @@ class Process:
     created: float
     updated: float
     priority: int = 5  # share of quanta, 1..9
-    mode: str = "spawn"  # how it was made: spawn | worker | speculative | copy
+    mode: Fork = Fork.SPAWN  # how it was made
     epoch: int = 0  # how many times it exec'd: a quantum that sees it change stops
     wake: float | None = None  # when its timed wait ends
     reaped: bool = False  # its exit was collected by its parent
     term: int = 0  # quanta left after a term signal; 0: none pending
     creator: Pid | None = None  # who made it; unlike parent, adoption never changes it
     paused_by: Pid | None = None  # who paused it (HOST: the host)
-
-
-class Fork(enum.StrEnum):
-    """How a process was made (ARCHITECTURE.md section 6)."""
-
-    SPAWN = "spawn"  # a fresh child: its own context, the grants passed
-    WORKER = "worker"  # sees the parent's context; passed grants are cut to read and list
-    SPECULATIVE = "speculative"  # sees the parent's context; no outside effects; its result waits for a merge
-    COPY = "copy"  # a copy of the parent's context, then on its own
 
 
 # message kinds the runtime puts into a process's context before its next model call

@@ -243,3 +243,54 @@ def test_mkdir_with_parents_needs_write_on_every_directory_it_makes(runtime, ws:
     assert d(runtime, pid, "fs.mkdir", path="out/deep/x/y")["created"] is True
     with pytest.raises(alos.NotFound, match="parents=true"):
         d(runtime, pid, "fs.mkdir", path="out/deep/p/q", parents=False)
+
+
+def spawn_as(rt: alos.Runtime, pid: int, **args):
+    return asyncio.run(rt.dispatch(pid, "proc.spawn", args))
+
+
+def test_a_process_names_a_model_script_only_through_the_file_authority(runtime, ws: Path) -> None:
+    """A child's model script is a file the host reads on the caller's behalf: naming one needs
+    execute on model:script and read on the file, decided like fs.read (and named as written)."""
+    (ws / "child.jsonl").write_text('{"content": "hi"}\n')
+    os.symlink(ws / "child.jsonl", ws / "src" / "alias.jsonl")
+    pid = spawn(runtime, ws, allow=("proc:spawn=spawn", "fs:src/*=read"))
+    with pytest.raises(alos.Denied) as err:
+        spawn_as(runtime, pid, name="c", goal="g", model="script:src/alias.jsonl")
+    assert "lacks read on fs:" in str(err.value) and str(err.value).endswith("/src/alias.jsonl")  # not the target
+    with pytest.raises(alos.Denied, match="lacks read"):
+        spawn_as(runtime, pid, name="c", goal="g", model="script:/etc/shadow")
+    with pytest.raises(alos.Denied, match="lacks execute on model:other"):
+        spawn_as(runtime, pid, name="c", goal="g", model="other:thing")
+    reader = spawn(runtime, ws, allow=("proc:spawn=spawn", "fs:*=read"))
+    child = spawn_as(runtime, reader, name="c", goal="g", model="script:child.jsonl")
+    assert runtime.process(child["pid"]).model == f"script:{os.path.realpath(ws)}/child.jsonl"
+    assert spawn_as(runtime, reader, name="same", goal="g")["pid"]  # its own model needs nothing more
+
+
+def test_a_denial_is_durable_before_the_python_caller_hears_of_it(store: str, ws: Path) -> None:
+    import sqlite3
+
+    rt = alos.open(store, host=True)
+    pid = spawn(rt, ws)
+    for _ in range(2):
+        with pytest.raises(alos.Denied):
+            d(rt, pid, "fs.read", path="README.md")
+    conn = sqlite3.connect(store)  # another connection sees both records before close()
+    rows = conn.execute("SELECT outcome FROM audit WHERE syscall='fs.read'").fetchall()
+    conn.close()
+    rt.close()
+    assert rows == [("denied",), ("denied",)]
+
+
+def test_a_process_with_no_right_learns_nothing_of_what_exists(runtime, ws: Path, tmp_path: Path) -> None:
+    (tmp_path / "exists").mkdir()
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    pid = spawn(runtime, ws)
+    seen = set()
+    for path in ("exists/sub", "missing/sub", "loop/x", "exists", "missing"):
+        for name, args in (("fs.mkdir", {"parents": False}), ("fs.read", {}), ("fs.list", {}), ("fs.delete", {})):
+            with pytest.raises(alos.Denied) as err:
+                asyncio.run(runtime.dispatch(pid, name, {"path": str(tmp_path / path), **args}))
+            seen.add(str(err.value).replace(path, "PATH"))
+    assert len(seen) == 4, seen  # one message per syscall, whatever is there

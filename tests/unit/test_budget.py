@@ -76,3 +76,28 @@ def test_budget_names_and_amounts_are_checked() -> None:
         check_names({"gold": 1})
     with pytest.raises(Invalid, match="out of range"):
         check_names({"tokens": -5})
+
+
+def test_spending_saturates_instead_of_overflowing_the_store(tmp_path) -> None:
+    """A model may report any usage: two calls that each report more than a budget can hold leave
+    the figure at the largest a budget holds, and the store keeps a whole number."""
+    from alos import limits
+    from alos.kernel.budget import Ledger
+    from alos.store import rows
+    from alos.store.db import open_store
+    from alos.types import Process, ProcState
+
+    store = open_store(str(tmp_path / "s.db"))
+    ledger = Ledger()
+    p = Process(1, None, "m", "base", "script:x", ProcState.RUNNING, None, None, "/", "g", None, 0, 0.0, 0.0)
+    for _ in range(3):
+        ledger.charge([p], {"tokens": limits.BUDGET_MAX})
+        with store.transaction() as conn:
+            taken = ledger.write(conn)
+        ledger.written(taken, committed=True)
+    ledger.charge([p], {"tokens": -5})  # a refund after saturation still applies
+    with store.transaction() as conn:
+        ledger.written(ledger.write(conn), committed=True)
+    lim, spent = rows.budget_of(store.conn, 1)["tokens"]
+    assert lim is None and isinstance(spent, int) and spent == limits.BUDGET_MAX - 5
+    store.close()

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def test_turns_are_grouped_by_process_in_order(tmp_path: Path) -> None:
         ("not json", ":2: not JSON"),
         ("[1, 2]", ":2: a turn must be a JSON object"),
         ('{"content": 3}', "'content' must be a string"),
-        ('{"contents": "x"}', "unknown key 'contents'"),
+        ('{"contents": "x"}', ":2: a turn holds only the keys content, proc, tool_calls, usage"),
         ('{"tool_calls": [{"arguments": {}}]}', "tool call 1: 'name' must name a tool"),
         ('{"tool_calls": [{"name": "fs_read", "arguments": [1]}]}', "'arguments' must be an object"),
     ],
@@ -42,3 +43,36 @@ def test_unknown_model_kinds_and_missing_scripts_are_clear(tmp_path: Path) -> No
         open_model("gpt-9")
     with pytest.raises(NotFound, match="no model script"):
         open_model(f"script:{tmp_path}/none.jsonl")
+
+
+@pytest.mark.parametrize("what", ["dir", "fifo", "device"])
+def test_only_a_regular_file_is_read_and_nothing_blocks(tmp_path: Path, what: str) -> None:
+    path = {"dir": str(tmp_path), "device": "/dev/zero"}.get(what, str(tmp_path / "fifo"))
+    if what == "fifo":
+        os.mkfifo(path)
+    with pytest.raises(Invalid, match="not a regular file"):
+        load_script(path)  # a FIFO with no writer would block an open without O_NONBLOCK
+
+
+def test_no_error_quotes_the_file(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.json"
+    for content in ('{"MARKER_KEY": 1}\n', "MARKER_TEXT not json\n", '{"tool_calls": [{"MARKER_CALL": 1}]}\n'):
+        secret.write_text(content)
+        with pytest.raises(Invalid) as err:
+            load_script(str(secret))
+        assert "MARKER" not in str(err.value)
+
+
+def test_usage_too_large_for_a_budget_is_clamped(tmp_path: Path) -> None:
+    from alos import limits
+    from alos.primitives.model import used
+
+    p = tmp_path / "s.jsonl"
+    p.write_text('{"usage": {"prompt_tokens": 100000000000000000000000, "completion_tokens": 1e23}}\n')
+    [turn] = load_script(str(p))["main"]
+    assert turn.usage == {"prompt_tokens": limits.BUDGET_MAX, "completion_tokens": limits.BUDGET_MAX}
+    assert used(turn) == {"tokens": limits.BUDGET_MAX}
+    for bad in ("-1", "1.5", "true", '"9"'):
+        p.write_text('{"usage": {"prompt_tokens": ' + bad + "}}\n")
+        with pytest.raises(Invalid, match="whole numbers"):
+            load_script(str(p))

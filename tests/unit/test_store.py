@@ -1,3 +1,4 @@
+import os
 import sqlite3
 from pathlib import Path
 
@@ -5,7 +6,7 @@ import pytest
 
 import alos
 from alos import limits
-from alos.errors import Invalid, Unavailable
+from alos.errors import Invalid, StoreLost, Unavailable
 from alos.store.db import open_store
 
 
@@ -93,3 +94,46 @@ def test_a_version_1_store_migrates_forward_and_keeps_its_processes(tmp_path: Pa
         assert {"messages", "budgets"} <= tables
     finally:
         rt.close()
+
+
+def test_a_store_with_a_second_name_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    open_store(str(path)).close()
+    os.link(path, tmp_path / "other-name.db")
+    for name in (path, tmp_path / "other-name.db"):
+        with pytest.raises(Invalid, match="2 names"):
+            open_store(str(name))
+
+
+def test_the_host_lock_is_on_the_file_not_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    first = open_store(str(path))
+    first.lock_host()
+    (tmp_path / "link").symlink_to(path)
+    second = open_store(str(tmp_path / "link"))
+    try:
+        os.unlink(str(path) + ".host")  # what the lock once was: a file beside the path
+        with pytest.raises(Unavailable, match="another host"):
+            second.lock_host()
+    finally:
+        second.close()
+    first.close()
+    third = open_store(str(path))  # released with the first host
+    third.lock_host()
+    third.close()
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_store_deleted_or_replaced_under_a_host_stops_it(tmp_path: Path, how: str) -> None:
+    path = tmp_path / "s.db"
+    s = open_store(str(path))
+    with s.transaction() as conn:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')")
+    os.unlink(path)
+    if how == "replaced":
+        open_store(str(path)).close()
+    with pytest.raises(StoreLost, match=how):
+        s.changed_elsewhere()
+    with pytest.raises(StoreLost, match=how), s.transaction():
+        pass
+    s.close()

@@ -97,7 +97,7 @@ class Ledger:
             mine = self._unwritten.setdefault(p.pid, {})
             for name, amount in cost.items():
                 if amount:
-                    mine[name] = mine.get(name, 0) + amount
+                    mine[name] = _bounded(mine.get(name, 0) + amount)
 
     def pending(self) -> bool:
         """Return whether spending waits to be written."""
@@ -109,7 +109,7 @@ class Ledger:
         self._writing = taken
         for pid, amounts in taken.items():
             for name, amount in amounts.items():
-                rows.add_spent(conn, pid, name, amount)
+                rows.add_spent(conn, pid, name, amount, limits.BUDGET_MAX)
         return taken
 
     def written(self, taken: dict[Pid, dict[str, int]], committed: bool) -> None:
@@ -121,11 +121,11 @@ class Ledger:
                 if stored is not None:  # keep the cache: add what was just written
                     for name, amount in amounts.items():
                         lim, spent = stored.get(name, (None, 0))
-                        stored[name] = (lim, spent + amount)
+                        stored[name] = (lim, _bounded(spent + amount))
             else:
                 mine = self._unwritten.setdefault(pid, {})
                 for name, amount in amounts.items():
-                    mine[name] = mine.get(name, 0) + amount
+                    mine[name] = _bounded(mine.get(name, 0) + amount)
 
     def set_limits(self, conn: sqlite3.Connection, pid: Pid, budget: dict[str, int]) -> None:
         """Give new process ``pid`` its own limits, inside the caller's transaction."""
@@ -136,6 +136,11 @@ class Ledger:
     def forget(self) -> None:
         """Drop the stored figures (another connection committed); unwritten spending stays."""
         self._stored.clear()
+
+
+def _bounded(amount: int) -> int:
+    """Return ``amount`` saturated at the largest figure a budget holds (a model may report any usage)."""
+    return min(amount, limits.BUDGET_MAX)
 
 
 def _exhausted(caller: Process, owner: Process, name: str, lim: int, how: str) -> str:

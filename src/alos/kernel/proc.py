@@ -14,7 +14,7 @@ from typing import Any
 from alos.errors import Conflict
 from alos.kernel.kernel import Kernel, Tx
 from alos.store import rows
-from alos.types import SHOWN_KINDS, Exit, Parked, Pid, Process, ProcState, Wait
+from alos.types import SHOWN_KINDS, Exit, Fork, Parked, Pid, Process, ProcState, Wait
 
 R, N, W, P, X = (
     ProcState.RUNNABLE,
@@ -208,7 +208,7 @@ def create(
     cwd: str,
     goal: str,
     priority: int,
-    mode: str = "spawn",
+    mode: Fork = Fork.SPAWN,
 ) -> Process:
     """Insert a new runnable process inside ``tx``; return it."""
     blank = Process(

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 
 from alos import audit, limits
-from alos.errors import Conflict
+from alos.errors import Conflict, StoreLost
 from alos.kernel.kernel import Kernel
 from alos.kernel.proc import amend, end, mark, transition
 from alos.store import rows
@@ -89,6 +89,14 @@ class Scheduler:
         kernel.refresh()
         self._load()
         seen = kernel.generation
+        try:
+            await self._loop(done, seen)
+        except* StoreLost as lost:  # no host can go on without its store: stop, say why
+            raise lost.exceptions[0] from None
+        kernel.flush()  # idle: every deferred audit record is written before anyone waits
+
+    async def _loop(self, done: asyncio.Event, seen: int) -> None:
+        kernel = self.kernel
         async with asyncio.TaskGroup() as group:
             while True:
                 kernel.refresh()
@@ -117,7 +125,6 @@ class Scheduler:
                     await self._sleep()
                 else:
                     break
-        kernel.flush()  # idle: every deferred audit record is written before anyone waits
 
     def _pick(self) -> Pid | None:
         """Pop the lowest pass; return its pid if it is still runnable (or left running)."""
@@ -160,6 +167,8 @@ class Scheduler:
             await self._quantum(pid)
         except Conflict:
             self.kernel.refresh()  # changed by another connection mid-quantum: its state stands
+        except StoreLost:
+            raise  # not this process's fault: the host stops
         except Exception as err:  # noqa: BLE001 - the quantum boundary: a bug ends this process, not the host
             self.fail(pid, f"{type(err).__name__}: {err}", traceback.format_exc())
 

@@ -6,6 +6,7 @@ decision, so the resource decided on is the one the provider touches.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import difflib
 import os
@@ -15,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 
 from alos import codec, limits
-from alos.errors import Limit, NotFound
+from alos.errors import Invalid, Limit, NotFound
 from alos.kernel import Kernel
 from alos.rights import Need, Right
 from alos.types import Process
@@ -79,14 +80,9 @@ def resolve(kernel: Kernel, proc: Process, args: PathArgs) -> PathArgs:
 
 def resolve_mkdir(kernel: Kernel, proc: Process, args: MkdirArgs) -> MkdirPlan:
     """Return the plan of ``args``: its real path and each missing directory it would create.
-
-    Raises NotFound when parents are missing and ``parents`` is false.
-    """
+    Whether it may run is decided on the plan; only then does mkdir say a parent is missing."""
     path = kernel.files.resolve(proc.cwd, args.path)
-    creates = kernel.files.missing(path)
-    if len(creates) > 1 and not args.parents:
-        raise NotFound(f"directory {os.path.dirname(path)} does not exist; pass parents=true to make it too")
-    return MkdirPlan(path, args.parents, creates)
+    return MkdirPlan(path, args.parents, kernel.files.missing(path))
 
 
 def read_needs(proc: Process, args: ReadArgs) -> tuple[Need, ...]:
@@ -116,9 +112,28 @@ def delete_needs(proc: Process, args: DeleteArgs) -> tuple[Need, ...]:
 
 
 async def read(kernel: Kernel, proc: Process, args: ReadArgs) -> str:
-    """Return the text of the requested range."""
-    data = kernel.files.read(args.path, args.offset, args.length)
-    return data.decode("utf-8", errors="replace")
+    """Return the text of the requested range; raises Invalid, with the file's size, for a file
+    that is not UTF-8 text (a range may cut a character at either end: those bytes are dropped)."""
+    data, size = kernel.files.read(args.path, args.offset, args.length)
+    text = _text(data, args.offset > 0, args.offset + len(data) >= size)
+    if text is None:
+        raise Invalid(f"{args.path} is a binary file of {size} bytes, not UTF-8 text; fs_read reads text only")
+    return text
+
+
+def _text(data: bytes, cut_before: bool, to_end: bool) -> str | None:
+    """Return ``data`` as UTF-8 text, or None when it is not text (NUL bytes, invalid UTF-8)."""
+    if b"\x00" in data:
+        return None
+    if cut_before:  # skip the tail of a character that began before the range
+        skip = 0
+        while skip < min(3, len(data)) and 0x80 <= data[skip] <= 0xBF:
+            skip += 1
+        data = data[skip:]
+    try:
+        return codecs.getincrementaldecoder("utf-8")().decode(data, final=to_end)
+    except UnicodeDecodeError:
+        return None
 
 
 def _payload(args: WriteArgs) -> bytes:
@@ -144,7 +159,12 @@ async def list_dir(kernel: Kernel, proc: Process, args: ListArgs) -> dict[str, A
 
 
 async def mkdir(kernel: Kernel, proc: Process, plan: MkdirPlan) -> dict[str, Any]:
-    """Make exactly the planned directories; return whether the target was created (false: it existed)."""
+    """Make exactly the planned directories; return whether the target was created (false: it existed).
+
+    Raises NotFound when parents are missing and ``parents`` is false.
+    """
+    if len(plan.creates) > 1 and not plan.parents:
+        raise NotFound(f"directory {os.path.dirname(plan.path)} does not exist; pass parents=true to make it too")
     return {"path": plan.path, "created": kernel.files.mkdir(plan.path, plan.creates)}
 
 
@@ -154,7 +174,12 @@ async def delete(kernel: Kernel, proc: Process, args: DeleteArgs) -> dict[str, A
 
 
 def describe_write(kernel: Kernel, proc: Process, args: WriteArgs) -> dict[str, Any]:
-    """Return what a human approving this write sees: path, size, digest, preview, diff."""
+    """Return what a human approving this write sees: path, size, digest, preview, and the whole
+    diff against the current file (against nothing for a new one), or why there is none.
+
+    The preview and the diff are stored escaped (codec.escape): a program reading the request
+    as JSON gets no control characters from them either.
+    """
     data = args.content.encode()
     shown: dict[str, Any] = {
         "path": args.path,
@@ -168,16 +193,16 @@ def describe_write(kernel: Kernel, proc: Process, args: WriteArgs) -> dict[str, 
     if now.exists:
         shown["current_digest"] = now.digest
         shown["current_bytes"] = now.size
-        if now.text is not None and len(data) <= limits.DIFF_MAX_BYTES:
-            lines = difflib.unified_diff(
-                now.text.splitlines(),
-                args.content.splitlines(),
-                "current",
-                "proposed",
-                lineterm="",
-                n=1,
-            )
-            shown["diff"] = [codec.escape(line) for line in list(lines)[: limits.DIFF_MAX_LINES]]
+    current = now.text if now.exists else ""
+    if current is None:
+        shown["diff_omitted"] = f"the current file is not UTF-8 text or is over {limits.DIFF_MAX_BYTES} bytes"
+    elif len(data) > limits.DIFF_MAX_BYTES:
+        shown["diff_omitted"] = f"the new content is over {limits.DIFF_MAX_BYTES} bytes; its digest names it"
+    else:
+        lines = difflib.unified_diff(
+            current.splitlines(), args.content.splitlines(), "current", "proposed", lineterm="", n=1
+        )
+        shown["diff"] = [codec.escape(line) for line in lines]
     return shown
 
 

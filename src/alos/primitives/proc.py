@@ -95,11 +95,16 @@ class ListArgs:
 
 
 def resolve_spawn(kernel: Kernel, proc: Process, args: SpawnArgs) -> SpawnArgs:
-    """Return ``args`` with the working directory made real and absolute (the caller's by default)."""
+    """Return ``args`` with the working directory made real and absolute (the caller's by default),
+    and a model script named by its real path, as a file read would name it."""
     if proc.pid == HOST:
-        return args  # the host names an absolute working directory; spawn checks it
+        return args  # the host names an absolute working directory and model; spawn checks them
     cwd = proc.cwd if args.cwd is None else kernel.files.resolve(proc.cwd, args.cwd)
-    return dataclasses.replace(args, cwd=cwd)
+    model = args.model
+    kind, sep, path = (model or "").partition(":")
+    if model is not None and model != proc.model and kind == "script" and sep and path:
+        model = "script:" + kernel.files.resolve(proc.cwd, path)
+    return dataclasses.replace(args, cwd=cwd, model=model)
 
 
 def resolve_chdir(kernel: Kernel, proc: Process, args: ChdirArgs) -> ChdirArgs:
@@ -112,7 +117,25 @@ def spawn_needs(proc: Process, args: SpawnArgs) -> tuple[Need, ...]:
     needs = [Need("proc:spawn", Right.SPAWN)]
     if args.cwd is not None and args.cwd != proc.cwd:
         needs.append(Need(f"fs:{args.cwd}", Right.LIST))
+    if args.model is not None and args.model != proc.model:
+        # another model: the caller must hold it; a script is a file the host will read for it
+        kind, _, path = args.model.partition(":")
+        needs.append(Need(f"model:{kind}", Right.EXECUTE))
+        if kind == "script":
+            needs.append(Need(f"fs:{path}", Right.READ))
     return tuple(needs)
+
+
+def describe_spawn(kernel: Kernel, proc: Process, args: SpawnArgs) -> dict[str, Any]:
+    """Return what a human approving this spawn sees: everything the child would get, in full."""
+    shown: dict[str, Any] = msgspec.to_builtins(args)
+    shown.update(
+        image=args.image or proc.image,
+        model=args.model or proc.model,
+        cwd=args.cwd or proc.cwd,
+        priority=args.priority or proc.priority,
+    )
+    return shown
 
 
 def fork_needs(proc: Process, args: ForkArgs) -> tuple[Need, ...]:

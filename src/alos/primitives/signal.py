@@ -185,7 +185,10 @@ def exit_(kernel: Kernel, tx: Tx, proc: Process, args: ExitArgs) -> dict[str, An
         raise Invalid("the host does not exit through a syscall")
     result = args.result
     if args.file is not None:
-        data = kernel.files.read(args.file, 0, limits.READ_MAX_BYTES)
-        result = data.decode("utf-8", errors="replace")
+        data, size = kernel.files.read(args.file, 0, limits.READ_MAX_BYTES)
+        try:
+            result = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Invalid(f"{args.file} is a binary file of {size} bytes; a result is text") from None
     end(kernel, tx, proc, Exit(args.status), result, "exit")
     return {"pid": proc.pid, "status": args.status}

@@ -26,6 +26,7 @@ from alos.providers.base import Peek
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO never blocks the host
 _tmp_names = itertools.count()
+_PRIVILEGE_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX  # never carried over to new content
 
 
 class Files:
@@ -37,33 +38,27 @@ class Files:
     # -- resolution ------------------------------------------------------------------
 
     def resolve(self, cwd: str, path: str) -> str:
-        """Return the absolute real path ``path`` names from ``cwd`` (symlinks followed).
+        """Return the absolute real path ``path`` names from ``cwd`` (symlinks followed, as far as
+        the host lets it see: a loop or a directory it may not search is resolved by name).
 
-        Raises Invalid for an empty or NUL-bearing path and Denied for the store directory.
+        Raises Invalid for an empty or NUL-bearing path, and nothing that depends on what exists:
+        resolution comes before the decision, and a refusal must not tell what is there.
         """
         if not path:
             raise Invalid("empty path; name a file relative to the working directory, e.g. 'notes.md'")
         if "\x00" in path:
-            raise Invalid(f"path {path!r} contains a NUL byte")
-        full = path if os.path.isabs(path) else os.path.join(cwd, path)
+            raise Invalid("a path contains a NUL byte; name the file without it")
+        full = os.path.join(cwd, path).rstrip("/") or "/"
         try:
-            real = _real(full.rstrip("/") or "/")
-        except OSError as err:
-            if err.errno == errno.ELOOP:
-                raise Invalid(f"{path} loops through symlinks") from None
-            if err.errno == errno.ENAMETOOLONG:
-                raise Invalid(f"path {path[:80]!r}... is too long for the host") from None
-            try:
-                real = os.path.realpath(full)  # e.g. a directory we may not search: resolve by name
-            except OSError as inner:
-                raise Denied(f"the host OS refused to resolve {path} ({inner.strerror})") from None
-        self._guard(real)
-        return real
+            return _real(full)
+        except OSError:  # the operation itself fails later, after the decision, with the OS's reason
+            return os.path.realpath(full)
 
     def _guard(self, real: str) -> None:
+        """Raise Denied when ``real`` is inside the store directory (dispatch() refuses it first)."""
         for root in self._forbidden:
             if real == root or real.startswith(root + "/"):
-                raise Denied(f"{real} is inside alos's store directory; no process may reach it")
+                raise Denied("that path is inside alos's store directory; no process may reach it")
 
     def hidden(self, real: str) -> bool:
         """Return whether ``real`` is inside the store directory (listings leave it out)."""
@@ -75,33 +70,42 @@ class Files:
 
     # -- operations ------------------------------------------------------------------
 
-    def read(self, path: str, offset: int, length: int) -> bytes:
-        """Return up to ``length`` bytes of file ``path`` from ``offset``."""
+    def read(self, path: str, offset: int, length: int) -> tuple[bytes, int]:
+        """Return (up to ``length`` bytes of file ``path`` from ``offset``, the file's size)."""
+        self._guard(path)
         with _errors("read", path), _parent(path) as (dfd, name):
             fd = os.open(name, _READ_FLAGS, dir_fd=dfd)
             try:
-                _regular(fd, path)
-                return os.pread(fd, length, offset)
+                size = _regular(fd, path)
+                return os.pread(fd, length, offset), size
             finally:
                 os.close(fd)
 
     def write(self, path: str, data: bytes) -> None:
-        """Replace (or create) file ``path`` with ``data`` atomically: readers see old or new."""
+        """Replace (or create) file ``path`` with ``data`` atomically: readers see old or new.
+
+        A new file gets mode 0644 less the umask. A replaced file keeps its permission bits but
+        never setuid, setgid or sticky (the content is new: no privilege goes with it); its owner
+        and group stay when the host may set them (it runs as root), else they are the host's.
+        """
+        self._guard(path)
         with _errors("write", path), _parent(path) as (dfd, name):
-            mode = 0o644
+            old: os.stat_result | None = None
             with contextlib.suppress(FileNotFoundError):
-                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):
+                old = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                if stat.S_ISDIR(old.st_mode):
                     raise Invalid(f"{path} is a directory; a file cannot replace it")
-                if stat.S_ISREG(st.st_mode):
-                    mode = stat.S_IMODE(st.st_mode)
             tmp = f".{name[:200]}.alos-{os.getpid()}-{next(_tmp_names)}"
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = os.open(tmp, flags, mode, dir_fd=dfd)
+            fd = os.open(tmp, flags, 0o644 if old is None or not stat.S_ISREG(old.st_mode) else 0o600, dir_fd=dfd)
             try:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
+                if old is not None and stat.S_ISREG(old.st_mode):
+                    if os.geteuid() == 0:
+                        os.fchown(fd, old.st_uid, old.st_gid)
+                    os.fchmod(fd, stat.S_IMODE(old.st_mode) & ~_PRIVILEGE_BITS)
             except BaseException:
                 os.close(fd)
                 os.unlink(tmp, dir_fd=dfd)
@@ -111,6 +115,7 @@ class Files:
 
     def list(self, path: str) -> tuple[list[dict[str, Any]], bool]:
         """Return (entries sorted by name, whether the list was cut at the limit)."""
+        self._guard(path)
         with _errors("list", path), _directory(path) as dfd:
             entries = []
             with os.scandir(dfd) as it:
@@ -144,6 +149,7 @@ class Files:
     def mkdir(self, path: str, creates: Sequence[str]) -> bool:
         """Make exactly the directories ``creates`` (top down, ending with ``path``); return whether
         ``path`` was made. Raises Exists when ``path`` is a file, Conflict when the plan is stale."""
+        self._guard(path)
         with _errors("mkdir", path):
             if not creates:
                 if os.path.isdir(path):
@@ -158,6 +164,7 @@ class Files:
 
     def delete(self, path: str) -> str:
         """Delete file or empty directory ``path``; return which it was ("file" or "dir")."""
+        self._guard(path)
         with _errors("delete", path), _parent(path) as (dfd, name):
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
@@ -230,13 +237,16 @@ def _real(path: str) -> str:
         os.close(fd)
 
 
-def _regular(fd: int, path: str) -> None:
-    """Raise Invalid unless ``fd`` is a regular file (not a directory, FIFO, socket or device)."""
-    mode = os.fstat(fd).st_mode
+def _regular(fd: int, path: str) -> int:
+    """Return the size of ``fd``; raise Invalid unless it is a regular file (not a directory,
+    FIFO, socket or device)."""
+    st = os.fstat(fd)
+    mode = st.st_mode
     if stat.S_ISDIR(mode):
         raise Invalid(f"{path} is a directory; use fs_list to see what it holds")
     if not stat.S_ISREG(mode):
         raise Invalid(f"{path} is not a regular file (a FIFO, socket or device); only files can be read")
+    return st.st_size
 
 
 @contextlib.contextmanager

@@ -4,18 +4,23 @@ A scripted model reads a JSON Lines file, one model turn per line:
     {"content": "...", "tool_calls": [{"name": "fs_read", "arguments": {"path": "README.md"}}]}
 A turn may carry "proc": NAME; a process consumes, in order, the turns for its name (turns
 without "proc" belong to "main", the root). When its turns run out, the process exits.
-The whole file is checked when loaded; an error names the line and the bad key.
+The whole file is checked when loaded; an error names the line and what is wrong, never the
+file's content. Only a regular file is read, and at most limits.SCRIPT_MAX_BYTES of it: a
+device, a FIFO or a directory is refused at once and never blocks the host.
 """
 
 from __future__ import annotations
 
+import errno
+import math
 import os
+import stat
 from typing import Any
 
 import msgspec
 
 from alos import codec, limits
-from alos.errors import Invalid, NotFound
+from alos.errors import Invalid, NotFound, Unavailable
 from alos.providers.base import ModelRequest
 from alos.types import ModelTurn, ToolCall
 
@@ -41,25 +46,20 @@ class ScriptedModel:
 def load_script(path: str) -> dict[str, list[ModelTurn]]:
     """Return the turns of script ``path`` grouped by process name.
 
-    Raises NotFound when the file is missing and Invalid naming the line for a bad turn.
+    Raises NotFound when the file is missing, Unavailable when the host may not read it, and
+    Invalid naming the line for a bad turn (or for anything but a regular file of UTF-8 text).
     """
     try:
-        size = os.path.getsize(path)
-        if size > limits.SCRIPT_MAX_BYTES:
-            raise Invalid(f"script {path} is {size} bytes; the limit is {limits.SCRIPT_MAX_BYTES}")
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        raise NotFound(f"no model script at {path}; pass --model script:PATH to a JSON Lines file") from None
+        text = _read(path).decode("utf-8")
     except UnicodeDecodeError:
         raise Invalid(f"script {path} is not UTF-8 text") from None
     turns: dict[str, list[ModelTurn]] = {}
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
         try:
-            raw = codec.loads(line)
+            raw = codec.parse(line)
         except msgspec.DecodeError as err:
             raise Invalid(f"{where}: not JSON ({err})") from None
         proc, turn = _turn(raw, where, sum(len(t) for t in turns.values()))
@@ -67,12 +67,35 @@ def load_script(path: str) -> dict[str, list[ModelTurn]]:
     return turns
 
 
+def _read(path: str) -> bytes:
+    """Return the bytes of regular file ``path``, refusing anything else before reading it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO never blocks the host
+    except FileNotFoundError:
+        raise NotFound(f"no model script at {path}; pass --model script:PATH to a JSON Lines file") from None
+    except OSError as err:
+        if err.errno in (errno.EACCES, errno.EPERM):
+            raise Unavailable(f"the host may not read model script {path} ({err.strerror})") from None
+        raise Invalid(f"model script {path} cannot be opened ({err.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Invalid(f"model script {path} is not a regular file; pass --model script:PATH to a JSON Lines file")
+        if st.st_size > limits.SCRIPT_MAX_BYTES:
+            raise Invalid(f"model script {path} is {st.st_size} bytes; the limit is {limits.SCRIPT_MAX_BYTES}")
+        data = os.read(fd, limits.SCRIPT_MAX_BYTES + 1)  # a file that grows meanwhile is still capped
+        if len(data) > limits.SCRIPT_MAX_BYTES:
+            raise Invalid(f"model script {path} is over {limits.SCRIPT_MAX_BYTES} bytes")
+        return data
+    finally:
+        os.close(fd)
+
+
 def _turn(raw: Any, where: str, index: int) -> tuple[str, ModelTurn]:
     if not isinstance(raw, dict):
         raise Invalid(f'{where}: a turn must be a JSON object like {{"content": "..."}}')
-    extra = set(raw) - _TURN_KEYS
-    if extra:
-        raise Invalid(f"{where}: unknown key {sorted(extra)[0]!r}; a turn has {sorted(_TURN_KEYS)}")
+    if set(raw) - _TURN_KEYS:
+        raise Invalid(f"{where}: a turn holds only the keys {', '.join(sorted(_TURN_KEYS))}; this one holds others")
     content = raw.get("content", "")
     proc = raw.get("proc", "main")
     calls = raw.get("tool_calls", [])
@@ -85,27 +108,35 @@ def _turn(raw: Any, where: str, index: int) -> tuple[str, ModelTurn]:
         raise Invalid(f"{where}: 'tool_calls' must be a list")
     if len(calls) > limits.MODEL_TURN_MAX_CALLS:
         raise Invalid(f"{where}: {len(calls)} tool calls; at most {limits.MODEL_TURN_MAX_CALLS}")
-    if not isinstance(usage, dict) or not all(isinstance(v, int) for v in usage.values()):
-        raise Invalid(f"{where}: 'usage' must map names to whole numbers")
+    if not isinstance(usage, dict) or not all(_count(v) for v in usage.values()):
+        raise Invalid(f"{where}: 'usage' must map names to whole numbers of tokens, 0 or more")
     parsed = tuple(_call(c, f"{where}: tool call {i + 1}", f"call_{index}_{i}") for i, c in enumerate(calls))
-    return proc, ModelTurn(content=content, tool_calls=parsed, usage=dict(usage))
+    counts = {str(k): min(int(v), limits.BUDGET_MAX) for k, v in usage.items()}  # a budget holds no more
+    return proc, ModelTurn(content=content, tool_calls=parsed, usage=counts)
+
+
+def _count(value: Any) -> bool:
+    """Return whether ``value`` is a whole number of tokens (1e23 is one; -1, 1.5 and true are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return value >= 0 and (isinstance(value, int) or (math.isfinite(value) and value.is_integer()))
 
 
 def _call(raw: Any, where: str, default_id: str) -> ToolCall:
     if not isinstance(raw, dict):
         raise Invalid(f"{where} must be an object with 'name' and 'arguments'")
-    extra = set(raw) - _CALL_KEYS
-    if extra:
-        raise Invalid(f"{where}: unknown key {sorted(extra)[0]!r}; a tool call has {sorted(_CALL_KEYS)}")
+    if set(raw) - _CALL_KEYS:
+        keys = ", ".join(sorted(_CALL_KEYS))
+        raise Invalid(f"{where}: a tool call holds only the keys {keys}; this one holds others")
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         raise Invalid(f"{where}: 'name' must name a tool, e.g. \"fs_read\"")
     args = raw.get("arguments", {})
     if isinstance(args, str):  # the OpenAI wire format sends arguments as a JSON string
         try:
-            args = codec.loads(args)
-        except msgspec.DecodeError:
-            raise Invalid(f"{where}: 'arguments' is a string but not JSON") from None
+            args = codec.parse(args)
+        except msgspec.DecodeError as err:
+            raise Invalid(f"{where}: 'arguments' is a string but not JSON that alos takes ({err})") from None
     if not isinstance(args, dict):
         raise Invalid(f"{where}: 'arguments' must be an object")
     call_id = raw.get("id", default_id)

@@ -1,7 +1,11 @@
 """Open, check, migrate and lock the SQLite store; hand out transactions.
 
 The only module that opens the database file. It refuses a file that is not an alos store,
-is corrupt, or was written by a newer alos, and never overwrites one.
+is corrupt, was written by a newer alos, or has a second name (a hard link: SQLite names its
+write-ahead log after the path, so two names of one file would corrupt it), and never
+overwrites one. The host lock is taken on the file itself (its device and inode), whatever
+path named it. A store deleted or replaced under a running program is noticed at the next
+transaction or look for others' changes, and stops that program (StoreLost).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Iterator
 from importlib import resources
 
 from alos import limits
-from alos.errors import Invalid, Unavailable
+from alos.errors import Invalid, StoreLost, Unavailable
 
 # version -> the statements that move a store from version-1 to version
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -60,8 +64,26 @@ class Store:
     def __init__(self, path: str, conn: sqlite3.Connection) -> None:
         self.path = path
         self.conn = conn
+        st = os.stat(path)
+        self.identity = (st.st_dev, st.st_ino)  # the file opened: a file put at this path later is another
         self._seen_version = self._data_version()
-        self._lock_fd: int | None = None
+        self._lock_fd: int | None = None  # a descriptor of the store file, held until after the connection
+        self._hosting = False
+
+    def check(self) -> None:
+        """Raise StoreLost when the file at this store's path is gone or is not the file opened."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise StoreLost(
+                f"the store {self.path} was deleted while alos had it open; stopping, since nothing more "
+                "can be kept. Its processes, requests and audit log went with it"
+            ) from None
+        if (st.st_dev, st.st_ino) != self.identity:
+            raise StoreLost(
+                f"the store {self.path} was replaced by another file while alos had it open; stopping "
+                "without writing to either"
+            )
 
     @property
     def directory(self) -> str:
@@ -71,6 +93,7 @@ class Store:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Yield the connection inside BEGIN IMMEDIATE; commit on success, roll back on error."""
+        self.check()
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -81,7 +104,9 @@ class Store:
         conn.execute("COMMIT")  # our own commits never change data_version for this connection
 
     def changed_elsewhere(self) -> bool:
-        """Return whether another connection committed since we last looked (and note it)."""
+        """Return whether another connection committed since we last looked (and note it).
+        Raises StoreLost when the store file is gone or replaced."""
+        self.check()
         now = self._data_version()
         if now == self._seen_version:
             return False
@@ -93,35 +118,47 @@ class Store:
         return int(row[0])
 
     def lock_host(self) -> None:
-        """Become the one host that runs this store's processes.
+        """Become the one host that runs this store's processes: an exclusive flock on the store
+        file itself, so that every name of the file shares one lock.
 
         Raises Unavailable naming the holder when another host runs them.
         """
-        fd = os.open(self.path + ".host", os.O_RDWR | os.O_CREAT, 0o600)
+        # SQLite's own locks are POSIX record locks, which closing any descriptor of the file
+        # drops: this one stays open until the connection is closed (see close()).
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        if (os.fstat(self._lock_fd).st_dev, os.fstat(self._lock_fd).st_ino) != self.identity:
+            raise StoreLost(f"the store {self.path} was replaced by another file before it could be locked")
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
             raise Unavailable(
-                f"another host (os pid {holder}) is running the processes of {self.path}; "
+                f"another host ({self._holder()}) is running the processes of {self.path}; "
                 "answer requests with 'alos approve/deny', or stop that host first"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._lock_fd = fd
+        self._hosting = True
+        with contextlib.suppress(OSError), open(self.path + ".host", "w", encoding="ascii") as f:
+            f.write(str(os.getpid()))  # who holds it, for the message above; the lock is the flock
+
+    def _holder(self) -> str:
+        try:
+            with open(self.path + ".host", encoding="ascii", errors="replace") as f:
+                return f"os pid {f.read(32).strip() or 'unknown'}"
+        except OSError:
+            return "os pid unknown"
 
     @property
     def hosting(self) -> bool:
         """Return whether this connection holds the host lock (runs the processes)."""
-        return self._lock_fd is not None
+        return self._hosting
 
     def close(self) -> None:
-        """Close the connection and release the host lock if held."""
+        """Close the connection, then release the host lock if held."""
+        self.conn.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-        self.conn.close()
+        self._hosting = False
 
 
 def open_store(path: str, create: bool = True) -> Store:
@@ -136,6 +173,12 @@ def open_store(path: str, create: bool = True) -> Store:
         raise Invalid(f"no alos store at {path}; start one with 'alos run' or pass --store PATH")
     if exists and os.path.isdir(path):
         raise Invalid(f"store path {path} is a directory; pass the store file, e.g. .alos/store.db")
+    links = os.stat(path).st_nlink if exists else 1
+    if links > 1:
+        raise Invalid(
+            f"the store {path} has {links} names (hard links); SQLite keeps its log beside each name, so "
+            "two names of one store would corrupt it. Remove the other link(s) (find -samefile) and try again"
+        )
     os.makedirs(os.path.dirname(path), exist_ok=True)
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

@@ -17,6 +17,7 @@ from alos.types import (
     AuditRecord,
     Event,
     Exit,
+    Fork,
     HumanRequest,
     Message,
     Pid,
@@ -54,7 +55,7 @@ def _process(row: tuple[Any, ...]) -> Process:
         created=row[12],
         updated=row[13],
         priority=row[14],
-        mode=row[15],
+        mode=Fork(row[15]),
         epoch=row[16],
         wake=row[17],
         reaped=bool(row[18]),
@@ -500,12 +501,15 @@ def set_limit(conn: Conn, pid: Pid, name: str, limit: int) -> None:
     )
 
 
-def add_spent(conn: Conn, pid: Pid, name: str, amount: int) -> None:
-    """Add ``amount`` to what ``pid`` (with its descendants) spent of budget ``name``."""
+def add_spent(conn: Conn, pid: Pid, name: str, amount: int, most: int) -> None:
+    """Add ``amount`` (at most ``most``; negative for a refund) to what ``pid`` (with its
+    descendants) spent of budget ``name``, saturating at ``most``: the sum never overflows
+    SQLite's 64-bit integers."""
     conn.execute(
         "INSERT INTO budgets (pid, name, spent) VALUES (?,?,?)"
-        " ON CONFLICT (pid, name) DO UPDATE SET spent = spent + excluded.spent",
-        (pid, name, amount),
+        " ON CONFLICT (pid, name) DO UPDATE SET spent ="
+        " CASE WHEN excluded.spent > 0 AND spent > ? - excluded.spent THEN ? ELSE spent + excluded.spent END",
+        (pid, name, amount, most, most),
     )
 
 
