@@ -63,3 +63,26 @@ def test_the_syscall_page_is_generated_not_kept_by_hand() -> None:
 
     page = Path(__file__).parents[2] / "docs" / "syscalls.md"
     assert page.read_text() == syscalls_markdown(), "run: python -m alos.docs > docs/syscalls.md"
+
+
+def test_nothing_in_the_cli_prints_but_the_screen() -> None:
+    """Every byte the CLI writes goes through cli/screen.py, which makes agent strings safe."""
+    for path in (SRC / "cli").glob("*.py"):
+        if path.name == "screen.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+                assert name not in ("print", "echo", "secho"), f"{path.name}:{node.lineno} prints around screen"
+            if isinstance(node, ast.Attribute) and node.attr in ("stdout", "stderr"):
+                raise AssertionError(f"{path.name}:{node.lineno} reaches sys.{node.attr} around screen")
+
+
+def test_every_resource_kind_a_grant_may_name_is_checked_by_some_syscall() -> None:
+    """A grant on a kind nothing checks would be a capability that means nothing: refused."""
+    from alos.rights import KINDS
+
+    source = "".join(p.read_text() for p in (SRC / "primitives").glob("*.py"))
+    for kind in KINDS:
+        assert f'"{kind}:' in source or f'"{kind}"' in source or f"{kind}:" in source, kind

@@ -1,15 +1,19 @@
 """``alos demo``: the authority path in one minute, offline, in a fresh workspace.
 
-An agent (a scripted model) lists and reads the workspace, is denied a secret, is refused the
-store directory, asks a human before writing, resumes the same action after approval (no new
-model call), starts a checker process that may read only src/ within a budget, waits for its
-result, tells the human, and exits; then the process tree, the audit summary and a verified chain.
+It never writes into a directory it did not create (or that is not empty), and removes its
+temporary workspace afterwards. An agent (a scripted model) lists and reads the workspace, is
+denied a secret, is refused the store directory, asks a human before writing, resumes the same
+action after approval (no new model call), starts a checker process that may read only src/
+within a budget, waits for its result, tells the human, and exits; then the process tree, the
+audit summary and a verified chain.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shlex
+import shutil
 import sys
 import tempfile
 from collections import Counter
@@ -18,7 +22,9 @@ from rich.rule import Rule
 
 from alos import codec
 from alos.cli import show
-from alos.cli.drive import Driver
+from alos.cli.drive import Driver, command
+from alos.cli.screen import Screen
+from alos.errors import Invalid
 from alos.providers.human import CallbackHuman
 from alos.rights import Effect, parse_grant
 from alos.runtime import open as open_runtime
@@ -100,28 +106,64 @@ SCRIPT = [
 ]
 
 
-def make_workspace(where: str | None) -> str:
-    """Create the demo files (README, a secret .env, src/) and the script; return the workspace."""
-    ws = os.path.realpath(where) if where else tempfile.mkdtemp(prefix="alos-demo-")
-    os.makedirs(os.path.join(ws, "src"), exist_ok=True)
+def make_workspace(where: str | None) -> tuple[str, bool]:
+    """Create the demo files (README, a secret .env, src/) and the script; return (the workspace,
+    whether it is a temporary directory to remove afterwards).
+
+    Raises Invalid when ``where`` exists and is not an empty directory: the demo never writes
+    into a directory that holds anything of the user's.
+    """
+    if where is None:
+        ws, temporary = tempfile.mkdtemp(prefix="alos-demo-"), True
+    else:
+        ws, temporary = os.path.realpath(where), False
+        if os.path.lexists(ws) and not os.path.isdir(ws):
+            raise Invalid(f"--workspace {where} exists and is not a directory; name a new directory")
+        if os.path.isdir(ws) and os.listdir(ws):
+            raise Invalid(
+                f"--workspace {where} is not empty; the demo writes only into a directory it creates "
+                "(or an empty one), so that nothing of yours is overwritten. Name a new directory"
+            )
+        os.makedirs(ws, exist_ok=True)
+    os.makedirs(os.path.join(ws, "src"))
     files = {
         "README.md": README,
         ".env": "DATABASE_PASSWORD=hunter2\nAPI_KEY=sk-demo-not-a-real-key\n",
         "src/app.py": "def stock(item: str) -> int:\n    return 0\n",
     }
-    for name, text in files.items():
-        with open(os.path.join(ws, name), "w", encoding="utf-8") as f:
-            f.write(text)
-    os.makedirs(os.path.join(ws, ".alos"), exist_ok=True)
-    with open(os.path.join(ws, ".alos", "demo-script.jsonl"), "w", encoding="utf-8") as f:
+    for name, content in files.items():
+        with open(os.path.join(ws, name), "x", encoding="utf-8") as f:
+            f.write(content)
+    os.makedirs(os.path.join(ws, ".alos"))
+    with open(os.path.join(ws, ".alos", "demo-script.jsonl"), "x", encoding="utf-8") as f:
         f.write("\n".join(codec.dumps(turn) for turn in SCRIPT) + "\n")
-    return ws
+    return ws, temporary
 
 
 def run_demo(where: str | None, interactive: bool) -> int:
-    """Run the demo; return the exit code (0 when the story ran and the audit chain verifies)."""
-    out = show.console()
-    ws = make_workspace(where)
+    """Run the demo; return the exit code (0 when the story ran and the audit chain verifies).
+
+    A temporary workspace is removed afterwards, whatever happens; one the user named is kept.
+    """
+    out = Screen()
+    ws, temporary = make_workspace(where)
+    try:
+        code = _play(out, ws, interactive)
+    finally:
+        if temporary:
+            shutil.rmtree(ws, ignore_errors=True)
+    name = command()
+    if temporary:
+        out.say("The demo's temporary workspace was removed. To keep one and look around afterwards:")
+        out.say(f"  {name} demo --workspace alos-demo && {name} ps --all --store alos-demo/.alos/store.db")
+    else:
+        store = shlex.quote(os.path.relpath(os.path.join(ws, ".alos", "store.db")))
+        out.say(f"Look around: {name} ps --all --store {store}")
+        out.say(f"             {name} audit --store {store}")
+    return code
+
+
+def _play(out: Screen, ws: str, interactive: bool) -> int:
     store = os.path.join(ws, ".alos", "store.db")
     grants = [
         parse_grant("fs:*=read,list", Effect.ALLOW, ws),
@@ -129,11 +171,12 @@ def run_demo(where: str | None, interactive: bool) -> int:
         parse_grant("fs:*=write", Effect.ASK, ws),
         parse_grant("proc:spawn=spawn", Effect.ALLOW, ws),
     ]
-    out.print(Rule("alos demo"))
-    out.print(f"workspace  {ws}\nstore      {store}")
-    out.print(
-        "grants     --allow 'fs:*=read,list'  --deny 'fs:.env=read'  --ask 'fs:*=write'  --allow 'proc:spawn=spawn'\n"
-    )
+    out.show(Rule("alos demo"))
+    out.say(f"workspace  {ws}")
+    out.say(f"store      {store}")
+    out.say("grants     --allow 'fs:*=read,list'  --deny 'fs:.env=read'  --ask 'fs:*=write'")
+    out.say("           --allow 'proc:spawn=spawn'")
+    out.say("")
     trace = show.Trace(out)
     rt = open_runtime(store, host=True, human=CallbackHuman(show.tell(out, trace.names)))
     try:
@@ -155,27 +198,26 @@ def run_demo(where: str | None, interactive: bool) -> int:
         procs, budgets = rt.processes(), rt.budgets()
     finally:
         rt.close()
-    out.print(Rule("processes"))
-    out.print(show.process_table(procs, budgets, out.width))
-    out.print(Rule("audit"))
+    out.show(Rule("processes"))
+    out.show(show.process_table(procs, budgets, out.width))
+    out.show(Rule("audit"))
     counts = Counter(r.decision for r in records if r.pid != 0)
-    out.print(f"{len(records)} audit records; decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    out.say(f"{len(records)} audit records; decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     calls = sum(1 for r in records if r.pid == pid and r.syscall == "model.call")
     turns = next((p.turns for p in procs if p.pid == pid), 0)
-    out.print(
+    out.say(
         f"model calls by process {pid}: {calls}, for {turns} turns and the last call that found nothing more to do: "
         "the approved write resumed the same action, with no new model call"
     )
-    out.print("its spending above counts the checker's: a child's spending counts against every ancestor")
+    out.say("its spending above counts the checker's: a child's spending counts against every ancestor")
     if verdict.ok:
-        out.print(show.line(("✓ alos audit verify: chain intact", "green"), f" ({verdict.count} records)"))
+        out.say(("✓ alos audit verify: chain intact", "green"), f" ({verdict.count} records)")
     else:
-        out.print(show.line((f"✗ alos audit verify: {verdict.reason}", "red")))
+        out.say((f"✗ alos audit verify: {verdict.reason}", "red"))
     summary = os.path.join(ws, "SUMMARY.md")
     if os.path.exists(summary):
-        out.print(Rule("SUMMARY.md"))
+        out.show(Rule("SUMMARY.md"))
         with open(summary, encoding="utf-8") as f:
-            out.print(f.read().rstrip())
-    out.print(Rule())
-    out.print(f"Look around: alos ps --store {store}\n             alos audit --store {store}")
+            out.say(f.read().rstrip(), keep_newlines=True)
+    out.show(Rule())
     return 0 if code == 0 and verdict.ok else 1

@@ -1,84 +1,53 @@
-"""How the CLI shows things to a person: the live trace, tables and approval panels.
+"""How the CLI shows things to a person: the live trace, the process table and approval panels.
 
-Everything that came from a process or a model is escaped (no terminal control sequences,
-no rich markup) before it is printed.
+Built only from ``screen.text``/``safe`` pieces: whatever came from a process or a model is made
+safe before it is printed. An approval panel shows everything an answer would authorize.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from alos import codec
+from alos import codec, limits
+from alos.cli.screen import Screen, clip, clip_left, row, text
 from alos.types import Event, HumanRequest, Process, ProcState
-
-
-def console(stderr: bool = False, soft_wrap: bool = True) -> Console:
-    """Return a console for the CLI: no markup parsing (file names may hold '[...]'), no guessing
-    of colours; colour comes only from Text styles. NO_COLOR is honoured by rich."""
-    return Console(stderr=stderr, highlight=False, markup=False, soft_wrap=soft_wrap)
-
-
-def line(*parts: str | tuple[str, str]) -> Text:
-    """Return a Text of plain strings and (text, style) pairs."""
-    return Text.assemble(*parts)
-
-
-def clip(text: str, width: int = 100) -> str:
-    """Return ``text`` escaped and cut to ``width`` characters."""
-    text = codec.escape(text)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def clip_resource(resource: str, width: int = 60) -> str:
-    """Return ``resource`` escaped and cut to ``width`` from the left: the file name is what matters."""
-    text = codec.escape(resource)
-    return text if len(text) <= width else "…" + text[-(width - 1) :]
 
 
 class Trace:
     """Prints events as a readable, coloured trace of what the processes do."""
 
-    def __init__(self, console: Console) -> None:
-        self.console = console
+    def __init__(self, screen: Screen) -> None:
+        self.screen = screen
         self.names: dict[int, str] = {}
 
     def who(self, pid: int) -> str:
         return f"{pid} {self.names.get(pid, '')}".strip()
 
     def __call__(self, ev: Event) -> None:
-        d = ev.detail
         show = getattr(self, "_" + ev.kind, None)
         if show is not None:
-            show(ev.pid, d)
+            show(ev.pid, ev.detail)
 
     def _spawn(self, pid: int, d: dict[str, Any]) -> None:
         self.names[pid] = str(d.get("name", ""))
-        self.console.print(
-            Text.assemble(
-                ("● ", "bold cyan"),
-                (f"process {self.who(pid)}", "bold"),
-                f" started, image {d.get('image')}: ",
-                (clip(str(d.get("goal", ""))), "italic"),
-            )
+        self.screen.say(
+            ("● ", "bold cyan"),
+            (f"process {self.who(pid)}", "bold"),
+            f" started, image {d.get('image')}: ",
+            (clip(d.get("goal", "")), "italic"),
         )
 
     def _turn(self, pid: int, d: dict[str, Any]) -> None:
         if d.get("content"):
-            self.console.print(
-                Text.assemble(
-                    (f"[{self.who(pid)}] ", "cyan"),
-                    ("model: ", "dim"),
-                    clip(str(d["content"]), 120),
-                )
-            )
+            self.screen.say((f"[{self.who(pid)}] ", "cyan"), ("model: ", "dim"), clip(d["content"], 120))
         for c in d.get("calls", []):
-            args = " ".join(f"{k}={clip(codec.dumps(v), 40)}" for k, v in c.get("arguments", {}).items())
-            self.console.print(Text.assemble("    → ", (str(c.get("name")), "bold"), " ", (args, "dim")))
+            args = c.get("arguments", {})
+            shown = " ".join(f"{clip(k, 20)}={clip(codec.dumps(v), 40)}" for k, v in args.items())
+            self.screen.say("    → ", (clip(c.get("name"), 60), "bold"), " ", (shown, "dim"))
 
     def _syscall(self, pid: int, d: dict[str, Any]) -> None:
         if pid == 0 or (d["syscall"] in ("model.call", "proc.exit") and d["outcome"] == "ok"):
@@ -86,131 +55,168 @@ class Trace:
         if d["outcome"] == "parked":
             return  # the request event says it, with the request id
         decision, outcome = d["decision"], d["outcome"]
-        line = Text("      ")
         if outcome == "ok":
-            line.append("✓ ", "green").append(decision, "green")
-        elif outcome == "parked":
-            line.append("? ", "yellow").append("asks a human" if decision == "ask" else "waits", "yellow")
+            mark: tuple[str, str] = (f"✓ {decision}", "green")
         elif decision in ("deny", "rejected"):
-            line.append("✗ ", "red").append(decision, "bold red")
-        else:
-            line.append("✗ ", "red").append(outcome, "red")
-        line.append(f" {d['syscall']} ").append(clip_resource(d["resource"], 70), "dim")
+            mark = (f"✗ {decision}", "bold red")
+        else:  # refused before any decision (bad arguments, no such tool, a budget) or failed
+            mark = (f"✗ {outcome}", "red")
         err = d.get("detail", {}).get("error")
-        if err:
-            line.append(" — " + clip(str(err), 140), "red")
-        self.console.print(line)
+        self.screen.say(
+            "      ",
+            mark,
+            f" {d['syscall']} ",
+            (clip_left(d["resource"], 70), "dim"),
+            (" — " + clip(err, 140), "red") if err else "",
+        )
 
     def _request(self, pid: int, d: dict[str, Any]) -> None:
-        what = f"{d['syscall']} {clip_resource(str(d['resource']), 70)}" if d["kind"] != "question" else "a question"
-        self.console.print(
-            Text.assemble(
-                ("      ? ", "yellow"),
-                (what, "yellow"),
-                f" — process {self.who(pid)} waits for a human (request {d['id']})",
-            )
+        what = f"{d['syscall']} {clip_left(d['resource'], 70)}" if d["kind"] != "question" else "a question"
+        self.screen.say(
+            ("      ? ", "yellow"),
+            (what, "yellow"),
+            f" — process {self.who(pid)} waits for a human (request {d['id']})",
         )
 
     def _answer(self, pid: int, d: dict[str, Any]) -> None:
-        verdict = {
-            "once": "approved once",
-            "always": "approved always",
-            "deny": "denied",
-            "answer": "answered",
-        }.get(d["verdict"], d["verdict"])
-        style = "red" if d["verdict"] == "deny" else "green"
-        self.console.print(
-            Text.assemble(
-                ("      ✔ ", style),
-                f"request {d['id']} {verdict} by {clip(str(d['by']), 40)}",
-                (f": {clip(str(d['text']), 80)}" if d.get("text") else "", "dim"),
-            )
+        verdict = VERDICT_WORDS.get(d["verdict"], d["verdict"])
+        self.screen.say(
+            ("      ✔ ", "red" if d["verdict"] == "deny" else "green"),
+            f"request {d['id']} {verdict} by {clip(d['by'], 40)}",
+            (f": {clip(d['text'], 80)}" if d.get("text") else "", "dim"),
         )
 
     def _result(self, pid: int, d: dict[str, Any]) -> None:
         if d.get("ok"):
-            self.console.print(Text("      ← " + clip(str(d.get("text", "")), 90), "dim"))
+            self.screen.say(("      ← " + clip(d.get("text", ""), 90), "dim"))
 
     def _state(self, pid: int, d: dict[str, Any]) -> None:
         if d["state"] == "exited":
             style = "bold green" if d.get("exit") == "ok" else "bold red"
-            self.console.print(
-                Text.assemble(
-                    ("● ", style),
-                    (f"process {self.who(pid)} exited {d.get('exit')}", style),
-                    (f": {clip(str(d.get('result') or ''), 100)}" if d.get("result") else "", ""),
-                )
+            self.screen.say(
+                (f"● process {self.who(pid)} exited {d.get('exit')}", style),
+                f": {clip(d['result'], 100)}" if d.get("result") else "",
             )
 
     def _crash(self, pid: int, d: dict[str, Any]) -> None:
-        self.console.print(
-            Text(
-                f"      ! process {self.who(pid)} failed: {clip(str(d.get('error')), 200)}",
-                "bold red",
-            )
-        )
+        self.screen.say((f"      ! process {self.who(pid)} failed: {clip(d.get('error'), 200)}", "bold red"))
 
     def _signal(self, pid: int, d: dict[str, Any]) -> None:
         sender = "the host" if not d.get("from") else f"process {self.who(int(d['from']))}"
-        self.console.print(Text(f"      ⚡ {d.get('signal')} → process {self.who(pid)} from {sender}", "magenta"))
+        self.screen.say((f"      ⚡ {d.get('signal')} → process {self.who(pid)} from {sender}", "magenta"))
 
     def _adopt(self, pid: int, d: dict[str, Any]) -> None:
         heir = "the host" if d.get("parent") is None else f"process {d['parent']}"
-        self.console.print(Text(f"      process {self.who(pid)} is adopted by {heir}", "dim"))
+        self.screen.say((f"      process {self.who(pid)} is adopted by {heir}", "dim"))
 
     def _exec(self, pid: int, d: dict[str, Any]) -> None:
-        self.console.print(Text(f"● process {self.who(pid)} exec'd image {d.get('image')}", "cyan"))
+        self.screen.say((f"● process {self.who(pid)} exec'd image {d.get('image')}", "cyan"))
 
     def _recovered(self, pid: int, d: dict[str, Any]) -> None:
-        self.console.print(Text(f"● process {self.who(pid)} resumes after a host stop", "yellow"))
+        self.screen.say((f"● process {self.who(pid)} resumes after a host stop", "yellow"))
 
 
-def tell(console: Console, names: dict[int, str]) -> Any:
+VERDICT_WORDS = {"once": "approved once", "always": "approved always", "deny": "denied", "answer": "answered"}
+
+
+def tell(screen: Screen, names: dict[int, str]) -> Any:
     """Return a human.tell sink that prints what a process says."""
 
-    def show(pid: int, text: str) -> None:
-        console.print(
-            Text.assemble(
-                ("  📣 ", "magenta"),
-                (f"process {pid} {names.get(pid, '')}".strip() + " says: ", "magenta"),
-                codec.escape(text, keep_newlines=True),
-            )
-        )
+    def show(pid: int, message: str) -> None:
+        who = f"process {pid} {names.get(pid, '')}".strip()
+        screen.say(("  📣 ", "magenta"), (who + " says: ", "magenta"), indented(message, "      "), keep_newlines=True)
 
     return show
 
 
-def request_panel(req: HumanRequest) -> Panel:
-    """Return a panel showing exactly what answering ``req`` would let happen."""
+# detail keys the panel shows in its own way, or not at all (JSON carries them all)
+_SPECIAL = frozenset({"syscall", "note", "preview", "truncated", "diff", "diff_omitted", "state", "question"})
+
+
+def request_panel(req: HumanRequest, full: bool = False) -> Panel:
+    """Return a panel showing everything that answering ``req`` would let happen.
+
+    A diff longer than limits.DIFF_SHOWN_LINES is cut, saying how much is not shown and how to
+    see all of it, unless ``full``.
+    """
     d = req.detail
     body = Text(overflow="fold")
     if req.kind.value == "question":
-        body.append("question: ", "bold").append(str(d.get("question", "")) + "\n")
-        body.append("answer with: ", "dim").append(f"alos answer {req.id} TEXT", "bold")
-    else:
-        body.append(f"{req.syscall} ", "bold").append(f"needs {req.right} on ").append(
-            codec.escape(req.resource) + "\n", "bold"
+        question = indented(str(d.get("question", "")), "  ")
+        body.append_text(row(("question: ", "bold"), question, keep_newlines=True))
+        body.append_text(text(("answer with: ", "dim"), (f"alos answer {req.id} TEXT", "bold")))
+        return _panel(req, body)
+    body.append_text(row((f"{req.syscall} ", "bold"), f"needs {req.right} on ", (req.resource, "bold")))
+    if d.get("note"):
+        body.append_text(row((d["note"], "yellow")))
+    for key, value in d.items():
+        if key not in _SPECIAL:
+            body.append_text(_field(key, value))
+    diff = d.get("diff")
+    if diff is not None:
+        _diff(body, req.id, diff, full)
+    elif "preview" in d:
+        cut = "…" if d.get("truncated") else ""
+        body.append_text(row(("  preview: ", "dim"), str(d["preview"]) + cut))
+    if d.get("diff_omitted"):
+        body.append_text(row(("  no diff: ", "dim"), d["diff_omitted"]))
+    body.append_text(
+        text(
+            ("answer with: ", "dim"),
+            (f"alos approve {req.id} [--always]  |  alos deny {req.id} [--reason TEXT]", "bold"),
         )
-        if d.get("note"):
-            body.append(codec.escape(str(d["note"])) + "\n", "yellow")
-        for key in ("bytes", "digest", "overwrite", "current_digest", "current_bytes", "exists"):
-            if key in d:
-                body.append(f"  {key}: ", "dim").append(f"{d[key]}\n")
-        if "preview" in d:
-            body.append("  preview: ", "dim").append(str(d["preview"]) + ("…" if d.get("truncated") else "") + "\n")
-        for line in d.get("diff", []):
-            style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
-            body.append("  " + line + "\n", style)
-        body.append("answer with: ", "dim").append(
-            f"alos approve {req.id} [--always]  |  alos deny {req.id} [--reason TEXT]", "bold"
-        )
-    title = f"request {req.id} · process {req.pid} · {req.kind.value} · {req.state.value}"
-    return Panel(
-        body,
-        title=title,
-        title_align="left",
-        border_style="yellow" if req.state.value == "pending" else "dim",
     )
+    return _panel(req, body)
+
+
+def _panel(req: HumanRequest, body: Text) -> Panel:
+    title = text(f"request {req.id} · process {req.pid} · {req.kind.value} · {req.state.value}")
+    return Panel(
+        body, title=title, title_align="left", border_style="yellow" if req.state.value == "pending" else "dim"
+    )
+
+
+def _field(key: str, value: Any) -> Text:
+    """Return one ``key: value`` line of a panel; lists one item a line, grants as CLI specs."""
+    if isinstance(value, list):
+        if not value:
+            return row(("  " + key + ": ", "dim"), "none")
+        out = row(("  " + key + ":", "dim"))
+        for item in value:
+            out.append_text(row("    " + (_grant(item) if key == "grants" else _value(item))))
+        return out
+    return row(("  " + key + ": ", "dim"), _value(value))
+
+
+def _grant(g: Any) -> str:
+    if not isinstance(g, dict):
+        return _value(g)
+    rights = ",".join(str(r) for r in g.get("rights", []))
+    passed = " (delegable)" if g.get("delegable") else ""
+    return f"--{g.get('effect', 'allow')} '{g.get('pattern')}={rights}'{passed}"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and value and all(not isinstance(v, (dict, list)) for v in value.values()):
+        return " ".join(f"{k}={v}" for k, v in value.items())
+    if value is None or value == {}:
+        return "none"
+    return codec.dumps(value)
+
+
+def _diff(body: Text, rid: int, diff: list[str], full: bool) -> None:
+    shown = diff if full else diff[: limits.DIFF_SHOWN_LINES]
+    body.append_text(row(("  diff:", "dim")))
+    for line in shown:
+        style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+        body.append_text(row(("  " + line, style)))
+    hidden = len(diff) - len(shown)
+    if hidden:
+        body.append_text(
+            row((f"  … {hidden} more diff line(s) not shown: 'alos approvals --full {rid}' shows all", "yellow"))
+        )
 
 
 def state_of(p: Process) -> str:
@@ -238,9 +244,7 @@ def spent(amounts: dict[str, tuple[int | None, int]]) -> str:
     for name, short in _SHORT.items():
         lim, used = amounts.get(name, (None, 0))
         if used or lim is not None:
-            parts.append(
-                f"{short}={used}" + (f"/{lim}" if lim is not None else "")
-            )  # a narrow terminal wraps between budgets
+            parts.append(f"{short}={used}" + (f"/{lim}" if lim is not None else ""))  # wraps between budgets
     return " ".join(parts) or "-"
 
 
@@ -274,17 +278,23 @@ def process_table(
     for depth, p in tree_order(procs):
         colour = "green" if p.exit and p.exit.value == "ok" else "red" if p.exit else "yellow" if p.wait else ""
         mode = f" ({p.mode})" if p.mode != "spawn" else ""
-        cells: list[str | Text] = [
-            str(p.pid),
-            str(p.parent or "-"),
-            "  " * depth + clip(p.name, 20) + mode,
-            p.image,
-            Text(state_of(p), colour),
-            str(p.priority),
-            str(p.turns),
-            spent(budgets.get(p.pid, {})),
+        cells: list[Text] = [
+            text(str(p.pid)),
+            text(str(p.parent or "-")),
+            text("  " * depth + clip(p.name, 20) + mode),
+            text(clip(p.image, 20)),
+            text((state_of(p), colour)),
+            text(str(p.priority)),
+            text(str(p.turns)),
+            text(spent(budgets.get(p.pid, {}))),
         ]
         if goal:
-            cells.append(clip(p.goal, 40))
+            cells.append(text(clip(p.goal, 40)))
         t.add_row(*cells)
     return t
+
+
+def indented(message: str, indent: str) -> str:
+    """Return a process's multi-line ``message`` with every line after the first indented, so that
+    no line of it can pass for a line of alos's own."""
+    return message.replace("\n", "\n" + indent)
