@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -106,7 +109,7 @@ def crash_until_done(
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         code = stop(p)
         kills += code is None
-        started = os.path.exists(store) and jsonl(run_cli("ps", "--json", "--store", store).stdout)
+        started = os.path.exists(store) and jsonl(run_cli("ps", "--all", "--json", "--store", store).stdout)
         cmd = [*ALOS, "resume", "--store", store, "--approve", "never"] if started else first
         if code == 0:
             break
@@ -115,3 +118,47 @@ def crash_until_done(
                 assert req["kind"] == "recovery", req
                 run_cli("approve", str(req["id"]), "--store", store)
     return code, kills
+
+
+def audited(store: str) -> int:
+    """Return how many audit records the store holds (0 before it exists)."""
+    if not os.path.exists(store):
+        return 0
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(conn.execute("SELECT count(*) FROM audit").fetchone()[0])
+    except sqlite3.OperationalError:  # the host is still creating the schema
+        return 0
+    finally:
+        conn.close()
+
+
+def kill_after_syscalls(
+    store: str, rng: random.Random, *, kills: int, most: int
+) -> Callable[[subprocess.Popen[bytes]], int | None]:
+    """Return a ``stop`` for crash_until_done that kills -9 the host once the store holds 1 to
+    ``most`` more audit records, ``kills`` times at most, and then lets the host finish.
+
+    The kill points are counted in work done, not seconds, so a busy machine makes the test
+    slower but never longer: the same number of hosts start whatever the load.
+    """
+    left = [kills]
+
+    def stop(p: subprocess.Popen[bytes]) -> int | None:
+        if not left[0]:
+            return p.wait(timeout=300)
+        left[0] -= 1
+        target = audited(store) + rng.randint(1, most)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            code = p.poll()
+            if code is not None:
+                return code
+            if audited(store) >= target:
+                break
+            time.sleep(0.002)
+        p.kill()
+        p.wait()
+        return None
+
+    return stop

@@ -115,7 +115,7 @@ class Env:
         return json_lines(cp.stdout)
 
     def ps(self) -> list[dict[str, Any]]:
-        cp = alos("ps", "--json", "--store", str(self.store))
+        cp = alos("ps", "--all", "--json", "--store", str(self.store))
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 

@@ -151,7 +151,7 @@ def test_cli_ps_shows_spending_over_limits(tmp_path: Path) -> None:
         "--budget",
         "model_calls=20",
     )
-    cp = alos_cli("ps", "--store", str(e.store), env={**os.environ, "COLUMNS": "250"})
+    cp = alos_cli("ps", "--all", "--store", str(e.store), env={**os.environ, "COLUMNS": "250"})
     assert cp.returncode == 0, cp.stderr
     line1 = next(ln for ln in cp.stdout.splitlines() if ln.split() and ln.split()[0] == "1")
     assert "/20" in line1 and "kids=1" in line1, cp.stdout

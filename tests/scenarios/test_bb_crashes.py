@@ -122,7 +122,7 @@ class Run:
     def ps(self) -> dict[str, dict[str, Any]]:
         if self.audit_count() == 0:  # the first host is still creating the store (see the race test)
             return {}
-        cp = self.cmd("ps", "--json")
+        cp = self.cmd("ps", "--all", "--json")
         assert cp.returncode == 0, cp.stderr
         rows = json_lines(cp.stdout)
         names = [r["name"] for r in rows]

@@ -607,7 +607,7 @@ def test_cli_ps_at_80_columns_still_shows_pid_state_and_spending(tmp_path: Path)
         "--budget",
         "model_calls=20",
     )
-    cp = alos_cli("ps", "--store", str(e.store), env={**os.environ, "COLUMNS": "80"})
+    cp = alos_cli("ps", "--all", "--store", str(e.store), env={**os.environ, "COLUMNS": "80"})
     assert cp.returncode == 0, cp.stderr
     lines = [ln for ln in cp.stdout.splitlines() if ln.strip()]
     assert lines[0].split()[0] == "PID", cp.stdout

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ALOS, call, crash_until_done, jsonl, run_cli, write_script
+from tests.support import ALOS, audited, call, crash_until_done, jsonl, kill_after_syscalls, run_cli, write_script
 
 KIDS = [{"pattern": "fs:*", "rights": ["write"]}, {"pattern": "model:script", "rights": ["execute"]}]
 
@@ -42,12 +41,12 @@ def test_ps_shows_the_tree_with_what_each_subtree_spent(tmp_path: Path, ws: Path
     ]
     store, r = run(tmp_path, ws, turns, "--budget", "model_calls=20")
     assert r.returncode == 0, r.stdout + r.stderr
-    out = run_cli("ps", "--store", store)
+    out = run_cli("ps", "--all", "--store", store)
     rows = [line for line in out.stdout.splitlines() if line.strip()]
     assert "SPENT" in rows[0] and "PRI" in rows[0]
     assert "main" in rows[1] and "bytes=8" in rows[1] and "kids=2" in rows[1] and "/20" in rows[1]
     assert "  w1" in rows[2] and "  w2" in rows[3] and "calls=2/4" in rows[3]
-    procs = jsonl(run_cli("ps", "--json", "--store", store).stdout)
+    procs = jsonl(run_cli("ps", "--all", "--json", "--store", store).stdout)
     assert [(p["pid"], p["parent"]) for p in procs] == [(1, None), (2, 1), (3, 1)]
     assert procs[0]["budget"]["bytes_written"] == {"limit": None, "spent": 8}
     assert procs[0]["budget"]["model_calls"]["limit"] == 20
@@ -65,7 +64,7 @@ def test_a_person_sends_a_message_to_a_waiting_agent_then_resumes(tmp_path: Path
     assert sent.returncode == 0 and "queued" in sent.stdout, sent.stderr
     r = run_cli("resume", "--store", store, "--approve", "never")
     assert r.returncode == 0, r.stdout + r.stderr
-    (p,) = jsonl(run_cli("ps", "--json", "--store", store).stdout)
+    (p,) = jsonl(run_cli("ps", "--all", "--json", "--store", store).stdout)
     assert (p["state"], p["exit"], p["result"]) == ("exited", "ok", "got it")
 
 
@@ -74,14 +73,14 @@ def test_pause_resume_and_kill_from_the_command_line(tmp_path: Path, ws: Path) -
     store, r = run(tmp_path, ws, turns)
     assert r.returncode == 3
     assert run_cli("pause", "1", "--store", store).returncode == 0
-    assert jsonl(run_cli("ps", "--json", "--store", store).stdout)[0]["state"] == "paused"
+    assert jsonl(run_cli("ps", "--all", "--json", "--store", store).stdout)[0]["state"] == "paused"
     r = run_cli("resume", "--store", store, "--approve", "never")
     assert r.returncode == 3 and "alos resume 1" in r.stdout, r.stdout
     out = run_cli("resume", "1", "--store", store)
     assert out.returncode == 0 and "runnable" in out.stdout, out.stderr
     out = run_cli("kill", "1", "--store", store)
     assert out.returncode == 0 and "exited" in out.stdout
-    (p,) = jsonl(run_cli("ps", "--json", "--store", store).stdout)
+    (p,) = jsonl(run_cli("ps", "--all", "--json", "--store", store).stdout)
     assert (p["exit"], p["result"]) == ("killed", "killed by the host")
     again = run_cli("kill", "1", "--store", store)
     assert again.returncode == 1 and "already exited" in again.stderr
@@ -112,35 +111,6 @@ def test_a_bad_budget_is_a_usage_error_before_anything_runs(tmp_path: Path, ws: 
     assert not os.path.exists(store)
 
 
-def audited(store: str) -> int:
-    """Return how many audit records the store holds (0 before it exists)."""
-    if not os.path.exists(store):
-        return 0
-    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)
-    try:
-        return int(conn.execute("SELECT count(*) FROM audit").fetchone()[0])
-    except sqlite3.OperationalError:  # the host is still creating the schema
-        return 0
-    finally:
-        conn.close()
-
-
-def kill_after_syscalls(p: subprocess.Popen[bytes], store: str, target: int) -> int | None:
-    """Kill -9 host ``p`` once the store holds ``target`` audit records; return its exit code if
-    it ended first, None if it was killed."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        code = p.poll()
-        if code is not None:
-            return code
-        if audited(store) >= target:
-            break
-        time.sleep(0.002)
-    p.kill()
-    p.wait()
-    return None
-
-
 @pytest.mark.slow
 def test_kill_9_of_a_process_tree_at_random_points_loses_and_repeats_nothing(tmp_path: Path, ws: Path) -> None:
     rng = random.Random(11)
@@ -161,11 +131,9 @@ def test_kill_9_of_a_process_tree_at_random_points_loses_and_repeats_nothing(tmp
         *ALOS, "run", "base", "manage", "--workspace", str(ws), "--store", store, "--model", model,
         "--allow", "fs:*=read,write", "--allow", "proc:spawn=spawn", "--approve", "never",
     ]  # fmt: skip
-    code, kills = crash_until_done(
-        first, store, lambda p: kill_after_syscalls(p, store, audited(store) + rng.randint(1, 60))
-    )
+    code, kills = crash_until_done(first, store, kill_after_syscalls(store, rng, kills=12, most=80))
     assert code == 0 and kills >= 3, (code, kills)
-    procs = jsonl(run_cli("ps", "--json", "--store", store).stdout)
+    procs = jsonl(run_cli("ps", "--all", "--json", "--store", store).stdout)
     assert sorted(p["name"] for p in procs) == ["main", "w0", "w1", "w2"]  # no spawn made twice
     assert all(p["exit"] == "ok" for p in procs), procs
     assert procs[0]["result"] == "all done"
@@ -190,7 +158,7 @@ def test_run_does_not_report_success_while_an_orphan_waits_on_a_human(tmp_path: 
     ]
     store, r = run(tmp_path, ws, turns)
     assert r.returncode == 3, r.stdout + r.stderr
-    procs = jsonl(run_cli("ps", "--json", "--store", store).stdout)
+    procs = jsonl(run_cli("ps", "--all", "--json", "--store", store).stdout)
     assert [(p["name"], p["parent"], p["state"]) for p in procs] == [
         ("main", None, "exited"),
         ("q", None, "waiting"),
@@ -232,7 +200,7 @@ def test_a_kill_from_another_terminal_stops_a_running_agent(tmp_path: Path, ws: 
     assert r.returncode == 0, r.stderr
     out, err = host.communicate(timeout=30)
     assert host.returncode == 1, out + err
-    (p,) = jsonl(run_cli("ps", "--json", "--store", store).stdout)
+    (p,) = jsonl(run_cli("ps", "--all", "--json", "--store", store).stdout)
     assert (p["state"], p["exit"], p["result"]) == ("exited", "killed", "killed by the host")
     assert p["turns"] < 20_000
     assert run_cli("audit", "verify", "--store", store).returncode == 0
@@ -244,12 +212,12 @@ def test_a_pause_from_another_terminal_holds_a_running_agent_until_resumed(tmp_p
     assert run_cli("pause", "1", "--store", store).returncode == 0
     out, err = host.communicate(timeout=30)
     assert host.returncode == 3 and "alos resume 1" in out, out + err
-    (p,) = jsonl(run_cli("ps", "--json", "--store", store).stdout)
+    (p,) = jsonl(run_cli("ps", "--all", "--json", "--store", store).stdout)
     assert p["state"] == "paused" and p["turns"] < 400
     assert run_cli("resume", "1", "--store", store).returncode == 0
     r = run_cli("resume", "--store", store, "--approve", "never")
     assert r.returncode == 0, r.stdout + r.stderr
-    (p,) = jsonl(run_cli("ps", "--json", "--store", store).stdout)
+    (p,) = jsonl(run_cli("ps", "--all", "--json", "--store", store).stdout)
     assert (p["exit"], p["turns"]) == ("ok", 400)
 
 
@@ -262,5 +230,5 @@ def test_ctrl_c_leaves_no_process_running_without_a_host(tmp_path: Path, ws: Pat
     host.send_signal(signal.SIGINT)
     out, err = host.communicate(timeout=30)
     assert host.returncode == 130 and "alos resume" in err, out + err
-    (p,) = jsonl(run_cli("ps", "--json", "--store", store).stdout)
+    (p,) = jsonl(run_cli("ps", "--all", "--json", "--store", store).stdout)
     assert p["state"] == "runnable", p
