@@ -58,6 +58,18 @@ def _depth_within(value: Any, most: int) -> bool:
     return True
 
 
+def utf8(text: str) -> str:
+    """Return ``text`` as it can be stored: a name the OS gave that is not UTF-8 (Python holds its
+    bytes as lone surrogates, which no encoder takes) gets each such byte as a visible \\udcXX."""
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
+
+
 def digest(data: bytes) -> str:
     """Return ``sha256:<hex>`` of ``data``."""
     return "sha256:" + hashlib.sha256(data).hexdigest()

@@ -148,6 +148,8 @@ def normalize_pattern(pattern: str, workspace: str, spec: str) -> str:
         )
     if not rest:
         raise Invalid(f"grant {spec!r}: empty resource name after {kind!r}")
+    if "\x00" in rest:
+        raise Invalid(f"grant {spec!r}: a resource name holds no NUL byte")
     star = rest.endswith("*")
     body = rest[:-1] if star else rest
     if "*" in body or (star and body and not body.endswith("/")):

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from alos import audit
+from alos import audit, codec
 from alos.agent import Agent
 from alos.audit import ChainCheck
 from alos.errors import Invalid
@@ -99,7 +99,7 @@ class Runtime:
         bad image, workspace, model or budget before anything is stored.
         """
         image(image_name)  # images are model-facing (a layer above syscalls): checked here
-        cwd = os.path.realpath(workspace)
+        cwd = codec.utf8(os.path.realpath(workspace))
         if not os.path.isdir(cwd):
             raise Invalid(f"workspace {workspace} is not a directory; create it or pass --workspace DIR")
         model = absolute_model(model)
@@ -221,13 +221,20 @@ class Runtime:
             self.store.close()
 
 
-def check_start(image_name: str, workspace: str, model: str) -> None:
+def check_start(image_name: str, workspace: str, model: str, store: str) -> None:
     """Check what ``spawn`` would be given, before any store is opened: raises NotFound for an
-    unknown image or missing script, Invalid for a workspace that is not a directory or a bad
-    model spec or script."""
+    unknown image or missing script, Invalid for a workspace that is not a directory (or is
+    inside the store's directory) or a bad model spec or script."""
     image(image_name)
-    if not os.path.isdir(workspace):
-        raise Invalid(f"workspace {workspace} is not a directory; create it or pass --workspace DIR")
+    cwd = codec.utf8(os.path.realpath(workspace))
+    if not os.path.isdir(cwd):
+        raise Invalid(f"workspace {workspace} is not a directory (named in UTF-8); create it or pass --workspace DIR")
+    for hidden in forbidden_paths(store):
+        if cwd == hidden or cwd.startswith(hidden + "/"):
+            raise Invalid(
+                f"workspace {workspace} is inside the store's directory, which no process may reach; "
+                "keep the store in a directory of its own, e.g. --store .alos/store.db"
+            )
     open_model(absolute_model(model))
 
 

@@ -290,7 +290,7 @@ STORE_CMDS = [["ps"], ["approvals"], ["audit"], ["audit", "verify"], ["resume", 
 
 def _check_refused(tmp_path: Path, store: Path, expect_word: str | None = None) -> None:
     before = digest(store)
-    ws = tmp_path / "ws_refuse"
+    ws = tmp_path.parent / f"{tmp_path.name}-ws"  # outside the store's directory (tmp_path)
     ws.mkdir(exist_ok=True)
     script = write_script(tmp_path / "refuse.jsonl", [turn(call("fs_write", path="x.txt", content="x"))])
     runs = [[*c, "--store", str(store)] for c in STORE_CMDS]

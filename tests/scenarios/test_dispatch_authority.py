@@ -294,3 +294,74 @@ def test_a_process_with_no_right_learns_nothing_of_what_exists(runtime, ws: Path
                 asyncio.run(runtime.dispatch(pid, name, {"path": str(tmp_path / path), **args}))
             seen.add(str(err.value).replace(path, "PATH"))
     assert len(seen) == 4, seen  # one message per syscall, whatever is there
+
+
+def test_an_approval_diff_shows_a_line_end_changed_to_a_carriage_return(runtime, ws: Path) -> None:
+    """splitlines() ends lines at '\\r' too: a '\\n' made '\\r' (which hides the next line from sh)
+    would show as no change at all. The diff shows it."""
+    (ws / "deploy.sh").write_text("#!/bin/sh\n# tidy\nverify || exit 1\necho go\n")
+    pid = spawn(runtime, ws, ask=("fs:*=write",))
+    parked = d(runtime, pid, "fs.write", path="deploy.sh", content="#!/bin/sh\n# tidy\rverify || exit 1\necho go\n")
+    assert isinstance(parked, Parked)
+    diff = runtime.request(parked.request).detail["diff"]
+    assert "-# tidy" in diff and "+# tidy\\x0dverify || exit 1" in diff
+
+
+def test_a_name_that_is_not_utf8_is_never_reached_and_breaks_nothing(runtime, ws: Path, tmp_path: Path) -> None:
+    odd = os.path.join(os.fsencode(tmp_path), b"d\xfe")
+    os.mkdir(odd)
+    os.symlink(odd, ws / "lk")
+    open(os.path.join(odd, b"f\xff"), "w").close()
+    pid = spawn(runtime, ws, allow=("fs:*=read,list",))
+    with pytest.raises(alos.Denied):
+        d(runtime, pid, "fs.read", path="lk/x")  # resolves to a name alos cannot hold: not granted
+    listing = d(runtime, pid, "fs.list", path=".")
+    assert {"lk"} <= {e["name"] for e in listing["entries"]}
+    (ws / "sub").mkdir()
+    open(os.path.join(os.fsencode(ws), b"sub", b"g\xff"), "w").close()
+    names = [e["name"] for e in d(runtime, pid, "fs.list", path="sub")["entries"]]
+    assert names == ["g\\udcff"]
+    assert runtime.verify().ok  # the store took every record
+
+
+def test_a_pattern_through_a_symlink_is_named_as_written_in_a_refusal(runtime, ws: Path, tmp_path: Path) -> None:
+    (tmp_path / "sec" / "dir").mkdir(parents=True)
+    os.symlink(tmp_path / "sec" / "dir", tmp_path / "sec" / "link")
+    pid = spawn(runtime, ws, allow=("fs:*=read", "proc:spawn=spawn", "image:*=execute"))
+    written = f"fs:{tmp_path}/sec/link/*"
+    with pytest.raises(alos.Denied) as err:
+        spawn_as(runtime, pid, name="c", goal="g", grants=[{"pattern": written, "rights": ["read"]}])
+    assert written in str(err.value) and "sec/dir" not in str(err.value)
+    with pytest.raises(alos.NotFound) as nf:
+        d(runtime, pid, "proc.exec", image="base", keep=[written])
+    assert written in str(nf.value) and "sec/dir" not in str(nf.value)
+
+
+@pytest.mark.parametrize("field", ["grants", "keep"])
+def test_a_nul_in_a_pattern_is_an_invalid_call_not_a_crash(runtime, ws: Path, field: str) -> None:
+    pid = spawn(runtime, ws, allow=("fs:*=read", "proc:spawn=spawn", "image:*=execute"))
+    with pytest.raises(alos.Invalid, match="NUL"):
+        if field == "grants":
+            spawn_as(runtime, pid, name="c", goal="g", grants=[{"pattern": "fs:a\x00b", "rights": ["read"]}])
+        else:
+            d(runtime, pid, "proc.exec", image="base", keep=["fs:x\x00"])
+    assert last_audit(runtime).outcome == "invalid"
+
+
+def test_dotdot_is_taken_by_name_so_a_symlink_tells_nothing(runtime, ws: Path, tmp_path: Path) -> None:
+    """`sec/deep/../../x` working would tell a process with no right on sec/ where deep leads."""
+    (tmp_path / "sec" / "a" / "b").mkdir(parents=True)
+    os.symlink(tmp_path / "sec" / "a" / "b", tmp_path / "sec" / "deep")
+    (tmp_path / "sec" / "plain").mkdir()
+    pid = spawn(runtime, ws, allow=("fs:*=read",))
+    for name in ("deep", "plain", "none"):  # the same answer whatever sec/NAME is
+        assert d(runtime, pid, "fs.read", path=f"{tmp_path}/sec/{name}/../../ws/README.md") == "hello\n"
+
+
+def test_a_fork_approval_shows_the_grants_as_they_will_be_issued(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, allow=("fs:*=read,write,list",), ask=("proc:spawn=spawn",))
+    d(runtime, pid, "proc.chdir", path="src")
+    parked = d(runtime, pid, "proc.fork", mode="copy", goal="tidy", grants=[{"pattern": "fs:*", "rights": ["read"]}])
+    detail = runtime.request(parked.request).detail
+    assert detail["cwd"] == f"{os.path.realpath(ws)}/src"
+    assert detail["grants"][0]["pattern"] == f"fs:{os.path.realpath(ws)}/src/*"

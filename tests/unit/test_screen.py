@@ -82,10 +82,12 @@ def test_every_trace_line_is_safe(kind: str) -> None:
 
 def test_what_a_process_tells_is_safe_and_cannot_forge_a_line() -> None:
     screen, buf = _screen()
-    show.tell(screen, {1: EVIL})(1, "line one\n● process 1 main exited ok\n" + EVIL)
+    forged = "line one\n● process 1 main exited ok\n      ✓ allow fs.read fs:/home/u/.ssh/id_rsa\n" + EVIL
+    show.tell(screen, {1: EVIL})(1, forged)
     out = buf.getvalue()
     assert not RAW.search(out)
-    assert "\n● process" not in out  # every line after the first is indented
+    lines = out.splitlines()
+    assert len(lines) == 4 and all(line.startswith("   ┆ ") for line in lines[1:]), lines  # marked as its
 
 
 def _request(kind: RequestKind, detail: dict[str, object]) -> HumanRequest:

@@ -137,3 +137,16 @@ def test_a_store_deleted_or_replaced_under_a_host_stops_it(tmp_path: Path, how: 
     with pytest.raises(StoreLost, match=how), s.transaction():
         pass
     s.close()
+
+
+@pytest.mark.parametrize("content", [b"", b"a"])
+def test_a_reader_never_turns_a_small_file_into_a_store(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(content)
+    with pytest.raises(Invalid, match="not an alos store"):
+        open_store(str(path), create=False)
+    assert path.read_bytes() == content
+    if content:  # a host creates a store only in a new or empty file
+        with pytest.raises(Invalid, match="left untouched"):
+            open_store(str(path), create=True)
+        assert path.read_bytes() == content

@@ -134,7 +134,7 @@ def run(
     limits_ = parse_budget(budget)
     grants = parse_grants(workspace, allow=allow, ask=ask, deny=deny)
     try:
-        check_start(image, workspace, model)
+        check_start(image, workspace, model, store)
     except AlosError as err:
         raise click.UsageError(err.message) from None
     ui, out = _screens(as_json)

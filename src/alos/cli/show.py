@@ -124,7 +124,7 @@ def tell(screen: Screen, names: dict[int, str]) -> Any:
 
     def show(pid: int, message: str) -> None:
         who = f"process {pid} {names.get(pid, '')}".strip()
-        screen.say(("  📣 ", "magenta"), (who + " says: ", "magenta"), indented(message, "      "), keep_newlines=True)
+        screen.say(("  📣 ", "magenta"), (who + " says: ", "magenta"), indented(message, "   ┆ "), keep_newlines=True)
 
     return show
 
@@ -142,7 +142,7 @@ def request_panel(req: HumanRequest, full: bool = False) -> Panel:
     d = req.detail
     body = Text(overflow="fold")
     if req.kind.value == "question":
-        question = indented(str(d.get("question", "")), "  ")
+        question = indented(str(d.get("question", "")), "┆ ")
         body.append_text(row(("question: ", "bold"), question, keep_newlines=True))
         body.append_text(text(("answer with: ", "dim"), (f"alos answer {req.id} TEXT", "bold")))
         return _panel(req, body)
@@ -295,6 +295,6 @@ def process_table(
 
 
 def indented(message: str, indent: str) -> str:
-    """Return a process's multi-line ``message`` with every line after the first indented, so that
-    no line of it can pass for a line of alos's own."""
+    """Return a process's multi-line ``message`` with every line after the first marked by
+    ``indent`` (which starts no line of alos's own), so that no line of it can pass for one."""
     return message.replace("\n", "\n" + indent)

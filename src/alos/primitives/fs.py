@@ -199,8 +199,10 @@ def describe_write(kernel: Kernel, proc: Process, args: WriteArgs) -> dict[str, 
     elif len(data) > limits.DIFF_MAX_BYTES:
         shown["diff_omitted"] = f"the new content is over {limits.DIFF_MAX_BYTES} bytes; its digest names it"
     else:
+        # lines end at "\n" only: splitlines() would also end them at "\r" or "\x0c" and show a
+        # change of one into "\n" as no change at all
         lines = difflib.unified_diff(
-            current.splitlines(), args.content.splitlines(), "current", "proposed", lineterm="", n=1
+            current.split("\n"), args.content.split("\n"), "current", "proposed", lineterm="", n=1
         )
         shown["diff"] = [codec.escape(line) for line in lines]
     return shown

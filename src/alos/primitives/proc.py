@@ -9,6 +9,7 @@ Waiting, signals and exit are in signal.py.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from alos import caps, limits
-from alos.errors import Invalid, Limit, NotFound
+from alos.errors import Denied, Invalid, Limit, NotFound
 from alos.kernel import Kernel, Tx, action
 from alos.kernel.budget import check_names
 from alos.kernel.proc import create, move
@@ -127,15 +128,36 @@ def spawn_needs(proc: Process, args: SpawnArgs) -> tuple[Need, ...]:
 
 
 def describe_spawn(kernel: Kernel, proc: Process, args: SpawnArgs) -> dict[str, Any]:
-    """Return what a human approving this spawn sees: everything the child would get, in full."""
+    """Return what a human approving this spawn sees: everything the child would get, in full,
+    each grant's pattern as it would be issued (a relative fs: pattern made absolute)."""
+    cwd = args.cwd or proc.cwd
     shown: dict[str, Any] = msgspec.to_builtins(args)
     shown.update(
         image=args.image or proc.image,
         model=args.model or proc.model,
-        cwd=args.cwd or proc.cwd,
+        cwd=cwd,
         priority=args.priority or proc.priority,
+        grants=_issued(args.grants, cwd),
     )
     return shown
+
+
+def describe_fork(kernel: Kernel, proc: Process, args: ForkArgs) -> dict[str, Any]:
+    """Return what a human approving this fork sees: the child's grants as they would be issued,
+    and the working directory their relative patterns are relative to."""
+    shown: dict[str, Any] = msgspec.to_builtins(args)
+    shown.update(cwd=proc.cwd, priority=args.priority or proc.priority, grants=_issued(args.grants, proc.cwd))
+    return shown
+
+
+def _issued(grants: list[GrantArgs], cwd: str) -> list[dict[str, Any]]:
+    out = []
+    for g in grants:
+        shown: dict[str, Any] = msgspec.to_builtins(g)
+        with contextlib.suppress(Invalid):  # the spawn itself refuses a bad one, naming the bad part
+            shown["pattern"] = normalize_pattern(g.pattern, cwd, g.pattern)
+        out.append(shown)
+    return out
 
 
 def fork_needs(proc: Process, args: ForkArgs) -> tuple[Need, ...]:
@@ -246,7 +268,10 @@ def _grants(
             out.append((grant, None))
         else:
             held = kernel.caps_on(proc.pid, frozenset({kind(grant.pattern)}))
-            out.extend((d, source) for d, source in caps.attenuate(held, grant, tx.now))
+            try:
+                out.extend((d, source) for d, source in caps.attenuate(held, grant, tx.now))
+            except Denied as err:  # named as the process wrote it: never where a symlink in it leads
+                raise Denied(err.message.replace(grant.pattern, g.pattern)) from None
     return out
 
 
@@ -268,7 +293,8 @@ def exec_(kernel: Kernel, tx: Tx, proc: Process, args: ExecArgs) -> dict[str, An
     if proc.pid == HOST:
         raise Invalid("the host has no image to replace")
     kernel.images(args.image)
-    keep = {normalize_pattern(k, proc.cwd, k) for k in args.keep}  # as a grant would name it
+    written = {normalize_pattern(k, proc.cwd, k): k for k in args.keep}  # as a grant would name it
+    keep = set(written)
     kept: list[int] = []
     dropped: list[int] = []
     held = kernel.caps(proc.pid)
@@ -279,7 +305,8 @@ def exec_(kernel: Kernel, tx: Tx, proc: Process, args: ExecArgs) -> dict[str, An
             dropped.append(cap.id)
     missing = keep - {c.pattern for c in held}
     if missing:
-        raise NotFound(f"process {proc.pid} holds no capability with pattern {sorted(missing)[0]!r} to keep")
+        shown = written[sorted(missing)[0]]
+        raise NotFound(f"process {proc.pid} holds no capability with pattern {shown!r} to keep")
     rows.drop_capabilities(tx.conn, dropped)
     new = action.reset(kernel, tx, proc, args.image, args.goal or proc.goal)
     tx.event(proc.pid, "exec", {"image": args.image, "kept": kept, "dropped": dropped, "epoch": new.epoch})

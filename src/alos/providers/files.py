@@ -19,7 +19,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from alos import limits
+from alos import codec, limits
 from alos.errors import AlosError, Conflict, Denied, Exists, Invalid, NotFound, Unavailable
 from alos.providers.base import Peek
 
@@ -48,11 +48,14 @@ class Files:
             raise Invalid("empty path; name a file relative to the working directory, e.g. 'notes.md'")
         if "\x00" in path:
             raise Invalid("a path contains a NUL byte; name the file without it")
-        full = os.path.join(cwd, path).rstrip("/") or "/"
+        # '..' is taken by name before symlinks are followed: a path that climbs back out of a
+        # symlink would otherwise tell, by working, where that symlink leads
+        full = os.path.normpath(os.path.join(cwd, path))
         try:
-            return _real(full)
+            real = _real(full)
         except OSError:  # the operation itself fails later, after the decision, with the OS's reason
-            return os.path.realpath(full)
+            real = os.path.realpath(full)
+        return codec.utf8(real)  # a name that is not UTF-8 cannot be named: it is not reached
 
     def _guard(self, real: str) -> None:
         """Raise Denied when ``real`` is inside the store directory (dispatch() refuses it first)."""
@@ -132,7 +135,7 @@ class Files:
                         if stat.S_ISREG(st.st_mode)
                         else "other"
                     )
-                    entries.append({"name": entry.name, "type": kind, "size": st.st_size})
+                    entries.append({"name": codec.utf8(entry.name), "type": kind, "size": st.st_size})
         entries.sort(key=lambda e: str(e["name"]))
         cut = len(entries) > limits.LIST_MAX_ENTRIES
         return entries[: limits.LIST_MAX_ENTRIES], cut

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from importlib import resources
 
@@ -162,7 +163,8 @@ class Store:
 
 
 def open_store(path: str, create: bool = True) -> Store:
-    """Return the store at ``path``, creating it (and its directory) when ``create``.
+    """Return the store at ``path``, creating it (and its directory) when ``create`` and the file is
+    new or empty: a file of any other content is never written to.
 
     Raises Invalid when the file is not an alos store, is corrupt, or has a newer schema;
     NotFound-like Invalid when it is missing and ``create`` is false.
@@ -179,11 +181,14 @@ def open_store(path: str, create: bool = True) -> Store:
             f"the store {path} has {links} names (hard links); SQLite keeps its log beside each name, so "
             "two names of one store would corrupt it. Remove the other link(s) (find -samefile) and try again"
         )
+    size = os.path.getsize(path) if exists else 0
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {limits.SQLITE_BUSY_TIMEOUT_MS}")
         version = _version(conn, path)  # reads only: a file that is not ours stays byte-identical
+        if version is None and (size > 0 or not create):  # only an empty file becomes a store
+            version = _created_elsewhere(conn, path)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         conn.execute(f"PRAGMA synchronous = {limits.SQLITE_SYNCHRONOUS}")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -191,13 +196,29 @@ def open_store(path: str, create: bool = True) -> Store:
             version = _version(conn, path)
         if version is not None:
             _migrate(conn, version)
+        if str(mode).lower() != "wal":
+            raise Invalid(f"{path}: the store needs WAL mode, SQLite gave {mode!r}")
     except sqlite3.DatabaseError as err:
+        conn.close()
         raise Invalid(
             f"{path} is not a usable alos store ({err}); it was left untouched. Move it aside or pass another --store"
         ) from None
-    if str(mode).lower() != "wal":
-        raise Invalid(f"{path}: the store needs WAL mode, SQLite gave {mode!r}")
+    except BaseException:
+        conn.close()
+        raise
     return Store(path, conn)
+
+
+def _created_elsewhere(conn: sqlite3.Connection, path: str) -> int:
+    """Return the version of an empty store that a host is creating this moment (a reader came
+    in between the file and its schema); raise Invalid, writing nothing, when none appears."""
+    deadline = time.monotonic() + limits.STORE_CREATING_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+        version = _version(conn, path)
+        if version is not None:
+            return version
+    raise Invalid(f"{path} is not an alos store (it holds no tables); it was left untouched. Pass another --store")
 
 
 def _version(conn: sqlite3.Connection, path: str) -> int | None:
