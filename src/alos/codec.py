@@ -6,6 +6,7 @@ Pure functions; no I/O.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 from typing import Any
 
@@ -68,6 +69,24 @@ def utf8(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode()
     return text
+
+
+def text_of(data: bytes, *, cut_before: bool = False, to_end: bool = True) -> str | None:
+    """Return ``data`` as UTF-8 text, or None when it is not text (NUL bytes, invalid UTF-8).
+
+    ``data`` may be a range of a file: with ``cut_before`` the tail of a character that began
+    before it is dropped, and unless ``to_end`` so is a character it cuts at its end."""
+    if b"\x00" in data:
+        return None
+    if cut_before:  # skip the tail of a character that began before the range
+        skip = 0
+        while skip < min(3, len(data)) and 0x80 <= data[skip] <= 0xBF:
+            skip += 1
+        data = data[skip:]
+    try:
+        return codecs.getincrementaldecoder("utf-8")().decode(data, final=to_end)
+    except UnicodeDecodeError:
+        return None
 
 
 def digest(data: bytes) -> str:

@@ -9,6 +9,7 @@
      +-- Limit         code "limit"        a size, count or budget limit would be exceeded
      +-- Unavailable   code "unavailable"  a resource cannot be used now (store locked, host busy)
      |    +-- StoreLost                    the store file was deleted or replaced under a running host
+     |    +-- ProviderDown                 a provider cannot serve calls now: a person may fix it, then retry
      +-- Cancelled     code "cancelled"    the caller stopped the work
 
 Pure data: imports nothing from alos. Messages name the bad input and what to do about it.
@@ -65,6 +66,11 @@ class StoreLost(Unavailable):
     """The store file this program opened is gone or is another file now: stop, write nothing more."""
 
 
+class ProviderDown(Unavailable):
+    """A provider cannot serve the call now (a model script moved or broke): dispatch() parks the
+    process on a recovery request that says why, instead of failing it."""
+
+
 class Cancelled(AlosError):
     code = "cancelled"
 
@@ -78,6 +84,7 @@ __all__ = [
     "Invalid",
     "Limit",
     "NotFound",
+    "ProviderDown",
     "StoreLost",
     "Unavailable",
 ]

@@ -10,6 +10,7 @@ SQLITE_BUSY_TIMEOUT_MS = 5_000  # ms another writer may hold the store before we
 # NORMAL in WAL mode: a commit survives kill -9 of the host (it is in the WAL, handed to the
 # OS); only a power loss can drop the last commits. FULL costs ~150 us per commit here.
 SQLITE_SYNCHRONOUS = "NORMAL"
+STORE_OPEN_TRIES = 5  # opens of a store SQLite reports locked without waiting, 50 ms apart
 STORE_CREATING_SECONDS = 1.0  # s a reader waits for the schema of an empty store a host may be creating
 
 READ_MAX_BYTES = 1 << 20  # bytes fs.read returns in one call; larger files are read in pieces

@@ -110,8 +110,7 @@ class Runtime:
                 Grant("human:console", frozenset({Right.ASK, Right.SEND}), Effect.ALLOW),
                 Grant("clock", frozenset({Right.READ}), Effect.ALLOW),
             ]
-        result = await dispatch(
-            self.kernel,
+        result = await self.dispatch(
             HOST,
             "proc.spawn",
             {
@@ -131,21 +130,18 @@ class Runtime:
 
     async def signal(self, pid: Pid, signal: str, text: str = "") -> dict[str, Any]:
         """Send process ``pid`` a signal as the host: interrupt | pause | resume | term | kill."""
-        result: dict[str, Any] = await dispatch(
-            self.kernel, HOST, "proc.signal", {"pid": pid, "signal": signal, "text": text}
-        )
+        result: dict[str, Any] = await self.dispatch(HOST, "proc.signal", {"pid": pid, "signal": signal, "text": text})
         return result
 
     async def send(self, pid: Pid, text: str, kind: str = "human") -> dict[str, Any]:
         """Queue ``text`` for process ``pid`` as the host; a 'human' message is shown to its model
         before its next model call, and wakes it if it waits on its queue."""
-        result: dict[str, Any] = await dispatch(self.kernel, HOST, "msg.send", {"pid": pid, "body": text, "kind": kind})
+        result: dict[str, Any] = await self.dispatch(HOST, "msg.send", {"pid": pid, "body": text, "kind": kind})
         return result
 
     async def answer(self, request_id: int, verdict: str, text: str | None = None, by: str = "host") -> dict[str, Any]:
         """Answer a human request as the host (once | always | deny | answer); see approval.answer."""
-        result: dict[str, Any] = await dispatch(
-            self.kernel,
+        result: dict[str, Any] = await self.dispatch(
             HOST,
             "human.answer",
             {"request": request_id, "verdict": verdict, "text": text, "by": by},
@@ -239,10 +235,11 @@ def check_start(image_name: str, workspace: str, model: str, store: str) -> None
 
 
 def absolute_model(spec: str) -> str:
-    """Return ``spec`` with a relative script path made absolute (the host may move)."""
+    """Return ``spec`` with a script path made real and absolute (the host may move; the script is
+    later opened without following a symlink)."""
     kind, sep, rest = spec.partition(":")
     if kind == "script" and sep and rest:
-        return f"script:{os.path.abspath(rest)}"
+        return f"script:{codec.utf8(os.path.realpath(rest))}"
     return spec
 
 

@@ -18,13 +18,13 @@ from typing import Any
 import msgspec
 
 from alos import caps, codec
-from alos.errors import AlosError, Conflict, Denied, Invalid, NotFound
+from alos.errors import AlosError, Conflict, Denied, Invalid, NotFound, ProviderDown, Unavailable
 from alos.kernel import Deferred, Kernel, Site, Tx, approval
 from alos.kernel import action as actions
 from alos.primitives import cap, clock, fs, human, model, msg, proc, signal
 from alos.rights import Capability, Effect, Need, kind
 from alos.store import rows
-from alos.types import HOST, Parked, Process, ProcState, RequestKind, RequestState, Wait
+from alos.types import HOST, Fork, Parked, Process, ProcState, RequestKind, RequestState, Wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,15 @@ TABLE: dict[str, Entry] = {
         Entry("human.ask", human.AskArgs, human.ask_needs, apply=human.ask, once=True, reaches=True),
         Entry("human.tell", human.TellArgs, human.tell_needs, run=human.tell, outside=True),
         Entry("human.answer", human.AnswerArgs, human.answer_needs, apply=human.answer, host_only=True),
-        Entry("model.call", model.CallArgs, model.call_needs, run=model.call, cost=model.cost, used=model.used),
+        Entry(
+            "model.call",
+            model.CallArgs,
+            model.call_needs,
+            run=model.call,
+            describe=model.describe,
+            cost=model.cost,
+            used=model.used,
+        ),
         Entry(
             "proc.spawn",
             proc.SpawnArgs,
@@ -281,7 +289,7 @@ class _Call:
             err = Denied(f"only the host may call {self.name}; a process can ask for authority, never issue it")
             self.refused(err)
             raise err
-        if p.mode == "speculative" and (entry.outside or entry.reaches):
+        if p.mode is Fork.SPECULATIVE and (entry.outside or entry.reaches):
             err = Denied(
                 f"process {self.subject} is speculative: it makes no outside effects ({self.name}); "
                 "its parent takes its result with proc_merge"
@@ -302,7 +310,7 @@ class _Call:
                 err = Denied(f"{self.show(need.resource)} is inside alos's store directory; no process may reach it")
                 self.refused(err)
                 raise err
-        if decision.effect is Effect.ASK and p.mode == "speculative":
+        if decision.effect is Effect.ASK and p.mode is Fork.SPECULATIVE:
             err = Denied(f"process {self.subject} is speculative: it may not ask a human ({self.name} needs approval)")
             self.refused(err, decision)
             raise err
@@ -474,7 +482,7 @@ class _Call:
             )
         if req is not None:
             return (Parked(p.pid, Wait.HUMAN, req.id),)
-        shown = entry.describe(self.kernel, p, self.args) if entry.describe else self.summary()
+        shown = entry.describe(self.kernel, p, self.args) if entry.describe else self.whole()
         shown = {
             "syscall": self.name,
             "note": "the host stopped after this effect began and before its outcome was recorded; "
@@ -522,13 +530,14 @@ class _Call:
             spent = []
         try:
             result = await entry.run(kernel, p, self.args)
+        except ProviderDown as err:
+            if site is not None:  # a journaled effect that did not happen: its outcome says so
+                self.failed(label, spent, err, site, entry.outside)
+                raise
+            return self.stall(entry, p, label, err)
         except AlosError as err:
             self.failed(label, spent, err, site, entry.outside)
             raise
-        if isinstance(result, Parked):  # the provider could not serve it: a human decides what next
-            self.refund()
-            self._audit_alone(label, "parked", {"request": result.request})
-            return result
         if entry.used is not None and self._charged is not None:
             kernel.ledger.charge(self._charged[0], entry.used(result))
         if site is not None:  # the outcome goes with the transaction that records the tool result
@@ -539,6 +548,44 @@ class _Call:
         else:
             self._audit_alone(label, "ok")
         return result
+
+    def stall(self, entry: Entry, p: Process, label: str, err: ProviderDown) -> Parked:
+        """The provider cannot serve the call now: park on a recovery request that says why (its
+        audit record in the same transaction). A person puts it right and approves a retry, or
+        denies, and then the call fails with their reason. Raises Unavailable after a denial."""
+        kernel = self.kernel
+        self.refund()
+        last = approval.at(kernel, self.subject, self.site or _NOWHERE, RequestKind.RECOVERY)
+        if last is not None and last.syscall == self.name and last.state is RequestState.PENDING:
+            with kernel.transaction() as tx:
+                approval.park_on(kernel, tx, p)
+            return Parked(p.pid, Wait.HUMAN, last.id)
+        if last is not None and last.syscall == self.name and last.state is RequestState.REJECTED:
+            refused = Unavailable(
+                f"{err.message}; {last.answered_by} chose not to try again: {last.answer or 'no reason given'}"
+            )
+            self.failed(label, [], refused)
+            raise refused
+        shown = {
+            "syscall": self.name,
+            "note": f"{err.message}. Put it right and approve to try again; deny to end the call",
+            **(entry.describe(kernel, p, self.args) if entry.describe else self.whole()),
+        }
+        with kernel.transaction() as tx:
+            req = approval.request(
+                kernel,
+                tx,
+                p,
+                RequestKind.RECOVERY,
+                self.site,
+                self.name,
+                self.resource,
+                self.right,
+                self.digest(),
+                shown,
+            )
+            self._audit(tx, label, "parked", {"request": req.id, "recovery": True, "error": err.message})
+        return Parked(p.pid, Wait.HUMAN, req.id)
 
     def _outcome(self, site: Site, result: dict[str, Any], record: Deferred) -> None:
         """Defer the journal outcome and audit record of an effect to the next transaction."""
@@ -579,22 +626,30 @@ class _Call:
 def refuse(kernel: Kernel, subject: int, resource: str, err: AlosError) -> None:
     """Audit a call refused before it reached the table (a tool the process's image lacks).
 
-    Like every refusal, its record goes with the host's next transaction, at the latest the one
-    that records the tool result the model reads.
+    Like every refused call it counts against the tool_calls budget (a model that loops on names
+    it has no tool for runs out), and its record goes with the host's next transaction, at the
+    latest the one that records the tool result the model reads.
     """
+    kernel.ledger.charge(kernel.chain(subject), {"tool_calls": 1})
     record = Deferred(kernel.clock.now(), subject, "-", resource, "execute", "-", err.code, {"error": err.message})
     kernel.defer(lambda tx: kernel.audit(tx, record))
 
 
 _COUNTED = ("tool_calls", "model_calls")  # budgets a call spends even when refused or failed
+_NOWHERE = Site(-1, -1, -1)  # where the requests of a call made outside any pending action are filed
 
 
 def _guess(name: str, raw: Any, cwd: str) -> str:
     """Return the resource a refused call was about, as well as it can be told without resolving."""
     family = name.partition(".")[0]
     if isinstance(raw, dict) and isinstance(raw.get("path"), str) and "\x00" not in raw["path"]:
-        return f"{family}:{os.path.normpath(os.path.join(cwd, raw['path']))}"
+        return f"{family}:{_by_name(cwd, raw['path'])}"
     return f"{family}:?"
+
+
+def _by_name(cwd: str, path: str) -> str:
+    """Return ``path`` made absolute from ``cwd`` by name alone (no symlink followed)."""
+    return os.path.normpath(os.path.join(cwd, path))
 
 
 def _written(raw: Any, args: Any, cwd: str) -> dict[str, str]:
@@ -609,8 +664,7 @@ def _written(raw: Any, args: Any, cwd: str) -> dict[str, str]:
             continue
         prefix = "script:" if given.startswith("script:") and now.startswith("script:") else ""
         if prefix or field in ("path", "cwd", "file"):
-            written = os.path.normpath(os.path.join(cwd, given[len(prefix) :]))
-            out["fs:" + now[len(prefix) :]] = "fs:" + written
+            out["fs:" + now[len(prefix) :]] = "fs:" + _by_name(cwd, given[len(prefix) :])
     return out
 
 

@@ -6,6 +6,7 @@ uses), with this installation's `alos` on the PATH as `. .venv/bin/activate` put
 stdin, and `make demo` / `make test` standing for what they run (`alos demo`; the suite itself).
 A shell command that is meant to fail says so on its line: `# exits 3` (or any of its
 continuation lines); every other command must succeed, and an annotated one must exit so.
+Commands stand one a line (no `&&`, `||`: bash would not report a failure before them).
 JSON blocks must parse (one value, or JSON lines); every fenced block names its language.
 """
 
@@ -55,6 +56,10 @@ def commands(code: str) -> list[tuple[int, int, int | None]]:
 
 
 def run_shell(code: str, where: Path, env: dict[str, str], origin: str) -> None:
+    for number, line in enumerate(code.splitlines(), start=1):
+        command = line.split(" #", 1)[0]
+        # bash runs no ERR trap for a command that fails before '&&' or '||': it would go unseen
+        assert "&&" not in command and "||" not in command, f"{origin}, line {number}: one command a line, please"
     errs = where / ".doc-errs"
     errs.write_text("")
     script = where / ".doc-block.sh"
@@ -138,3 +143,5 @@ def test_the_runner_catches_a_failing_example(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match="exited 0, the doc says 3"):
         run_shell("true   # exits 3\n", tmp_path, env, "here")
     run_shell("(exit 3) \\\n  # exits 3\n", tmp_path, env, "here")
+    with pytest.raises(AssertionError, match="one command a line"):
+        run_shell("false && true\n", tmp_path, env, "here")

@@ -312,10 +312,8 @@ def _spawn_with_model(w: World, spec: str) -> tuple[subprocess.CompletedProcess[
         )
     except subprocess.TimeoutExpired:
         raise AssertionError(f"alos run hung on a child with model {spec}") from None
-    elapsed = time.monotonic() - t0
-    no_crash(r)
+    no_crash(r)  # the timeout and the memory limit above catch a host that reads the device
     assert "MemoryError" not in r.stdout + r.stderr, r.stdout + r.stderr
-    assert elapsed < 10, f"the run took {elapsed:.1f} s"
     assert r.returncode == 0, ("a refused spawn is a result the parent reads; it exits ok", r.stdout, r.stderr)
     try:
         again = cli("resume", "--store", str(w.store), "--approve", "never", "--json", timeout=20)

@@ -357,8 +357,8 @@ def test_first_ctrl_c_at_the_approval_prompt_exits_130_at_once(tmp_path: Path) -
     try:
         tty.wait_for_prompt()
         os.write(tty.master, b"\x03")
-        stopped = tty.pump(3, lambda: tty.proc.poll() is not None)
-        assert stopped, f"alos still runs 3 s after Ctrl-C: {tty.text()}"
+        stopped = tty.pump(6, lambda: tty.proc.poll() is not None)  # it used to sit 10 s; a busy machine is slow
+        assert stopped, f"alos still runs 6 s after Ctrl-C: {tty.text()}"
         assert tty.proc.returncode == 130, (tty.proc.returncode, tty.text())
         assert b"Traceback" not in tty.seen
     finally:

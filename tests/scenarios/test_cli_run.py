@@ -286,3 +286,16 @@ def test_names_that_look_like_markup_are_printed_as_they_are(tmp_path: Path, ws:
         out = run_cli(*cmd, "--store", store)
         assert out.returncode == 0 and "Traceback" not in out.stderr, (cmd, out.stderr)
     assert "[/]x[red]" in run_cli("audit", "--store", store).stdout
+
+
+def test_calls_to_tools_the_image_lacks_spend_the_tool_calls_budget(tmp_path: Path, ws: Path) -> None:
+    turns = [
+        {"content": "try", "tool_calls": [call("rm_rf", path="/"), call("sudo"), call("fs_read", path="README.md")]}
+    ]
+    store, r = start(tmp_path, ws, turns, "--allow", "fs:*=read", "--budget", "tool_calls=2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    audit = jsonl(run_cli("audit", "--json", "--store", store).stdout)
+    refused = [(a["resource"], a["outcome"]) for a in audit if a["syscall"] == "-"]
+    assert refused == [("tool:rm_rf", "invalid"), ("tool:sudo", "invalid")]
+    [read] = [a for a in audit if a["syscall"] == "fs.read"]
+    assert read["outcome"] == "limit"  # the two refusals spent the budget: the third call is not made

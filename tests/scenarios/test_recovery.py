@@ -93,3 +93,48 @@ def test_a_deny_added_after_the_crash_stops_an_approved_retry(store: str, ws: Pa
         assert any(r.syscall == "fs.write" and r.decision == "deny" for r in rt.audit())
     finally:
         rt.close()
+
+
+def test_a_model_that_cannot_be_opened_parks_its_process_until_a_person_decides(store: str, ws: Path) -> None:
+    """A script moved since the process started: a recovery request (with its audit record, in one
+    transaction), a retry once approved, and a failed exit with the reason once denied."""
+    rt = alos.open(store, host=True)
+    pid = spawn(rt, ws, [{"content": "hello"}])
+    script = rt.process(pid).model.partition(":")[2]
+    rt.close()
+    Path(script).rename(script + ".moved")
+    for attempt, verdict in enumerate(("once", "deny")):
+        rt = alos.open(store, host=True)  # a new host: nothing cached
+        try:
+            asyncio.run(rt.run())
+            proc = rt.process(pid)
+            assert (proc.state.value, proc.wait) == ("waiting", alos.Wait.HUMAN), proc
+            [req] = rt.requests()
+            assert (req.kind.value, req.syscall, req.detail["model"]) == ("recovery", "model.call", f"script:{script}")
+            assert "cannot be opened" in req.detail["note"]
+            last = list(rt.audit())[-1]
+            assert (last.syscall, last.outcome, last.detail["request"]) == ("model.call", "parked", req.id)
+            asyncio.run(rt.answer(req.id, verdict, "moved for good" if verdict == "deny" else None, by="ops"))
+            asyncio.run(rt.run())
+            if attempt == 0:  # approved, still missing: asked again, nothing lost
+                assert [r.id for r in rt.requests()] == [req.id + 1]
+        finally:
+            rt.close()
+    rt = alos.open(store)
+    proc = rt.process(pid)
+    rt.close()
+    assert proc.exit is alos.Exit.FAILED and "ops chose not to try again: moved for good" in (proc.result or "")
+
+
+def test_host_calls_through_the_python_api_are_durable_before_they_return(store: str) -> None:
+    import sqlite3
+
+    rt = alos.open(store, host=True)
+    for call_ in (lambda: rt.signal(99, "kill"), lambda: rt.answer(999, "once"), lambda: rt.send(98, "hi")):
+        with pytest.raises(alos.NotFound):
+            asyncio.run(call_())
+    conn = sqlite3.connect(store)  # another connection: what a kill -9 now would leave
+    rows = conn.execute("SELECT syscall, outcome FROM audit ORDER BY seq").fetchall()
+    conn.close()
+    rt.close()
+    assert rows == [("proc.signal", "not_found"), ("human.answer", "not_found"), ("msg.send", "not_found")]

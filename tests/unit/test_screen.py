@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 
 from alos.cli import show
-from alos.cli.screen import Screen, json_text, safe
+from alos.cli.screen import Screen, command, json_text, safe
 from alos.types import Event, HumanRequest, Process, ProcState, RequestKind, RequestState
 
 EVIL = "\x1b]52;c;ZXZpbA==\x07\x1b[1A\x1b[2K\r\x9b31m\u202eevil\u2066\x00\x08\x7f\u2028x"
@@ -114,7 +114,7 @@ def test_an_approval_panel_shows_everything_safely_and_never_cuts_a_diff_silentl
         assert "--allow '" in out and "budget" in out
         assert ("99" in out) is full
         assert ("60 more diff line(s) not shown" in out) is not full
-        assert ("alos approvals --full 7" in out) is not full
+        assert (f"{command()} approvals --full 7" in out) is not full
 
 
 def test_a_question_panel_is_safe() -> None:

@@ -18,13 +18,13 @@ import sys
 import tempfile
 from collections import Counter
 
+import click
 from rich.rule import Rule
 
 from alos import codec
 from alos.cli import show
-from alos.cli.drive import Driver, command
-from alos.cli.screen import Screen
-from alos.errors import Invalid
+from alos.cli.drive import Driver
+from alos.cli.screen import Screen, command
 from alos.providers.human import CallbackHuman
 from alos.rights import Effect, parse_grant
 from alos.runtime import open as open_runtime
@@ -106,23 +106,27 @@ SCRIPT = [
 ]
 
 
+_HINT = "--workspace"
+
+
 def make_workspace(where: str | None) -> tuple[str, bool]:
     """Create the demo files (README, a secret .env, src/) and the script; return (the workspace,
     whether it is a temporary directory to remove afterwards).
 
-    Raises Invalid when ``where`` exists and is not an empty directory: the demo never writes
-    into a directory that holds anything of the user's.
+    Raises click.BadParameter (a usage error, exit 2) when ``where`` exists and is not an empty
+    directory: the demo never writes into a directory that holds anything of the user's.
     """
     if where is None:
         ws, temporary = tempfile.mkdtemp(prefix="alos-demo-"), True
     else:
         ws, temporary = os.path.realpath(where), False
         if os.path.lexists(ws) and not os.path.isdir(ws):
-            raise Invalid(f"--workspace {where} exists and is not a directory; name a new directory")
+            raise click.BadParameter(f"{where} exists and is not a directory; name a new directory", param_hint=_HINT)
         if os.path.isdir(ws) and os.listdir(ws):
-            raise Invalid(
-                f"--workspace {where} is not empty; the demo writes only into a directory it creates "
-                "(or an empty one), so that nothing of yours is overwritten. Name a new directory"
+            raise click.BadParameter(
+                f"{where} is not empty; the demo writes only into a directory it creates (or an empty "
+                "one), so that nothing of yours is overwritten. Name a new directory",
+                param_hint=_HINT,
             )
         os.makedirs(ws, exist_ok=True)
     os.makedirs(os.path.join(ws, "src"))

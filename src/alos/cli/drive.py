@@ -14,14 +14,12 @@ import asyncio
 import contextlib
 import getpass
 import os
-import shlex
-import shutil
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from alos import limits
-from alos.cli.screen import Screen
+from alos.cli.screen import Screen, command
 from alos.cli.show import request_panel
 from alos.errors import Conflict
 from alos.runtime import Runtime
@@ -40,20 +38,6 @@ def who() -> str:
         return f"{user} ({os.ttyname(0)})"
     except OSError:
         return user
-
-
-def command() -> str:
-    """Return how the person who ran this can run alos again: ``alos`` when that name on their
-    PATH is this installation, else the path of this installation's script (``.venv/bin/alos``)."""
-    here = os.path.realpath(os.path.dirname(sys.executable))  # the venv's bin, not where python links to
-    found = shutil.which("alos")
-    if found and os.path.dirname(os.path.realpath(found)) == here:
-        return "alos"
-    script = os.path.join(os.path.dirname(sys.executable), "alos")
-    if os.path.exists(script):
-        rel = os.path.relpath(script)
-        return shlex.quote(rel if not rel.startswith("..") else script)
-    return f"{shlex.quote(sys.executable)} -m alos.cli"
 
 
 def family(procs: Iterable[Process], roots: Iterable[Pid]) -> set[Pid]:

@@ -11,9 +11,8 @@ import sys
 import click
 
 from alos.cli import show
-from alos.cli.drive import command
 from alos.cli.options import json_option, store_option
-from alos.cli.screen import Screen, clip_left, text
+from alos.cli.screen import Screen, clip_left, command, text
 from alos.errors import NotFound
 from alos.runtime import DEFAULT_STORE, Runtime, open
 from alos.types import HumanRequest, ProcState, RequestState

@@ -18,9 +18,9 @@ import click
 
 from alos import limits
 from alos.cli import look, show
-from alos.cli.drive import EXIT_FAILED, Driver, command, who
+from alos.cli.drive import EXIT_FAILED, Driver, who
 from alos.cli.options import approve_option, json_option, store_option
-from alos.cli.screen import Screen
+from alos.cli.screen import Screen, command
 from alos.errors import AlosError
 from alos.providers.human import CallbackHuman
 from alos.rights import Effect, Grant, parse_grant

@@ -6,12 +6,16 @@ a cursor move that erases earlier lines), C1 controls, or bidi overrides that re
 person reads. ``safe()`` turns each into a visible ``\\xNN`` / ``\\uNNNN``. ``Screen`` is the
 only thing in ``alos.cli`` that prints: ``say`` (text), ``show`` (a table or panel built from
 ``text()`` pieces) and ``json`` (one JSON line, with the characters JSON leaves raw escaped).
-A contract test fails on any other print in the CLI.
+A contract test fails on any other print in the CLI. ``command()`` is how every hint names alos.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import shutil
+import sys
 from typing import Any
 
 from rich.console import Console, RenderableType
@@ -65,6 +69,20 @@ _JSON_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2
 def json_text(value: Any) -> str:
     """Return ``value`` as one line of JSON in which no character can drive a terminal."""
     return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", codec.dumps(value))
+
+
+def command() -> str:
+    """Return how the person who ran this can run alos again: ``alos`` when that name on their
+    PATH is this installation, else the path of this installation's script (``.venv/bin/alos``)."""
+    here = os.path.realpath(os.path.dirname(sys.executable))  # the venv's bin, not where python links to
+    found = shutil.which("alos")
+    if found and os.path.dirname(os.path.realpath(found)) == here:
+        return "alos"
+    script = os.path.join(os.path.dirname(sys.executable), "alos")
+    if os.path.exists(script):
+        rel = os.path.relpath(script)
+        return shlex.quote(rel if not rel.startswith("..") else script)
+    return f"{shlex.quote(sys.executable)} -m alos.cli"
 
 
 class Screen:

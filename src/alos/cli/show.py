@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from alos import codec, limits
-from alos.cli.screen import Screen, clip, clip_left, row, text
+from alos.cli.screen import Screen, clip, clip_left, command, row, text
 from alos.types import Event, HumanRequest, Process, ProcState
 
 
@@ -144,7 +144,7 @@ def request_panel(req: HumanRequest, full: bool = False) -> Panel:
     if req.kind.value == "question":
         question = indented(str(d.get("question", "")), "┆ ")
         body.append_text(row(("question: ", "bold"), question, keep_newlines=True))
-        body.append_text(text(("answer with: ", "dim"), (f"alos answer {req.id} TEXT", "bold")))
+        body.append_text(text(("answer with: ", "dim"), (f"{command()} answer {req.id} TEXT", "bold")))
         return _panel(req, body)
     body.append_text(row((f"{req.syscall} ", "bold"), f"needs {req.right} on ", (req.resource, "bold")))
     if d.get("note"):
@@ -163,7 +163,7 @@ def request_panel(req: HumanRequest, full: bool = False) -> Panel:
     body.append_text(
         text(
             ("answer with: ", "dim"),
-            (f"alos approve {req.id} [--always]  |  alos deny {req.id} [--reason TEXT]", "bold"),
+            (f"{command()} approve {req.id} [--always]  |  {command()} deny {req.id} [--reason TEXT]", "bold"),
         )
     )
     return _panel(req, body)
@@ -215,7 +215,7 @@ def _diff(body: Text, rid: int, diff: list[str], full: bool) -> None:
     hidden = len(diff) - len(shown)
     if hidden:
         body.append_text(
-            row((f"  … {hidden} more diff line(s) not shown: 'alos approvals --full {rid}' shows all", "yellow"))
+            row((f"  … {hidden} more diff line(s) not shown: '{command()} approvals --full {rid}' shows all", "yellow"))
         )
 
 

@@ -19,7 +19,7 @@ from alos.errors import Conflict
 from alos.kernel.kernel import Kernel, Site, Tx
 from alos.rights import Capability
 from alos.store import rows
-from alos.types import SHOWN_KINDS, ModelTurn, Pid, Process, ToolCall
+from alos.types import SHOWN_KINDS, Fork, ModelTurn, Pid, Process, ToolCall
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,7 @@ def seed(kernel: Kernel, tx: Tx, proc: Process, inherit: Sequence[dict[str, Any]
         _append(kernel, tx, proc.pid, str(msg.get("role", "user")), msg)
     if inherit:
         note = f"You are a {proc.mode} fork of process {proc.parent}; the conversation above is its context. "
-        if proc.mode == "speculative":
+        if proc.mode is Fork.SPECULATIVE:
             note += "You may make no outside effects; your parent takes your result with proc_merge. "
         _append(kernel, tx, proc.pid, "user", {"role": "user", "content": note + "Your goal: " + proc.goal})
     else:

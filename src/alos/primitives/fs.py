@@ -6,7 +6,6 @@ decision, so the resource decided on is the one the provider touches.
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import difflib
 import os
@@ -115,25 +114,10 @@ async def read(kernel: Kernel, proc: Process, args: ReadArgs) -> str:
     """Return the text of the requested range; raises Invalid, with the file's size, for a file
     that is not UTF-8 text (a range may cut a character at either end: those bytes are dropped)."""
     data, size = kernel.files.read(args.path, args.offset, args.length)
-    text = _text(data, args.offset > 0, args.offset + len(data) >= size)
+    text = codec.text_of(data, cut_before=args.offset > 0, to_end=args.offset + len(data) >= size)
     if text is None:
         raise Invalid(f"{args.path} is a binary file of {size} bytes, not UTF-8 text; fs_read reads text only")
     return text
-
-
-def _text(data: bytes, cut_before: bool, to_end: bool) -> str | None:
-    """Return ``data`` as UTF-8 text, or None when it is not text (NUL bytes, invalid UTF-8)."""
-    if b"\x00" in data:
-        return None
-    if cut_before:  # skip the tail of a character that began before the range
-        skip = 0
-        while skip < min(3, len(data)) and 0x80 <= data[skip] <= 0xBF:
-            skip += 1
-        data = data[skip:]
-    try:
-        return codecs.getincrementaldecoder("utf-8")().decode(data, final=to_end)
-    except UnicodeDecodeError:
-        return None
 
 
 def _payload(args: WriteArgs) -> bytes:

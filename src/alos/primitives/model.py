@@ -1,9 +1,7 @@
 """model.call: one call to the process's model, through its provider.
 
-When the provider cannot be opened (a model script moved or broken since the process started),
-the process is not failed for good: it parks on a recovery request that says why. Approving it
-tries again; denying it ends the call with the person's reason, and the agent loop exits the
-process failed.
+A model that cannot be opened (a script moved or broken since the process started) raises
+ProviderDown: dispatch() parks the process on a recovery request instead of failing it.
 """
 
 from __future__ import annotations
@@ -11,13 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from alos import codec, limits
-from alos.errors import AlosError, Invalid, NotFound, Unavailable
-from alos.kernel import Kernel, approval
-from alos.kernel.kernel import Site
+from alos.errors import Invalid, NotFound, ProviderDown, Unavailable
+from alos.kernel import Kernel
 from alos.providers.base import ModelRequest
 from alos.rights import Need, Right
-from alos.types import ModelTurn, Parked, Process, RequestKind, RequestState, Wait
+from alos.types import ModelTurn, Process
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +22,6 @@ class CallArgs:
 
     messages: list[Any]
     tools: list[Any]
-
-
-NOWHERE = Site(-1, -1, -1)  # a model call belongs to no pending action: its requests are filed here
 
 
 def resource(proc: Process) -> str:
@@ -42,10 +35,15 @@ def cost(args: CallArgs) -> dict[str, int]:
 
 
 def used(turn: ModelTurn) -> dict[str, int]:
-    """Return the tokens a turn used, as its usage reports them (at most a budget's largest limit)."""
+    """Return the tokens a turn used, as its usage reports them (the ledger saturates a huge figure)."""
     usage = turn.usage
     total = usage.get("total_tokens", usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0))
-    return {"tokens": min(max(0, int(total)), limits.BUDGET_MAX)}
+    return {"tokens": max(0, int(total))}
+
+
+def describe(kernel: Kernel, proc: Process, args: CallArgs) -> dict[str, Any]:
+    """Return what a person deciding about this call sees: the model, not the whole context."""
+    return {"model": proc.model, "messages": len(args.messages), "tools": len(args.tools)}
 
 
 def call_needs(proc: Process, args: CallArgs) -> tuple[Need, ...]:
@@ -53,42 +51,11 @@ def call_needs(proc: Process, args: CallArgs) -> tuple[Need, ...]:
     return (Need(resource(proc), Right.EXECUTE),)
 
 
-async def call(kernel: Kernel, proc: Process, args: CallArgs) -> ModelTurn | Parked:
-    """Return the model's next turn for this process, or Parked on a recovery request when its
-    model cannot be opened. Raises Unavailable when a person chose not to try again."""
+async def call(kernel: Kernel, proc: Process, args: CallArgs) -> ModelTurn:
+    """Return the model's next turn for this process. Raises ProviderDown when its model cannot
+    be opened (dispatch() then parks the process on a recovery request)."""
     try:
         model = kernel.model(proc.model)
     except (NotFound, Invalid, Unavailable) as err:
-        return _unavailable(kernel, proc, err)
+        raise ProviderDown(f"model {proc.model} cannot be opened: {err}") from None
     return await model.complete(ModelRequest(proc.name, proc.turns, args.messages, args.tools))
-
-
-def _unavailable(kernel: Kernel, proc: Process, err: AlosError) -> Parked:
-    last = approval.at(kernel, proc.pid, NOWHERE, RequestKind.RECOVERY)
-    if last is not None and last.syscall == "model.call":
-        if last.state is RequestState.PENDING:
-            return Parked(proc.pid, Wait.HUMAN, last.id)
-        if last.state is RequestState.REJECTED:
-            raise Unavailable(
-                f"model {proc.model} could not be opened ({err}); {last.answered_by} chose not to try again: "
-                f"{last.answer or 'no reason given'}"
-            )
-    detail = {
-        "syscall": "model.call",
-        "model": proc.model,
-        "note": f"the model cannot be opened: {err}. Put it back and approve to try again; deny to end the process",
-    }
-    with kernel.transaction() as tx:
-        req = approval.request(
-            kernel,
-            tx,
-            proc,
-            RequestKind.RECOVERY,
-            NOWHERE,
-            "model.call",
-            resource(proc),
-            Right.EXECUTE.value,
-            codec.digest_value(["model.call", proc.pid, proc.model, proc.turns]),
-            detail,
-        )
-    return Parked(proc.pid, Wait.HUMAN, req.id)

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from alos import limits
+from alos import codec, limits
 from alos.errors import Conflict, Denied, Invalid, NotFound
 from alos.kernel import Kernel, Tx
 from alos.kernel.proc import amend, block, end, post, settle, transition, wake
@@ -186,9 +186,9 @@ def exit_(kernel: Kernel, tx: Tx, proc: Process, args: ExitArgs) -> dict[str, An
     result = args.result
     if args.file is not None:
         data, size = kernel.files.read(args.file, 0, limits.READ_MAX_BYTES)
-        try:
-            result = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise Invalid(f"{args.file} is a binary file of {size} bytes; a result is text") from None
+        text = codec.text_of(data, to_end=len(data) >= size)
+        if text is None:
+            raise Invalid(f"{args.file} is a binary file of {size} bytes; a result is text")
+        result = text
     end(kernel, tx, proc, Exit(args.status), result, "exit")
     return {"pid": proc.pid, "status": args.status}

@@ -32,7 +32,7 @@ class ScriptedModel:
     """Replays a JSON Lines script: deterministic, offline, no network."""
 
     def __init__(self, path: str) -> None:
-        self.path = os.path.realpath(path)
+        self.path = path
         self._turns = load_script(self.path)
 
     async def complete(self, request: ModelRequest) -> ModelTurn:
@@ -70,10 +70,14 @@ def load_script(path: str) -> dict[str, list[ModelTurn]]:
 def _read(path: str) -> bytes:
     """Return the bytes of regular file ``path``, refusing anything else before reading it."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO never blocks the host
+        # a FIFO never blocks the host; the path is real (resolved when named): a symlink put
+        # there since is not followed
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         raise NotFound(f"no model script at {path}; pass --model script:PATH to a JSON Lines file") from None
     except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise Invalid(f"model script {path} is a symlink now; name the file itself") from None
         if err.errno in (errno.EACCES, errno.EPERM):
             raise Unavailable(f"the host may not read model script {path} ({err.strerror})") from None
         raise Invalid(f"model script {path} cannot be opened ({err.strerror})") from None
@@ -111,8 +115,7 @@ def _turn(raw: Any, where: str, index: int) -> tuple[str, ModelTurn]:
     if not isinstance(usage, dict) or not all(_count(v) for v in usage.values()):
         raise Invalid(f"{where}: 'usage' must map names to whole numbers of tokens, 0 or more")
     parsed = tuple(_call(c, f"{where}: tool call {i + 1}", f"call_{index}_{i}") for i, c in enumerate(calls))
-    counts = {str(k): min(int(v), limits.BUDGET_MAX) for k, v in usage.items()}  # a budget holds no more
-    return proc, ModelTurn(content=content, tool_calls=parsed, usage=counts)
+    return proc, ModelTurn(content=content, tool_calls=parsed, usage={str(k): int(v) for k, v in usage.items()})
 
 
 def _count(value: Any) -> bool:

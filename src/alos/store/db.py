@@ -3,8 +3,8 @@
 The only module that opens the database file. It refuses a file that is not an alos store,
 is corrupt, was written by a newer alos, or has a second name (a hard link: SQLite names its
 write-ahead log after the path, so two names of one file would corrupt it), and never
-overwrites one. The host lock is taken on the file itself (its device and inode), whatever
-path named it. A store deleted or replaced under a running program is noticed at the next
+overwrites one. The host lock is named by the file's device and inode, not by the path that
+named it. A store deleted or replaced under a running program is noticed at the next
 transaction or look for others' changes, and stops that program (StoreLost).
 """
 
@@ -68,8 +68,7 @@ class Store:
         st = os.stat(path)
         self.identity = (st.st_dev, st.st_ino)  # the file opened: a file put at this path later is another
         self._seen_version = self._data_version()
-        self._lock_fd: int | None = None  # a descriptor of the store file, held until after the connection
-        self._hosting = False
+        self._lock_fd: int | None = None  # the host lock's file, while this program is the host
 
     def check(self) -> None:
         """Raise StoreLost when the file at this store's path is gone or is not the file opened."""
@@ -119,47 +118,42 @@ class Store:
         return int(row[0])
 
     def lock_host(self) -> None:
-        """Become the one host that runs this store's processes: an exclusive flock on the store
-        file itself, so that every name of the file shares one lock.
+        """Become the one host that runs this store's processes: an exclusive flock on a lock file
+        named by the store file's device and inode, beside it, so that every name that reaches the
+        file through its directory shares one lock (a second hard link is refused at open).
 
         Raises Unavailable naming the holder when another host runs them.
         """
-        # SQLite's own locks are POSIX record locks, which closing any descriptor of the file
-        # drops: this one stays open until the connection is closed (see close()).
-        if self._lock_fd is None:
-            self._lock_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        if (os.fstat(self._lock_fd).st_dev, os.fstat(self._lock_fd).st_ino) != self.identity:
-            raise StoreLost(f"the store {self.path} was replaced by another file before it could be locked")
+        # never a descriptor of the store file itself: closing one drops SQLite's POSIX locks,
+        # those of every other connection of this program to that file included
+        dev, ino = self.identity
+        fd = os.open(
+            os.path.join(self.directory, f".alos-host-{dev:x}-{ino:x}"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+        )
         try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
             raise Unavailable(
-                f"another host ({self._holder()}) is running the processes of {self.path}; "
+                f"another host (os pid {holder}) is running the processes of {self.path}; "
                 "answer requests with 'alos approve/deny', or stop that host first"
             ) from None
-        self._hosting = True
-        with contextlib.suppress(OSError), open(self.path + ".host", "w", encoding="ascii") as f:
-            f.write(str(os.getpid()))  # who holds it, for the message above; the lock is the flock
-
-    def _holder(self) -> str:
-        try:
-            with open(self.path + ".host", encoding="ascii", errors="replace") as f:
-                return f"os pid {f.read(32).strip() or 'unknown'}"
-        except OSError:
-            return "os pid unknown"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
 
     @property
     def hosting(self) -> bool:
         """Return whether this connection holds the host lock (runs the processes)."""
-        return self._hosting
+        return self._lock_fd is not None
 
     def close(self) -> None:
-        """Close the connection, then release the host lock if held."""
+        """Close the connection and release the host lock if held."""
         self.conn.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-        self._hosting = False
 
 
 def open_store(path: str, create: bool = True) -> Store:
@@ -167,8 +161,27 @@ def open_store(path: str, create: bool = True) -> Store:
     new or empty: a file of any other content is never written to.
 
     Raises Invalid when the file is not an alos store, is corrupt, or has a newer schema;
-    NotFound-like Invalid when it is missing and ``create`` is false.
+    NotFound-like Invalid when it is missing and ``create`` is false; Unavailable when another
+    program keeps it locked (SQLite does not always wait, e.g. while a host creates it).
     """
+    for _ in range(limits.STORE_OPEN_TRIES - 1):
+        try:
+            return _open(path, create)
+        except _Busy:
+            time.sleep(0.05)
+    try:
+        return _open(path, create)
+    except _Busy as err:
+        raise Unavailable(
+            f"the store {os.path.realpath(path)} is locked by another program ({err}); try again"
+        ) from None
+
+
+class _Busy(Exception):
+    """SQLite answered 'locked' or 'busy' without waiting: try again."""
+
+
+def _open(path: str, create: bool) -> Store:
     path = os.path.realpath(path)
     exists = os.path.exists(path)
     if not exists and not create:
@@ -198,6 +211,13 @@ def open_store(path: str, create: bool = True) -> Store:
             _migrate(conn, version)
         if str(mode).lower() != "wal":
             raise Invalid(f"{path}: the store needs WAL mode, SQLite gave {mode!r}")
+    except sqlite3.OperationalError as err:
+        conn.close()
+        if "locked" in str(err) or "busy" in str(err):
+            raise _Busy(str(err)) from None
+        raise Invalid(
+            f"{path} is not a usable alos store ({err}); it was left untouched. Move it aside or pass another --store"
+        ) from None
     except sqlite3.DatabaseError as err:
         conn.close()
         raise Invalid(
