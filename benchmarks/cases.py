@@ -13,6 +13,7 @@ from typing import Any
 
 import alos
 from alos.kernel.sched import Scheduler
+from alos.syscall import dispatch
 from alos.types import Pid
 from benchmarks.fixture import ASKED, KIB, SECRET, Env, environment, replace_file
 from benchmarks.stats import Summary, summarize, time_calls
@@ -141,13 +142,13 @@ async def write_1k(plan: Plan) -> Result:
 
 
 async def read_1k(plan: Plan) -> Result:
-    """An allowed fs.read of a 1 KiB file."""
+    """An allowed fs.read of a 1 KiB file, as the agent loop makes it (its record group-committed)."""
     async with environment() as env:
         pid = await env.spawn()
         await env.rt.dispatch(pid, "fs.write", {"path": "r.txt", "content": KIB})
 
         async def call(i: int) -> None:
-            text = await env.rt.dispatch(pid, "fs.read", {"path": "r.txt"})
+            text = await dispatch(env.rt.kernel, pid, "fs.read", {"path": "r.txt"})
             if len(text) != len(KIB):
                 raise RuntimeError(f"fs.read returned {len(text)} characters")
 
@@ -156,7 +157,33 @@ async def read_1k(plan: Plan) -> Result:
 
 
 async def denied_by_cap(plan: Plan) -> Result:
-    """A read the process holds a deny capability on."""
+    """A read the process holds a deny capability on, as the agent loop meets it (the refusal's
+    record goes with the transaction that records the tool result)."""
+    async with environment() as env:
+        pid = await env.spawn()
+
+        async def call(i: int) -> None:
+            await _expect_denied(dispatch(env.rt.kernel, pid, "fs.read", {"path": SECRET}))
+
+        samples = await time_calls(call, plan.calls, plan.warmup)
+    return _per_call("denied: deny capability", samples, Target("median", 50))
+
+
+async def denied_no_cap(plan: Plan) -> Result:
+    """A delete no capability covers (nothing matching means deny), as the agent loop meets it."""
+    async with environment() as env:
+        pid = await env.spawn()
+
+        async def call(i: int) -> None:
+            await _expect_denied(dispatch(env.rt.kernel, pid, "fs.delete", {"path": "w.txt"}))
+
+        samples = await time_calls(call, plan.calls, plan.warmup)
+    return _per_call("denied: no capability", samples, Target("median", 50))
+
+
+async def denied_durable(plan: Plan) -> Result:
+    """A refusal through Runtime.dispatch, the Python API: durable before the caller hears of it,
+    so each one commits."""
     async with environment() as env:
         pid = await env.spawn()
 
@@ -164,19 +191,7 @@ async def denied_by_cap(plan: Plan) -> Result:
             await _expect_denied(env.rt.dispatch(pid, "fs.read", {"path": SECRET}))
 
         samples = await time_calls(call, plan.calls, plan.warmup)
-    return _per_call("denied: deny capability", samples, Target("median", 50))
-
-
-async def denied_no_cap(plan: Plan) -> Result:
-    """A delete no capability covers (nothing matching means deny)."""
-    async with environment() as env:
-        pid = await env.spawn()
-
-        async def call(i: int) -> None:
-            await _expect_denied(env.rt.dispatch(pid, "fs.delete", {"path": "w.txt"}))
-
-        samples = await time_calls(call, plan.calls, plan.warmup)
-    return _per_call("denied: no capability", samples, Target("median", 50))
+    return _per_call("denied through Runtime.dispatch (durable)", samples)
 
 
 async def ask_round_trip(plan: Plan) -> Result:
@@ -324,6 +339,7 @@ BENCHES: dict[str, Bench] = {
     "read": read_1k,
     "denied": denied_by_cap,
     "nocap": denied_no_cap,
+    "durable": denied_durable,
     "step": agent_step_short,
     "longstep": agent_step_long,
     "readstep": agent_step_read,
