@@ -482,28 +482,27 @@ class _Call:
             )
         if req is not None:
             return (Parked(p.pid, Wait.HUMAN, req.id),)
-        shown = entry.describe(self.kernel, p, self.args) if entry.describe else self.whole()
+        note = (
+            "the host stopped after this effect began and before its outcome was recorded; "
+            "it may or may not have happened"
+        )
+        return (self._recovery(entry, p, note, "ask", {}),)
+
+    def _recovery(self, entry: Entry, p: Process, note: str, label: str, extra: dict[str, Any]) -> Parked:
+        """File a recovery request that shows the call whole with ``note``, park on it and audit it,
+        in one transaction."""
         shown = {
             "syscall": self.name,
-            "note": "the host stopped after this effect began and before its outcome was recorded; "
-            "it may or may not have happened",
-            **shown,
+            "note": note,
+            **(entry.describe(self.kernel, p, self.args) if entry.describe else self.whole()),
         }
         with self.kernel.transaction() as tx:
             req = approval.request(
-                self.kernel,
-                tx,
-                p,
-                RequestKind.RECOVERY,
-                self.site,
-                self.name,
-                self.resource,
-                self.right,
-                self.digest(),
-                shown,
-            )
-            self._audit(tx, "ask", "parked", {"request": req.id, "recovery": True})
-        return (Parked(p.pid, Wait.HUMAN, req.id),)
+                self.kernel, tx, p, RequestKind.RECOVERY, self.site, self.name, self.resource, self.right,
+                self.digest(), shown,
+            )  # fmt: skip
+            self._audit(tx, label, "parked", {"request": req.id, "recovery": True, **extra})
+        return Parked(p.pid, Wait.HUMAN, req.id)
 
     async def perform(self, entry: Entry, p: Process, decision: caps.Decision) -> Any:
         """Run the allowed effect and commit its outcome with its audit record."""
@@ -566,26 +565,8 @@ class _Call:
             )
             self.failed(label, [], refused)
             raise refused
-        shown = {
-            "syscall": self.name,
-            "note": f"{err.message}. Put it right and approve to try again; deny to end the call",
-            **(entry.describe(kernel, p, self.args) if entry.describe else self.whole()),
-        }
-        with kernel.transaction() as tx:
-            req = approval.request(
-                kernel,
-                tx,
-                p,
-                RequestKind.RECOVERY,
-                self.site,
-                self.name,
-                self.resource,
-                self.right,
-                self.digest(),
-                shown,
-            )
-            self._audit(tx, label, "parked", {"request": req.id, "recovery": True, "error": err.message})
-        return Parked(p.pid, Wait.HUMAN, req.id)
+        note = f"{err.message}. Put it right and approve to try again; deny to end the call"
+        return self._recovery(entry, p, note, label, {"error": err.message})
 
     def _outcome(self, site: Site, result: dict[str, Any], record: Deferred) -> None:
         """Defer the journal outcome and audit record of an effect to the next transaction."""
