@@ -553,18 +553,18 @@ class _Call:
         audit record in the same transaction). A person puts it right and approves a retry, or
         denies, and then the call fails with their reason. Raises Unavailable after a denial."""
         kernel = self.kernel
-        self.refund()
         last = approval.at(kernel, self.subject, self.site or _NOWHERE, RequestKind.RECOVERY)
-        if last is not None and last.syscall == self.name and last.state is RequestState.PENDING:
-            with kernel.transaction() as tx:
-                approval.park_on(kernel, tx, p)
-            return Parked(p.pid, Wait.HUMAN, last.id)
         if last is not None and last.syscall == self.name and last.state is RequestState.REJECTED:
             refused = Unavailable(
                 f"{err.message}; {last.answered_by} chose not to try again: {last.answer or 'no reason given'}"
             )
-            self.failed(label, [], refused)
+            self.failed(label, [], refused)  # counted, like every call that failed
             raise refused
+        self.refund()  # a parked call is charged when it is carried out
+        if last is not None and last.syscall == self.name and last.state is RequestState.PENDING:
+            with kernel.transaction() as tx:
+                approval.park_on(kernel, tx, p)
+            return Parked(p.pid, Wait.HUMAN, last.id)
         note = f"{err.message}. Put it right and approve to try again; deny to end the call"
         return self._recovery(entry, p, note, label, {"error": err.message})
 
