@@ -73,11 +73,7 @@ class Agent:
         for index in range(act.next, len(act.calls)):
             if kernel.proc(pid).state is not ProcState.RUNNING:  # the cache was refreshed after the last call
                 return  # paused or killed: the rest of the action waits in the store
-            kernel.enter(pid, Site(act.id, index, replay=replay))
-            try:
-                result = await tools.call(kernel, pid, table, act.calls[index])
-            finally:
-                kernel.leave(pid)
+            result = await tools.call(kernel, pid, table, act.calls[index], Site(act.id, index, replay=replay))
             if isinstance(result, Parked):
                 return
             now = kernel.proc(pid)  # dispatch() looked at the store for other terminals' changes

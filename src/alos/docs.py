@@ -10,6 +10,9 @@ from alos.syscall import TABLE
 from alos.tools import schema
 
 
+_KINDS = {"Read": "read", "Outside": "outside effect", "Change": "store", "Question": "store"}
+
+
 def syscalls_markdown() -> str:
     """Return the syscall reference page."""
     out = [
@@ -23,7 +26,7 @@ def syscalls_markdown() -> str:
         "|---|---|---|---|",
     ]
     for name, e in sorted(TABLE.items()):
-        kind = "host only" if e.host_only else "outside effect" if e.outside else "store" if e.apply else "read"
+        kind = "host only" if e.host_only else _KINDS[type(e.effect).__name__]
         doc = " ".join((e.args.__doc__ or "").split()).replace("|", "\\|")
         out.append(f"| `{name}` | `{name.replace('.', '_')}` | {kind} | {doc} |")
     out.append("")

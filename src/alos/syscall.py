@@ -1,9 +1,21 @@
 """THE syscall table and dispatch(): the one path every effect takes.
 
-dispatch() reads top to bottom: look up, decode, resolve, replay from the journal, decide
-(deny dominates), park if asked, run the effect, audit. It returns the syscall's result or
-a Parked record; it raises AlosError for a refused or failed call, after auditing it.
-Nothing else in alos checks authority.
+dispatch() reads top to bottom: look up, decode, resolve, replay from the journal, charge the
+budget, decide (deny dominates), park if asked, run the effect, audit. It returns the
+syscall's result or a Parked record; it raises AlosError for a refused or failed call, after
+auditing it. Nothing else in alos checks authority.
+
+An entry says what its effect is, and so how dispatch() carries it out:
+- ``Read``: changes nothing; it runs outside any transaction and its record goes with the
+  host's next commit.
+- ``Outside``: an effect outside the store (a file, a person's screen). Inside a pending
+  action its intent is committed before it runs and its outcome after; it is never silently
+  run twice. ``state`` says what its target is now: a one-shot approval holds only while the
+  target stays as approved.
+- ``Change``: a change inside the store, made in the transaction that audits it. Inside a
+  pending action its result is journaled with it, so a re-dispatch answers from the journal.
+- ``Question``: a change that files a human request at the call's site and, dispatched there
+  again, returns the answer.
 Size: the table and one dispatch's bookkeeping (decide, park, replay, perform, audit) are kept
 together so the authority path reads top to bottom in one file.
 """
@@ -11,9 +23,9 @@ together so the authority path reads top to bottom in one file.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -26,111 +38,136 @@ from alos.rights import Capability, Effect, Need, kind
 from alos.store import rows
 from alos.types import HOST, Fork, Parked, Process, ProcState, RequestKind, RequestState, Wait
 
+A = TypeVar("A")  # the arguments as the effect takes them (resolved)
+R = TypeVar("R")  # what the effect returns
+
 
 @dataclass(frozen=True, slots=True)
-class Entry:
-    """One syscall. Exactly one of ``run`` (an effect outside the store, run before the audit
-    transaction) and ``apply`` (a change inside the store, run in the audit transaction)."""
+class Read(Generic[A, R]):
+    """An effect that changes nothing; see the module docstring."""
+
+    run: Callable[[Kernel, Process, A], Awaitable[R]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outside(Generic[A, R]):
+    """An effect outside the store, journaled; see the module docstring."""
+
+    run: Callable[[Kernel, Process, A], Awaitable[R]]
+    state: Callable[[Kernel, Process, A], str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change(Generic[A, R]):
+    """A change inside the store; ``journaled``: answered from the journal when dispatched again
+    inside the same pending action (never for a host-only call or exit, which end or stand alone)."""
+
+    apply: Callable[[Kernel, Tx, Process, A], R]
+    journaled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Question(Generic[A, R]):
+    """A change that files a human request at the call's site; see the module docstring."""
+
+    apply: Callable[[Kernel, Tx, Process, A, Site | None], R]
+
+
+def _one_call(args: object) -> dict[str, int]:
+    return {"tool_calls": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class Entry(Generic[A, R]):
+    """One syscall: its arguments, what it needs, its effect and what it costs.
+
+    ``args`` is the type the caller's JSON decodes into (the tool's schema); ``resolve`` turns
+    it into the ``A`` the needs and the effect take (paths made real), or it is used as it is.
+    ``host_only``: only the host may call it (it issues authority). ``reaches``: it acts beyond
+    the caller (other processes, a person), so a speculative process may not make it.
+    ``cost`` is charged before the effect runs, ``used`` from its result (a model's tokens).
+    """
 
     name: str
     args: type
-    needs: Callable[[Process, Any], tuple[Need, ...]]
-    run: Callable[[Kernel, Process, Any], Awaitable[Any]] | None = None
-    apply: Callable[[Kernel, Tx, Process, Any], Any] | None = None
-    resolve: Callable[[Kernel, Process, Any], Any] | None = None
-    describe: Callable[[Kernel, Process, Any], dict[str, Any]] | None = None
-    # what the target is now; a one-shot approval applies only while the target stays as approved
-    state: Callable[[Kernel, Process, Any], str] | None = None
-    outside: bool = False  # an outside effect: journaled, and never silently retried
-    host_only: bool = False  # only the host may call it (it issues authority)
-    once: bool = False  # changes the store: inside a pending action a re-dispatch answers from the journal
-    reaches: bool = False  # acts beyond the caller (other processes): refused to speculative processes
-    cost: Callable[[Any], dict[str, int]] = lambda args: {"tool_calls": 1}  # budget charged before it runs
-    used: Callable[[Any], dict[str, int]] | None = None  # budget charged from the result (a model's tokens)
+    needs: Callable[[Process, A], tuple[Need, ...]]
+    effect: Read[A, R] | Outside[A, R] | Change[A, R] | Question[A, R]
+    resolve: Callable[[Kernel, Process, Any], A] | None = None
+    describe: Callable[[Kernel, Process, A], dict[str, Any]] | None = None
+    host_only: bool = False
+    reaches: bool = False
+    cost: Callable[[A], dict[str, int]] = _one_call
+    used: Callable[[R], dict[str, int]] | None = None
+
+    @property
+    def journaled(self) -> bool:
+        """Whether a re-dispatch inside a pending action answers from the journal."""
+        effect = self.effect
+        return not isinstance(effect, Read) and (not isinstance(effect, Change) or effect.journaled)
 
 
-def _spawning(args: Any) -> dict[str, int]:
+def _spawning(args: object) -> dict[str, int]:
     return {"tool_calls": 1, "children": 1}
 
 
-def _writing(args: Any) -> dict[str, int]:
+def _writing(args: fs.WriteArgs) -> dict[str, int]:
     return {"tool_calls": 1, "bytes_written": len(args.content.encode())}
 
 
-def _fs(name: str, args: type, needs: Any, run: Any, *, changes: bool = False, **kw: Any) -> Entry:
-    """An fs entry: paths resolved, the target described to a human; one that changes the disk is
-    an outside effect and its approvals hold only while the target stays as approved."""
-    kw.setdefault("resolve", fs.resolve)
-    kw.setdefault("describe", fs.describe_path)
-    if changes:
-        kw.update(state=fs.target_state, outside=True)
-    return Entry(name, args, needs, run=run, **kw)
+def _free(args: object) -> dict[str, int]:
+    return {}
 
 
-TABLE: dict[str, Entry] = {
+TABLE: dict[str, Entry[Any, Any]] = {
     e.name: e
     for e in (
-        _fs("fs.read", fs.ReadArgs, fs.read_needs, fs.read),
-        _fs(
-            "fs.write", fs.WriteArgs, fs.write_needs, fs.write, changes=True, describe=fs.describe_write, cost=_writing
-        ),
-        _fs("fs.list", fs.ListArgs, fs.list_needs, fs.list_dir),
-        _fs("fs.mkdir", fs.MkdirArgs, fs.mkdir_needs, fs.mkdir, changes=True, resolve=fs.resolve_mkdir),
-        _fs("fs.delete", fs.DeleteArgs, fs.delete_needs, fs.delete, changes=True),
-        Entry("human.ask", human.AskArgs, human.ask_needs, apply=human.ask, once=True, reaches=True),
-        Entry("human.tell", human.TellArgs, human.tell_needs, run=human.tell, outside=True),
-        Entry("human.answer", human.AnswerArgs, human.answer_needs, apply=human.answer, host_only=True),
+        Entry("fs.read", fs.ReadArgs, fs.read_needs, Read(fs.read), fs.resolve, fs.describe_path),
         Entry(
-            "model.call",
-            model.CallArgs,
-            model.call_needs,
-            run=model.call,
-            describe=model.describe,
-            cost=model.cost,
-            used=model.used,
+            "fs.write", fs.WriteArgs, fs.write_needs, Outside(fs.write, fs.target_state), fs.resolve,
+            fs.describe_write, cost=_writing,
+        ),
+        Entry("fs.list", fs.ListArgs, fs.list_needs, Read(fs.list_dir), fs.resolve, fs.describe_path),
+        Entry(
+            "fs.mkdir", fs.MkdirArgs, fs.mkdir_needs, Outside(fs.mkdir, fs.target_state), fs.resolve_mkdir,
+            fs.describe_path,
         ),
         Entry(
-            "proc.spawn",
-            proc.SpawnArgs,
-            proc.spawn_needs,
-            apply=proc.spawn,
-            resolve=proc.resolve_spawn,
-            describe=proc.describe_spawn,
-            once=True,
-            reaches=True,
+            "fs.delete", fs.DeleteArgs, fs.delete_needs, Outside(fs.delete, fs.target_state), fs.resolve,
+            fs.describe_path,
+        ),
+        Entry("human.ask", human.AskArgs, human.ask_needs, Question(human.ask), reaches=True),
+        Entry("human.tell", human.TellArgs, human.tell_needs, Outside(human.tell)),
+        Entry("human.answer", human.AnswerArgs, human.answer_needs, Change(human.answer, False), host_only=True),
+        Entry(
+            "model.call", model.CallArgs, model.call_needs, Read(model.call), describe=model.describe,
+            cost=model.cost, used=model.used,
+        ),
+        Entry(
+            "proc.spawn", proc.SpawnArgs, proc.spawn_needs, Change(proc.spawn), proc.resolve_spawn,
+            proc.describe_spawn, reaches=True, cost=_spawning,
+        ),
+        Entry(
+            "proc.fork", proc.ForkArgs, proc.fork_needs, Change(proc.fork), describe=proc.describe_fork,
             cost=_spawning,
         ),
+        Entry("proc.exec", proc.ExecArgs, proc.exec_needs, Change(proc.exec_)),
+        Entry("proc.wait", signal.WaitArgs, signal.wait_needs, Change(signal.wait)),
+        Entry("proc.merge", signal.MergeArgs, signal.merge_needs, Change(signal.merge)),
+        Entry("proc.signal", signal.SignalArgs, signal.signal_needs, Change(signal.signal), reaches=True),
         Entry(
-            "proc.fork",
-            proc.ForkArgs,
-            proc.fork_needs,
-            apply=proc.fork,
-            describe=proc.describe_fork,
-            once=True,
-            cost=_spawning,
+            "proc.exit", signal.ExitArgs, signal.exit_needs, Change(signal.exit_, False), signal.resolve_exit,
+            cost=_free,
         ),
-        Entry("proc.exec", proc.ExecArgs, proc.exec_needs, apply=proc.exec_, once=True),
-        Entry("proc.wait", signal.WaitArgs, signal.wait_needs, apply=signal.wait, once=True),
-        Entry("proc.merge", signal.MergeArgs, signal.merge_needs, apply=signal.merge, once=True),
-        Entry("proc.signal", signal.SignalArgs, signal.signal_needs, apply=signal.signal, once=True, reaches=True),
-        Entry(
-            "proc.exit",
-            signal.ExitArgs,
-            signal.exit_needs,
-            apply=signal.exit_,
-            resolve=signal.resolve_exit,
-            cost=lambda args: {},
-        ),
-        Entry("proc.chdir", proc.ChdirArgs, proc.chdir_needs, apply=proc.chdir, resolve=proc.resolve_chdir, once=True),
-        Entry("proc.list", proc.ListArgs, proc.list_needs, run=proc.list_children),
-        Entry("msg.send", msg.SendArgs, msg.send_needs, apply=msg.send, once=True, reaches=True),
-        Entry("msg.recv", msg.RecvArgs, msg.recv_needs, apply=msg.recv, once=True),
-        Entry("clock.now", clock.NowArgs, clock.now_needs, run=clock.now),
-        Entry("clock.sleep", clock.SleepArgs, clock.sleep_needs, apply=clock.sleep, once=True),
-        Entry("cap.grant", cap.GrantArgs, cap.grant_needs, apply=cap.grant, host_only=True),
-        Entry("cap.revoke", cap.RevokeArgs, cap.revoke_needs, apply=cap.revoke, host_only=True),
+        Entry("proc.chdir", proc.ChdirArgs, proc.chdir_needs, Change(proc.chdir), proc.resolve_chdir),
+        Entry("proc.list", proc.ListArgs, proc.list_needs, Read(proc.list_children)),
+        Entry("msg.send", msg.SendArgs, msg.send_needs, Change(msg.send), reaches=True),
+        Entry("msg.recv", msg.RecvArgs, msg.recv_needs, Change(msg.recv)),
+        Entry("clock.now", clock.NowArgs, clock.now_needs, Read(clock.now)),
+        Entry("clock.sleep", clock.SleepArgs, clock.sleep_needs, Change(clock.sleep)),
+        Entry("cap.grant", cap.GrantArgs, cap.grant_needs, Change(cap.grant, False), host_only=True),
+        Entry("cap.revoke", cap.RevokeArgs, cap.revoke_needs, Change(cap.revoke, False), host_only=True),
     )
-}
+}  # fmt: skip
 
 _HOST_PROC = Process(
     pid=HOST,
@@ -150,36 +187,27 @@ _HOST_PROC = Process(
 )
 
 
-async def dispatch(kernel: Kernel, subject: int, name: str, raw: dict[str, Any]) -> Any:
+async def dispatch(kernel: Kernel, subject: int, name: str, raw: dict[str, Any], site: Site | None = None) -> Any:
     """Perform syscall ``name`` with arguments ``raw`` as process ``subject`` (0: the host).
 
-    Returns the syscall's result, or Parked when the process now waits (nothing performed).
-    Raises Denied, Invalid, NotFound, ... (each audited) when the call is refused or fails.
+    ``site`` is where the call stands inside the process's pending action (None outside one):
+    there its outside effects and store changes are journaled, and a re-dispatch answers
+    from the journal. Returns the syscall's result, or Parked when the process now waits
+    (nothing performed). Raises Denied, Invalid, NotFound, ... (each audited) when the call
+    is refused or fails.
     """
     kernel.refresh()
-    call = _Call(kernel, subject, name, raw, _step(kernel, subject))
+    call = _Call(kernel, subject, name, raw, site)
     entry, p = call.prepare()
-    if (entry.outside or entry.once) and call.site is not None and call.site.replay:
-        try:
-            replayed = call.replay(entry, p)
-        except AlosError as err:
-            call.refused(err)
-            raise
+    if entry.journaled and site is not None and site.replay:
+        replayed = call.replay(entry, p)
         if replayed is not None:
             return replayed[0]
-    call.charge(entry, p)
+    call.charge(entry)
     decision = call.decide(entry, p)
     if decision.effect is Effect.ASK:
         return call.ask(entry, p, decision)
     return await call.perform(entry, p, decision)
-
-
-def _step(kernel: Kernel, subject: int) -> Site | None:
-    site = kernel.sites.get(subject)
-    if site is None:
-        return None
-    site.step += 1
-    return Site(site.action, site.call, site.step, site.replay)
 
 
 def _denial(subject: int, decision: caps.Decision, kernel: Kernel, shown: Callable[[str], str]) -> str:
@@ -204,8 +232,14 @@ def _label(decision: caps.Decision) -> str:
     return decision.effect.value
 
 
+_ALLOWED = caps.Decision(Effect.ALLOW, None, ())
+
+
 class _Call:
-    """The bookkeeping of one dispatch: its digest, audit records and journal entries."""
+    """The bookkeeping of one dispatch: its digest, its audit record and journal entries.
+
+    ``_record`` is the one place a call's audit record is written.
+    """
 
     def __init__(self, kernel: Kernel, subject: int, name: str, raw: dict[str, Any], site: Site | None) -> None:
         self.kernel = kernel
@@ -223,7 +257,9 @@ class _Call:
         self._digest: str | None = None
         self._charged: tuple[list[Process], dict[str, int]] | None = None
 
-    def prepare(self) -> tuple[Entry, Process]:
+    # -- before the decision ----------------------------------------------------------
+
+    def prepare(self) -> tuple[Entry[Any, Any], Process]:
         """Look up the entry, decode and resolve the arguments; audit and raise on failure."""
         entry = TABLE.get(self.name)
         p = _HOST_PROC
@@ -243,8 +279,7 @@ class _Call:
                 args = entry.resolve(self.kernel, p, args)
         except AlosError as err:
             self.resource = _guess(self.name, self.raw, p.cwd)
-            self.refused(err)
-            raise
+            raise self.refused(err) from None
         self.args = args
         needs = entry.needs(p, args)
         self.needs = needs
@@ -255,7 +290,29 @@ class _Call:
         self.named = _written(self.raw, args, p.cwd)
         return entry, p
 
-    def charge(self, entry: Entry, p: Process) -> None:
+    def replay(self, entry: Entry[Any, Any], p: Process) -> tuple[Any] | None:
+        """Answer a re-dispatched call from the journal; None when it has not run (or a human
+        approved running a lost one again). Raises what the journaled call raised."""
+        assert self.site is not None
+        found = actions.journaled(self.kernel, self.subject, self.site)
+        if found is None:
+            return None
+        syscall, dig, state, result, carried = found
+        if syscall != self.name or dig != self.digest():
+            raise self.refused(
+                Conflict(
+                    f"re-dispatch of process {self.subject}'s action made {self.name} where the journal "
+                    f"has {syscall} with other arguments; the tool is not deterministic"
+                )
+            )
+        if state != "done":
+            return self._recover(entry, p, carried)
+        if "error" in result:
+            code, message = result["error"]
+            raise self.refused(_rebuild(code, message))
+        return (result["ok"],)
+
+    def charge(self, entry: Entry[Any, Any]) -> None:
         """Charge the call's cost to the caller and every ancestor, or audit and raise Limit naming
         the budget. The host has no budget; exit is free."""
         if self.subject == HOST:
@@ -268,8 +325,7 @@ class _Call:
         try:
             kernel.ledger.check(kernel.store.conn, chain, cost, kernel.clock.now())
         except AlosError as err:
-            self.refused(err)
-            raise
+            raise self.refused(err) from None
         kernel.ledger.charge(chain, cost)
         self._charged = (chain, cost)
 
@@ -281,56 +337,59 @@ class _Call:
             self.kernel.ledger.charge(chain, {k: -v for k, v in cost.items() if k not in keep})
             self._charged = None
 
-    def decide(self, entry: Entry, p: Process) -> caps.Decision:
+    # -- the decision -----------------------------------------------------------------
+
+    def decide(self, entry: Entry[Any, Any], p: Process) -> caps.Decision:
         """Return allow or ask for this call; audit and raise Denied for a deny (deny dominates)."""
         if self.subject == HOST:
-            return caps.Decision(Effect.ALLOW, None, ())
+            return _ALLOWED
         if entry.host_only:
-            err = Denied(f"only the host may call {self.name}; a process can ask for authority, never issue it")
-            self.refused(err)
-            raise err
-        if p.mode is Fork.SPECULATIVE and (entry.outside or entry.reaches):
-            err = Denied(
-                f"process {self.subject} is speculative: it makes no outside effects ({self.name}); "
-                "its parent takes its result with proc_merge"
+            raise self.refused(
+                Denied(f"only the host may call {self.name}; a process can ask for authority, never issue it")
             )
-            self.refused(err)
-            raise err
+        if p.mode is Fork.SPECULATIVE and (isinstance(entry.effect, Outside) or entry.reaches):
+            raise self.refused(
+                Denied(
+                    f"process {self.subject} is speculative: it makes no outside effects ({self.name}); "
+                    "its parent takes its result with proc_merge"
+                )
+            )
         kernel = self.kernel
         if not self.needs:  # a call that needs nothing (exit, recv, wait for any child)
-            return caps.Decision(Effect.ALLOW, None, ())
+            return _ALLOWED
         held = kernel.caps_on(self.subject, frozenset(kind(n.resource) for n in self.needs))
         decision = caps.decide(held, self.needs, self.digest, kernel.clock.now())
         if decision.effect is Effect.DENY:
-            err = Denied(_denial(self.subject, decision, kernel, self.show))
-            self.refused(err, decision)
-            raise err
+            raise self.refused(Denied(_denial(self.subject, decision, kernel, self.show)), decision)
         for need in self.needs:  # the store is unreachable whatever the grants say (and never asked about)
             if kind(need.resource) == "fs" and kernel.files.hidden(need.resource[3:]):
-                err = Denied(f"{self.show(need.resource)} is inside alos's store directory; no process may reach it")
-                self.refused(err)
-                raise err
+                raise self.refused(
+                    Denied(f"{self.show(need.resource)} is inside alos's store directory; no process may reach it")
+                )
         if decision.effect is Effect.ASK and p.mode is Fork.SPECULATIVE:
-            err = Denied(f"process {self.subject} is speculative: it may not ask a human ({self.name} needs approval)")
-            self.refused(err, decision)
-            raise err
+            raise self.refused(
+                Denied(f"process {self.subject} is speculative: it may not ask a human ({self.name} needs approval)"),
+                decision,
+            )
         if self.retry is not None:  # a human's recovery answer stands in for ask, never for deny
-            return caps.Decision(Effect.ALLOW, None, ())
-        if decision.effect is Effect.ALLOW and entry.state is not None:
-            return self._still_as_approved(entry, p, decision)
+            return _ALLOWED
+        effect = entry.effect
+        if decision.effect is Effect.ALLOW and isinstance(effect, Outside) and effect.state is not None:
+            return self._still_as_approved(effect.state, p, decision)
         return decision
 
-    def _still_as_approved(self, entry: Entry, p: Process, decision: caps.Decision) -> caps.Decision:
+    def _still_as_approved(
+        self, state: Callable[[Kernel, Process, Any], str], p: Process, decision: caps.Decision
+    ) -> caps.Decision:
         """Return ``decision``, or ask again if a one-shot approval in it was given for a target
         that has changed since (the human approved that diff, not this one); the grant is spent."""
-        assert entry.state is not None
         kernel = self.kernel
         for grant in decision.caps:
             if grant.digest is None or grant.request is None:
                 continue
             req = rows.load_request(kernel.store.conn, grant.request)
             approved = req.detail.get("state") if req is not None else None
-            now = entry.state(kernel, p, self.args)
+            now = state(kernel, p, self.args)
             if approved is not None and approved != now:
                 with kernel.transaction() as tx:
                     caps.spend(tx.conn, [grant])
@@ -341,6 +400,220 @@ class _Call:
                 need = next(n for n in self.needs if n.resource == grant.pattern)
                 return caps.Decision(Effect.ASK, need, (grant,))
         return decision
+
+    # -- asking a person --------------------------------------------------------------
+
+    def ask(self, entry: Entry[Any, Any], p: Process, decision: caps.Decision) -> Parked:
+        """Record an approval request showing exactly what would happen, and park."""
+        self.refund()
+        if self.site is not None:  # dispatched again while its request still waits: the same request
+            waiting = approval.at(self.kernel, self.subject, self.site, RequestKind.APPROVAL)
+            if waiting is not None and waiting.state is RequestState.PENDING and waiting.digest == self.digest():
+                with self.kernel.transaction() as tx:
+                    approval.park_on(self.kernel, tx, p)
+                return Parked(p.pid, Wait.HUMAN, waiting.id)
+        shown = self._shown(entry, p)
+        effect = entry.effect
+        if isinstance(effect, Outside) and effect.state is not None:
+            shown["state"] = effect.state(self.kernel, p, self.args)
+        if self.note:
+            shown["note"] = self.note
+        need = decision.need
+        assert need is not None
+        return self._file(p, RequestKind.APPROVAL, need.resource, need.right.value, shown, "ask", {})
+
+    def _shown(self, entry: Entry[Any, Any], p: Process) -> dict[str, Any]:
+        """Return what a person deciding about this call sees: the call whole, or as its entry describes it."""
+        if entry.describe is not None:
+            return entry.describe(self.kernel, p, self.args)
+        value = msgspec.to_builtins(self.args)
+        return value if isinstance(value, dict) else {"arguments": value}
+
+    def _file(
+        self,
+        p: Process,
+        kind_: RequestKind,
+        resource: str,
+        right: str,
+        shown: dict[str, Any],
+        label: str,
+        extra: dict[str, Any],
+    ) -> Parked:
+        """File a human request showing ``shown``, park on it and audit it, in one transaction."""
+        with self.kernel.transaction() as tx:
+            req = approval.request(
+                self.kernel, tx, p, kind_, self.site, self.name, resource, right, self.digest(),
+                {"syscall": self.name, **shown},
+            )  # fmt: skip
+            self._record(label, "parked", {"request": req.id, **extra}, tx=tx)
+        return Parked(p.pid, Wait.HUMAN, req.id)
+
+    def _recover(self, entry: Entry[Any, Any], p: Process, carried: int | None) -> tuple[Any] | None:
+        """The effect's outcome was lost: retry it once per human approval, else park on a request.
+
+        ``carried`` is the recovery request the lost attempt was itself carrying out: its
+        approval is used up, so a second loss asks the human again.
+        """
+        assert self.site is not None
+        req = approval.at(self.kernel, self.subject, self.site, RequestKind.RECOVERY)
+        if req is not None and req.id == carried:
+            req = None  # that approval was spent on the attempt that was lost too
+        if req is not None and req.state is RequestState.APPROVED:
+            self.retry = req.id  # the human said: run it again, once
+            return None
+        if req is not None and req.state is RequestState.REJECTED:
+            raise self.refused(
+                Conflict(
+                    f"{self.name} on {self.resource} may or may not have happened before the host stopped; "
+                    f"{req.answered_by} chose not to retry it: {req.answer or 'no reason given'}"
+                )
+            )
+        if req is not None:
+            return (Parked(p.pid, Wait.HUMAN, req.id),)
+        note = (
+            "the host stopped after this effect began and before its outcome was recorded; "
+            "it may or may not have happened"
+        )
+        return (self._recovery(entry, p, note, "ask", {}),)
+
+    def _recovery(self, entry: Entry[Any, Any], p: Process, note: str, label: str, extra: dict[str, Any]) -> Parked:
+        """File a recovery request that shows the call whole with ``note``, park on it and audit it."""
+        shown = {"note": note, **self._shown(entry, p)}
+        return self._file(p, RequestKind.RECOVERY, self.resource, self.right, shown, label, {"recovery": True, **extra})
+
+    # -- the effect ---------------------------------------------------------------------
+
+    async def perform(self, entry: Entry[Any, Any], p: Process, decision: caps.Decision) -> Any:
+        """Run the allowed effect and commit its outcome with its audit record."""
+        label = "approved" if self.retry is not None else _label(decision)
+        spent = [c for c in decision.caps if c.uses is not None]
+        effect = entry.effect
+        if isinstance(effect, (Change, Question)):
+            return self._change(effect, entry.journaled, p, label, spent)
+        kernel = self.kernel
+        site = self.site if isinstance(effect, Outside) else None
+        if site is not None:  # journaled: intent (and the grant) committed before the effect
+            actions.intend(kernel, self.subject, site, self.name, self.digest(), spent, self.retry)
+            spent = []
+        try:
+            result = await effect.run(kernel, p, self.args)
+        except ProviderDown as err:
+            if site is not None:  # a journaled effect that did not happen: its outcome says so
+                raise self.failed(label, err, spent) from None
+            return self.stall(entry, p, label, err)
+        except AlosError as err:
+            raise self.failed(label, err, spent) from None
+        if entry.used is not None and self._charged is not None:
+            kernel.ledger.charge(self._charged[0], entry.used(result))
+        self._record(label, "ok", spent=spent, journal={"ok": result} if site is not None else None)
+        return result
+
+    def _change(
+        self,
+        effect: Change[Any, Any] | Question[Any, Any],
+        journaled: bool,
+        p: Process,
+        label: str,
+        spent: list[Capability],
+    ) -> Any:
+        """Make a change inside the store in the transaction that audits it (and journals its result)."""
+        kernel = self.kernel
+        try:
+            with kernel.transaction() as tx:
+                if isinstance(effect, Question):
+                    result = effect.apply(kernel, tx, p, self.args, self.site)
+                else:
+                    result = effect.apply(kernel, tx, p, self.args)
+                if isinstance(result, Parked):
+                    self.refund()
+                elif journaled and self.site is not None:
+                    actions.record_result(tx, self.subject, self.site, self.name, self.digest(), result)
+                self._record(label, "parked" if isinstance(result, Parked) else "ok", tx=tx, spent=spent)
+        except AlosError as err:
+            raise self.failed(label, err, spent) from None
+        return result
+
+    def stall(self, entry: Entry[Any, Any], p: Process, label: str, err: ProviderDown) -> Parked:
+        """The provider cannot serve the call now: park on a recovery request that says why (its
+        audit record in the same transaction). A person puts it right and approves a retry, or
+        denies, and then the call fails with their reason. Raises Unavailable after a denial."""
+        kernel = self.kernel
+        last = approval.at(kernel, self.subject, self.site or _NOWHERE, RequestKind.RECOVERY)
+        if last is not None and last.syscall == self.name and last.state is RequestState.REJECTED:
+            refused = Unavailable(
+                f"{err.message}; {last.answered_by} chose not to try again: {last.answer or 'no reason given'}"
+            )
+            raise self.failed(label, refused, [])  # counted, like every call that failed
+        self.refund()  # a parked call is charged when it is carried out
+        if last is not None and last.syscall == self.name and last.state is RequestState.PENDING:
+            with kernel.transaction() as tx:
+                approval.park_on(kernel, tx, p)
+            return Parked(p.pid, Wait.HUMAN, last.id)
+        note = f"{err.message}. Put it right and approve to try again; deny to end the call"
+        return self._recovery(entry, p, note, label, {"error": err.message})
+
+    # -- the audit record ---------------------------------------------------------------
+
+    def refused(self, err: AlosError, decision: caps.Decision | None = None) -> AlosError:
+        """Audit a call refused before its effect ran (it still counts as a call); return ``err``."""
+        self.refund(keep=_COUNTED)
+        # refused before any authority decision (bad arguments, a budget, no such syscall): "-"
+        label = _label(decision) if decision is not None else "deny" if isinstance(err, Denied) else "-"
+        # a human's one-shot deny is used up by the call it refused
+        spent = [c for c in decision.caps if c.request is not None] if decision is not None else []
+        self._record(label, err.code, {"error": err.message}, spent=spent)
+        return err
+
+    def failed(self, label: str, err: AlosError, spent: Sequence[Capability]) -> AlosError:
+        """Audit an allowed call whose effect failed (journaling the failure inside an action);
+        return ``err``."""
+        self.refund(keep=_COUNTED)
+        journal = {"error": [err.code, err.message]} if self.site is not None and self._outside() else None
+        self._record(label, err.code, {"error": err.message}, spent=spent, journal=journal)
+        return err
+
+    def _record(
+        self,
+        label: str,
+        outcome: str,
+        extra: dict[str, Any] | None = None,
+        *,
+        tx: Tx | None = None,
+        spent: Sequence[Capability] = (),
+        journal: dict[str, Any] | None = None,
+    ) -> None:
+        """THE writer of this call's audit record, with the one-shot grants it spent and the
+        journal outcome of its effect: into ``tx`` when given; at once when it spent a grant or
+        is an outside effect made outside any action (both must be durable before anything
+        else); else with the host's next transaction (group commit, see Kernel)."""
+        kernel, subject, site = self.kernel, self.subject, self.site
+        detail = self.summary()
+        if extra:
+            detail.update(extra)
+        when = tx.now if tx is not None else kernel.clock.now()
+        record = Deferred(when, subject, self.name, self.resource, self.right, label, outcome, detail)
+
+        def write(tx: Tx) -> None:
+            if journal is not None:
+                assert site is not None
+                actions.record_done(tx, subject, site, journal)
+            if spent:
+                caps.spend(tx.conn, spent)
+                tx.on_commit.append(lambda: kernel.forget_caps(subject))
+            kernel.audit(tx, record)
+
+        if tx is not None:
+            write(tx)
+        elif spent or (site is None and self._outside()):
+            with kernel.transaction() as now:
+                write(now)
+        else:
+            kernel.defer(write)
+
+    def _outside(self) -> bool:
+        """Whether this call's effect is outside the store."""
+        entry = TABLE.get(self.name)
+        return entry is not None and isinstance(entry.effect, Outside)
 
     def show(self, resource: str) -> str:
         """Return ``resource`` as a message to the process may name it."""
@@ -371,237 +644,6 @@ class _Call:
         if self._digest is not None:
             out["digest"] = self._digest
         return out
-
-    def whole(self) -> dict[str, Any]:
-        """Return the arguments in full, as an approval shows them: nothing a human authorizes is cut."""
-        value = msgspec.to_builtins(self.args)
-        return value if isinstance(value, dict) else {"arguments": value}
-
-    def _detail(self, extra: dict[str, Any] | None) -> dict[str, Any]:
-        detail = self.summary()
-        if extra:
-            detail.update(extra)
-        return detail
-
-    def _audit(self, tx: Tx, decision: str, outcome: str, extra: dict[str, Any] | None = None) -> None:
-        """Append the audit record inside ``tx`` (with the state changes it records)."""
-        self.kernel.audit(tx, self._deferred(tx.now, decision, outcome, extra))
-
-    def _audit_alone(self, decision: str, outcome: str, extra: dict[str, Any] | None = None) -> None:
-        """Audit a call that changed nothing: its record goes with the host's next transaction."""
-        record = self._deferred(self.kernel.clock.now(), decision, outcome, extra)
-        self.kernel.defer(lambda tx: self.kernel.audit(tx, record))
-
-    def _deferred(self, when: float, decision: str, outcome: str, extra: dict[str, Any] | None) -> Deferred:
-        return Deferred(
-            when, self.subject, self.name, self.resource, self.right, decision, outcome, self._detail(extra)
-        )
-
-    def refused(self, err: AlosError, decision: caps.Decision | None = None) -> None:
-        """Audit a call refused before its effect ran (it still counts as a call)."""
-        self.refund(keep=_COUNTED)
-        # refused before any authority decision (bad arguments, a budget, no such syscall): "-"
-        label = _label(decision) if decision is not None else "deny" if isinstance(err, Denied) else "-"
-        spent = [c for c in decision.caps if c.request is not None] if decision is not None else []
-        if not spent:
-            self._audit_alone(label, err.code, {"error": err.message})
-            return
-        with self.kernel.transaction() as tx:  # a human's one-shot deny is used up with it
-            self._audit(tx, label, err.code, {"error": err.message})
-            caps.spend(tx.conn, spent)
-            tx.on_commit.append(lambda: self.kernel.forget_caps(self.subject))
-
-    def ask(self, entry: Entry, p: Process, decision: caps.Decision) -> Parked:
-        """Record an approval request showing exactly what would happen, and park."""
-        self.refund()
-        if self.site is not None:  # dispatched again while its request still waits: the same request
-            waiting = approval.at(self.kernel, self.subject, self.site, RequestKind.APPROVAL)
-            if waiting is not None and waiting.state is RequestState.PENDING and waiting.digest == self.digest():
-                with self.kernel.transaction() as tx:
-                    approval.park_on(self.kernel, tx, p)
-                return Parked(p.pid, Wait.HUMAN, waiting.id)
-        shown = entry.describe(self.kernel, p, self.args) if entry.describe else self.whole()
-        if entry.state is not None:
-            shown["state"] = entry.state(self.kernel, p, self.args)
-        if self.note:
-            shown["note"] = self.note
-        need = decision.need
-        assert need is not None
-        with self.kernel.transaction() as tx:
-            req = approval.request(
-                self.kernel,
-                tx,
-                p,
-                RequestKind.APPROVAL,
-                self.site,
-                self.name,
-                need.resource,
-                need.right.value,
-                self.digest(),
-                {"syscall": self.name, **shown},
-            )
-            self._audit(tx, "ask", "parked", {"request": req.id})
-        return Parked(p.pid, Wait.HUMAN, req.id)
-
-    def replay(self, entry: Entry, p: Process) -> tuple[Any] | None:
-        """Answer a re-dispatched outside effect from the journal; None when it has not run."""
-        assert self.site is not None
-        found = actions.journaled(self.kernel, self.subject, self.site)
-        if found is None:
-            return None
-        syscall, dig, state, result, carried = found
-        if syscall != self.name or dig != self.digest():
-            raise Conflict(
-                f"re-dispatch of process {self.subject}'s action made {self.name} where the journal "
-                f"has {syscall} with other arguments; the tool is not deterministic"
-            )
-        if state == "done":
-            if "error" in result:
-                code, message = result["error"]
-                raise _rebuild(code, message)
-            return (result["ok"],)
-        return self._recover(entry, p, carried)
-
-    def _recover(self, entry: Entry, p: Process, carried: int | None) -> tuple[Any] | None:
-        """The effect's outcome was lost: retry it once per human approval, else park on a request.
-
-        ``carried`` is the recovery request the lost attempt was itself carrying out: its
-        approval is used up, so a second loss asks the human again.
-        """
-        assert self.site is not None
-        req = approval.at(self.kernel, self.subject, self.site, RequestKind.RECOVERY)
-        if req is not None and req.id == carried:
-            req = None  # that approval was spent on the attempt that was lost too
-        if req is not None and req.state is RequestState.APPROVED:
-            self.retry = req.id  # the human said: run it again, once
-            return None
-        if req is not None and req.state is RequestState.REJECTED:
-            raise Conflict(
-                f"{self.name} on {self.resource} may or may not have happened before the host stopped; "
-                f"{req.answered_by} chose not to retry it: {req.answer or 'no reason given'}"
-            )
-        if req is not None:
-            return (Parked(p.pid, Wait.HUMAN, req.id),)
-        note = (
-            "the host stopped after this effect began and before its outcome was recorded; "
-            "it may or may not have happened"
-        )
-        return (self._recovery(entry, p, note, "ask", {}),)
-
-    def _recovery(self, entry: Entry, p: Process, note: str, label: str, extra: dict[str, Any]) -> Parked:
-        """File a recovery request that shows the call whole with ``note``, park on it and audit it,
-        in one transaction."""
-        shown = {
-            "syscall": self.name,
-            "note": note,
-            **(entry.describe(self.kernel, p, self.args) if entry.describe else self.whole()),
-        }
-        with self.kernel.transaction() as tx:
-            req = approval.request(
-                self.kernel, tx, p, RequestKind.RECOVERY, self.site, self.name, self.resource, self.right,
-                self.digest(), shown,
-            )  # fmt: skip
-            self._audit(tx, label, "parked", {"request": req.id, "recovery": True, **extra})
-        return Parked(p.pid, Wait.HUMAN, req.id)
-
-    async def perform(self, entry: Entry, p: Process, decision: caps.Decision) -> Any:
-        """Run the allowed effect and commit its outcome with its audit record."""
-        label = "approved" if self.retry is not None else _label(decision)
-        kernel = self.kernel
-        spent = [c for c in decision.caps if c.uses is not None]
-        if entry.apply is not None:
-            try:
-                with kernel.transaction() as tx:
-                    result = entry.apply(kernel, tx, p, self.args)
-                    if isinstance(result, Parked):
-                        self.refund()
-                    elif entry.once and self.site is not None:
-                        actions.record_result(tx, self.subject, self.site, self.name, self.digest(), result)
-                    self._finish(tx, label, spent, result)
-            except AlosError as err:
-                self.failed(label, spent, err)
-                raise
-            return result
-        assert entry.run is not None
-        site = self.site if entry.outside else None
-        if site is not None:  # journaled: intent (and the grant) committed before the effect
-            actions.intend(kernel, self.subject, site, self.name, self.digest(), spent, self.retry)
-            spent = []
-        try:
-            result = await entry.run(kernel, p, self.args)
-        except ProviderDown as err:
-            if site is not None:  # a journaled effect that did not happen: its outcome says so
-                self.failed(label, spent, err, site, entry.outside)
-                raise
-            return self.stall(entry, p, label, err)
-        except AlosError as err:
-            self.failed(label, spent, err, site, entry.outside)
-            raise
-        if entry.used is not None and self._charged is not None:
-            kernel.ledger.charge(self._charged[0], entry.used(result))
-        if site is not None:  # the outcome goes with the transaction that records the tool result
-            self._outcome(site, {"ok": result}, self._deferred(kernel.clock.now(), label, "ok", None))
-        elif entry.outside or spent:
-            with kernel.transaction() as tx:
-                self._finish(tx, label, spent, result)
-        else:
-            self._audit_alone(label, "ok")
-        return result
-
-    def stall(self, entry: Entry, p: Process, label: str, err: ProviderDown) -> Parked:
-        """The provider cannot serve the call now: park on a recovery request that says why (its
-        audit record in the same transaction). A person puts it right and approves a retry, or
-        denies, and then the call fails with their reason. Raises Unavailable after a denial."""
-        kernel = self.kernel
-        last = approval.at(kernel, self.subject, self.site or _NOWHERE, RequestKind.RECOVERY)
-        if last is not None and last.syscall == self.name and last.state is RequestState.REJECTED:
-            refused = Unavailable(
-                f"{err.message}; {last.answered_by} chose not to try again: {last.answer or 'no reason given'}"
-            )
-            self.failed(label, [], refused)  # counted, like every call that failed
-            raise refused
-        self.refund()  # a parked call is charged when it is carried out
-        if last is not None and last.syscall == self.name and last.state is RequestState.PENDING:
-            with kernel.transaction() as tx:
-                approval.park_on(kernel, tx, p)
-            return Parked(p.pid, Wait.HUMAN, last.id)
-        note = f"{err.message}. Put it right and approve to try again; deny to end the call"
-        return self._recovery(entry, p, note, label, {"error": err.message})
-
-    def _outcome(self, site: Site, result: dict[str, Any], record: Deferred) -> None:
-        """Defer the journal outcome and audit record of an effect to the next transaction."""
-        kernel, subject = self.kernel, self.subject
-
-        def write(tx: Tx) -> None:
-            actions.record_done(tx, subject, site, result)
-            kernel.audit(tx, record)
-
-        kernel.defer(write)
-
-    def _finish(self, tx: Tx, label: str, spent: list[Capability], result: Any) -> None:
-        caps.spend(tx.conn, spent)
-        if spent:
-            tx.on_commit.append(lambda: self.kernel.forget_caps(self.subject))
-        parked = isinstance(result, Parked)
-        self._audit(tx, label, "parked" if parked else "ok")
-
-    def failed(
-        self, label: str, spent: list[Capability], err: AlosError, site: Site | None = None, outside: bool = False
-    ) -> None:
-        """Audit an allowed call whose effect failed; journal the failure inside an action."""
-        self.refund(keep=_COUNTED)
-        extra = {"error": err.message}
-        if site is not None:
-            record = self._deferred(self.kernel.clock.now(), label, err.code, extra)
-            self._outcome(site, {"error": [err.code, err.message]}, record)
-        elif outside or spent:
-            with self.kernel.transaction() as tx:
-                caps.spend(tx.conn, spent)
-                self._audit(tx, label, err.code, extra)
-                if spent:
-                    tx.on_commit.append(lambda: self.kernel.forget_caps(self.subject))
-        else:
-            self._audit_alone(label, err.code, extra)
 
 
 def refuse(kernel: Kernel, subject: int, resource: str, err: AlosError) -> None:
@@ -650,10 +692,11 @@ def _written(raw: Any, args: Any, cwd: str) -> dict[str, str]:
 
 
 def _rebuild(code: str, message: str) -> AlosError:
+    """Return the error a journaled failure ``code`` stands for, with its ``message``."""
     for cls in AlosError.__subclasses__():
         if cls.code == code:
             return cls(message)
     return AlosError(message)
 
 
-__all__ = ["TABLE", "Entry", "dispatch", "refuse"]
+__all__ = ["TABLE", "Change", "Entry", "Outside", "Question", "Read", "dispatch", "refuse"]

@@ -15,7 +15,7 @@ import msgspec
 from alos import codec
 from alos.errors import AlosError, Invalid
 from alos.images import Image
-from alos.kernel import Kernel
+from alos.kernel import Kernel, Site
 from alos.syscall import TABLE, dispatch, refuse
 from alos.types import Parked, ToolCall
 
@@ -77,8 +77,11 @@ def render(value: Any) -> str:
     return codec.dumps(value)
 
 
-async def call(kernel: Kernel, pid: int, tools: dict[str, ToolSpec], tc: ToolCall) -> ToolResult | Parked:
-    """Run tool call ``tc`` for ``pid``; return its result or Parked (nothing performed)."""
+async def call(
+    kernel: Kernel, pid: int, tools: dict[str, ToolSpec], tc: ToolCall, site: Site | None = None
+) -> ToolResult | Parked:
+    """Run tool call ``tc`` for ``pid`` at ``site`` of its pending action; return its result or
+    Parked (nothing performed)."""
     tool = tools.get(tc.name)
     if tool is None:  # seeing no tool, the model has no way to the syscall: refused, and audited
         named = tc.name if len(tc.name) <= 100 else tc.name[:99] + "…"
@@ -86,7 +89,7 @@ async def call(kernel: Kernel, pid: int, tools: dict[str, ToolSpec], tc: ToolCal
         refuse(kernel, pid, f"tool:{named}", err)
         return ToolResult(str(err), ok=False)
     try:
-        result = await dispatch(kernel, pid, tool.syscall, tc.arguments)
+        result = await dispatch(kernel, pid, tool.syscall, tc.arguments, site)
     except AlosError as err:
         return ToolResult(str(err), ok=False)
     if isinstance(result, Parked):

@@ -291,13 +291,12 @@ def test_chdir_needs_list_on_the_directory_and_moves_relative_paths(runtime, ws:
 
 def test_a_redispatched_spawn_answers_from_the_journal(runtime, ws: Path) -> None:
     from alos.kernel import Site
+    from alos.syscall import dispatch
 
     pid = root(runtime, ws, allow=("proc:spawn=spawn",))
-    kernel = runtime.kernel
-    kernel.enter(pid, Site(action=0, call=0, replay=False))
-    first = d(runtime, pid, "proc.spawn", name="kid", goal="g")
-    kernel.enter(pid, Site(action=0, call=0, replay=True))  # the same call again, as after a crash
-    again = d(runtime, pid, "proc.spawn", name="kid", goal="g")
-    kernel.leave(pid)
+    args = {"name": "kid", "goal": "g"}
+    first = asyncio.run(dispatch(runtime.kernel, pid, "proc.spawn", args, Site(action=0, call=0, replay=False)))
+    # the same call again, as after a crash
+    again = asyncio.run(dispatch(runtime.kernel, pid, "proc.spawn", args, Site(action=0, call=0, replay=True)))
     assert first == again
     assert [p.name for p in runtime.processes()].count("kid") == 1

@@ -23,14 +23,15 @@ from alos.store.db import Store
 from alos.types import AuditRecord, Event, Pid, Process
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Site:
     """Where a primitive call stands inside a pending action: which action, which tool call,
-    and how many primitive calls that tool call has made so far."""
+    and which of that tool call's primitive calls it is (the first is step 1). The agent loop
+    passes it to dispatch(); the journal and human requests are keyed by it."""
 
     action: int
     call: int
-    step: int = 0
+    step: int = 1
     replay: bool = True  # the action may have journal entries (re-entered after a park or a restart)
 
 
@@ -100,7 +101,6 @@ class Kernel:
         self._procs: dict[Pid, Process] = {}
         self._caps: dict[Pid, list[Capability]] = {}
         self._bykind: dict[Pid, dict[str, list[Capability]]] = {}
-        self.sites: dict[Pid, Site] = {}
         self.contexts: dict[Pid, list[dict[str, Any]]] = {}
         self.listeners: list[Callable[[Event], None]] = []
         self.deferred: list[Callable[[Tx], object]] = []
@@ -123,7 +123,7 @@ class Kernel:
         except BaseException:
             self.deferred[:0] = deferred  # still to be written, in order
             self.ledger.written(spent, committed=False)
-            self.contexts.clear()  # staged appends of the rolled-back transaction
+            self.contexts.clear()  # a context read back inside the rolled-back transaction
             raise
         self.ledger.written(spent, committed=True)
         for hook in tx.on_commit:
@@ -167,18 +167,13 @@ class Kernel:
         for listen in self.listeners:
             listen(ev)
 
-    def enter(self, pid: Pid, site: Site) -> None:
-        """Note that ``pid``'s primitive calls now belong to tool call ``site`` of a pending action."""
-        self.sites[pid] = site
-
-    def leave(self, pid: Pid) -> None:
-        """Note that ``pid`` left its tool call: its calls belong to no pending action."""
-        self.sites.pop(pid, None)
-
     def refresh(self) -> bool:
-        """Drop the caches if another connection committed; return whether it had."""
+        """Drop the caches if another connection committed; return whether it had. What this host
+        still holds for its next transaction is written first, so that nothing it read from the
+        caches is lost with them."""
         if not self.store.changed_elsewhere():
             return False
+        self.flush()
         self._procs.clear()
         self._caps.clear()
         self._bykind.clear()
@@ -206,6 +201,10 @@ class Kernel:
         while out[-1].creator is not None and len(out) <= limits.ANCESTRY_MAX:
             out.append(self.proc(out[-1].creator))
         return out
+
+    def forget_process(self, pid: Pid) -> None:
+        """Drop the cached record of ``pid`` (another connection moved it): it is read again."""
+        self._procs.pop(pid, None)
 
     def remember(self, p: Process) -> None:
         """Cache ``p`` as the current record of its pid (call after its row committed)."""

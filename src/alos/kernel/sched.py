@@ -17,9 +17,9 @@ import heapq
 import traceback
 from collections.abc import Awaitable, Callable
 
-from alos import audit, limits
+from alos import limits
 from alos.errors import Conflict, StoreLost
-from alos.kernel.kernel import Kernel
+from alos.kernel.kernel import Deferred, Kernel
 from alos.kernel.proc import amend, end, mark, transition
 from alos.store import rows
 from alos.types import Event, Exit, Pid, ProcState
@@ -218,17 +218,8 @@ class Scheduler:
             return
         with kernel.transaction() as tx:
             end(kernel, tx, proc, Exit.FAILED, message, "crash")
-            audit.append(
-                tx.conn,
-                tx.now,
-                pid,
-                "proc.exit",
-                f"proc:{pid}",
-                "-",
-                "allow",
-                "failed",
-                {"error": message, "trace": trace[-2000:]},
-            )
+            detail = {"error": message, "trace": trace[-2000:]}
+            kernel.audit(tx, Deferred(tx.now, pid, "proc.exit", f"proc:{pid}", "-", "allow", "failed", detail))
             tx.event(pid, "crash", {"error": message})
 
     def recover(self) -> list[Pid]:

@@ -192,7 +192,7 @@ def describe_write(kernel: Kernel, proc: Process, args: WriteArgs) -> dict[str, 
     return shown
 
 
-def describe_path(kernel: Kernel, proc: Process, args: MkdirArgs | DeleteArgs | ReadArgs | ListArgs) -> dict[str, Any]:
+def describe_path(kernel: Kernel, proc: Process, args: MkdirPlan | DeleteArgs | ReadArgs | ListArgs) -> dict[str, Any]:
     """Return what a human approving a read, list, mkdir or delete sees."""
     now = kernel.files.peek(args.path)
     shown: dict[str, Any] = {

@@ -9,7 +9,7 @@ import msgspec
 
 from alos import codec, limits
 from alos.errors import Denied, Limit
-from alos.kernel import Kernel, Tx, approval
+from alos.kernel import Kernel, Site, Tx, approval
 from alos.rights import Need, Right
 from alos.types import Parked, Process, RequestKind, RequestState, Wait
 
@@ -60,10 +60,10 @@ def answer_needs(proc: Process, args: AnswerArgs) -> tuple[Need, ...]:
     return (Need(QUEUE, Right.ADMIN),)
 
 
-def ask(kernel: Kernel, tx: Tx, proc: Process, args: AskArgs) -> str | Parked:
-    """Return the human's answer once there is one; until then record the question and park."""
+def ask(kernel: Kernel, tx: Tx, proc: Process, args: AskArgs, site: Site | None) -> str | Parked:
+    """Return the human's answer to the question asked at ``site`` once there is one; until then
+    record the question and park."""
     _short(args.question, "the question")
-    site = kernel.sites.get(proc.pid)
     if site is not None:
         req = approval.at(kernel, proc.pid, site, RequestKind.QUESTION)
         if req is not None and req.state is RequestState.ANSWERED:

@@ -1,0 +1,126 @@
+"""The authority rules a wrong change could break silently: each test here fails under one
+mutation of rights.py, caps.py, syscall.py or kernel/approval.py (see `make mutate`)."""
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+import alos
+from alos import caps
+from alos.kernel import Site, approval
+from alos.rights import Capability, Effect, Grant, Need, Right, derive
+from alos.syscall import dispatch
+from alos.types import HOST, ProcState, RequestKind, Wait
+from tests.support import spawn
+
+
+def d(rt: alos.Runtime, subject: int, syscall: str, **args):
+    return asyncio.run(rt.dispatch(subject, syscall, args))
+
+
+def held(id: int, pattern: str, right: Right, effect: Effect, **kw) -> Capability:
+    fields = dict(issuer="host", expires=None, uses=None, delegable=False, parent=None, revoked=False)
+    fields.update({"digest": None, "request": None, **kw})
+    return Capability(id, 1, pattern, frozenset({right}), effect, **fields)
+
+
+# -- deriving: a child gets no more than its parent ----------------------------------------
+
+
+def test_a_parents_deny_comes_with_what_it_passes_so_the_child_cannot_read_the_secret(runtime, ws: Path) -> None:
+    # the parent's deny on .env is more specific than its allow on everything: it must not be the
+    # capability the child's allow is derived from (a deny is never derived into an allow)
+    pid = spawn(runtime, ws, allow=("fs:*=read", "proc:spawn=spawn"), deny=("fs:.env=read",))
+    child = d(runtime, pid, "proc.spawn", name="kid", goal="g", grants=[{"pattern": "fs:.env", "rights": ["read"]}])
+    env = f"fs:{os.path.realpath(ws)}/.env"
+    passed = [(c.pattern, c.effect) for c in runtime.kernel.caps(child["pid"]) if c.pattern.startswith("fs:")]
+    assert passed == [(env, Effect.ALLOW), (env, Effect.DENY)]
+    with pytest.raises(alos.Denied, match=r"is denied read on fs:.*/\.env"):
+        d(runtime, child["pid"], "fs.read", path=".env")
+
+
+def test_a_grant_that_expires_is_never_passed_on_for_longer(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, allow=("proc:spawn=spawn",))
+    d(runtime, HOST, "cap.grant", pid=pid, pattern="fs:*", rights=["read"], expires=1e12, delegable=True)
+    with pytest.raises(alos.Denied, match="may not outlive the parent"):
+        d(runtime, pid, "proc.spawn", name="kid", goal="g", grants=[{"pattern": "fs:*", "rights": ["read"]}])
+    assert [p.name for p in runtime.processes()] == ["main"]
+
+
+def test_derive_keeps_a_childs_lifetime_within_its_parents() -> None:
+    parent = held(1, "fs:/ws/*", Right.READ, Effect.ALLOW, expires=100.0, delegable=True)
+    within = Grant("fs:/ws/a", frozenset({Right.READ}), Effect.ALLOW, expires=50.0)
+    assert derive(parent, within, now=10.0) == within
+    for longer in (None, 150.0):
+        with pytest.raises(alos.Denied, match="may not outlive the parent"):
+            derive(parent, Grant("fs:/ws/a", frozenset({Right.READ}), Effect.ALLOW, expires=longer), now=10.0)
+
+
+# -- the journal: a re-dispatch must be the same call -------------------------------------------
+
+
+def test_a_redispatch_with_other_arguments_is_a_conflict_not_an_answer_from_the_journal(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, allow=("fs:*=write",))
+    kernel = runtime.kernel
+    first = {"path": "out.txt", "content": "A"}
+    done = asyncio.run(dispatch(kernel, pid, "fs.write", first, Site(7, 0, replay=False)))
+    kernel.flush()
+    (ws / "out.txt").write_text("changed since")
+    assert asyncio.run(dispatch(kernel, pid, "fs.write", first, Site(7, 0))) == done  # answered, not run again
+    assert (ws / "out.txt").read_text() == "changed since"
+    with pytest.raises(alos.Conflict, match="not deterministic"):
+        asyncio.run(dispatch(kernel, pid, "fs.write", {"path": "out.txt", "content": "B"}, Site(7, 0)))
+    assert (ws / "out.txt").read_text() == "changed since"
+
+
+# -- a person's answers: bound exactly as meant ---------------------------------------------------
+
+
+def test_a_persons_deny_refuses_that_call_once_and_the_same_call_later_asks_again(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, ask=("fs:*=write",))
+    parked = d(runtime, pid, "fs.write", path="a.txt", content="x")
+    asyncio.run(runtime.answer(parked.request, "deny", "not now", by="ana"))
+    with pytest.raises(alos.Denied, match=f"ana rejected this write .*request {parked.request}.*: not now"):
+        d(runtime, pid, "fs.write", path="a.txt", content="x")
+    again = d(runtime, pid, "fs.write", path="a.txt", content="x")
+    assert isinstance(again, alos.Parked) and again.request != parked.request
+    assert not (ws / "a.txt").exists()
+
+
+def test_a_persons_deny_and_reason_are_what_the_process_reads_even_beside_a_standing_deny(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, ask=("fs:*=write",))
+    parked = d(runtime, pid, "fs.write", path="a.txt", content="x")
+    # while the request waits, the host also denies writes to a.txt (a capability older than the answer)
+    d(runtime, HOST, "cap.grant", pid=pid, pattern="fs:a.txt", rights=["write"], effect="deny")
+    asyncio.run(runtime.answer(parked.request, "deny", "wrong file", by="ana"))
+    with pytest.raises(alos.Denied, match="ana rejected this write .*: wrong file"):
+        d(runtime, pid, "fs.write", path="a.txt", content="x")
+    with pytest.raises(alos.Denied, match=r"is denied write .*\(capability \d+: fs:"):  # the answer is used up
+        d(runtime, pid, "fs.write", path="a.txt", content="x")
+
+
+def test_decide_names_the_bound_deny_whichever_deny_comes_first() -> None:
+    need = Need("fs:/ws/a.txt", Right.WRITE)
+    standing = held(1, "fs:/ws/a.txt", Right.WRITE, Effect.DENY)
+    bound = held(2, "fs:/ws/a.txt", Right.WRITE, Effect.DENY, uses=1, digest="d1", request=9)
+    for order in ([standing, bound], [bound, standing]):
+        decision = caps.decide(order, [need], lambda: "d1", now=0.0)
+        assert decision.effect is Effect.DENY and decision.caps == (bound,)
+
+
+def test_an_answer_wakes_a_process_only_when_none_of_its_requests_still_waits(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws)
+    kernel = runtime.kernel
+    filed = []
+    for n in ("one", "two"):
+        with kernel.transaction() as tx:
+            proc = kernel.proc(pid)
+            filed.append(approval.request(kernel, tx, proc, RequestKind.APPROVAL, None, "fs.write", n, "write", n, {}))
+    first, second = filed
+    assert (runtime.process(pid).state, runtime.process(pid).wait) == (ProcState.WAITING, Wait.HUMAN)
+    asyncio.run(runtime.answer(first.id, "once"))
+    assert runtime.process(pid).state is ProcState.WAITING  # request two still waits
+    asyncio.run(runtime.answer(second.id, "deny"))
+    assert runtime.process(pid).state is ProcState.RUNNABLE
