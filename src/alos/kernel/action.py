@@ -53,9 +53,17 @@ def context(kernel: Kernel, pid: Pid) -> list[dict[str, Any]]:
 
 
 def _append(kernel: Kernel, tx: Tx, pid: Pid, role: str, body: dict[str, Any]) -> None:
-    msgs = context(kernel, pid)
-    rows.append_context(tx.conn, pid, len(msgs), role, body)
-    msgs.append(body)  # a rollback drops the whole context cache (Kernel.transaction)
+    """Append ``body`` to ``pid``'s context inside ``tx``; the cache learns it once it commits."""
+    seq = rows.append_context(tx.conn, pid, role, body)
+
+    def learn() -> None:
+        msgs = kernel.contexts.get(pid)
+        if msgs is not None and len(msgs) == seq:
+            msgs.append(body)
+        elif msgs is not None:  # read back while the transaction was open: read it again
+            del kernel.contexts[pid]
+
+    tx.on_commit.append(learn)
 
 
 def seed(kernel: Kernel, tx: Tx, proc: Process, inherit: Sequence[dict[str, Any]] = ()) -> None:
@@ -130,21 +138,34 @@ def deliver(kernel: Kernel, pid: Pid) -> int:
 
 
 def start(kernel: Kernel, proc: Process, turn: ModelTurn) -> Action:
-    """Record the model's turn and make its tool calls the pending action, in one transaction."""
+    """Make the model's turn and its tool calls the pending action; return it.
+
+    The turn is written with the host's next transaction, which is at the latest the one that
+    commits its first call's intent (an outside effect), its first change to the store, or its
+    first result: until a call has done something, a host that dies loses only the model call,
+    which the process makes again. So a step that reads commits once. If another connection
+    moved the process meanwhile (a kill from another terminal), the turn is not written and
+    that move stands; the process's next call is refused for it.
+    """
     action = Action(proc.turns, turn.tool_calls, 0)
+    calls = [_call_row(c) for c in turn.tool_calls]
     body: dict[str, Any] = {"role": "assistant", "content": turn.content}
-    if turn.tool_calls:
-        body["tool_calls"] = [_call_row(c) for c in turn.tool_calls]
-    with kernel.transaction() as tx:
+    if calls:
+        body["tool_calls"] = calls
+    new = dataclasses.replace(proc, turns=proc.turns + 1, updated=kernel.clock.now())
+    kernel.remember(new)
+
+    def write(tx: Tx) -> None:
+        if not rows.update_process(tx.conn, proc.pid, proc.state, {"turns": new.turns, "updated": new.updated}):
+            kernel.forget_process(proc.pid)
+            return
         _append(kernel, tx, proc.pid, "assistant", body)
-        new = dataclasses.replace(proc, turns=proc.turns + 1, updated=tx.now)
-        if not rows.update_process(tx.conn, proc.pid, proc.state, {"turns": new.turns, "updated": tx.now}):
-            raise Conflict(f"process {proc.pid} was changed by another connection during its model call")
-        if turn.tool_calls:
-            rows.save_action(tx.conn, proc.pid, action.id, [_call_row(c) for c in turn.tool_calls], 0)
+        if calls:
+            rows.save_action(tx.conn, proc.pid, action.id, calls, 0)
         # the context row holds this fact; listeners hear of it without a second row
-        tx.publish(proc.pid, "turn", {"content": turn.content, "calls": [_call_row(c) for c in turn.tool_calls]})
-        tx.on_commit.append(lambda: kernel.remember(new))
+        tx.publish(proc.pid, "turn", {"content": turn.content, "calls": calls})
+
+    kernel.defer(write)
     return action
 
 

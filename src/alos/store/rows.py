@@ -418,12 +418,14 @@ def journal_done(conn: Conn, pid: Pid, action: int, call: int, step: int, result
     )
 
 
-def append_context(conn: Conn, pid: Pid, seq: int, role: str, body: dict[str, Any]) -> None:
-    """Append one message to ``pid``'s context."""
-    conn.execute(
-        "INSERT INTO context (pid, seq, role, body) VALUES (?,?,?,?)",
-        (pid, seq, role, codec.dumps(body)),
-    )
+def append_context(conn: Conn, pid: Pid, role: str, body: dict[str, Any]) -> int:
+    """Append one message to ``pid``'s context; return its position (0 for the first)."""
+    row = conn.execute(
+        "INSERT INTO context (pid, seq, role, body) "
+        "SELECT ?, COALESCE(MAX(seq) + 1, 0), ?, ? FROM context WHERE pid=? RETURNING seq",
+        (pid, role, codec.dumps(body), pid),
+    ).fetchone()
+    return int(row[0])
 
 
 def clear_context(conn: Conn, pid: Pid) -> None:
