@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import alos
+from alos.providers.clock import ManualClock
 from tests.scenarios.bb_support import alos as alos_cli
 from tests.scenarios.bb_support import make_env, results, turn, write_script
 
@@ -23,11 +24,11 @@ def call(tool: str, /, **arguments: Any) -> dict[str, Any]:
     return {"name": tool, "arguments": arguments}
 
 
-def py(tmp_path: Path, body: Callable[[alos.Runtime, Path, Root, alos.ManualClock], Awaitable[None]]) -> None:
+def py(tmp_path: Path, body: Callable[[alos.Runtime, Path, Root, ManualClock], Awaitable[None]]) -> None:
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "README.md").write_text("hello readme\n")
-    clock = alos.ManualClock()
+    clock = ManualClock()
 
     async def root(
         turns: list[dict[str, Any]] | None = None, budget: dict[str, int] | None = None, **grants: Any
@@ -76,7 +77,10 @@ def test_cli_huge_budget_is_refused_cleanly(tmp_path: Path) -> None:
     e = make_env(tmp_path)
     r = e.run([turn(content="hi")], "--budget", "model_calls=99999999999999999999")
     assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
-    assert r.returncode in (0, 1, 2), r.returncode
+    assert r.returncode == 2, r.returncode  # a usage error: nothing runs, nothing is stored
+    said = "Error: Invalid value for --budget: 'model_calls=99999999999999999999': at most 4611686018427387904"
+    assert said in r.stderr, r.stderr
+    assert not e.store.exists()
 
 
 def test_cli_model_calls_budget_ends_the_process_failed_naming_the_budget(tmp_path: Path) -> None:
@@ -161,7 +165,7 @@ def test_cli_ps_shows_spending_over_limits(tmp_path: Path) -> None:
 
 
 def test_bytes_written_refused_before_it_runs_and_denied_writes_cost_nothing(tmp_path: Path) -> None:
-    async def body(rt: alos.Runtime, ws: Path, root: Root, clock: alos.ManualClock) -> None:
+    async def body(rt: alos.Runtime, ws: Path, root: Root, clock: ManualClock) -> None:
         p = await root(allow=["fs:*=write"], deny=["fs:locked.txt=write"], budget={"bytes_written": 5})
         with pytest.raises(alos.Limit) as ei:
             await rt.dispatch(p, "fs.write", {"path": "big.txt", "content": "0123456789"})
@@ -177,7 +181,7 @@ def test_bytes_written_refused_before_it_runs_and_denied_writes_cost_nothing(tmp
 
 
 def test_refused_spawns_do_not_use_up_the_children_budget(tmp_path: Path) -> None:
-    async def body(rt: alos.Runtime, ws: Path, root: Root, clock: alos.ManualClock) -> None:
+    async def body(rt: alos.Runtime, ws: Path, root: Root, clock: ManualClock) -> None:
         p = await root(allow=["proc:spawn=spawn", "fs:*=read"], budget={"children": 1})
         for grants in ([{"pattern": "fs:*", "rights": ["write"]}], [{"pattern": "fs:/*", "rights": ["read"]}]):
             with pytest.raises(alos.AlosError):
@@ -191,7 +195,7 @@ def test_refused_spawns_do_not_use_up_the_children_budget(tmp_path: Path) -> Non
 
 
 def test_child_budget_larger_than_what_parent_has_left_is_refused(tmp_path: Path) -> None:
-    async def body(rt: alos.Runtime, ws: Path, root: Root, clock: alos.ManualClock) -> None:
+    async def body(rt: alos.Runtime, ws: Path, root: Root, clock: ManualClock) -> None:
         p = await root(allow=["proc:spawn=spawn", "fs:*=read"], budget={"tool_calls": 5})
         await rt.dispatch(p, "fs.read", {"path": "README.md"})
         await rt.dispatch(p, "fs.read", {"path": "README.md"})
@@ -205,7 +209,7 @@ def test_child_budget_larger_than_what_parent_has_left_is_refused(tmp_path: Path
 
 
 def test_child_budget_larger_than_the_parents_limit_is_refused(tmp_path: Path) -> None:
-    async def body(rt: alos.Runtime, ws: Path, root: Root, clock: alos.ManualClock) -> None:
+    async def body(rt: alos.Runtime, ws: Path, root: Root, clock: ManualClock) -> None:
         p = await root(allow=["proc:spawn=spawn"], budget={"model_calls": 4, "bytes_written": 10})
         for budget in ({"model_calls": 5}, {"bytes_written": 11}, {"model_calls": 10**6}):
             with pytest.raises(alos.Limit) as ei:
@@ -222,7 +226,7 @@ def test_child_budget_larger_than_the_parents_limit_is_refused(tmp_path: Path) -
 
 
 def test_huge_child_budget_is_an_alos_error(tmp_path: Path) -> None:
-    async def body(rt: alos.Runtime, ws: Path, root: Root, clock: alos.ManualClock) -> None:
+    async def body(rt: alos.Runtime, ws: Path, root: Root, clock: ManualClock) -> None:
         p = await root(allow=["proc:spawn=spawn"])
         with pytest.raises(alos.AlosError):
             await rt.dispatch(p, "proc.spawn", {"name": "c", "goal": "g", "budget": {"model_calls": 2**63}})
@@ -231,7 +235,7 @@ def test_huge_child_budget_is_an_alos_error(tmp_path: Path) -> None:
 
 
 def test_grandchild_spending_counts_at_the_root_and_is_refused_by_its_limit(tmp_path: Path) -> None:
-    async def body(rt: alos.Runtime, ws: Path, root: Root, clock: alos.ManualClock) -> None:
+    async def body(rt: alos.Runtime, ws: Path, root: Root, clock: ManualClock) -> None:
         p = await root(allow=["proc:spawn=spawn", "fs:*=read"], budget={"tool_calls": 6})
         read = {"pattern": "fs:*", "rights": ["read"], "delegable": True}
         spawn = {"pattern": "proc:spawn", "rights": ["spawn"]}
@@ -252,7 +256,7 @@ def test_grandchild_spending_counts_at_the_root_and_is_refused_by_its_limit(tmp_
 
 
 def test_wall_seconds_budget_refuses_calls_once_the_time_is_up(tmp_path: Path) -> None:
-    async def body(rt: alos.Runtime, ws: Path, root: Root, clock: alos.ManualClock) -> None:
+    async def body(rt: alos.Runtime, ws: Path, root: Root, clock: ManualClock) -> None:
         p = await root(allow=["fs:*=read"], budget={"wall_seconds": 10})
         assert await rt.dispatch(p, "fs.read", {"path": "README.md"}) == "hello readme\n"
         clock.advance(11)
@@ -283,7 +287,7 @@ def test_tokens_budget_lets_the_last_call_overshoot_then_refuses(tmp_path: Path)
 
 
 def test_a_sleeping_child_spends_no_model_calls(tmp_path: Path) -> None:
-    async def body(rt: alos.Runtime, ws: Path, root: Root, clock: alos.ManualClock) -> None:
+    async def body(rt: alos.Runtime, ws: Path, root: Root, clock: ManualClock) -> None:
         grants = [MODEL, {"pattern": "clock", "rights": ["read"]}]
         p = await root(
             [

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 import alos
+from alos.providers.clock import ManualClock
 from tests.scenarios.bb_support import ALOS, json_lines, make_env, results, turn, write_script
 from tests.scenarios.bb_support import alos as alos_cli
 
@@ -57,7 +58,7 @@ def py(tmp_path: Path, body: Callable[[alos.Runtime, Path, Callable[..., Awaitab
         gs = [alos.parse_grant(s, EFFECT[e], str(ws)) for e, specs in grants.items() for s in specs]
         return await rt.spawn("base", "goal", workspace=str(ws), model=f"script:{script}", grants=gs, priority=priority)
 
-    rt = alos.open(str(tmp_path / "st" / "store.db"), host=True, clock=alos.ManualClock())
+    rt = alos.open(str(tmp_path / "st" / "store.db"), host=True, clock=ManualClock())
     try:
         asyncio.run(body(rt, ws, root))
     finally:
@@ -712,4 +713,5 @@ def test_results_helper_still_parses_run_output(tmp_path: Path) -> None:
     e = make_env(tmp_path)
     r = e.run([turn(call("fs_read", path="README.md"))], "--allow", "fs:*=read")
     assert results(r.stdout)[0]["text"] == "hello readme\n"
-    assert json_lines(r.stdout)[-1]["kind"] in {"state", "syscall"}
+    last = json_lines(r.stdout)[-1]  # the root's exit is the last thing audited
+    assert (last["kind"], last["detail"]["syscall"], last["detail"]["outcome"]) == ("syscall", "proc.exit", "ok")

@@ -28,10 +28,18 @@ def test_dispatch_traversal_raises_denied_and_is_audited(tmp_path: Path) -> None
         rt, ws, script, gs = _setup(tmp_path, [("fs:*=read", "allow")])
         try:
             pid = await rt.spawn("base", "g", workspace=str(ws), model=f"script:{script}", grants=gs)
-            assert await rt.dispatch(pid, "fs.read", {"path": "README.md"}) is not None
+            assert await rt.dispatch(pid, "fs.read", {"path": "README.md"}) == "readme"
+            secret = f"fs:{tmp_path / 'secret.txt'}"
             for p in ("../secret.txt", str(tmp_path / "secret.txt")):
-                with pytest.raises(alos.Denied):
+                with pytest.raises(alos.Denied) as denied:
                     await rt.dispatch(pid, "fs.read", {"path": p})
+                assert str(denied.value) == f"denied: process {pid} lacks read on {secret}"
+            reads = [(a.resource, a.decision, a.outcome) for a in rt.audit(pid) if a.syscall == "fs.read"]
+            assert reads == [
+                (f"fs:{ws / 'README.md'}", "allow", "ok"),
+                (secret, "deny", "denied"),
+                (secret, "deny", "denied"),
+            ]
             assert rt.verify().ok
         finally:
             rt.close()
@@ -50,8 +58,14 @@ def test_python_approve_once_does_not_authorize_a_different_call(tmp_path: Path)
             [req] = list(rt.requests())
             await rt.answer(req.id, "once", by="tester")
             other = await rt.dispatch(pid, "fs.write", {"path": "a.txt", "content": "EVIL"})
-            assert isinstance(other, alos.Parked) or not (ws / "a.txt").exists()
-            assert not (ws / "a.txt").exists() or (ws / "a.txt").read_text() == "A"
+            # the changed call is asked about anew, showing its own content, and performs nothing
+            assert isinstance(other, alos.Parked) and other.request != req.id, other
+            assert not (ws / "a.txt").exists()
+            [new] = list(rt.requests())
+            assert (new.id, new.detail["preview"]) == (other.request, "EVIL")
+            # the approved call itself still holds its one-shot grant
+            done = await rt.dispatch(pid, "fs.write", {"path": "a.txt", "content": "A"})
+            assert done["bytes"] == 1 and (ws / "a.txt").read_text() == "A"
         finally:
             rt.close()
 
