@@ -19,7 +19,8 @@ from typing import Any
 
 import alos
 from alos.kernel.sched import Scheduler
-from alos.types import HOST, Pid
+from alos.rights import Grant, Right
+from alos.types import HOST, Event, Pid
 from benchmarks.cases import Bench, Plan, Result, Target, stamped
 from benchmarks.fixture import Env, environment
 from benchmarks.stats import summarize, time_calls
@@ -32,9 +33,9 @@ SPAWNER = [{"pattern": "proc:spawn", "rights": ["spawn"]}]  # lets a root proces
 THINK = {"pattern": "model:script", "rights": ["execute"]}  # what a child needs to call its model
 
 
-def _grants(*wanted: dict[str, Any]) -> list[alos.Grant]:
+def _grants(*wanted: dict[str, Any]) -> list[Grant]:
     """Return host grants (delegable) of the given ``{"pattern", "rights"}`` shapes."""
-    return [alos.Grant(w["pattern"], frozenset(alos.Right(r) for r in w["rights"]), alos.Effect.ALLOW) for w in wanted]
+    return [Grant(w["pattern"], frozenset(Right(r) for r in w["rights"]), alos.Effect.ALLOW) for w in wanted]
 
 
 async def _root(env: Env, turns: list[dict[str, Any]], *wanted: dict[str, Any]) -> Pid:
@@ -263,7 +264,7 @@ class Wakes:
         self.started: dict[Pid, int] = {}
         self.samples: list[int] = []
 
-    def heard(self, ev: alos.Event) -> None:
+    def heard(self, ev: Event) -> None:
         """Note states, causes and results as their transactions commit."""
         now = time.perf_counter_ns()
         if ev.kind == "state":
@@ -283,7 +284,7 @@ class Wakes:
         if woken is not None and woken in self.waiting:
             self.started.setdefault(woken, now)
 
-    def _woken(self, ev: alos.Event) -> Pid | None:
+    def _woken(self, ev: Event) -> Pid | None:
         """Return the parent an exit wakes (the wait benchmark has one parent: the lowest pid)."""
         if self.cause != "exit" or ev.detail.get("state") != "exited" or not self.waiting:
             return None

@@ -5,47 +5,32 @@ rt = alos.open(".alos/store.db", host=True)
 pid = await rt.spawn("base", "summarize README.md", workspace=".", model="script:turns.jsonl",
                      grants=[alos.parse_grant("fs:*=read", alos.Effect.ALLOW, ".")])
 await rt.run()
+
+The public surface is what such a program names: open() and Runtime; parse_grant() and Effect to
+make grants; Parked, which dispatch() returns when a process must wait for a human; Process and
+the states it carries (ProcState, Wait, Exit); and the errors a caller catches. Everything else
+(records, rights, test doubles such as alos.providers.clock.ManualClock) is imported from its module.
 """
 
-from alos.errors import (
-    AlosError,
-    Cancelled,
-    Conflict,
-    Denied,
-    Exists,
-    Invalid,
-    Limit,
-    NotFound,
-    Unavailable,
-)
-from alos.providers.clock import ManualClock
-from alos.rights import Effect, Grant, Right, parse_grant
+from alos.errors import AlosError, Conflict, Denied, Invalid, Limit, NotFound, Unavailable
+from alos.rights import Effect, parse_grant
 from alos.runtime import Runtime, open
-from alos.types import AuditRecord, Event, Exit, Fork, HumanRequest, Parked, Process, ProcState, Wait
+from alos.types import Exit, Parked, Process, ProcState, Wait
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AlosError",
-    "AuditRecord",
-    "Cancelled",
     "Conflict",
     "Denied",
     "Effect",
-    "Event",
-    "Exists",
     "Exit",
-    "Fork",
-    "Grant",
-    "HumanRequest",
     "Invalid",
     "Limit",
-    "ManualClock",
     "NotFound",
     "Parked",
     "ProcState",
     "Process",
-    "Right",
     "Runtime",
     "Unavailable",
     "Wait",

@@ -10,7 +10,6 @@
      +-- Unavailable   code "unavailable"  a resource cannot be used now (store locked, host busy)
      |    +-- StoreLost                    the store file was deleted or replaced under a running host
      |    +-- ProviderDown                 a provider cannot serve calls now: a person may fix it, then retry
-     +-- Cancelled     code "cancelled"    the caller stopped the work
 
 Pure data: imports nothing from alos. Messages name the bad input and what to do about it.
 Caller errors become tool results the model can read; bugs are not AlosErrors and propagate.
@@ -71,13 +70,8 @@ class ProviderDown(Unavailable):
     process on a recovery request that says why, instead of failing it."""
 
 
-class Cancelled(AlosError):
-    code = "cancelled"
-
-
 __all__ = [
     "AlosError",
-    "Cancelled",
     "Conflict",
     "Denied",
     "Exists",

@@ -1,7 +1,8 @@
 """The composition root: open a store, wire kernel, providers, scheduler and agent loop.
 
 Runtime is what the CLI, the console and Python programs hold. Every change it makes goes
-through dispatch() with the host as subject; its read methods only read the store.
+through dispatch() with the host as subject; every read goes through kernel/reads.py. It never
+imports the store, the audit log, capabilities or primitives.
 """
 
 from __future__ import annotations
@@ -10,21 +11,19 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from alos import audit, codec
+from alos import codec
 from alos.agent import Agent
-from alos.audit import ChainCheck
 from alos.errors import Invalid
 from alos.images import image
-from alos.kernel import Kernel
+from alos.kernel import Kernel, reads
+from alos.kernel.reads import ChainCheck
 from alos.kernel.sched import Scheduler
-from alos.providers.base import Clock, HumanIO, Model
+from alos.providers.base import Clock, HumanIO
 from alos.providers.clock import SystemClock
 from alos.providers.files import Files
 from alos.providers.human import RecordedHuman
 from alos.providers.model import open_model
 from alos.rights import Effect, Grant, Right
-from alos.store import rows
-from alos.store.db import Store, open_store
 from alos.syscall import dispatch
 from alos.types import HOST, AuditRecord, Event, HumanRequest, Pid, Process, RequestState
 
@@ -38,21 +37,12 @@ def forbidden_paths(store_path: str) -> list[str]:
 
 
 class Runtime:
-    """One store's processes, and the host's handle on them."""
+    """One store's processes, and the host's handle on them (made by ``open``)."""
 
-    def __init__(
-        self,
-        store: Store,
-        *,
-        human: HumanIO | None = None,
-        clock: Clock | None = None,
-        models: Callable[[str], Model] = open_model,
-    ) -> None:
-        self.store = store
-        self.human = human or RecordedHuman()
-        self.kernel = Kernel(
-            store, Files(forbidden_paths(store.path)), self.human, clock or SystemClock(), models, images=image
-        )
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.store = kernel.store
+        self.human = kernel.human
         self.agent = Agent(self.kernel)
         self.scheduler = Scheduler(self.kernel, self.agent.quantum)
 
@@ -164,47 +154,43 @@ class Runtime:
 
     def processes(self) -> list[Process]:
         """Return every process, oldest first."""
-        return self.kernel.processes()
+        return reads.processes(self.kernel)
 
     def process(self, pid: Pid) -> Process:
         """Return process ``pid``; raises NotFound."""
-        self.kernel.refresh()
-        return self.kernel.proc(pid)
+        return reads.process(self.kernel, pid)
 
     def context(self, pid: Pid) -> list[dict[str, Any]]:
         """Return a copy of process ``pid``'s context: the messages its model reads."""
-        return [dict(m) for m in rows.load_context(self.store.conn, pid)]
+        return reads.context(self.kernel, pid)
 
     def budgets(self) -> dict[Pid, dict[str, tuple[int | None, int]]]:
         """Return every process's budgets: pid -> name -> (limit or None, spent by it and its descendants)."""
-        self.kernel.flush()
-        return rows.all_budgets(self.store.conn)
+        return reads.budgets(self.kernel)
 
     def messages_waiting(self, pid: Pid) -> int:
         """Return how many messages wait in ``pid``'s queue."""
-        return rows.queue_length(self.store.conn, pid)
+        return reads.messages_waiting(self.kernel, pid)
 
     def requests(self, state: RequestState | None = RequestState.PENDING) -> list[HumanRequest]:
         """Return human requests in ``state`` (None: all), oldest first."""
-        return rows.requests(self.store.conn, state)
+        return reads.requests(self.kernel, state)
 
     def request(self, request_id: int) -> HumanRequest | None:
         """Return one human request or None."""
-        return rows.load_request(self.store.conn, request_id)
+        return reads.request(self.kernel, request_id)
 
     def audit(self, pid: Pid | None = None) -> Iterator[AuditRecord]:
         """Yield audit records in order, optionally one process's."""
-        self.kernel.flush()
-        return audit.records(self.store.conn, pid)
+        return reads.audit_records(self.kernel, pid)
 
     def verify(self) -> ChainCheck:
         """Check the audit chain; return the verdict naming the first bad record."""
-        self.kernel.flush()
-        return audit.verify(self.store.conn)
+        return reads.verify(self.kernel)
 
     def events(self, after: int = 0) -> list[Event]:
         """Return events after seq ``after``."""
-        return rows.events_after(self.store.conn, after)
+        return reads.events(self.kernel, after)
 
     def close(self) -> None:
         """Write what is held, then release the store. A host stopped mid-quantum (Ctrl-C) leaves
@@ -257,14 +243,9 @@ def open(
     (raises Unavailable when another is). Raises Invalid for a store that is corrupt, not
     an alos store, or newer than this alos.
     """
-    s = open_store(store, create=create)
-    if host:
-        try:
-            s.lock_host()
-        except BaseException:
-            s.close()
-            raise
-    return Runtime(s, human=human, clock=clock)
+    s = reads.open_store(store, create=create, host=host)
+    files = Files(forbidden_paths(s.path))
+    return Runtime(Kernel(s, files, human or RecordedHuman(), clock or SystemClock(), open_model, images=image))
 
 
 __all__ = ["DEFAULT_STORE", "Runtime", "check_start", "open"]

@@ -1,0 +1,107 @@
+"""What the front ends read: processes, contexts, budgets, queues, human requests, the audit log
+and events, and the store they are read from (layer 4).
+
+The one door for reads, as dispatch() is for changes: the runtime, the console and model clients
+read here and never import the store or the audit log. Nothing here changes a fact; the audit
+records a kernel still holds are written first, so what is read is what is durable. The SQL
+stays in store/rows.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from alos import audit
+from alos.audit import ChainCheck
+from alos.kernel.kernel import Kernel
+from alos.store import db, rows
+from alos.types import AuditRecord, Event, HumanRequest, Pid, Process, RequestState
+
+
+def open_store(path: str, *, create: bool = True, host: bool = False) -> db.Store:
+    """Return the store at ``path`` (created when ``create`` and new). With ``host`` also become
+    the one host that runs its processes, else only read it and answer its requests.
+
+    Raises Unavailable when another host runs it (or it stays locked); Invalid for a file that is
+    missing (without ``create``), corrupt, not an alos store, or newer than this alos.
+    """
+    store = db.open_store(path, create=create)
+    if host:
+        try:
+            store.lock_host()
+        except BaseException:
+            store.close()
+            raise
+    return store
+
+
+def processes(kernel: Kernel) -> list[Process]:
+    """Return every process, oldest first."""
+    return kernel.processes()
+
+
+def process(kernel: Kernel, pid: Pid) -> Process:
+    """Return process ``pid`` as last committed by any connection; raises NotFound."""
+    kernel.refresh()
+    return kernel.proc(pid)
+
+
+def context(kernel: Kernel, pid: Pid) -> list[dict[str, Any]]:
+    """Return a copy of process ``pid``'s context: the messages its model reads."""
+    return [dict(m) for m in rows.load_context(kernel.store.conn, pid)]
+
+
+def budgets(kernel: Kernel) -> dict[Pid, dict[str, tuple[int | None, int]]]:
+    """Return every process's budgets: pid -> name -> (limit or None, spent by it and its descendants)."""
+    kernel.flush()
+    return rows.all_budgets(kernel.store.conn)
+
+
+def messages_waiting(kernel: Kernel, pid: Pid) -> int:
+    """Return how many messages wait in ``pid``'s queue."""
+    return rows.queue_length(kernel.store.conn, pid)
+
+
+def requests(kernel: Kernel, state: RequestState | None = RequestState.PENDING) -> list[HumanRequest]:
+    """Return the human requests in ``state`` (None: all), oldest first."""
+    return rows.requests(kernel.store.conn, state)
+
+
+def request(kernel: Kernel, request_id: int) -> HumanRequest | None:
+    """Return human request ``request_id``, or None when there is none."""
+    return rows.load_request(kernel.store.conn, request_id)
+
+
+def audit_records(kernel: Kernel, pid: Pid | None = None) -> Iterator[AuditRecord]:
+    """Yield the audit records in order, optionally only process ``pid``'s."""
+    kernel.flush()
+    return audit.records(kernel.store.conn, pid)
+
+
+def verify(kernel: Kernel) -> ChainCheck:
+    """Check the whole audit chain; return the verdict, naming the first bad record."""
+    kernel.flush()
+    return audit.verify(kernel.store.conn)
+
+
+def events(kernel: Kernel, after: int = 0) -> list[Event]:
+    """Return the events after seq ``after``, oldest first."""
+    return rows.events_after(kernel.store.conn, after)
+
+
+# ChainCheck is named here so that a front end can name verify()'s verdict without importing the audit log.
+__all__ = [
+    "ChainCheck",
+    "audit_records",
+    "budgets",
+    "context",
+    "events",
+    "messages_waiting",
+    "open_store",
+    "process",
+    "processes",
+    "request",
+    "requests",
+    "verify",
+]
