@@ -159,7 +159,7 @@ def normalize_pattern(pattern: str, workspace: str, spec: str) -> str:
     if not body:  # "fs:*": the workspace
         return f"fs:{_real_dir(workspace)}/*" if star else pattern
     path = body if os.path.isabs(body) else os.path.join(workspace, body)
-    path = os.path.realpath(path.rstrip("/") or "/")
+    path = os.path.realpath(os.path.normpath(path.rstrip("/") or "/"))  # '..' by name, as in a call
     if star:
         return f"fs:{path.rstrip('/')}/*"
     return f"fs:{path}"

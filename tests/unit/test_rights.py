@@ -95,3 +95,13 @@ def test_nothing_derives_from_a_dead_parent_and_uses_never_grow() -> None:
     with pytest.raises(Denied, match="at most 2"):
         derive(counted, Grant("fs:/w/a", frozenset({Right.READ}), Effect.ALLOW), 0.0)
     assert derive(counted, Grant("fs:/w/a", frozenset({Right.READ}), Effect.ALLOW, uses=1), 0.0).uses == 1
+
+
+def test_a_grant_takes_dotdot_by_name_before_following_a_symlink_as_a_call_does(tmp_path) -> None:
+    ws = tmp_path / "ws"
+    (ws / "a" / "b").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "x").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "b").mkdir()
+    (ws / "a" / "link").symlink_to(tmp_path / "elsewhere" / "x")
+    grant = parse_grant("fs:a/link/../b/*=read", Effect.ALLOW, str(ws))
+    assert grant.pattern == f"fs:{os.path.realpath(ws)}/a/b/*"  # never elsewhere/b, outside the workspace
