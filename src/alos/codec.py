@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import re
 from typing import Any
 
 import msgspec
@@ -101,23 +102,22 @@ def digest_value(value: Any) -> str:
 
 # bidi controls reorder what a person reads; the line and paragraph separators may end a line
 _BIDI = {0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069, 0x200E, 0x200F, 0x061C, 0x2028, 0x2029}
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f" + "".join(chr(o) for o in sorted(_BIDI)) + "]")
+
+
+def _shown(ch: str) -> str:
+    o = ord(ch)
+    if ch == "\n":
+        return "\\n"
+    if ch == "\t":
+        return "\\t"
+    if o < 0x20 or 0x7F <= o < 0xA0:
+        return f"\\x{o:02x}"
+    return f"\\u{o:04x}"
 
 
 def escape(text: str, keep_newlines: bool = False) -> str:
     """Return ``text`` safe to show on a terminal: control, escape and bidi characters as \\x/\\u."""
-    out = []
-    for ch in text:
-        o = ord(ch)
-        if ch == "\n" and keep_newlines:
-            out.append(ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif o < 0x20 or 0x7F <= o < 0xA0:
-            out.append(f"\\x{o:02x}")
-        elif o in _BIDI:
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    if keep_newlines:
+        return "\n".join(_UNSAFE.sub(lambda m: _shown(m.group()), line) for line in text.split("\n"))
+    return _UNSAFE.sub(lambda m: _shown(m.group()), text)

@@ -7,6 +7,7 @@ a refused call comes back as a result the model can read ("denied: process 1 lac
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +23,20 @@ from alos.types import Parked, ToolCall
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
+    """A tool: its name and the syscall it wraps. Its description and JSON schema are made from
+    the syscall's Args type the first time a model is shown them (a host that only carries out
+    a pending action never needs them)."""
+
     name: str
     syscall: str
-    description: str
-    parameters: dict[str, Any]
+
+    @property
+    def description(self) -> str:
+        return _description(self.syscall)
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return _parameters(self.syscall)
 
     def wire(self) -> dict[str, Any]:
         """Return the tool in the OpenAI function-tool shape."""
@@ -60,9 +71,18 @@ def schema(args: type) -> dict[str, Any]:
 
 def spec(syscall: str) -> ToolSpec:
     """Return the tool that wraps ``syscall``."""
-    entry = TABLE[syscall]
-    doc = " ".join((entry.args.__doc__ or syscall).split())
-    return ToolSpec(syscall.replace(".", "_"), syscall, doc, schema(entry.args))
+    TABLE[syscall]
+    return ToolSpec(syscall.replace(".", "_"), syscall)
+
+
+@functools.cache
+def _description(syscall: str) -> str:
+    return " ".join((TABLE[syscall].args.__doc__ or syscall).split())
+
+
+@functools.cache
+def _parameters(syscall: str) -> dict[str, Any]:
+    return schema(TABLE[syscall].args)
 
 
 def table(image: Image) -> dict[str, ToolSpec]:

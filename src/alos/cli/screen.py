@@ -52,14 +52,16 @@ def row(*parts: Part, keep_newlines: bool = False) -> Text:
 
 def clip(value: object, width: int = 100) -> str:
     """Return ``value`` made safe and cut to ``width`` characters."""
-    s = safe(value)
-    return s if len(s) <= width else s[: width - 1] + "…"
+    raw = str(value)
+    s = safe(raw[:width])  # made safe, a character only grows: what lies past ``width`` never shows
+    return s if len(s) <= width and len(raw) <= width else s[: width - 1] + "…"
 
 
 def clip_left(value: object, width: int = 60) -> str:
     """Return ``value`` made safe and cut to ``width`` from the left: a file's name is what matters."""
-    s = safe(value)
-    return s if len(s) <= width else "…" + s[-(width - 1) :]
+    raw = str(value)
+    s = safe(raw[-width:])
+    return s if len(s) <= width and len(raw) <= width else "…" + s[-(width - 1) :]
 
 
 # JSON encoders escape C0 controls; these they leave raw, and a terminal may still act on them
@@ -97,6 +99,11 @@ class Screen:
 
     def say(self, *parts: Part, style: str = "", end: str = "\n", keep_newlines: bool = False) -> None:
         """Print ``parts`` (made safe), in ``style``."""
+        if self.console.color_system is None:  # no style can be drawn: the same characters, without rich's layout
+            out = self.console.file
+            out.write("".join(safe(p[0] if isinstance(p, tuple) else p, keep_newlines) for p in parts) + end)
+            out.flush()
+            return
         line = text(*parts, keep_newlines=keep_newlines)
         if style:
             line.stylize(style)

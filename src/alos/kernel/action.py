@@ -9,7 +9,6 @@ re-dispatch answers completed ones from it and never repeats them.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -108,7 +107,7 @@ def reset(kernel: Kernel, tx: Tx, proc: Process, image: str, goal: str) -> Proce
     rows.clear_context(tx.conn, proc.pid)
     rows.clear_action(tx.conn, proc.pid)
     changes = {"image": image, "goal": goal, "epoch": proc.epoch + 1, "updated": tx.now}
-    new = dataclasses.replace(proc, **changes)  # type: ignore[arg-type]
+    new = proc.but(**changes)
     if not rows.update_process(tx.conn, proc.pid, proc.state, changes):
         raise Conflict(f"process {proc.pid} was changed by another connection")
     seed(kernel, tx, new)
@@ -152,7 +151,7 @@ def start(kernel: Kernel, proc: Process, turn: ModelTurn) -> Action:
     body: dict[str, Any] = {"role": "assistant", "content": turn.content}
     if calls:
         body["tool_calls"] = calls
-    new = dataclasses.replace(proc, turns=proc.turns + 1, updated=kernel.clock.now())
+    new = proc.but(turns=proc.turns + 1, updated=kernel.clock.now())
     kernel.remember(new)
 
     def write(tx: Tx) -> None:
