@@ -1,8 +1,10 @@
-"""``python -m benchmarks [--quick] [--only NAME ...] [--profile NAME]``: run and report.
+"""``python -m benchmarks [--quick] [--only NAME ...] [--profile NAME] [--before REV]``: run and report.
 
 Prints one table row per benchmark with its median, p95, throughput and PASS/FAIL against
 its target. Always exits 0: the suite reports, it does not gate. Stores and workspaces go
 in the temp directory; set TMPDIR to measure on another filesystem (e.g. TMPDIR=/dev/shm).
+With ``--before REV`` each benchmark runs twice in the same run, in fresh interpreters, with
+alos as it was at git revision REV and as it is now, taking turns; the table shows both.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import sys
 import tempfile
 import time
 
-from benchmarks import cases, procs
+from benchmarks import cases, host, procs
 from benchmarks.cases import FULL, QUICK, Plan, Result
+from benchmarks.compare import before_and_after, emit
 from benchmarks.fixture import filesystem
-from benchmarks.report import show
+from benchmarks.report import show, show_pairs
 
-BENCHES = {**cases.BENCHES, **procs.BENCHES}
+BENCHES = {**cases.BENCHES, **procs.BENCHES, **host.BENCHES}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -32,6 +35,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
     ap.add_argument("--only", nargs="+", choices=sorted(BENCHES), help="run only these benchmarks")
     ap.add_argument("--profile", choices=sorted(BENCHES), help="run one benchmark under cProfile instead")
+    ap.add_argument("--before", metavar="REV", help="also measure alos at git revision REV, in the same run")
+    ap.add_argument("--emit", action="store_true", help=argparse.SUPPRESS)  # print results as JSON (--before)
     return ap.parse_args(argv)
 
 
@@ -61,15 +66,20 @@ def main(argv: list[str]) -> int:
         return 0
     names = opts.only or list(BENCHES)
     start = time.perf_counter()
-    results = asyncio.run(run_all(names, plan))
-    elapsed = time.perf_counter() - start
+    if opts.emit:
+        emit(asyncio.run(run_all(names, plan)))
+        return 0
     mode = "quick" if opts.quick else "full"
     tmp = tempfile.gettempdir()
-    title = (
-        f"alos benchmarks ({mode}; Python {platform.python_version()}, {os.cpu_count()} cpus; "
-        f"stores in {tmp} ({filesystem(tmp)}); {elapsed:.1f} s)"
-    )
-    show(results, title)
+    where = f"Python {platform.python_version()}, {os.cpu_count()} cpus; stores in {tmp} ({filesystem(tmp)})"
+    if opts.before:
+        pairs = before_and_after(opts.before, names, opts.quick)
+        elapsed = time.perf_counter() - start
+        show_pairs(pairs, f"alos benchmarks, {opts.before} -> now ({mode}; {where}; {elapsed:.1f} s)")
+        return 0
+    results = asyncio.run(run_all(names, plan))
+    elapsed = time.perf_counter() - start
+    show(results, f"alos benchmarks ({mode}; {where}; {elapsed:.1f} s)")
     return 0
 
 

@@ -53,3 +53,35 @@ def table(results: Sequence[Result], title: str) -> Table:
 def show(results: Sequence[Result], title: str) -> None:
     """Print the report table to stdout."""
     Console(width=120).print(table(results, title))
+
+
+def _figure(r: Result) -> str:
+    """Return what a target is about: the median, the wall time, the ratio or the rate."""
+    metric = r.target.metric if r.target else "median"
+    if metric == "wall" and r.wall_ns is not None:
+        return f"{r.wall_ns / 1e9:,.1f} s"
+    if metric == "ratio" and r.ratio is not None:
+        return f"{r.ratio:.2f}x"
+    if metric == "rate" and r.rate is not None:
+        return f"{r.rate:,.0f} {r.unit}"
+    return duration(r.summary.median_ns)
+
+
+def show_pairs(pairs: Sequence[tuple[str, Result, Result]], title: str) -> None:
+    """Print one row per benchmark: its figure before and after, the target and the verdict now."""
+    out = Table(title=title, title_justify="left")
+    for name, justify in (("benchmark", "left"), ("before", "right"), ("after", "right"), ("target", "left")):
+        out.add_column(name, justify=justify)  # type: ignore[arg-type]
+    out.add_column("result")
+    for _, before, after in pairs:
+        notes = "\n".join(
+            f"[dim]  {label}: {escape(r.note)}[/]" for label, r in (("before", before), ("after", after)) if r.note
+        )
+        out.add_row(
+            escape(after.name) + ("\n" + notes if notes else ""),
+            _figure(before),
+            _figure(after),
+            str(after.target) if after.target else "(for scale)",
+            verdict(after),
+        )
+    Console(width=140).print(out)
