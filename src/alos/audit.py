@@ -33,9 +33,11 @@ def append(
     decision: str,
     outcome: str,
     detail: dict[str, Any],
+    head: tuple[int, str] | None = None,
 ) -> AuditRecord:
-    """Append one record inside the caller's transaction; return it."""
-    seq, prev = rows.audit_head(conn)
+    """Append one record inside the caller's transaction; return it. ``head`` is the newest
+    record's (seq, digest) when the caller knows it (it appended it in this transaction)."""
+    seq, prev = head if head is not None else rows.audit_head(conn)
     seq, prev = seq + 1, prev or GENESIS
     detail_json = codec.dumps(detail)
     dig = _digest((seq, when, pid, syscall, resource, right, decision, outcome, detail_json, prev))

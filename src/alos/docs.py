@@ -9,7 +9,6 @@ from alos import codec
 from alos.syscall import TABLE
 from alos.tools import schema
 
-
 _KINDS = {"Read": "read", "Outside": "outside effect", "Change": "store", "Question": "store"}
 
 

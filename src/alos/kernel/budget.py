@@ -107,9 +107,9 @@ class Ledger:
         """Write what is not yet written inside the caller's transaction; return it for ``written``."""
         taken, self._unwritten = self._unwritten, {}
         self._writing = taken
-        for pid, amounts in taken.items():
-            for name, amount in amounts.items():
-                rows.add_spent(conn, pid, name, amount, limits.BUDGET_MAX)
+        if taken:
+            spent = [(pid, name, amount) for pid, amounts in taken.items() for name, amount in amounts.items()]
+            rows.add_spent(conn, spent, limits.BUDGET_MAX)
         return taken
 
     def written(self, taken: dict[Pid, dict[str, int]], committed: bool) -> None:

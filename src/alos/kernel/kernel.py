@@ -43,6 +43,7 @@ class Tx:
     now: float
     events: list[Event] = field(default_factory=list)
     on_commit: list[Callable[[], None]] = field(default_factory=list)
+    audit_head: tuple[int, str] | None = None  # (seq, digest) of the record this transaction appended last
 
     def event(self, pid: Pid, kind: str, detail: dict[str, Any]) -> None:
         """Record an event in this transaction."""
@@ -133,7 +134,10 @@ class Kernel:
 
     def audit(self, tx: Tx, d: Deferred) -> AuditRecord:
         """Append the audit record ``d`` inside ``tx`` and publish it as a 'syscall' event."""
-        rec = audit.append(tx.conn, d.when, d.pid, d.syscall, d.resource, d.right, d.decision, d.outcome, d.detail)
+        rec = audit.append(
+            tx.conn, d.when, d.pid, d.syscall, d.resource, d.right, d.decision, d.outcome, d.detail, tx.audit_head
+        )
+        tx.audit_head = (rec.seq, rec.digest)  # no other writer can append before this transaction ends
         if self.listeners:
             tx.publish(
                 d.pid,

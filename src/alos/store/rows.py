@@ -503,15 +503,15 @@ def set_limit(conn: Conn, pid: Pid, name: str, limit: int) -> None:
     )
 
 
-def add_spent(conn: Conn, pid: Pid, name: str, amount: int, most: int) -> None:
-    """Add ``amount`` (at most ``most``; negative for a refund) to what ``pid`` (with its
-    descendants) spent of budget ``name``, saturating at ``most``: the sum never overflows
-    SQLite's 64-bit integers."""
-    conn.execute(
+def add_spent(conn: Conn, amounts: list[tuple[Pid, str, int]], most: int) -> None:
+    """Add each (pid, budget name, amount) (at most ``most``; negative for a refund) to what
+    ``pid`` (with its descendants) spent of that budget, saturating at ``most``: the sum never
+    overflows SQLite's 64-bit integers."""
+    conn.executemany(
         "INSERT INTO budgets (pid, name, spent) VALUES (?,?,?)"
         " ON CONFLICT (pid, name) DO UPDATE SET spent ="
         " CASE WHEN excluded.spent > 0 AND spent > ? - excluded.spent THEN ? ELSE spent + excluded.spent END",
-        (pid, name, amount, most, most),
+        [(pid, name, amount, most, most) for pid, name, amount in amounts],
     )
 
 
