@@ -137,7 +137,10 @@ TABLE: dict[str, Entry[Any, Any]] = {
         ),
         Entry("human.ask", human.AskArgs, human.ask_needs, Question(human.ask), reaches=True),
         Entry("human.tell", human.TellArgs, human.tell_needs, Outside(human.tell)),
-        Entry("human.answer", human.AnswerArgs, human.answer_needs, Change(human.answer, False), host_only=True),
+        Entry(
+            "human.answer", human.AnswerArgs, human.answer_needs, Change(human.answer, journaled=False),
+            host_only=True,
+        ),
         Entry(
             "model.call", model.CallArgs, model.call_needs, Read(model.call), describe=model.describe,
             cost=model.cost, used=model.used,
@@ -155,7 +158,7 @@ TABLE: dict[str, Entry[Any, Any]] = {
         Entry("proc.merge", signal.MergeArgs, signal.merge_needs, Change(signal.merge)),
         Entry("proc.signal", signal.SignalArgs, signal.signal_needs, Change(signal.signal), reaches=True),
         Entry(
-            "proc.exit", signal.ExitArgs, signal.exit_needs, Change(signal.exit_, False), signal.resolve_exit,
+            "proc.exit", signal.ExitArgs, signal.exit_needs, Change(signal.exit_, journaled=False), signal.resolve_exit,
             cost=_free,
         ),
         Entry("proc.chdir", proc.ChdirArgs, proc.chdir_needs, Change(proc.chdir), proc.resolve_chdir),
@@ -164,8 +167,8 @@ TABLE: dict[str, Entry[Any, Any]] = {
         Entry("msg.recv", msg.RecvArgs, msg.recv_needs, Change(msg.recv)),
         Entry("clock.now", clock.NowArgs, clock.now_needs, Read(clock.now)),
         Entry("clock.sleep", clock.SleepArgs, clock.sleep_needs, Change(clock.sleep)),
-        Entry("cap.grant", cap.GrantArgs, cap.grant_needs, Change(cap.grant, False), host_only=True),
-        Entry("cap.revoke", cap.RevokeArgs, cap.revoke_needs, Change(cap.revoke, False), host_only=True),
+        Entry("cap.grant", cap.GrantArgs, cap.grant_needs, Change(cap.grant, journaled=False), host_only=True),
+        Entry("cap.revoke", cap.RevokeArgs, cap.revoke_needs, Change(cap.revoke, journaled=False), host_only=True),
     )
 }  # fmt: skip
 
@@ -247,6 +250,7 @@ class _Call:
         self.name = name
         self.raw = raw
         self.site = site
+        self.entry: Entry[Any, Any] | None = None  # set once looked up
         self.args: Any = None
         self.resource = ""  # set from the needs once resolved, or guessed when resolution fails
         self.right = "-"
@@ -261,7 +265,7 @@ class _Call:
 
     def prepare(self) -> tuple[Entry[Any, Any], Process]:
         """Look up the entry, decode and resolve the arguments; audit and raise on failure."""
-        entry = TABLE.get(self.name)
+        entry = self.entry = TABLE.get(self.name)
         p = _HOST_PROC
         try:
             if entry is None:
@@ -441,6 +445,8 @@ class _Call:
     ) -> Parked:
         """File a human request showing ``shown``, park on it and audit it, in one transaction."""
         with self.kernel.transaction() as tx:
+            if self.site is not None:
+                actions.recorded(tx, self.subject, self.site)
             req = approval.request(
                 self.kernel, tx, p, kind_, self.site, self.name, resource, right, self.digest(),
                 {"syscall": self.name, **shown},
@@ -493,7 +499,10 @@ class _Call:
         kernel = self.kernel
         site = self.site if isinstance(effect, Outside) else None
         if site is not None:  # journaled: intent (and the grant) committed before the effect
-            actions.intend(kernel, self.subject, site, self.name, self.digest(), spent, self.retry)
+            try:
+                actions.intend(kernel, self.subject, site, self.name, self.digest(), spent, self.retry)
+            except AlosError as err:  # the turn was not recorded: nothing ran, nothing to journal
+                raise self.failed(label, err, spent, journal=False) from None
             spent = []
         try:
             result = await effect.run(kernel, p, self.args)
@@ -520,6 +529,8 @@ class _Call:
         kernel = self.kernel
         try:
             with kernel.transaction() as tx:
+                if journaled and self.site is not None:
+                    actions.recorded(tx, self.subject, self.site)
                 if isinstance(effect, Question):
                     result = effect.apply(kernel, tx, p, self.args, self.site)
                 else:
@@ -564,12 +575,14 @@ class _Call:
         self._record(label, err.code, {"error": err.message}, spent=spent)
         return err
 
-    def failed(self, label: str, err: AlosError, spent: Sequence[Capability]) -> AlosError:
-        """Audit an allowed call whose effect failed (journaling the failure inside an action);
-        return ``err``."""
+    def failed(self, label: str, err: AlosError, spent: Sequence[Capability], journal: bool = True) -> AlosError:
+        """Audit an allowed call whose effect failed (journaling the failure of an outside effect
+        inside an action, unless ``journal`` is false: no intent was recorded); return ``err``."""
         self.refund(keep=_COUNTED)
-        journal = {"error": [err.code, err.message]} if self.site is not None and self._outside() else None
-        self._record(label, err.code, {"error": err.message}, spent=spent, journal=journal)
+        outcome = {"error": [err.code, err.message]}
+        outside = self.entry is not None and isinstance(self.entry.effect, Outside)
+        journaled = journal and self.site is not None and outside
+        self._record(label, err.code, {"error": err.message}, spent=spent, journal=outcome if journaled else None)
         return err
 
     def _record(
@@ -584,8 +597,8 @@ class _Call:
     ) -> None:
         """THE writer of this call's audit record, with the one-shot grants it spent and the
         journal outcome of its effect: into ``tx`` when given; at once when it spent a grant or
-        is an outside effect made outside any action (both must be durable before anything
-        else); else with the host's next transaction (group commit, see Kernel)."""
+        is an outside call made outside any action, allowed or not (both must be durable before
+        anything else); else with the host's next transaction (group commit, see Kernel)."""
         kernel, subject, site = self.kernel, self.subject, self.site
         detail = self.summary()
         if extra:
@@ -604,16 +617,11 @@ class _Call:
 
         if tx is not None:
             write(tx)
-        elif spent or (site is None and self._outside()):
+        elif spent or (site is None and self.entry is not None and isinstance(self.entry.effect, Outside)):
             with kernel.transaction() as now:
                 write(now)
         else:
             kernel.defer(write)
-
-    def _outside(self) -> bool:
-        """Whether this call's effect is outside the store."""
-        entry = TABLE.get(self.name)
-        return entry is not None and isinstance(entry.effect, Outside)
 
     def show(self, resource: str) -> str:
         """Return ``resource`` as a message to the process may name it."""

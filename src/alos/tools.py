@@ -7,6 +7,7 @@ a refused call comes back as a result the model can read ("denied: process 1 lac
 
 from __future__ import annotations
 
+import copy
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -32,11 +33,13 @@ class ToolSpec:
 
     @property
     def description(self) -> str:
+        """What the tool does: its syscall's Args docstring."""
         return _description(self.syscall)
 
     @property
     def parameters(self) -> dict[str, Any]:
-        return _parameters(self.syscall)
+        """The JSON schema of the tool's arguments (a copy: a caller may change it freely)."""
+        return copy.deepcopy(_parameters(self.syscall))
 
     def wire(self) -> dict[str, Any]:
         """Return the tool in the OpenAI function-tool shape."""
@@ -71,7 +74,8 @@ def schema(args: type) -> dict[str, Any]:
 
 def spec(syscall: str) -> ToolSpec:
     """Return the tool that wraps ``syscall``."""
-    TABLE[syscall]
+    if syscall not in TABLE:
+        raise KeyError(f"no syscall {syscall!r} to make a tool of")
     return ToolSpec(syscall.replace(".", "_"), syscall)
 
 

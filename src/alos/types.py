@@ -77,7 +77,7 @@ class Process:
     creator: Pid | None = None  # who made it; unlike parent, adoption never changes it
     paused_by: Pid | None = None  # who paused it (HOST: the host)
 
-    def but(self, **changes: Any) -> Process:
+    def changed(self, **changes: Any) -> Process:
         """Return this record with ``changes`` (field -> value): ``dataclasses.replace`` without
         its per-call introspection, which a step pays three times."""
         if not changes.keys() <= _PROCESS_FIELDS.keys():

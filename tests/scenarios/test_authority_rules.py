@@ -10,9 +10,10 @@ import pytest
 import alos
 from alos import caps
 from alos.kernel import Site, approval
+from alos.kernel import action as actions
 from alos.rights import Capability, Effect, Grant, Need, Right, derive
 from alos.syscall import dispatch
-from alos.types import HOST, ProcState, RequestKind, Wait
+from alos.types import HOST, ModelTurn, ProcState, RequestKind, ToolCall, Wait
 from tests.support import spawn
 
 
@@ -65,13 +66,14 @@ def test_a_redispatch_with_other_arguments_is_a_conflict_not_an_answer_from_the_
     pid = spawn(runtime, ws, allow=("fs:*=write",))
     kernel = runtime.kernel
     first = {"path": "out.txt", "content": "A"}
-    done = asyncio.run(dispatch(kernel, pid, "fs.write", first, Site(7, 0, replay=False)))
+    act = actions.start(kernel, kernel.proc(pid), ModelTurn("", (ToolCall("c0", "fs_write", first),)))
+    done = asyncio.run(dispatch(kernel, pid, "fs.write", first, Site(act.id, 0, replay=False)))
     kernel.flush()
     (ws / "out.txt").write_text("changed since")
-    assert asyncio.run(dispatch(kernel, pid, "fs.write", first, Site(7, 0))) == done  # answered, not run again
+    assert asyncio.run(dispatch(kernel, pid, "fs.write", first, Site(act.id, 0))) == done  # answered, not run again
     assert (ws / "out.txt").read_text() == "changed since"
     with pytest.raises(alos.Conflict, match="not deterministic"):
-        asyncio.run(dispatch(kernel, pid, "fs.write", {"path": "out.txt", "content": "B"}, Site(7, 0)))
+        asyncio.run(dispatch(kernel, pid, "fs.write", {"path": "out.txt", "content": "B"}, Site(act.id, 0)))
     assert (ws / "out.txt").read_text() == "changed since"
 
 

@@ -291,12 +291,16 @@ def test_chdir_needs_list_on_the_directory_and_moves_relative_paths(runtime, ws:
 
 def test_a_redispatched_spawn_answers_from_the_journal(runtime, ws: Path) -> None:
     from alos.kernel import Site
+    from alos.kernel import action as actions
     from alos.syscall import dispatch
+    from alos.types import ModelTurn, ToolCall
 
     pid = root(runtime, ws, allow=("proc:spawn=spawn",))
     args = {"name": "kid", "goal": "g"}
-    first = asyncio.run(dispatch(runtime.kernel, pid, "proc.spawn", args, Site(action=0, call=0, replay=False)))
+    kernel = runtime.kernel
+    act = actions.start(kernel, kernel.proc(pid), ModelTurn("", (ToolCall("c0", "proc_spawn", args),)))
+    first = asyncio.run(dispatch(kernel, pid, "proc.spawn", args, Site(act.id, 0, replay=False)))
     # the same call again, as after a crash
-    again = asyncio.run(dispatch(runtime.kernel, pid, "proc.spawn", args, Site(action=0, call=0, replay=True)))
+    again = asyncio.run(dispatch(kernel, pid, "proc.spawn", args, Site(act.id, 0, replay=True)))
     assert first == again
     assert [p.name for p in runtime.processes()].count("kid") == 1

@@ -16,12 +16,12 @@ def _proc() -> Process:
 
 def test_but_changes_exactly_the_named_fields() -> None:
     p = _proc()
-    changed = p.but(state=ProcState.WAITING, wait=Wait.HUMAN, turns=5)
+    changed = p.changed(state=ProcState.WAITING, wait=Wait.HUMAN, turns=5)
     assert changed == dataclasses.replace(p, state=ProcState.WAITING, wait=Wait.HUMAN, turns=5)
     assert (changed.term, changed.cwd, p.turns) == (2, "/ws", 4)  # the rest kept; the original unchanged
-    assert p.but() == p and p.but() is not p
+    assert p.changed() == p and p.changed() is not p
 
 
 def test_but_refuses_a_field_a_process_does_not_have() -> None:
     with pytest.raises(TypeError, match=r"no field \['exit_code'\]"):
-        _proc().but(exit_code=Exit.OK)
+        _proc().changed(exit_code=Exit.OK)

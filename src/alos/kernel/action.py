@@ -107,7 +107,7 @@ def reset(kernel: Kernel, tx: Tx, proc: Process, image: str, goal: str) -> Proce
     rows.clear_context(tx.conn, proc.pid)
     rows.clear_action(tx.conn, proc.pid)
     changes = {"image": image, "goal": goal, "epoch": proc.epoch + 1, "updated": tx.now}
-    new = proc.but(**changes)
+    new = proc.changed(**changes)
     if not rows.update_process(tx.conn, proc.pid, proc.state, changes):
         raise Conflict(f"process {proc.pid} was changed by another connection")
     seed(kernel, tx, new)
@@ -144,14 +144,16 @@ def start(kernel: Kernel, proc: Process, turn: ModelTurn) -> Action:
     first result: until a call has done something, a host that dies loses only the model call,
     which the process makes again. So a step that reads commits once. If another connection
     moved the process meanwhile (a kill from another terminal), the turn is not written and
-    that move stands; the process's next call is refused for it.
+    that move stands, and no call of the turn is carried out (``recorded`` refuses them).
+    A turn without calls is committed at once: the next model call, the process's last words
+    and a fork read it.
     """
     action = Action(proc.turns, turn.tool_calls, 0)
     calls = [_call_row(c) for c in turn.tool_calls]
     body: dict[str, Any] = {"role": "assistant", "content": turn.content}
     if calls:
         body["tool_calls"] = calls
-    new = proc.but(turns=proc.turns + 1, updated=kernel.clock.now())
+    new = proc.changed(turns=proc.turns + 1, updated=kernel.clock.now())
     kernel.remember(new)
 
     def write(tx: Tx) -> None:
@@ -165,7 +167,20 @@ def start(kernel: Kernel, proc: Process, turn: ModelTurn) -> Action:
         tx.publish(proc.pid, "turn", {"content": turn.content, "calls": calls})
 
     kernel.defer(write)
+    if not calls:
+        kernel.flush()
     return action
+
+
+def recorded(tx: Tx, pid: Pid, site: Site) -> None:
+    """Raise Conflict, inside ``tx``, unless the turn that holds ``site`` is ``pid``'s pending
+    action: a call is journaled, or parks, only for a turn the store holds, so a turn dropped
+    because another connection moved the process (start) makes no effect."""
+    if not rows.action_pending(tx.conn, pid, site.action):
+        raise Conflict(
+            f"process {pid}'s turn was not recorded (another connection moved the process during its model "
+            "call); the call was not made and the model will be asked again"
+        )
 
 
 def finish_call(kernel: Kernel, pid: Pid, action: Action, index: int, text: str, ok: bool) -> None:
@@ -212,8 +227,10 @@ def intend(
     recovery: int | None = None,
 ) -> None:
     """Commit the intent of an outside effect at ``site`` before it runs, spending the counted
-    capabilities that allowed it: a grant is used up by the attempt, whatever becomes of it."""
+    capabilities that allowed it: a grant is used up by the attempt, whatever becomes of it.
+    Raises Conflict when the turn was not recorded (``recorded``)."""
     with kernel.transaction() as tx:
+        recorded(tx, pid, site)
         rows.journal_intent(tx.conn, pid, site.action, site.call, site.step, syscall, digest, recovery)
         caps.spend(tx.conn, spent)
         if spent:

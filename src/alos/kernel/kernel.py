@@ -27,7 +27,8 @@ from alos.types import AuditRecord, Event, Pid, Process
 class Site:
     """Where a primitive call stands inside a pending action: which action, which tool call,
     and which of that tool call's primitive calls it is (the first is step 1). The agent loop
-    passes it to dispatch(); the journal and human requests are keyed by it."""
+    passes it to dispatch(); the journal and human requests are keyed by it, so a tool that
+    makes several primitive calls passes each its own step, in the same order every time."""
 
     action: int
     call: int

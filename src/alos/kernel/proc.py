@@ -79,7 +79,7 @@ def transition(
         changes["wake"] = until if until is not None else proc.wake
     if state is ProcState.EXITED:  # no wait or term outlives the process (one row write, not two)
         changes.update(wake=None, term=0)
-    new = proc.but(**changes)
+    new = proc.changed(**changes)
     if not rows.update_process(tx.conn, proc.pid, proc.state, changes):
         raise Conflict(f"process {proc.pid} was changed by another connection while it was {proc.state}")
     detail: dict[str, object] = {"from": proc.state.value, "state": state.value}
@@ -105,7 +105,7 @@ def mark(kernel: Kernel, proc: Process, state: ProcState) -> Process:
     """
     if {proc.state, state} != {ProcState.RUNNABLE, ProcState.RUNNING}:
         raise ValueError("mark only moves between runnable and running")
-    new = proc.but(state=state, updated=kernel.clock.now())
+    new = proc.changed(state=state, updated=kernel.clock.now())
     kernel.remember(new)
 
     def write(tx: Tx) -> None:
@@ -142,7 +142,7 @@ def wake(kernel: Kernel, tx: Tx, pid: Pid, *waits: Wait) -> bool:
 
 def amend(kernel: Kernel, tx: Tx, proc: Process, **fields: Any) -> Process:
     """Change fields of ``proc`` other than its state inside ``tx``; return the new record."""
-    new = proc.but(**fields)
+    new = proc.changed(**fields)
     if not rows.update_process(tx.conn, proc.pid, proc.state, fields):
         raise Conflict(f"process {proc.pid} was changed by another connection; it is no longer {proc.state}")
     tx.on_commit.append(lambda: kernel.remember(new))

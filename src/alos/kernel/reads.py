@@ -2,9 +2,10 @@
 and events, and the store they are read from (layer 4).
 
 The one door for reads, as dispatch() is for changes: the runtime, the console and model clients
-read here and never import the store or the audit log. Nothing here changes a fact; the audit
-records a kernel still holds are written first, so what is read is what is durable. The SQL
-stays in store/rows.py.
+read here and never import the store or the audit log. Nothing here decides or changes a fact:
+a reader may commit what its host already holds (audit records, budget spending, a turn), so
+that what is read is what is durable, and ``open_store`` opens (or makes) the store itself. The
+SQL stays in store/rows.py.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def open_store(path: str, *, create: bool = True, host: bool = False) -> db.Stor
 
 
 def processes(kernel: Kernel) -> list[Process]:
-    """Return every process, oldest first."""
+    """Return every process, oldest first (what this host still holds written first, so that the
+    records it reads back are not older than its caches)."""
+    kernel.flush()
     return kernel.processes()
 
 

@@ -369,6 +369,11 @@ def load_action(conn: Conn, pid: Pid) -> tuple[int, list[dict[str, Any]], int] |
     return (row[0], codec.loads(row[1]), row[2]) if row else None
 
 
+def action_pending(conn: Conn, pid: Pid, action: int) -> bool:
+    """Return whether ``pid``'s pending action is ``action``."""
+    return conn.execute("SELECT 1 FROM pending_actions WHERE pid=? AND action=?", (pid, action)).fetchone() is not None
+
+
 def clear_action(conn: Conn, pid: Pid) -> None:
     """Drop ``pid``'s pending action and its journal entries."""
     conn.execute("DELETE FROM pending_actions WHERE pid=?", (pid,))
