@@ -283,16 +283,24 @@ def _errors(op: str, path: str) -> Iterator[None]:
     except AlosError:
         raise
     except FileNotFoundError:
-        raise NotFound(f"{op}: no such file or directory {path}") from None
+        raise NotFound(f"{op}: no such file or directory {path}; check the name with fs_list") from None
     except NotADirectoryError:
-        raise NotFound(f"{op}: a component of {path} is not a directory") from None
+        raise NotFound(f"{op}: a component of {path} is not a directory; check the path with fs_list") from None
     except PermissionError as err:
-        raise Denied(f"{op}: the host OS refused {path} ({err.strerror})") from None
+        raise Denied(
+            f"{op}: the host OS refused {path} ({err.strerror}); its file permissions forbid this, "
+            "and no grant changes that"
+        ) from None
     except FileExistsError:
-        raise Exists(f"{op}: {path} already exists") from None
+        raise Exists(f"{op}: {path} already exists; choose another name, or delete it first") from None
     except OSError as err:
         if err.errno == errno.ELOOP:
             raise Conflict(f"{op}: {path} became a symlink while the call ran; try again") from None
         if err.errno == errno.ENOTEMPTY:
             raise Invalid(f"{op}: directory {path} is not empty; delete what it holds first") from None
-        raise Unavailable(f"{op}: {path}: {err.strerror}") from None
+        if err.errno == errno.ENAMETOOLONG:
+            too_long = f"{op}: {path}: a name in it is too long for the host's filesystem; use a shorter one"
+            raise Invalid(too_long) from None
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise Unavailable(f"{op}: {path}: {err.strerror}; the host must free space first") from None
+        raise Unavailable(f"{op}: {path}: {err.strerror}; the host's filesystem refused it, try again later") from None
