@@ -126,3 +126,70 @@ def test_an_answer_wakes_a_process_only_when_none_of_its_requests_still_waits(ru
     assert runtime.process(pid).state is ProcState.WAITING  # request two still waits
     asyncio.run(runtime.answer(second.id, "deny"))
     assert runtime.process(pid).state is ProcState.RUNNABLE
+
+
+# -- a grant is spent where it is used -----------------------------------------------------------
+
+
+def test_a_read_approved_once_is_read_once_and_then_asks_again(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, ask=("fs:*=read",))
+    parked = d(runtime, pid, "fs.read", path="README.md")
+    asyncio.run(runtime.answer(parked.request, "once"))
+    assert d(runtime, pid, "fs.read", path="README.md") == "hello\n"
+    again = d(runtime, pid, "fs.read", path="README.md")
+    assert isinstance(again, alos.Parked) and again.request != parked.request
+
+
+def test_an_approved_write_asks_again_when_its_target_changed_before_it_ran(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, ask=("fs:*=write",))
+    parked = d(runtime, pid, "fs.write", path="a.txt", content="mine")
+    assert runtime.request(parked.request).detail["state"] == "absent"
+    asyncio.run(runtime.answer(parked.request, "once"))
+    (ws / "a.txt").write_text("someone else's")
+    again = d(runtime, pid, "fs.write", path="a.txt", content="mine")
+    assert isinstance(again, alos.Parked)
+    assert "the target changed after request" in runtime.request(again.request).detail["note"]
+    assert (ws / "a.txt").read_text() == "someone else's"
+
+
+def test_a_persons_approve_always_is_not_passed_on_to_a_child(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, ask=("fs:*=write",), allow=("proc:spawn=spawn",))
+    parked = d(runtime, pid, "fs.write", path="a.txt", content="x")
+    asyncio.run(runtime.answer(parked.request, "always"))
+    with pytest.raises(alos.Denied, match="cannot pass fs:.*a.txt=write"):
+        d(runtime, pid, "proc.spawn", name="kid", goal="g", grants=[{"pattern": "fs:a.txt", "rights": ["write"]}])
+
+
+# -- what the audit says of a refusal ------------------------------------------------------------
+
+
+def test_a_refusal_before_any_decision_is_labelled_by_what_refused_it(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, allow=("fs:*=read",))
+    with pytest.raises(alos.Invalid):
+        d(runtime, pid, "fs.read", path=3)
+    d(runtime, pid, "proc.exit")
+    with pytest.raises(alos.Denied, match="has exited"):
+        d(runtime, pid, "fs.read", path="README.md")
+    records = [(r.syscall, r.decision, r.outcome) for r in runtime.audit(pid)][-3:]
+    assert records == [("fs.read", "-", "invalid"), ("proc.exit", "allow", "ok"), ("fs.read", "deny", "denied")]
+
+
+def test_a_call_to_a_tool_the_image_lacks_is_audited_and_counted(runtime, ws: Path) -> None:
+    from alos import tools
+    from alos.types import ToolCall
+
+    pid = spawn(runtime, ws)
+    table = runtime.agent.tools("base")
+    result = asyncio.run(tools.call(runtime.kernel, pid, table, ToolCall("c0", "shell_run", {"argv": ["ls"]})))
+    assert not result.ok and result.text.startswith("invalid: no tool named 'shell_run' in this image")
+    [record] = [r for r in runtime.audit(pid) if r.syscall == "-"]
+    assert (record.resource, record.decision, record.outcome) == ("tool:shell_run", "-", "invalid")
+    assert runtime.budgets()[pid]["tool_calls"][1] == 1
+
+
+def test_the_audit_keeps_arguments_up_to_120_characters_and_sizes_longer_ones(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, allow=("human:console=send",))
+    d(runtime, pid, "human.tell", text="x" * 120)
+    d(runtime, pid, "human.tell", text="x" * 121)
+    shown = [r.detail["text"] for r in runtime.audit(pid) if r.syscall == "human.tell"]
+    assert shown == ["x" * 120, "<121 chars>"]

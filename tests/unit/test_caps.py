@@ -90,3 +90,20 @@ def test_attenuate_refuses_what_is_not_held_or_not_delegable() -> None:
         )
     with pytest.raises(Denied, match="rights only shrink"):
         attenuate([held(1, "fs:/w/*", Effect.ALLOW)], Grant("fs:/w/a", frozenset({W, Right.READ}), Effect.ALLOW), 1.0)
+
+
+def test_an_ask_decision_names_the_ask_capability_and_the_need_it_decided() -> None:
+    ask = cap(2, "fs:/w/*", Effect.ASK)
+    decision = decide([cap(1, "fs:/w/b", Effect.ALLOW), ask], [Need("fs:/w/a", W)], lambda: "d1", 10.0)
+    assert (decision.effect, decision.need, decision.caps) == (Effect.ASK, Need("fs:/w/a", W), (ask,))
+
+
+def test_a_capability_that_does_not_match_or_is_spent_never_hides_a_later_one() -> None:
+    allow = cap(3, "fs:/w/a", Effect.ALLOW)
+    other = Capability(
+        1, 1, "fs:/w/*", frozenset({Right.READ}), Effect.ALLOW, "host", None, None, False, None, False, None, None
+    )
+    spent = cap(2, "fs:/w/a", Effect.DENY, uses=0, digest="d1", request=4)  # a person's deny, used up
+    for held in ([other, allow], [spent, allow], [cap(4, "fs:/x/*", Effect.ALLOW), spent, allow]):
+        decision = decide(held, [Need("fs:/w/a", W)], lambda: "d1", 10.0)
+        assert (decision.effect, decision.caps) == (Effect.ALLOW, (allow,)), held

@@ -55,6 +55,7 @@ def test_dotdot_in_a_grant_is_normalized_not_kept(tmp_path) -> None:
         ("fs:*.env=read", "'*' may only end"),
         ("=read", "RESOURCE=RIGHTS"),
         ("fs:=read", "empty resource"),
+        ("fs:src/*=read,,write", "an empty right between commas"),
     ],
 )
 def test_malformed_grants_name_the_bad_part(spec: str, words: str, tmp_path) -> None:
@@ -105,3 +106,20 @@ def test_a_grant_takes_dotdot_by_name_before_following_a_symlink_as_a_call_does(
     (ws / "a" / "link").symlink_to(tmp_path / "elsewhere" / "x")
     grant = parse_grant("fs:a/link/../b/*=read", Effect.ALLOW, str(ws))
     assert grant.pattern == f"fs:{os.path.realpath(ws)}/a/b/*"  # never elsewhere/b, outside the workspace
+
+
+def test_a_capability_is_dead_from_the_moment_it_expires_or_its_last_use_is_spent() -> None:
+    def held(expires: float | None = None, uses: int | None = None) -> Capability:
+        return Capability(1, 1, "fs:/w/*", frozenset({Right.READ}), Effect.ALLOW, "host", expires, uses, False, None,
+                          False, None, None)  # fmt: skip
+
+    assert held(expires=10.0).live(9.999) and not held(expires=10.0).live(10.0)
+    assert held(uses=1).live(0.0) and not held(uses=0).live(0.0)
+    assert held().live(1e18)
+
+
+def test_a_deny_passes_on_as_a_deny_and_a_grant_is_not_delegable_unless_it_says_so() -> None:
+    deny = _cap("fs:/w/.env", {Right.READ}, Effect.DENY)
+    passed = Grant("fs:/w/.env", frozenset({Right.READ}), Effect.DENY)
+    assert derive(deny, passed, 0.0) == passed
+    assert Grant("fs:/w/a", frozenset({Right.READ}), Effect.ALLOW).delegable is False
