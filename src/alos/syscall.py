@@ -424,7 +424,10 @@ class _Call:
             shown["note"] = self.note
         need = decision.need
         assert need is not None
-        return self._file(p, RequestKind.APPROVAL, need.resource, need.right.value, shown, "ask", {})
+        try:
+            return self._file(p, RequestKind.APPROVAL, need.resource, need.right.value, shown, "ask", {})
+        except AlosError as err:  # its turn was not recorded: nothing is asked
+            raise self.failed("ask", err, [], journal=False) from None
 
     def _shown(self, entry: Entry[Any, Any], p: Process) -> dict[str, Any]:
         """Return what a person deciding about this call sees: the call whole, or as its entry describes it."""

@@ -193,3 +193,84 @@ def test_the_audit_keeps_arguments_up_to_120_characters_and_sizes_longer_ones(ru
     d(runtime, pid, "human.tell", text="x" * 121)
     shown = [r.detail["text"] for r in runtime.audit(pid) if r.syscall == "human.tell"]
     assert shown == ["x" * 120, "<121 chars>"]
+
+
+@pytest.mark.parametrize(
+    ("syscall", "args"),
+    [
+        ("cap.grant", {"pid": 1, "pattern": "fs:*", "rights": ["write"]}),
+        ("cap.revoke", {"id": 1}),
+        ("human.answer", {"request": 1, "verdict": "once"}),
+    ],
+)
+def test_only_the_host_issues_authority_whatever_a_process_holds(runtime, ws: Path, syscall: str, args) -> None:
+    pid = spawn(runtime, ws, allow=("proc:*=admin", "human:console=admin"))
+    with pytest.raises(alos.Denied, match=f"only the host may call {syscall}"):
+        d(runtime, pid, syscall, **args)
+    assert not any(c.pattern.startswith("fs:") for c in runtime.kernel.caps(pid))
+
+
+def test_the_store_directory_is_refused_by_dispatch_not_left_to_the_provider(tmp_path: Path, ws: Path) -> None:
+    rt = alos.open(str(ws / ".alos" / "store.db"), host=True)
+    try:
+        pid = spawn(rt, ws, allow=("fs:*=read",))
+        with pytest.raises(alos.Denied, match="inside alos's store directory"):
+            d(rt, pid, "fs.read", path=".alos/store.db")
+        [record] = [r for r in rt.audit(pid) if r.syscall == "fs.read"]
+        assert (record.decision, record.outcome) == ("deny", "denied")  # refused before the effect
+    finally:
+        rt.close()
+
+
+def test_a_speculative_fork_may_not_reach_beyond_itself(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, allow=("proc:spawn=spawn", "proc:*=signal"))
+    fork = d(runtime, pid, "proc.fork", mode="speculative", goal="try")["pid"]
+    for syscall, args in (("proc.spawn", {"name": "k", "goal": "g"}), ("proc.signal", {"pid": pid, "signal": "pause"})):
+        with pytest.raises(alos.Denied, match=f"is speculative: it makes no outside effects \\({syscall}\\)"):
+            d(runtime, fork, syscall, **args)
+    assert runtime.process(pid).state is not alos.ProcState.PAUSED
+
+
+def test_a_message_approved_once_is_told_once(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, ask=("human:console=send",))
+    parked = d(runtime, pid, "human.tell", text="deploying")
+    asyncio.run(runtime.answer(parked.request, "once"))
+    assert d(runtime, pid, "human.tell", text="deploying") == {"told": 9}
+    assert isinstance(d(runtime, pid, "human.tell", text="deploying"), alos.Parked)
+    assert runtime.human.told == [(pid, "deploying")]
+
+
+# -- what a call costs ---------------------------------------------------------------------------
+
+
+def test_a_call_is_charged_once_whether_it_parked_first_or_was_refused(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, ask=("fs:*=write",), deny=("fs:.env=write",))
+    parked = d(runtime, pid, "fs.write", path="a.txt", content="12345")
+    asyncio.run(runtime.answer(parked.request, "once"))
+    d(runtime, pid, "fs.write", path="a.txt", content="12345")
+    with pytest.raises(alos.Denied):
+        d(runtime, pid, "fs.write", path=".env", content="1234567")
+    spent = {name: used for name, (_, used) in runtime.budgets()[pid].items()}
+    assert (spent["tool_calls"], spent["bytes_written"]) == (2, 5)  # the refused call counts, its bytes do not
+
+
+def test_a_models_reported_tokens_are_charged(runtime, ws: Path) -> None:
+    turns = [{"content": "a", "usage": {"total_tokens": 40}}, {"content": "b", "usage": {"total_tokens": 2}}]
+    pid = spawn(runtime, ws, turns)
+    asyncio.run(runtime.run())
+    assert runtime.budgets()[pid]["tokens"][1] == 42
+
+
+# -- what the audit keeps of a call --------------------------------------------------------------
+
+
+def test_the_audit_keeps_numbers_the_digest_and_the_path_of_a_refused_call(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, allow=("fs:*=read",), ask=("fs:*=write",))
+    d(runtime, pid, "fs.read", path="README.md", offset=2)
+    parked = d(runtime, pid, "fs.write", path="a.txt", content="x")
+    with pytest.raises(alos.Invalid):
+        d(runtime, pid, "fs.read", path="README.md", offset=-1)
+    read, asked, bad = [r for r in runtime.audit(pid) if r.syscall.startswith("fs.")]
+    assert (read.detail["offset"], read.detail["length"]) == (2, 1048576)
+    assert asked.detail["digest"] == runtime.request(parked.request).digest
+    assert bad.resource == f"fs:{os.path.realpath(ws)}/README.md" and bad.decision == "-"

@@ -144,3 +144,26 @@ def test_host_calls_through_the_python_api_are_durable_before_they_return(store:
     conn.close()
     rt.close()
     assert rows == [("proc.signal", "not_found"), ("human.answer", "not_found"), ("msg.send", "not_found")]
+
+
+def test_an_approved_retry_of_a_write_that_asked_is_not_asked_again(store: str, ws: Path) -> None:
+    rt = alos.open(store, host=True)
+    pid = spawn(rt, ws, [{"tool_calls": [call("fs_write", path="out.txt", content="x")]}], ask=("fs:*=write",))
+    asyncio.run(rt.run())
+    [asked] = rt.requests()
+    asyncio.run(rt.answer(asked.id, "once"))
+    die_in_writes(rt)
+    run_until_the_host_dies(rt)
+    rt.close()
+    rt = alos.open(store, host=True)
+    try:
+        rt.recover()
+        asyncio.run(rt.run())
+        [recovery] = rt.requests()
+        assert recovery.kind.value == "recovery"
+        asyncio.run(rt.answer(recovery.id, "once"))  # the person's retry stands in for the ask
+        asyncio.run(rt.run())
+        assert (ws / "out.txt").read_text() == "x"
+        assert rt.requests() == [] and rt.process(pid).state.value == "exited"
+    finally:
+        rt.close()
