@@ -31,6 +31,18 @@ def run_until_the_host_dies(rt: alos.Runtime) -> None:
     assert stopped.value.subgroup(HostDies) is not None
 
 
+def reopened_after_dying_in_a_write(rt: alos.Runtime, store: str) -> alos.Runtime:
+    """Stop ``rt`` inside its next write (its intent committed); return a new host on ``store``
+    that recovered and ran what it could."""
+    die_in_writes(rt)
+    run_until_the_host_dies(rt)
+    rt.close()
+    rt = alos.open(store, host=True)
+    rt.recover()
+    asyncio.run(rt.run())
+    return rt
+
+
 def crashed_mid_write(store: str, ws: Path) -> int:
     rt = alos.open(store, host=True)
     pid = spawn(rt, ws, [{"tool_calls": [call("fs_write", path="out.txt", content="x")]}], allow=("fs:*=write",))
@@ -69,13 +81,8 @@ def test_an_approved_retry_is_used_once_even_if_the_host_dies_again(store: str, 
     asyncio.run(rt.run())
     [req] = rt.requests()
     asyncio.run(rt.answer(req.id, "once"))
-    die_in_writes(rt)  # the host dies again during the approved retry
-    run_until_the_host_dies(rt)
-    rt.close()
-    rt = alos.open(store, host=True)
+    rt = reopened_after_dying_in_a_write(rt, store)  # the host dies again during the approved retry
     try:
-        rt.recover()
-        asyncio.run(rt.run())
         assert not (ws / "out.txt").exists()
         [again] = rt.requests()
         assert again.kind.value == "recovery" and again.id != req.id
@@ -152,13 +159,8 @@ def test_an_approved_retry_of_a_write_that_asked_is_not_asked_again(store: str, 
     asyncio.run(rt.run())
     [asked] = rt.requests()
     asyncio.run(rt.answer(asked.id, "once"))
-    die_in_writes(rt)
-    run_until_the_host_dies(rt)
-    rt.close()
-    rt = alos.open(store, host=True)
+    rt = reopened_after_dying_in_a_write(rt, store)
     try:
-        rt.recover()
-        asyncio.run(rt.run())
         [recovery] = rt.requests()
         assert recovery.kind.value == "recovery"
         asyncio.run(rt.answer(recovery.id, "once"))  # the person's retry stands in for the ask

@@ -204,11 +204,6 @@ def finish_call(kernel: Kernel, pid: Pid, action: Action, index: int, text: str,
         tx.publish(pid, "result", {"call": call.id, "name": call.name, "ok": ok, "text": text})
 
 
-def drop(tx: Tx, pid: Pid) -> None:
-    """Clear ``pid``'s pending action and journal inside ``tx`` (the process exited)."""
-    rows.clear_action(tx.conn, pid)
-
-
 # -- the syscall journal ---------------------------------------------------------------
 
 
