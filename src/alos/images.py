@@ -12,9 +12,21 @@ from alos.errors import NotFound
 
 @dataclass(frozen=True, slots=True)
 class Image:
+    """An AgentImage: what a process's model is told and shown. It grants nothing: ``requests``
+    are declarations a person may grant at ``alos run`` (or grant less)."""
+
     name: str
     description: str
     syscalls: tuple[str, ...]
+    prompt: str = ""  # the image's system prompt, before what alos says about the process
+    version: str = "1"  # the author's label; the store numbers registered versions itself
+    requests: tuple[tuple[str, str], ...] = ()  # (allow | ask | deny, "RESOURCE=RIGHTS") it asks to be granted
+    budget: tuple[tuple[str, int], ...] = ()  # default budget limits (name, amount)
+    temperature: float | None = None
+    max_tokens: int | None = None  # per model call; reserved from the tokens budget before it
+    constrain: bool = False  # send a response_format allowing exactly one call of a declared tool
+    context_tokens: int | None = None  # the context's token budget; past it old tool results are elided
+    source: str = "built-in"  # the file it was loaded from, or "built-in", or "store:NAME@VERSION"
 
 
 BASE = Image(

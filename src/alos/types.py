@@ -193,4 +193,7 @@ class ModelTurn:
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
     exhausted: bool = False  # the model has nothing more to say (a script ran out)
+    # prompt_tokens, completion_tokens, total_tokens, cached_tokens (read from the prompt cache)
     usage: dict[str, int] = field(default_factory=dict)
+    finish_reason: str = ""  # as the provider reported it: stop, tool_calls, length, ...
+    model: str = ""  # the model that answered, as the provider named it

@@ -5,7 +5,7 @@ Protocols only; no behaviour.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -14,17 +14,37 @@ from alos.types import ModelTurn
 
 @dataclass(frozen=True, slots=True)
 class ModelRequest:
-    """What a model provider gets for one call."""
+    """What a model provider gets for one call.
+
+    ``messages`` are in the OpenAI Chat Completions shape (system first; an assistant turn
+    with ``tool_calls`` is followed by one ``tool`` message per call) and ``tools`` in the
+    OpenAI function-tool shape; a provider for another wire format translates both.
+    """
 
     process: str  # the process's name (a scripted model picks its turns by it)
     turn: int  # how many model calls this process made before this one
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]]
+    pid: int = 0
+    max_tokens: int | None = None  # the most tokens the reply may have (reserved from the budget)
+    temperature: float | None = None
+    constrain: bool = False  # ask the server to allow exactly one call of a declared tool
+    stream: Callable[[str], None] | None = None  # called with each piece of text as it arrives
 
 
 class Model(Protocol):
     async def complete(self, request: ModelRequest) -> ModelTurn:
-        """Return the model's next turn; raises AlosError on a bad response."""
+        """Return the model's next turn.
+
+        Retries transient faults itself (429, 5xx, dropped connections, timeouts). Raises
+        ProviderDown when the model cannot answer now (retries spent, a refused key: a person
+        must put it right) and Invalid for a reply no retry would mend. Cancelling the task
+        that awaits it (the process was paused or killed) ends the request at once.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; the model is not used again."""
         ...
 
 

@@ -42,6 +42,9 @@ class ScriptedModel:
             return ModelTurn(content="", exhausted=True)
         return turns[request.turn]
 
+    async def aclose(self) -> None:
+        """Nothing to release: the script was read whole when opened."""
+
 
 def load_script(path: str) -> dict[str, list[ModelTurn]]:
     """Return the turns of script ``path`` grouped by process name.
