@@ -42,3 +42,17 @@ WAIT_MAX_SECONDS = 30 * 86_400.0  # seconds: the longest clock.sleep or wait tim
 CONTEXTS_CACHED = 512  # process contexts kept in memory; more are read back from the store
 ANCESTRY_MAX = 64  # generations of processes below a root: a deeper spawn is refused
 BUDGET_MAX = 1 << 62  # the largest budget limit: the store keeps 64-bit integers
+
+# models and their clients (docs/models.md)
+MODEL_MAX_TOKENS = 1_024  # tokens a reply may have when the image names no max_tokens; reserved before each call
+MODEL_TIMEOUT_SECONDS = 120.0  # s one HTTP model request may take, streaming included, before it is retried
+MODEL_CONNECT_SECONDS = 10.0  # s to connect to a model server
+MODEL_RETRIES = 4  # retries of a transient fault (429, 5xx, dropped connection, timeout) before a person is asked
+MODEL_BACKOFF_SECONDS = 0.5  # s before the first retry; doubled each time, with full jitter
+MODEL_BACKOFF_MAX_SECONDS = 30.0  # s: the longest wait between retries, Retry-After included
+MODEL_REPLY_MAX_BYTES = 8 << 20  # bytes of one model reply (a stream included); more is a model error
+MODEL_REPAIRS = 3  # malformed tool calls in a row answered with a repair turn before a person is asked
+CONTEXT_TOKENS = 32_000  # the context's token budget when the image names none; past it old tool results are elided
+TOOL_RESULT_MAX_CHARS = 16_000  # characters of one tool result the model reads; the rest is cut, its size stated
+CHARS_PER_TOKEN = 4  # the estimate of tokens in text sent to a model, where the provider has not counted
+IMAGE_MAX_BYTES = 1 << 20  # bytes of an image file (image.yaml and prompt.md each)
