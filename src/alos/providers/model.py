@@ -1,4 +1,7 @@
-"""Model providers. This release has the scripted model; real clients come with images.
+"""Opening a model by its spec, and the scripted model.
+
+``open_model`` takes ``openai:MODEL``, ``anthropic:MODEL`` (HTTP clients, imported only then:
+httpx costs start-up time), ``script:PATH`` and ``replay:PATH`` (a file ``--record`` wrote).
 
 A scripted model reads a JSON Lines file, one model turn per line:
     {"content": "...", "tool_calls": [{"name": "fs_read", "arguments": {"path": "README.md"}}]}
@@ -15,14 +18,17 @@ import errno
 import math
 import os
 import stat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from alos import codec, limits
 from alos.errors import Invalid, NotFound, Unavailable
-from alos.providers.base import ModelRequest
+from alos.providers.base import Model, ModelRequest
 from alos.types import ModelTurn, ToolCall
+
+if TYPE_CHECKING:
+    from alos.config import ModelConfig
 
 _TURN_KEYS = frozenset({"content", "tool_calls", "proc", "usage"})
 _CALL_KEYS = frozenset({"name", "arguments", "id"})
@@ -53,7 +59,7 @@ def load_script(path: str) -> dict[str, list[ModelTurn]]:
     Invalid naming the line for a bad turn (or for anything but a regular file of UTF-8 text).
     """
     try:
-        text = _read(path).decode("utf-8")
+        text = read_regular(path, "model script", "pass --model script:PATH to a JSON Lines file").decode("utf-8")
     except UnicodeDecodeError:
         raise Invalid(f"script {path} is not UTF-8 text") from None
     turns: dict[str, list[ModelTurn]] = {}
@@ -70,29 +76,32 @@ def load_script(path: str) -> dict[str, list[ModelTurn]]:
     return turns
 
 
-def _read(path: str) -> bytes:
-    """Return the bytes of regular file ``path``, refusing anything else before reading it."""
+def read_regular(path: str, what: str, hint: str) -> bytes:
+    """Return the bytes of regular file ``path`` (a ``what``, e.g. "model script"; ``hint`` says how
+    to name one), refusing anything else before reading it. Raises NotFound, Unavailable when the
+    host may not read it, Invalid for a symlink, a non-regular file or one over
+    limits.SCRIPT_MAX_BYTES."""
     try:
         # a FIFO never blocks the host; the path is real (resolved when named): a symlink put
         # there since is not followed
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise NotFound(f"no model script at {path}; pass --model script:PATH to a JSON Lines file") from None
+        raise NotFound(f"no {what} at {path}; {hint}") from None
     except OSError as err:
         if err.errno == errno.ELOOP:
-            raise Invalid(f"model script {path} is a symlink now; name the file itself") from None
+            raise Invalid(f"{what} {path} is a symlink now; name the file itself") from None
         if err.errno in (errno.EACCES, errno.EPERM):
-            raise Unavailable(f"the host may not read model script {path} ({err.strerror})") from None
-        raise Invalid(f"model script {path} cannot be opened ({err.strerror})") from None
+            raise Unavailable(f"the host may not read {what} {path} ({err.strerror})") from None
+        raise Invalid(f"{what} {path} cannot be opened ({err.strerror})") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise Invalid(f"model script {path} is not a regular file; pass --model script:PATH to a JSON Lines file")
+            raise Invalid(f"{what} {path} is not a regular file; {hint}")
         if st.st_size > limits.SCRIPT_MAX_BYTES:
-            raise Invalid(f"model script {path} is {st.st_size} bytes; the limit is {limits.SCRIPT_MAX_BYTES}")
+            raise Invalid(f"{what} {path} is {st.st_size} bytes; the limit is {limits.SCRIPT_MAX_BYTES}")
         data = os.read(fd, limits.SCRIPT_MAX_BYTES + 1)  # a file that grows meanwhile is still capped
         if len(data) > limits.SCRIPT_MAX_BYTES:
-            raise Invalid(f"model script {path} is over {limits.SCRIPT_MAX_BYTES} bytes")
+            raise Invalid(f"{what} {path} is over {limits.SCRIPT_MAX_BYTES} bytes")
         return data
     finally:
         os.close(fd)
@@ -151,14 +160,49 @@ def _call(raw: Any, where: str, default_id: str) -> ToolCall:
     return ToolCall(id=call_id, name=name, arguments=args)
 
 
-def open_model(spec: str) -> ScriptedModel:
-    """Return the model a ``--model`` spec names (``script:PATH``).
+def open_model(spec: str, config: ModelConfig | None = None, *, record: str | None = None) -> Model:
+    """Return the model a ``--model`` spec names, recording every call to file ``record`` when given.
 
-    Raises Invalid for an unknown kind, NotFound/Invalid for a bad script.
+    ``config`` gives servers and keys for openai: and anthropic: (None: as ``alos.config.load``
+    finds them from the current directory, with no flags). Nothing is connected to yet. Raises
+    Invalid for an unknown kind or a bad config, NotFound/Invalid for a bad script or replay file.
     """
     kind, sep, rest = spec.partition(":")
+    model: Model
     if kind == "script" and sep and rest:
-        return ScriptedModel(rest)
-    raise Invalid(
-        f"model spec {spec!r} is not known; use script:PATH (a JSON Lines script, see docs/scripted-model.md)"
-    )
+        model = ScriptedModel(rest)
+    elif kind == "replay" and sep and rest:
+        from alos.providers.record import ReplayModel
+
+        model = ReplayModel(rest)
+    elif kind in ("openai", "anthropic") and sep and rest:
+        model = _http_model(kind, rest, config)
+    else:
+        raise Invalid(
+            f"model spec {codec.escape(spec)!r} is not known; use openai:MODEL, anthropic:MODEL, "
+            "script:PATH (a JSON Lines script) or replay:PATH (a file --record wrote); see docs/models.md"
+        )
+    if record:
+        from alos.providers.record import Recorder
+
+        model = Recorder(model, record, spec)
+    return model
+
+
+def _http_model(kind: str, name: str, config: ModelConfig | None) -> Model:
+    from alos import config as settings
+
+    provider = (config or settings.load(os.getcwd(), {})).provider(kind)
+    if kind == "openai":
+        from alos.providers.openai import OpenAIModel
+
+        return OpenAIModel(
+            name,
+            base_url=provider.base_url,
+            api_key=provider.api_key,
+            constrain=provider.constrain,
+            timeout=provider.timeout,
+        )
+    from alos.providers.anthropic import AnthropicModel
+
+    return AnthropicModel(name, base_url=provider.base_url, api_key=provider.api_key, timeout=provider.timeout)
