@@ -82,7 +82,7 @@ def load(cwd: str, flags: Mapping[str, str | None], *, env: Mapping[str, str] | 
     env = os.environ if env is None else env
     if set(flags) - set(FLAGS):
         raise ValueError(f"unknown flags {sorted(set(flags) - set(FLAGS))}")
-    home = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    home = env.get("XDG_CONFIG_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".config")
     workspace = os.path.join(cwd, ".alos", "config.toml")
     user = os.path.join(home, "alos", "config.toml")
     files = [(workspace, _file(workspace)), (user, _file(user))]
@@ -122,9 +122,11 @@ def _provider(
     for path, table in tables:
         name = table.get("api_key_env")
         keys.append((f"{name} (api_key_env in {path})", env.get(name)) if name else (path, table.get("api_key")))
+    if url_from == ws:  # a server the workspace names gets only the key the workspace gives it
+        keys = [(path, key) for path, key in keys if path == ws]
     key, key_from = _first(keys)
-    if url_from == ws and key_from != ws and key is not None:
-        key, key_from = None, f"none sent: base_url is set by {ws}, which may set only its own key"
+    if url_from == ws and key is None:
+        key_from = f"none: base_url is set by {ws}, which may send only a key it sets itself"
     if url is not None and not url.startswith(("http://", "https://")):
         raise Invalid(f"base_url {codec.escape(url)!r} from {url_from} is not an http:// or https:// URL")
     timeout, _ = _first([(path, t.get("timeout")) for path, t in tables])

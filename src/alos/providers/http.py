@@ -192,8 +192,10 @@ class Transport:
                 last = "a reply whose content encoding does not decode"
             except (TimeoutError, httpx.TimeoutException):
                 last = f"no complete answer within {self.timeout:g} s"
-            except httpx.UnsupportedProtocol:
-                raise ProviderDown(f"model server {self.server} is not an http(s):// URL; fix base_url") from None
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+                raise ProviderDown(
+                    f"model server {self.server} is not an http:// or https:// URL; fix base_url"
+                ) from None
             except httpx.TransportError as err:
                 last = f"the connection failed ({type(err).__name__}: {_shown(str(err)) or 'no detail'})"
             else:
