@@ -263,6 +263,18 @@ def test_a_refused_key_model_or_request_raises_at_once(openai_server: FakeServer
     assert len(openai_server.requests) == 1 and waits.asked == []
 
 
+def test_a_key_the_server_echoes_is_never_shown_and_a_missing_key_is_named(openai_server: FakeServer) -> None:
+    openai_server.push(status(401, f"bad key {KEY}!"), status(503, f"{KEY}"), status(401, "key required"))
+    with pytest.raises(ProviderDown) as err:
+        ask(model(openai_server))
+    assert KEY not in str(err.value) and "bad key [redacted]!" in str(err.value)
+    with pytest.raises(ProviderDown) as err:
+        ask(model(openai_server, retries=0))
+    assert KEY not in str(err.value) and "HTTP 503: [redacted]" in str(err.value)
+    with pytest.raises(ProviderDown, match="wants an API key and none is set: set it with --api-key, OPENAI_API_KEY"):
+        ask(OpenAIModel("qwen", base_url=wire.base_url(openai_server)))
+
+
 def test_a_hostile_error_message_is_escaped_and_cut(openai_server: FakeServer) -> None:
     openai_server.push(status(400, "\x1b[2J\x1b[31mpwned\u202e" + "A" * 5000))
     with pytest.raises(ProviderDown) as err:

@@ -47,7 +47,9 @@ class AnthropicModel:
         headers = {"content-type": "application/json", "anthropic-version": VERSION}
         if api_key:
             headers["x-api-key"] = api_key
-        self.transport = Transport(base_url, headers, key_hint=KEY_HINT, timeout=timeout, retries=retries, sleep=sleep)
+        self.transport = Transport(
+            base_url, headers, key=api_key or None, key_hint=KEY_HINT, timeout=timeout, retries=retries, sleep=sleep
+        )
 
     def __repr__(self) -> str:
         return f"AnthropicModel({self.model!r}, base_url={self.transport.base_url!r})"

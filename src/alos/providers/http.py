@@ -147,17 +147,20 @@ class Transport:
         base_url: str,
         headers: Mapping[str, str],
         *,
+        key: str | None,
         key_hint: str,
         timeout: float = limits.MODEL_TIMEOUT_SECONDS,
         connect: float = limits.MODEL_CONNECT_SECONDS,
         retries: int = limits.MODEL_RETRIES,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        """``key_hint`` says where the key is set, for the error a refused key raises; ``sleep``
-        waits between retries (a test passes one that records the waits and returns at once)."""
+        """``key`` is the API key ``headers`` carry (None: none), scrubbed from every message shown;
+        ``key_hint`` says where a key is set; ``sleep`` waits between retries (a test passes one
+        that records the waits and returns at once)."""
         self.base_url = base_url.rstrip("/")
         self.server = codec.escape(self.base_url)
         self.headers = dict(headers)
+        self.key = key
         self.key_hint = key_hint
         self.timeout = timeout
         self.connect = min(connect, timeout)
@@ -184,10 +187,10 @@ class Transport:
                     ) as response:
                         if 200 <= response.status_code < 300:
                             return await read(Reply(response, self.server, limits.MODEL_REPLY_MAX_BYTES))
-                        status, message = response.status_code, await _error_message(response)
+                        status, message = response.status_code, await _error_message(response, self.key)
                         wait = retry_after(response.headers, time.time())
             except Malformed as err:
-                last = f"a reply alos cannot read: {_shown(str(err))}"
+                last = f"a reply alos cannot read: {_shown(str(err), self.key)}"
             except httpx.DecodingError:
                 last = "a reply whose content encoding does not decode"
             except (TimeoutError, httpx.TimeoutException):
@@ -197,7 +200,7 @@ class Transport:
                     f"model server {self.server} is not an http:// or https:// URL; fix base_url"
                 ) from None
             except httpx.TransportError as err:
-                last = f"the connection failed ({type(err).__name__}: {_shown(str(err)) or 'no detail'})"
+                last = f"the connection failed ({type(err).__name__}: {_shown(str(err), self.key) or 'no detail'})"
             else:
                 if not _transient(status):
                     raise ProviderDown(self._refusal(status, message))
@@ -227,6 +230,8 @@ class Transport:
     def _refusal(self, status: int, message: str) -> str:
         said = f"model server {self.server} answered HTTP {status}: {message}"
         if status in (401, 403):
+            if self.key is None:
+                return f"{said}. The server wants an API key and none is set: {self.key_hint}, then retry"
             return f"{said}. The API key was refused: {self.key_hint}, then retry"
         if status == 404:
             return f"{said}. Check the model name and base_url (OpenAI-compatible ones usually end in /v1), then retry"
@@ -267,7 +272,7 @@ def retry_after(headers: Mapping[str, str], now: float) -> float | None:
     return min(cap, max(0.0, seconds))
 
 
-async def _error_message(response: httpx.Response) -> str:
+async def _error_message(response: httpx.Response, key: str | None) -> str:
     """Return the provider's error message from an error answer, escaped and cut short."""
     body = bytearray()
     async for piece in response.aiter_bytes():
@@ -281,11 +286,14 @@ async def _error_message(response: httpx.Response) -> str:
     error = value.get("error", value) if isinstance(value, dict) else None
     message = error.get("message") if isinstance(error, dict) else error
     text = message if isinstance(message, str) else bytes(body).decode("utf-8", "replace")
-    return _shown(text) or "no message"
+    return _shown(text, key) or "no message"
 
 
-def _shown(text: str) -> str:
-    """Return untrusted ``text`` safe to show a person: escaped and cut to limits.PREVIEW_CHARS."""
+def _shown(text: str, key: str | None) -> str:
+    """Return untrusted ``text`` safe to show a person: without ``key`` (a server may echo it),
+    escaped and cut to limits.PREVIEW_CHARS."""
+    if key:
+        text = text.replace(key, "[redacted]")
     text = " ".join(text.split())
     if len(text) > limits.PREVIEW_CHARS:
         text = text[: limits.PREVIEW_CHARS] + "..."

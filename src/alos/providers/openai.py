@@ -50,7 +50,9 @@ class OpenAIModel:
         headers = {"content-type": "application/json"}
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
-        self.transport = Transport(base_url, headers, key_hint=KEY_HINT, timeout=timeout, retries=retries, sleep=sleep)
+        self.transport = Transport(
+            base_url, headers, key=api_key or None, key_hint=KEY_HINT, timeout=timeout, retries=retries, sleep=sleep
+        )
 
     def __repr__(self) -> str:
         return f"OpenAIModel({self.model!r}, base_url={self.transport.base_url!r})"
