@@ -4,10 +4,12 @@ connections, cancellation)."""
 
 import asyncio
 import email.utils
+import os
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -380,3 +382,26 @@ def test_httpx_is_imported_only_when_an_http_model_is_opened() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.split()[-2:] == ["False", "True"], out.stderr
+
+
+def test_a_cli_in_another_process_reaches_the_fake_through_openai_base_url(
+    openai_server: FakeServer, tmp_path: Path
+) -> None:
+    openai_server.push(wire.reply("ok"))
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": wire.base_url(openai_server),
+        "OPENAI_API_KEY": KEY,
+        "XDG_CONFIG_HOME": str(tmp_path),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "alos.cli", "models", "check", "openai:qwen"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert openai_server.requests[0].headers["authorization"] == f"Bearer {KEY}"
+    assert openai_server.requests[0].body["model"] == "qwen"
