@@ -111,7 +111,7 @@ class FakeServer:
 
     def stop(self) -> None:
         self._server.should_exit = True
-        self._thread.join(5)
+        self._thread.join(2)  # a daemon thread: a step still sleeping does not hold the process
 
     def push(self, *steps: Step) -> None:
         """Answer the next requests with ``steps``, in order."""

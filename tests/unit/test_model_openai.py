@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -289,9 +288,8 @@ def test_a_hostile_error_message_is_escaped_and_cut(openai_server: FakeServer) -
 def test_a_slow_answer_past_the_timeout_is_retried(openai_server: FakeServer) -> None:
     waits = Waits()
     openai_server.push(Step(body=wire.reply("late").body, delay=2.0), wire.reply("on time"))
-    started = time.monotonic()
     assert ask(model(openai_server, waits, timeout=0.3)).content == "on time"
-    assert time.monotonic() - started < 1.5 and len(waits.asked) == 1
+    assert len(waits.asked) == 1 and len(openai_server.requests) == 2
     openai_server.push(*[Step(body=b"{}", delay=2.0)] * 2)
     with pytest.raises(ProviderDown, match="no complete answer within 0.2 s"):
         ask(model(openai_server, waits, timeout=0.2, retries=1))
