@@ -5,7 +5,8 @@ Every error of a file is reported at once, one a line, sorted by line; each name
 the line, the field and what would be valid. The file may be hostile: only a regular file is
 read (a FIFO never blocks), at most limits.IMAGE_MAX_BYTES of it; it must be UTF-8 YAML of one
 document with no anchors, aliases, tags or duplicate keys; values quoted in messages are cut
-and escaped. Imports yaml and jsonschema: ``import alos.images`` never imports this module.
+and escaped. Imports yaml and jsonschema when it first loads a file, not when it is imported:
+a front end may import it at the top and still start fast.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import errno
 import os
 import stat
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alos import codec, limits
 from alos.errors import Invalid, NotFound
-from alos.images import Image, form, from_json, schema
-from alos.images.parse import Error, Spot, parse
+from alos.images import Image, form, from_json
+
+if TYPE_CHECKING:
+    from alos.images.parse import Error, Spot
 
 _ERRORS_SHOWN = 50  # errors one Invalid lists; a hostile file may have thousands
 
@@ -37,6 +40,8 @@ def load(path: str) -> Image:
     file, prompt_file = (os.path.join(path, "image.yaml"), os.path.join(path, "prompt.md")) if is_dir else (path, "")
     if is_dir and not os.path.lexists(file):
         raise NotFound(f"{codec.escape(path)} holds no image.yaml; an image directory holds image.yaml and prompt.md")
+    from alos.images.parse import parse  # yaml: on first use (see the module docstring)
+
     parsed = parse(read(file), file)
     data, spots, errors = parsed.value, parsed.spots, parsed.errors
     if prompt_file and os.path.lexists(prompt_file) and isinstance(data, dict):
@@ -61,6 +66,8 @@ def check(data: Any, spots: dict[form.Field, Spot], refused: Sequence[form.Field
     """Return every problem of the parsed file ``data`` at its spot: the schema's first, then the
     checks the schema cannot make (tool names, grant syntax) where the schema found nothing.
     Fields in ``refused`` (and those in them) were reported already and are not checked again."""
+    from alos.images import schema  # jsonschema: on first use (see the module docstring)
+
     found: list[form.Problem] = []
     reported: set[form.Field] = set()  # fields a problem is reported at
     holding: set[form.Field] = set()  # those fields and every field holding one
