@@ -36,6 +36,8 @@ class Plan:
     wakes: int  # timed wake-ups of a process blocked in proc.wait or msg.recv
     cli_runs: int  # pairs of `alos run` (trace, --json) in the trace benchmark (benchmarks/host.py)
     reopens: int  # hosts killed with SIGKILL and reopened to carry out an approval
+    loops: tuple[int, int]  # (timed quanta per run, runs) of an openai: process (benchmarks/model_loop.py)
+    startups: int  # timed runs of `alos --help` (benchmarks/startup.py)
     isolate: bool = True  # run each concurrent run in a fresh interpreter (False under --profile)
 
 
@@ -53,6 +55,8 @@ FULL = Plan(
     wakes=300,
     cli_runs=5,
     reopens=30,
+    loops=(25, 4),
+    startups=10,
 )
 QUICK = Plan(
     300,
@@ -68,6 +72,8 @@ QUICK = Plan(
     wakes=100,
     cli_runs=2,
     reopens=8,
+    loops=(25, 1),
+    startups=3,
 )
 
 
