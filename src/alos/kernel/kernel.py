@@ -16,7 +16,7 @@ from typing import Any
 from alos import audit, limits
 from alos.errors import NotFound
 from alos.kernel.budget import Ledger
-from alos.providers.base import Clock, FileSystem, HumanIO, Model
+from alos.providers.base import Clock, FileSystem, HumanIO, ImageCatalog, Model
 from alos.rights import Capability, kind
 from alos.store import rows
 from alos.store.db import Store
@@ -91,14 +91,16 @@ class Kernel:
         human: HumanIO,
         clock: Clock,
         models: Callable[[str], Model],
-        images: Callable[[str], object] = lambda name: None,
+        images: ImageCatalog,
     ) -> None:
         self.store = store
         self.files = files
         self.human = human
         self.clock = clock
         self._open_model = models
-        self.images = images  # raises NotFound for an image that does not exist (images live above)
+        self.images = images  # the built-in images and how to check one (images live above the kernel)
+        self.image_bodies: dict[str, dict[str, Any]] = {}  # ref -> JSON form (refs never change: never dropped)
+        self.streams: list[Callable[[Pid, str], None]] = []  # called with a model's text as it arrives
         self._models: dict[str, Model] = {}
         self._procs: dict[Pid, Process] = {}
         self._caps: dict[Pid, list[Capability]] = {}
@@ -270,6 +272,12 @@ class Kernel:
         else:
             self._caps.pop(pid, None)
             self._bykind.pop(pid, None)
+
+    async def close_models(self) -> None:
+        """Release every opened model's connections; they are opened again when next needed."""
+        opened, self._models = self._models, {}
+        for m in opened.values():
+            await m.aclose()
 
     def model(self, spec: str) -> Model:
         """Return the model provider for ``spec``, opened once."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from alos import audit
 from alos.audit import ChainCheck
+from alos.kernel import images
 from alos.kernel.kernel import Kernel
 from alos.store import db, rows
 from alos.types import AuditRecord, Event, HumanRequest, Pid, Process, RequestState
@@ -48,6 +49,17 @@ def process(kernel: Kernel, pid: Pid) -> Process:
     """Return process ``pid`` as last committed by any connection; raises NotFound."""
     kernel.refresh()
     return kernel.proc(pid)
+
+
+def image(kernel: Kernel, ref: str) -> dict[str, Any]:
+    """Return the JSON form of the image ``ref`` names (a built-in or one stored); raises NotFound."""
+    return images.body(kernel, ref)
+
+
+def lookup_image(kernel: Kernel, name: str) -> tuple[str, dict[str, Any]]:
+    """Return (ref, JSON form) of the image ``name`` means now: a ref, a built-in or the newest
+    registered version; raises NotFound."""
+    return images.lookup(kernel, name)
 
 
 def context(kernel: Kernel, pid: Pid) -> list[dict[str, Any]]:

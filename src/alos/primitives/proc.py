@@ -19,7 +19,7 @@ import msgspec
 
 from alos import caps, limits
 from alos.errors import Denied, Invalid, Limit, NotFound
-from alos.kernel import Kernel, Tx, action
+from alos.kernel import Kernel, Tx, action, images
 from alos.kernel.budget import check_names
 from alos.kernel.proc import create, move
 from alos.rights import Capability, Effect, Grant, Need, Right, kind, make_grant, normalize_pattern
@@ -167,7 +167,7 @@ def fork_needs(proc: Process, args: ForkArgs) -> tuple[Need, ...]:
 
 def exec_needs(proc: Process, args: ExecArgs) -> tuple[Need, ...]:
     """Return the (resource, right) pairs this call needs; dispatch() decides them."""
-    return (Need(f"image:{args.image}", Right.EXECUTE),)
+    return (Need(f"image:{args.image.partition('@')[0]}", Right.EXECUTE),)
 
 
 def chdir_needs(proc: Process, args: ChdirArgs) -> tuple[Need, ...]:
@@ -188,7 +188,7 @@ def spawn(kernel: Kernel, tx: Tx, proc: Process, args: SpawnArgs) -> dict[str, A
     model = args.model or proc.model
     cwd = args.cwd or proc.cwd
     _check_cwd(kernel, cwd)
-    kernel.images(image)  # an unknown image fails here, before anything is stored
+    image, _ = images.lookup(kernel, image)  # an unknown image fails here, before anything is stored
     kernel.model(model)  # so does a bad model spec or script
     return _make(kernel, tx, proc, args.name, args.goal, image, model, cwd, args, Fork.SPAWN)
 
@@ -292,7 +292,7 @@ def exec_(kernel: Kernel, tx: Tx, proc: Process, args: ExecArgs) -> dict[str, An
     """
     if proc.pid == HOST:
         raise Invalid("the host has no image to replace")
-    kernel.images(args.image)
+    ref, _ = images.lookup(kernel, args.image)  # the version it runs from now on; it grants nothing
     written = {normalize_pattern(k, proc.cwd, k): k for k in args.keep}  # as a grant would name it
     keep = set(written)
     kept: list[int] = []
@@ -308,10 +308,10 @@ def exec_(kernel: Kernel, tx: Tx, proc: Process, args: ExecArgs) -> dict[str, An
         shown = written[sorted(missing)[0]]
         raise NotFound(f"process {proc.pid} holds no capability with pattern {shown!r} to keep")
     rows.drop_capabilities(tx.conn, dropped)
-    new = action.reset(kernel, tx, proc, args.image, args.goal or proc.goal)
-    tx.event(proc.pid, "exec", {"image": args.image, "kept": kept, "dropped": dropped, "epoch": new.epoch})
+    new = action.reset(kernel, tx, proc, ref, args.goal or proc.goal)
+    tx.event(proc.pid, "exec", {"image": ref, "kept": kept, "dropped": dropped, "epoch": new.epoch})
     tx.on_commit.append(lambda: kernel.forget_caps(proc.pid))
-    return {"pid": proc.pid, "image": args.image, "kept": kept, "dropped": dropped}
+    return {"pid": proc.pid, "image": ref, "kept": kept, "dropped": dropped}
 
 
 def chdir(kernel: Kernel, tx: Tx, proc: Process, args: ChdirArgs) -> dict[str, Any]:

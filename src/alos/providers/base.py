@@ -95,3 +95,22 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None:
         """Return after ``seconds`` have passed on this clock."""
         ...
+
+
+class ImageCatalog(Protocol):
+    """What the kernel knows of AgentImages: the built-ins and how to check an image's JSON form.
+
+    The kernel stores and versions images; what an image *is* lives in alos.images, above it.
+    """
+
+    def builtin(self, name: str) -> dict[str, Any] | None:
+        """Return built-in image ``name`` in its JSON form, or None."""
+        ...
+
+    def names(self) -> list[str]:
+        """Return the names of the built-in images."""
+        ...
+
+    def check(self, body: Any) -> dict[str, Any]:
+        """Return ``body`` as a valid image's canonical JSON form; raise Invalid naming what is wrong."""
+        ...

@@ -41,6 +41,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE TABLE budgets (pid INTEGER NOT NULL, name TEXT NOT NULL, lim INTEGER,"
         " spent INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (pid, name))",
     ),
+    3: (  # AgentImages registered in the store
+        "CREATE TABLE images (ref TEXT PRIMARY KEY, name TEXT NOT NULL, version INTEGER, digest TEXT NOT NULL,"
+        " body TEXT NOT NULL, created REAL NOT NULL, pid INTEGER NOT NULL)",
+        "CREATE UNIQUE INDEX images_version ON images(name, version) WHERE version IS NOT NULL",
+    ),
 }
 REQUIRED_TABLES = frozenset(
     {
@@ -55,6 +60,7 @@ REQUIRED_TABLES = frozenset(
         "events",
         "messages",
         "budgets",
+        "images",
     }
 )
 

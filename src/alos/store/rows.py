@@ -591,3 +591,42 @@ def events_after(conn: Conn, seq: int) -> list[Event]:
         Event(seq=r[0], time=r[1], pid=r[2], kind=r[3], detail=codec.loads(r[4]))
         for r in conn.execute("SELECT seq, time, pid, kind, detail FROM events WHERE seq > ? ORDER BY seq", (seq,))
     ]
+
+
+# -- images ----------------------------------------------------------------------------
+
+
+def insert_image(
+    conn: Conn, ref: str, name: str, version: int | None, digest: str, body: str, when: float, pid: Pid
+) -> bool:
+    """Store image ``ref``; return False when that ref is already stored (a file run twice)."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO images (ref, name, version, digest, body, created, pid) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (ref, name, version, digest, body, when, pid),
+    )
+    return cur.rowcount == 1
+
+
+def load_image(conn: Conn, ref: str) -> tuple[str, int | None, str, dict[str, Any], float, Pid] | None:
+    """Return (name, version, digest, body, created, pid) of stored image ``ref``, or None."""
+    row = conn.execute("SELECT name, version, digest, body, created, pid FROM images WHERE ref=?", (ref,)).fetchone()
+    if row is None:
+        return None
+    return row[0], row[1], row[2], codec.parse(row[3]), row[4], row[5]
+
+
+def latest_image(conn: Conn, name: str) -> tuple[int, str] | None:
+    """Return (version, digest) of the newest registered version of ``name``, or None."""
+    row = conn.execute(
+        "SELECT version, digest FROM images WHERE name=? AND version IS NOT NULL ORDER BY version DESC LIMIT 1", (name,)
+    ).fetchone()
+    return (int(row[0]), str(row[1])) if row is not None else None
+
+
+def registered_images(conn: Conn) -> list[tuple[str, int, str, str, float, Pid]]:
+    """Return (name, newest version, digest, description, created, pid) of every registered image, by name."""
+    rows = conn.execute(
+        "SELECT name, version, digest, body, created, pid FROM images i WHERE version ="
+        " (SELECT MAX(version) FROM images WHERE name = i.name) ORDER BY name"
+    ).fetchall()
+    return [(r[0], r[1], r[2], str(codec.parse(r[3]).get("description", "")), r[4], r[5]) for r in rows]

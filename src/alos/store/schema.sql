@@ -1,4 +1,4 @@
--- alos store, schema version 2. Applied in one transaction to an empty store.
+-- alos store, schema version 3. Applied in one transaction to an empty store.
 -- The store is the source of truth: every state change commits with its audit record.
 
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -149,3 +149,16 @@ CREATE TABLE events (
     kind   TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+
+-- AgentImages stored by image.register (NAME@VERSION, listed) or for a run from a file
+-- (NAME@sha256:HEX, unlisted). A process names the ref it runs, so it keeps that version.
+CREATE TABLE images (
+    ref     TEXT PRIMARY KEY,
+    name    TEXT NOT NULL,
+    version INTEGER,                        -- NULL: stored for a run from a file, not registered
+    digest  TEXT NOT NULL,                  -- sha256 of the canonical JSON body
+    body    TEXT NOT NULL,                  -- the image as JSON
+    created REAL NOT NULL,
+    pid     INTEGER NOT NULL                -- who stored it (0: the host)
+);
+CREATE UNIQUE INDEX images_version ON images(name, version) WHERE version IS NOT NULL;

@@ -1,0 +1,106 @@
+"""image.*: register AgentImages in the store, list them and show one.
+
+An image is a tool table, a prompt, defaults and the grants it *requests*; storing or running
+one grants nothing. Registering a name again makes a new version; a running process keeps the
+version it started with (kernel/images.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from alos.errors import Invalid
+from alos.kernel import Kernel, Tx
+from alos.kernel import images as registry
+from alos.rights import Need, Right
+from alos.store import rows
+from alos.types import Process
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterArgs:
+    """Register ``image`` (an object with the fields of an image file: name, description,
+    prompt, tools, grants, budget, model, context; docs/images.md) as the next version of its
+    name. Needs write on image:NAME. It grants nothing to anyone."""
+
+    image: dict[str, Any]
+    listed: bool = True  # false: keep it only under its digest, for one run (what alos run FILE does)
+
+
+@dataclass(frozen=True, slots=True)
+class ListArgs:
+    """List the built-in images and the newest version of every registered one."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShowArgs:
+    """Show image ``name`` (a built-in, a registered name for its newest version, or NAME@VERSION)."""
+
+    name: str
+
+
+def resolve_register(kernel: Kernel, proc: Process, args: RegisterArgs) -> RegisterArgs:
+    """Check the image's name before anything is decided (its resource is built from it)."""
+    name = args.image.get("name")
+    if not isinstance(name, str):
+        raise Invalid("image.register: the image needs a 'name' (a letter, then letters, digits, - or _)")
+    registry.check_name(name)
+    return args
+
+
+def register_needs(proc: Process, args: RegisterArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
+    return (Need(f"image:{args.image['name']}", Right.WRITE),)
+
+
+def list_needs(proc: Process, args: ListArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
+    return (Need("image:*", Right.LIST),)
+
+
+def show_needs(proc: Process, args: ShowArgs) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
+    return (Need(f"image:{args.name.partition('@')[0]}", Right.READ),)
+
+
+def describe_register(kernel: Kernel, proc: Process, args: RegisterArgs) -> dict[str, Any]:
+    """Return what a person deciding about this registration sees: what the image would be."""
+    image = args.image
+    return {
+        "name": image.get("name"),
+        "description": image.get("description"),
+        "tools": image.get("tools"),
+        "requests": image.get("grants"),
+    }
+
+
+def register(kernel: Kernel, tx: Tx, proc: Process, args: RegisterArgs) -> dict[str, Any]:
+    """Store the image as the next version of its name; return its ref, version and digest."""
+    return registry.store(kernel, tx, args.image, proc.pid, listed=args.listed)
+
+
+async def list_images(kernel: Kernel, proc: Process, args: ListArgs) -> dict[str, Any]:
+    """Return the built-in images and the newest version of each registered one."""
+    out: list[dict[str, Any]] = []
+    for name in kernel.images.names():
+        body = kernel.images.builtin(name) or {}
+        out.append({"name": name, "version": "built-in", "description": body.get("description", "")})
+    for name, version, digest, description, created, pid in rows.registered_images(kernel.store.conn):
+        out.append(
+            {
+                "name": name,
+                "version": version,
+                "description": description,
+                "digest": digest,
+                "registered": created,
+                "by": pid,
+            }
+        )
+    return {"images": out}
+
+
+async def show(kernel: Kernel, proc: Process, args: ShowArgs) -> dict[str, Any]:
+    """Return the image ``name`` means, whole, with its ref."""
+    ref, body = registry.lookup(kernel, args.name)
+    return {"ref": ref, "image": body}
