@@ -1,75 +1,78 @@
-"""The agent loop: one quantum = materialize the context, one model.call, dispatch the tool calls.
+"""The agent loop: one quantum = fit the context, one model.call, dispatch the tool calls.
 
 If the process has a pending action (a turn interrupted by a park or a host crash), the
 quantum continues it instead of calling the model: the same calls, not a new decision.
 Interrupts and messages from a person are put into the context before a model call. A
 process paused, killed or exec'd during its quantum stops at the next call boundary.
+A malformed turn (a tool the image lacks, arguments that fit no schema, an empty reply) gets
+a repair turn naming what was wrong, at most limits.MODEL_REPAIRS in a row; then the next
+model call parks the process on a request where a person lets it try again or ends it.
 Never checks authority; everything goes through dispatch() (directly or via tools).
 """
 
 from __future__ import annotations
 
-from alos import tools
+from dataclasses import dataclass
+
+from alos import context, limits, tools
 from alos.errors import AlosError
-from alos.images import image
-from alos.kernel import Kernel, Site
+from alos.images import Image, from_json
+from alos.kernel import Kernel, Site, reads
 from alos.kernel import action as actions
 from alos.syscall import dispatch
 from alos.types import ModelTurn, Parked, Pid, ProcState
 
 
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """What the loop needs of an image: it, its tool table and the table as the model sees it."""
+
+    image: Image
+    table: dict[str, tools.ToolSpec]
+    wire: list[dict[str, object]]
+
+
 class Agent:
-    """Runs quanta for the processes of one kernel; caches each image's tool table."""
+    """Runs quanta for the processes of one kernel; caches each image's tool table by ref."""
 
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
-        self._tables: dict[str, dict[str, tools.ToolSpec]] = {}
-        self._wires: dict[str, list[dict[str, object]]] = {}
+        self._images: dict[str, _Loaded] = {}
 
-    def tools(self, image_name: str) -> dict[str, tools.ToolSpec]:
-        """Return the tool table of image ``image_name``."""
-        found = self._tables.get(image_name)
+    def loaded(self, ref: str) -> _Loaded:
+        """Return image ``ref`` with its tool table (refs never change, so they are cached)."""
+        found = self._images.get(ref)
         if found is None:
-            found = self._tables[image_name] = tools.table(image(image_name))
+            image = from_json(reads.image(self.kernel, ref), source=f"store:{ref}")
+            table = tools.table(image)
+            found = self._images[ref] = _Loaded(image, table, [t.wire() for t in table.values()])
         return found
+
+    def tools(self, ref: str) -> dict[str, tools.ToolSpec]:
+        """Return the tool table of image ``ref``."""
+        return self.loaded(ref).table
 
     async def quantum(self, pid: Pid) -> None:
         """Run one quantum of process ``pid``."""
         kernel = self.kernel
         proc = kernel.proc(pid)
-        table = self.tools(proc.image)
+        loaded = self.loaded(proc.image)
         act = actions.pending(kernel, pid)
         replay = act is not None  # re-entered: earlier dispatches may have journaled effects
         if act is None:
             actions.deliver(kernel, pid)
-            wire = self._wires.get(proc.image)
-            if wire is None:
-                wire = self._wires[proc.image] = [t.wire() for t in table.values()]
-            try:
-                turn = await dispatch(
-                    kernel,
-                    pid,
-                    "model.call",
-                    {"messages": actions.context(kernel, pid), "tools": wire},
-                )
-            except AlosError as err:
-                await dispatch(
-                    kernel,
-                    pid,
-                    "proc.exit",
-                    {"status": "failed", "result": f"model call failed: {err}"},
-                )
+            turn = await self._think(pid, loaded)
+            if turn is None:
                 return
-            if isinstance(turn, Parked):
-                return
-            assert isinstance(turn, ModelTurn)
-            if kernel.proc(pid).state is ProcState.EXITED:
-                return  # killed while the model thought (from elsewhere: start() meets a Conflict)
             if turn.exhausted:
                 await dispatch(kernel, pid, "proc.exit", {"status": "ok", "result": _last_words(kernel, pid)})
                 return
             act = actions.start(kernel, kernel.proc(pid), turn)
+            if not act.calls and not turn.content.strip():
+                self._repair(pid, "your reply was empty: call one of your tools (proc_exit when you are done)")
+                return
         epoch = proc.epoch
+        table = loaded.table
         for index in range(act.next, len(act.calls)):
             if kernel.proc(pid).state is not ProcState.RUNNING:  # the cache was refreshed after the last call
                 return  # paused or killed: the rest of the action waits in the store
@@ -81,7 +84,48 @@ class Agent:
                 # exited, exec'd, or paused from elsewhere: a call refused because of the pause
                 # made nothing, and a journaled one answers again from the journal
                 return
-            actions.finish_call(kernel, pid, act, index, result.text, result.ok)
+            text = context.cut(result.text)
+            if result.malformed:
+                text = f"{context.REPAIR}{self._next_repair(pid)} of {limits.MODEL_REPAIRS}] {text}"
+            actions.finish_call(kernel, pid, act, index, text, result.ok)
+
+    async def _think(self, pid: Pid, loaded: _Loaded) -> ModelTurn | None:
+        """Make the process's model call; return its turn, or None when the process stopped,
+        parked, or failed (then it has exited)."""
+        kernel = self.kernel
+        image = loaded.image
+        msgs = actions.context(kernel, pid)
+        args: dict[str, object] = {
+            "messages": context.fit(msgs, image.context_tokens or limits.CONTEXT_TOKENS),
+            "tools": loaded.wire,
+            "max_tokens": image.max_tokens or limits.MODEL_MAX_TOKENS,
+            "temperature": image.temperature,
+            "constrain": image.constrain,
+        }
+        if context.repairs(msgs) >= limits.MODEL_REPAIRS:  # a person decides whether it tries again
+            args["stuck"] = str(msgs[-1].get("content", ""))[:300]
+        try:
+            turn = await dispatch(kernel, pid, "model.call", args)
+        except AlosError as err:
+            if reads.process(kernel, pid).state is not ProcState.RUNNING:
+                return None  # paused or killed during the call: it was cancelled
+            await dispatch(kernel, pid, "proc.exit", {"status": "failed", "result": f"model call failed: {err}"})
+            return None
+        if isinstance(turn, Parked):
+            return None
+        assert isinstance(turn, ModelTurn)
+        if kernel.proc(pid).state is ProcState.EXITED:
+            return None  # killed while the model thought (from elsewhere: start() meets a Conflict)
+        return turn
+
+    def _next_repair(self, pid: Pid) -> int:
+        """Return the number of the next repair turn: one more than the last, or 1 after a person
+        let the process try again (or after a turn that was not a repair)."""
+        last = context.repairs(actions.context(self.kernel, pid))
+        return 1 if last >= limits.MODEL_REPAIRS else last + 1
+
+    def _repair(self, pid: Pid, what: str) -> None:
+        actions.note(self.kernel, pid, f"{context.REPAIR}{self._next_repair(pid)} of {limits.MODEL_REPAIRS}] {what}")
 
 
 def _last_words(kernel: Kernel, pid: Pid) -> str:

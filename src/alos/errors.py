@@ -45,6 +45,10 @@ class Invalid(AlosError):
     code = "invalid"
 
 
+class BadArguments(Invalid):
+    """Arguments that do not match the syscall's schema (the model gets a repair turn)."""
+
+
 class Exists(AlosError):
     code = "exists"
 
@@ -72,6 +76,7 @@ class ProviderDown(Unavailable):
 
 __all__ = [
     "AlosError",
+    "BadArguments",
     "Conflict",
     "Denied",
     "Exists",

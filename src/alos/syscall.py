@@ -30,10 +30,10 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from alos import caps, codec
-from alos.errors import AlosError, Conflict, Denied, Invalid, NotFound, ProviderDown, Unavailable
+from alos.errors import AlosError, BadArguments, Conflict, Denied, NotFound, ProviderDown, Unavailable
 from alos.kernel import Deferred, Kernel, Site, Tx, approval
 from alos.kernel import action as actions
-from alos.primitives import cap, clock, fs, human, model, msg, proc, signal
+from alos.primitives import cap, clock, fs, human, image, model, msg, proc, signal
 from alos.rights import Capability, Effect, Need, kind
 from alos.store import rows
 from alos.types import HOST, Fork, Parked, Process, ProcState, RequestKind, RequestState, Wait
@@ -85,7 +85,9 @@ class Entry(Generic[A, R]):
     it into the ``A`` the needs and the effect take (paths made real), or it is used as it is.
     ``host_only``: only the host may call it (it issues authority). ``reaches``: it acts beyond
     the caller (other processes, a person), so a speculative process may not make it.
-    ``cost`` is charged before the effect runs, ``used`` from its result (a model's tokens).
+    ``cost`` is charged before the effect runs, ``used`` from its result (a model's tokens:
+    what it used less what ``cost`` reserved); ``audited`` adds what the result says to its
+    audit record. A call that ``keeps`` budgets keeps them charged when its effect fails.
     """
 
     name: str
@@ -97,7 +99,9 @@ class Entry(Generic[A, R]):
     host_only: bool = False
     reaches: bool = False
     cost: Callable[[A], dict[str, int]] = _one_call
-    used: Callable[[R], dict[str, int]] | None = None
+    used: Callable[[A, R], dict[str, int]] | None = None
+    audited: Callable[[A, R], dict[str, Any]] | None = None
+    keeps: tuple[str, ...] = ()
 
     @property
     def journaled(self) -> bool:
@@ -143,7 +147,7 @@ TABLE: dict[str, Entry[Any, Any]] = {
         ),
         Entry(
             "model.call", model.CallArgs, model.call_needs, Read(model.call), describe=model.describe,
-            cost=model.cost, used=model.used,
+            cost=model.cost, used=model.used, audited=model.audited, keeps=("tokens",),
         ),
         Entry(
             "proc.spawn", proc.SpawnArgs, proc.spawn_needs, Change(proc.spawn), proc.resolve_spawn,
@@ -167,6 +171,12 @@ TABLE: dict[str, Entry[Any, Any]] = {
         Entry("msg.recv", msg.RecvArgs, msg.recv_needs, Change(msg.recv)),
         Entry("clock.now", clock.NowArgs, clock.now_needs, Read(clock.now)),
         Entry("clock.sleep", clock.SleepArgs, clock.sleep_needs, Change(clock.sleep)),
+        Entry(
+            "image.register", image.RegisterArgs, image.register_needs, Change(image.register),
+            image.resolve_register, image.describe_register,
+        ),
+        Entry("image.list", image.ListArgs, image.list_needs, Read(image.list_images)),
+        Entry("image.show", image.ShowArgs, image.show_needs, Read(image.show)),
         Entry("cap.grant", cap.GrantArgs, cap.grant_needs, Change(cap.grant, journaled=False), host_only=True),
         Entry("cap.revoke", cap.RevokeArgs, cap.revoke_needs, Change(cap.revoke, journaled=False), host_only=True),
     )
@@ -278,7 +288,7 @@ class _Call:
             try:
                 args: Any = msgspec.convert(self.raw, entry.args)
             except msgspec.ValidationError as err:
-                raise Invalid(f"{self.name}: {err}") from None
+                raise BadArguments(f"{self.name}: {err}") from None
             if entry.resolve is not None:
                 args = entry.resolve(self.kernel, p, args)
         except AlosError as err:
@@ -516,8 +526,9 @@ class _Call:
         except AlosError as err:
             raise self.failed(label, err, spent) from None
         if entry.used is not None and self._charged is not None:
-            kernel.ledger.charge(self._charged[0], entry.used(result))
-        self._record(label, "ok", spent=spent, journal={"ok": result} if site is not None else None)
+            kernel.ledger.charge(self._charged[0], entry.used(self.args, result))
+        extra = entry.audited(self.args, result) if entry.audited is not None else None
+        self._record(label, "ok", extra, spent=spent, journal={"ok": result} if site is not None else None)
         return result
 
     def _change(
@@ -581,7 +592,7 @@ class _Call:
     def failed(self, label: str, err: AlosError, spent: Sequence[Capability], journal: bool = True) -> AlosError:
         """Audit an allowed call whose effect failed (journaling the failure of an outside effect
         inside an action, unless ``journal`` is false: no intent was recorded); return ``err``."""
-        self.refund(keep=_COUNTED)
+        self.refund(keep=_COUNTED + (self.entry.keeps if self.entry is not None else ()))
         outcome = {"error": [err.code, err.message]}
         outside = self.entry is not None and isinstance(self.entry.effect, Outside)
         journaled = journal and self.site is not None and outside

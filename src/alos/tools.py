@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from alos import codec
-from alos.errors import AlosError, Invalid
+from alos.errors import AlosError, BadArguments, Invalid
 from alos.images import Image
 from alos.kernel import Kernel, Site
 from alos.syscall import TABLE, dispatch, refuse
@@ -57,6 +57,10 @@ class ToolSpec:
 class ToolResult:
     text: str
     ok: bool
+    malformed: bool = False  # the call named no tool of the image, or its arguments fit no schema
+
+
+INVALID_ARGUMENTS = "__invalid__"  # a client's stand-in for arguments that were not a JSON object
 
 
 def schema(args: type) -> dict[str, Any]:
@@ -111,9 +115,16 @@ async def call(
         named = tc.name if len(tc.name) <= 100 else tc.name[:99] + "…"
         err = Invalid(f"no tool named {named!r} in this image; its tools are {', '.join(sorted(tools))}")
         refuse(kernel, pid, f"tool:{named}", err)
-        return ToolResult(str(err), ok=False)
+        return ToolResult(str(err), ok=False, malformed=True)
+    bad = tc.arguments.get(INVALID_ARGUMENTS)
+    if isinstance(bad, str) and len(tc.arguments) == 1:
+        err = Invalid(f"the arguments of {tool.name} were not a JSON object: {bad[:200]!r}")
+        refuse(kernel, pid, f"tool:{tool.name}", err)
+        return ToolResult(f"{err}; they must match: {codec.dumps(_parameters(tool.syscall))}", False, True)
     try:
         result = await dispatch(kernel, pid, tool.syscall, tc.arguments, site)
+    except BadArguments as err:
+        return ToolResult(f"{err}; the arguments must match: {codec.dumps(_parameters(tool.syscall))}", False, True)
     except AlosError as err:
         return ToolResult(str(err), ok=False)
     if isinstance(result, Parked):

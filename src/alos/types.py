@@ -197,3 +197,4 @@ class ModelTurn:
     usage: dict[str, int] = field(default_factory=dict)
     finish_reason: str = ""  # as the provider reported it: stop, tool_calls, length, ...
     model: str = ""  # the model that answered, as the provider named it
+    elapsed: float = 0.0  # seconds the call took, retries included

@@ -65,13 +65,15 @@ def test_no_error_quotes_the_file(tmp_path: Path) -> None:
 
 def test_usage_of_any_size_is_taken_as_reported(tmp_path: Path) -> None:
     """The script says what the model reported; the budget ledger saturates it (test_budget.py)."""
-    from alos.primitives.model import used
+    from alos.primitives.model import CallArgs, used
 
     p = tmp_path / "s.jsonl"
     p.write_text('{"usage": {"prompt_tokens": 100000000000000000000000, "completion_tokens": 1e23}}\n')
     [turn] = load_script(str(p))["main"]
     assert turn.usage == {"prompt_tokens": 10**23, "completion_tokens": int(1e23)}
-    assert used(turn) == {"tokens": 10**23 + int(1e23)}
+    assert used(CallArgs([], []), turn) == {"tokens": 10**23 + int(1e23)}
+    # with max_tokens reserved before the call, the settlement is what was used less the reservation
+    assert used(CallArgs([], [], max_tokens=500), turn) == {"tokens": 10**23 + int(1e23) - 500}
     for bad in ("-1", "1.5", "true", '"9"'):
         p.write_text('{"usage": {"prompt_tokens": ' + bad + "}}\n")
         with pytest.raises(Invalid, match="whole numbers"):

@@ -15,6 +15,7 @@ from typing import Any
 
 from alos import caps, limits
 from alos.errors import Conflict
+from alos.kernel import images
 from alos.kernel.kernel import Kernel, Site, Tx
 from alos.rights import Capability
 from alos.store import rows
@@ -72,7 +73,8 @@ def seed(kernel: Kernel, tx: Tx, proc: Process, inherit: Sequence[dict[str, Any]
     still open: its calls have no results yet).
     """
     kernel.contexts[proc.pid] = []
-    system = (
+    prompt = str(images.body(kernel, proc.image).get("prompt") or "").strip()
+    system = (f"{prompt}\n\n" if prompt else "") + (
         f"You are alos process {proc.pid} ({proc.name}), image {proc.image}. "
         f"Your working directory is {proc.cwd}. Use the tools; a denied call names the missing right."
     )
@@ -134,6 +136,12 @@ def deliver(kernel: Kernel, pid: Pid) -> int:
             rows.take_message(tx.conn, msg.id, tx.now)
         tx.publish(pid, "delivered", {"messages": [m.id for m in queued]})
     return len(queued)
+
+
+def note(kernel: Kernel, pid: Pid, text: str) -> None:
+    """Append a note from the runtime to ``pid``'s context (the model reads it next)."""
+    with kernel.transaction() as tx:
+        _append(kernel, tx, pid, "user", {"role": "user", "content": text})
 
 
 def start(kernel: Kernel, proc: Process, turn: ModelTurn) -> Action:

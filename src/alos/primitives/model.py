@@ -1,19 +1,32 @@
 """model.call: one call to the process's model, through its provider.
 
-A model that cannot be opened (a script moved or broken since the process started) raises
-ProviderDown: dispatch() parks the process on a recovery request instead of failing it.
+Budgeted: one model call, and the reply's ``max_tokens`` reserved from the tokens budget
+before the request leaves (committed first, so a host killed during the call keeps it
+charged), then settled from the usage the provider reports. Audited with the model, the
+token counts, the latency, the finish reason and a digest of the request (never its text).
+A process paused or killed while its model thinks has the request cancelled.
+
+A model that cannot answer (a script moved since the process started, a server down after
+retries, a refused key) raises ProviderDown: dispatch() parks the process on a request that
+shows the error, where a person approves a retry or denies (and the process then fails).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import time
+from dataclasses import dataclass, replace
 from typing import Any
 
-from alos.errors import Invalid, NotFound, ProviderDown, Unavailable
-from alos.kernel import Kernel
+from alos import codec, limits
+from alos.errors import Conflict, Invalid, NotFound, ProviderDown, Unavailable
+from alos.kernel import Kernel, Site, approval
 from alos.providers.base import ModelRequest
 from alos.rights import Need, Right
-from alos.types import ModelTurn, Process
+from alos.store import rows
+from alos.types import ModelTurn, Process, ProcState, RequestKind, RequestState
+
+_OUTSIDE = Site(-1, -1, -1)  # where dispatch() files the requests of a call made outside a pending action
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +35,10 @@ class CallArgs:
 
     messages: list[Any]
     tools: list[Any]
+    max_tokens: int | None = None  # reserved from the tokens budget before the call
+    temperature: float | None = None
+    constrain: bool = False
+    stuck: str | None = None  # the last repair after limits.MODEL_REPAIRS malformed calls: a person decides
 
 
 def resource(proc: Process) -> str:
@@ -29,21 +46,48 @@ def resource(proc: Process) -> str:
     return "model:" + proc.model.partition(":")[0]
 
 
+def _reserved(args: CallArgs) -> int:
+    return max(0, args.max_tokens or 0)
+
+
 def cost(args: CallArgs) -> dict[str, int]:
-    """Return what a call charges before it runs: one model call, and that some tokens are left."""
-    return {"model_calls": 1, "tokens": 0}
+    """Return what a call charges before it runs: one model call and its ``max_tokens`` (or, with
+    none, only that some tokens are left)."""
+    return {"model_calls": 1, "tokens": _reserved(args)}
 
 
-def used(turn: ModelTurn) -> dict[str, int]:
-    """Return the tokens a turn used, as its usage reports them (the ledger saturates a huge figure)."""
+def used(args: CallArgs, turn: ModelTurn) -> dict[str, int]:
+    """Return what settles the reservation: the tokens the turn used, as its usage reports them,
+    less what was reserved (the ledger saturates a huge figure)."""
     usage = turn.usage
     total = usage.get("total_tokens", usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0))
-    return {"tokens": max(0, int(total))}
+    return {"tokens": max(0, int(total)) - _reserved(args)}
+
+
+def audited(args: CallArgs, turn: ModelTurn) -> dict[str, Any]:
+    """Return what the audit keeps of a call: counts, timing and a digest of the request, not its text."""
+    usage = turn.usage
+    sent = sum(len(str(m.get("content") or "")) for m in args.messages if isinstance(m, dict))
+    return {
+        "model": turn.model,
+        "prompt_tokens": usage.get("prompt_tokens", 0),
+        "completion_tokens": usage.get("completion_tokens", 0),
+        "cached_tokens": usage.get("cached_tokens", 0),
+        "latency_ms": round(turn.elapsed * 1000, 1),
+        "finish_reason": turn.finish_reason,
+        "request": codec.digest_value([args.messages, args.tools]),
+        "messages": len(args.messages),
+        "tokens_sent": sent // limits.CHARS_PER_TOKEN,
+        "tool_calls": len(turn.tool_calls),
+    }
 
 
 def describe(kernel: Kernel, proc: Process, args: CallArgs) -> dict[str, Any]:
     """Return what a person deciding about this call sees: the model, not the whole context."""
-    return {"model": proc.model, "messages": len(args.messages), "tools": len(args.tools)}
+    shown: dict[str, Any] = {"model": proc.model, "messages": len(args.messages), "tools": len(args.tools)}
+    if args.stuck is not None:
+        shown["stuck"] = args.stuck
+    return shown
 
 
 def call_needs(proc: Process, args: CallArgs) -> tuple[Need, ...]:
@@ -53,9 +97,65 @@ def call_needs(proc: Process, args: CallArgs) -> tuple[Need, ...]:
 
 async def call(kernel: Kernel, proc: Process, args: CallArgs) -> ModelTurn:
     """Return the model's next turn for this process. Raises ProviderDown when its model cannot
-    be opened (dispatch() then parks the process on a recovery request)."""
+    answer (dispatch() then parks the process on a recovery request) and Conflict when the
+    process was paused or killed meanwhile (the request was cancelled)."""
     try:
         model = kernel.model(proc.model)
     except (NotFound, Invalid, Unavailable) as err:
         raise ProviderDown(f"model {proc.model} cannot be opened: {err}") from None
-    return await model.complete(ModelRequest(proc.name, proc.turns, args.messages, args.tools))
+    if args.stuck is not None and not _retry_approved(kernel, proc, args):
+        raise ProviderDown(
+            f"the model made {limits.MODEL_REPAIRS} malformed tool calls in a row (the last: {args.stuck}). "
+            "Approve to let it try again, or deny to end the process"
+        )
+    if args.max_tokens:
+        kernel.flush()  # the reservation is durable before the request leaves
+    streams = kernel.streams
+    pid = proc.pid
+
+    def stream(text: str) -> None:
+        for listen in streams:
+            listen(pid, text)
+
+    request = ModelRequest(
+        proc.name, proc.turns, args.messages, args.tools, pid=pid, max_tokens=args.max_tokens,
+        temperature=args.temperature, constrain=args.constrain, stream=stream if streams else None,
+    )  # fmt: skip
+    started = time.monotonic()
+    task = asyncio.ensure_future(model.complete(request))
+    try:
+        while True:
+            done, _ = await asyncio.wait((task,), timeout=limits.POLL_SECONDS)
+            if done:
+                break
+            stopped = _stopped(kernel, proc)
+            if stopped is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                raise Conflict(f"process {pid} was {stopped} during its model call; the call was cancelled")
+    except BaseException:
+        task.cancel()  # the host itself is stopping (Ctrl-C): the request goes with it
+        raise
+    return replace(task.result(), elapsed=time.monotonic() - started)
+
+
+def _retry_approved(kernel: Kernel, proc: Process, args: CallArgs) -> bool:
+    """Return whether a person approved trying again after exactly this run of malformed calls."""
+    req = approval.at(kernel, proc.pid, _OUTSIDE, RequestKind.RECOVERY)
+    return (
+        req is not None
+        and req.state is RequestState.APPROVED
+        and req.detail.get("stuck") == args.stuck
+        and req.detail.get("messages") == len(args.messages)
+    )
+
+
+def _stopped(kernel: Kernel, proc: Process) -> str | None:
+    """Return 'paused' or 'killed' when ``proc`` stopped running, here or from another terminal."""
+    row = rows.load_process(kernel.store.conn, proc.pid)
+    state = kernel.proc(proc.pid).state if row is None else row.state
+    if state is ProcState.PAUSED:
+        return "paused"
+    if state is ProcState.EXITED:
+        return "killed"
+    return None

@@ -1,0 +1,77 @@
+"""The context a model reads: the process's conversation fitted to a token budget.
+
+The stored conversation begins with the stable prefix (the image's prompt and what alos says
+about the process, then the goal); the tool table goes with every call unchanged, so a
+provider's prompt cache keeps hitting. Past the budget the oldest tool results are elided,
+each replaced by a note saying what it was and how big; the prefix and the latest turn are
+never elided. Tool results are cut to limits.TOOL_RESULT_MAX_CHARS before they are stored.
+Tokens are estimated at limits.CHARS_PER_TOKEN characters each (providers count for real
+and the audit keeps their count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from alos import limits
+
+REPAIR = "[repair "  # how a repair turn's text begins: "[repair 2 of 3] ..."
+
+
+def cut(text: str, most: int = limits.TOOL_RESULT_MAX_CHARS) -> str:
+    """Return ``text`` cut to ``most`` characters with a note of its full size."""
+    if len(text) <= most:
+        return text
+    return text[:most] + f"\n[cut: this result is {len(text)} characters; the first {most} are shown]"
+
+
+def _size(msg: dict[str, Any]) -> int:
+    size = len(str(msg.get("content") or ""))
+    for call in msg.get("tool_calls") or ():
+        size += len(str(call.get("arguments", ""))) + len(str(call.get("name", "")))
+    return size
+
+
+def estimate(msgs: Sequence[dict[str, Any]]) -> int:
+    """Return the estimated tokens of ``msgs``."""
+    return sum(_size(m) for m in msgs) // limits.CHARS_PER_TOKEN
+
+
+def fit(msgs: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """Return ``msgs`` (not copied when they fit) with the oldest tool results elided until the
+    estimate is within ``budget`` tokens, or no tool result older than the last turn is left."""
+    chars = sum(_size(m) for m in msgs)
+    most = budget * limits.CHARS_PER_TOKEN
+    if chars <= most:
+        return msgs
+    last_turn = max((i for i, m in enumerate(msgs) if m.get("role") == "assistant"), default=len(msgs))
+    out = list(msgs)
+    for i in range(last_turn):
+        if chars <= most:
+            break
+        msg = out[i]
+        if msg.get("role") != "tool" or str(msg.get("content", "")).startswith("[elided"):
+            continue
+        text = str(msg.get("content") or "")
+        note = (
+            f"[elided to fit the context budget: an old result of {msg.get('name', 'a tool')}, {len(text)} characters]"
+        )
+        out[i] = {**msg, "content": note}
+        chars -= len(text) - len(note)
+    return out
+
+
+def repairs(msgs: Sequence[dict[str, Any]]) -> int:
+    """Return the number of the last repair turn (the N of "[repair N of M]") if the newest tool
+    result or note is one, else 0."""
+    for msg in reversed(msgs):
+        role = msg.get("role")
+        if role == "assistant":
+            continue
+        text = str(msg.get("content") or "")
+        if not text.startswith(REPAIR):
+            return 0
+        number = text[len(REPAIR) :].partition(" ")[0]
+        return int(number) if number.isdigit() else 0
+    return 0
