@@ -11,14 +11,16 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from alos import codec
+from alos import codec, images
 from alos.agent import Agent
-from alos.errors import Invalid
-from alos.images import image
+from alos.config import ModelConfig
+from alos.config import load as load_config
+from alos.errors import Invalid, NotFound
+from alos.images.load import load as load_image
 from alos.kernel import Kernel, reads
 from alos.kernel.reads import ChainCheck
 from alos.kernel.sched import Scheduler
-from alos.providers.base import Clock, HumanIO
+from alos.providers.base import Clock, HumanIO, Model
 from alos.providers.clock import SystemClock
 from alos.providers.files import Files
 from alos.providers.human import RecordedHuman
@@ -63,6 +65,15 @@ class Runtime:
         """Call ``listener`` with every event (state changes, syscalls, model turns, results) once committed."""
         self.kernel.listeners.append(listener)
 
+    def listen_tokens(self, listener: Callable[[Pid, str], None]) -> None:
+        """Call ``listener`` with each piece of a model's reply as it streams in (not stored: the
+        turn event carries the whole reply once it is recorded)."""
+        self.kernel.streams.append(listener)
+
+    async def close_models(self) -> None:
+        """Release the connections of the models this runtime opened (in the event loop that used them)."""
+        await self.kernel.close_models()
+
     def flush(self) -> None:
         """Write every audit record still held for the next transaction."""
         self.kernel.flush()
@@ -88,7 +99,7 @@ class Runtime:
         process and its descendants spend (see docs/processes.md). Raises NotFound/Invalid for a
         bad image, workspace, model or budget before anything is stored.
         """
-        image(image_name)  # images are model-facing (a layer above syscalls): checked here
+        image_name = await self.image_ref(image_name)
         cwd = codec.utf8(os.path.realpath(workspace))
         if not os.path.isdir(cwd):
             raise Invalid(f"workspace {workspace} is not a directory; create it or pass --workspace DIR")
@@ -117,6 +128,30 @@ class Runtime:
             },
         )
         return int(result["pid"])
+
+    def image(self, name: str) -> images.Image:
+        """Return the image ``name`` means: the path of an image file (a YAML file or a directory),
+        a built-in, a registered name (its newest version) or NAME@VERSION. Raises NotFound or
+        Invalid naming what is wrong."""
+        if is_path(name):
+            return load_image(name)
+        ref, body = reads.lookup_image(self.kernel, name)
+        return images.from_json(body, source="built-in" if "@" not in ref else f"store:{ref}")
+
+    async def image_ref(self, name: str) -> str:
+        """Return the ref a process started with image ``name`` keeps: an image file is stored
+        (unlisted, under its digest) so the process keeps it whatever becomes of the file."""
+        if not is_path(name):
+            return reads.lookup_image(self.kernel, name)[0]
+        image = load_image(name)
+        stored = await self.dispatch(HOST, "image.register", {"image": images.to_json(image), "listed": False})
+        return str(stored["ref"])
+
+    async def register(self, path: str) -> dict[str, Any]:
+        """Register the image file at ``path`` as the next version of its name; return its ref."""
+        image = load_image(path)
+        result: dict[str, Any] = await self.dispatch(HOST, "image.register", {"image": images.to_json(image)})
+        return result
 
     async def signal(self, pid: Pid, signal: str, text: str = "") -> dict[str, Any]:
         """Send process ``pid`` a signal as the host: interrupt | pause | resume | term | kill."""
@@ -204,10 +239,14 @@ class Runtime:
 
 
 def check_start(image_name: str, workspace: str, model: str, store: str) -> None:
-    """Check what ``spawn`` would be given, before any store is opened: raises NotFound for an
-    unknown image or missing script, Invalid for a workspace that is not a directory (or is
-    inside the store's directory) or a bad model spec or script."""
-    image(image_name)
+    """Check what ``spawn`` would be given, before any store is opened: raises NotFound for a
+    missing image file or script, Invalid for a bad image file, a workspace that is not a
+    directory (or is inside the store's directory) or a bad model spec or script. A registered
+    image's name is checked once the store is open."""
+    if is_path(image_name):
+        load_image(image_name)
+    elif image_name not in images.BUILTIN:
+        _check_registered(image_name, store)
     cwd = codec.utf8(os.path.realpath(workspace))
     if not os.path.isdir(cwd):
         raise Invalid(f"workspace {workspace} is not a directory (named in UTF-8); create it or pass --workspace DIR")
@@ -217,15 +256,37 @@ def check_start(image_name: str, workspace: str, model: str, store: str) -> None
                 f"workspace {workspace} is inside the store's directory, which no process may reach; "
                 "keep the store in a directory of its own, e.g. --store .alos/store.db"
             )
-    open_model(absolute_model(model))
+    if model.partition(":")[0] in ("script", "replay"):
+        open_model(absolute_model(model))
+
+
+def _check_registered(image_name: str, store: str) -> None:
+    """Raise NotFound unless the store at ``store`` has an image registered as ``image_name``."""
+    if not os.path.exists(store):
+        known = ", ".join(images.BUILTIN)
+        raise NotFound(
+            f"no image {image_name[:80]!r}; images are {known}, those registered in the store "
+            "('alos image register FILE'), or the path of an image file"
+        )
+    rt = open(store, create=False)
+    try:
+        reads.lookup_image(rt.kernel, image_name)
+    finally:
+        rt.close()
+
+
+def is_path(image_name: str) -> bool:
+    """Return whether ``image_name`` names an image file rather than an image: it holds a '/' or
+    ends in .yaml or .yml (a directory in the working directory is named ./DIR)."""
+    return "/" in image_name or image_name.endswith((".yaml", ".yml"))
 
 
 def absolute_model(spec: str) -> str:
     """Return ``spec`` with a script path made real and absolute (the host may move; the script is
     later opened without following a symlink)."""
     kind, sep, rest = spec.partition(":")
-    if kind == "script" and sep and rest:
-        return f"script:{codec.utf8(os.path.realpath(rest))}"
+    if kind in ("script", "replay") and sep and rest:
+        return f"{kind}:{codec.utf8(os.path.realpath(rest))}"
     return spec
 
 
@@ -236,16 +297,26 @@ def open(
     host: bool = False,
     human: HumanIO | None = None,
     clock: Clock | None = None,
+    models: ModelConfig | None = None,
+    record: str | None = None,
 ) -> Runtime:
     """Return a Runtime on the store at ``store``.
 
     With ``host`` this program becomes the one host that runs the store's processes
     (raises Unavailable when another is). Raises Invalid for a store that is corrupt, not
-    an alos store, or newer than this alos.
+    an alos store, or newer than this alos. ``models`` says where openai: and anthropic: models
+    are served (default: the environment and config files, config.load); with ``record`` every
+    model request and reply is appended to that file as JSON Lines (docs/models.md).
     """
     s = reads.open_store(store, create=create, host=host)
     files = Files(forbidden_paths(s.path))
-    return Runtime(Kernel(s, files, human or RecordedHuman(), clock or SystemClock(), open_model, images=image))
+    config = models if models is not None else load_config(os.getcwd(), {})
+
+    def model(spec: str) -> Model:
+        return open_model(spec, config, record=record)
+
+    kernel = Kernel(s, files, human or RecordedHuman(), clock or SystemClock(), model, images.Catalog())
+    return Runtime(kernel)
 
 
-__all__ = ["DEFAULT_STORE", "Runtime", "check_start", "open"]
+__all__ = ["DEFAULT_STORE", "Runtime", "check_start", "is_path", "open"]

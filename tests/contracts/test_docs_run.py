@@ -7,7 +7,8 @@ stdin, and `make demo` / `make test` standing for what they run (`alos demo`; th
 A shell command that is meant to fail says so on its line: `# exits 3` (or any of its
 continuation lines); every other command must succeed, and an annotated one must exit so.
 Commands stand one a line (no `&&`, `||`: bash would not report a failure before them).
-JSON blocks must parse (one value, or JSON lines); every fenced block names its language.
+JSON, TOML and YAML blocks must parse (JSON: one value, or JSON lines); every fenced block
+names its language.
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.M | re.S)
 SHELL, PYTHON, DATA = {"sh", "bash"}, {"python"}, {"json", "jsonl"}
-KNOWN = SHELL | PYTHON | DATA | {"text"}
+KNOWN = SHELL | PYTHON | DATA | {"text", "toml", "yaml"}
 EXITS = re.compile(r"#.*\bexits (\d+)")
 
 PREAMBLE = """set -o pipefail
@@ -117,12 +120,13 @@ def test_every_example_of_the_page_runs(page: Path, tmp_path: Path) -> None:
     venv = Path(sys.executable).parent.parent
     (tmp_path / ".venv").symlink_to(venv)
     (tmp_path / "tmp").mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALOS_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALOS_", "OPENAI_", "ANTHROPIC_"))}
     env.update(
         PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
         NO_COLOR="1",
         COLUMNS="120",
         TMPDIR=str(tmp_path / "tmp"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),  # the user's own config files stay out of it
         PYTHONPATH=str(REPO),
     )
     for lang, code, line in found:
@@ -133,6 +137,10 @@ def test_every_example_of_the_page_runs(page: Path, tmp_path: Path) -> None:
             run_python(code, tmp_path, env, origin)
         elif lang in DATA:
             check_json(code, origin)
+        elif lang == "toml":
+            tomllib.loads(code)  # a config example that does not parse fails here
+        elif lang == "yaml":
+            assert yaml.safe_load(code) is not None, f"{origin}: an empty YAML block"
     assert not list((tmp_path / "tmp").glob("alos-demo-*")), "the demo left its temporary directory behind"
 
 

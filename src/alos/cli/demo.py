@@ -21,13 +21,16 @@ from collections import Counter
 import click
 from rich.rule import Rule
 
-from alos import codec
+from alos import codec, realmodel
 from alos.cli import show
 from alos.cli.drive import Driver
 from alos.cli.screen import Screen, command
+from alos.config import load as load_config
+from alos.kernel.reads import ChainCheck
 from alos.providers.human import CallbackHuman
 from alos.rights import Effect, parse_grant
 from alos.runtime import open as open_runtime
+from alos.types import AuditRecord, Process
 
 README = """# Inventory service
 
@@ -144,15 +147,26 @@ def make_workspace(where: str | None) -> tuple[str, bool]:
     return ws, temporary
 
 
-def run_demo(where: str | None, interactive: bool) -> int:
+def run_demo(where: str | None, interactive: bool, real: bool = False) -> int:
     """Run the demo; return the exit code (0 when the story ran and the audit chain verifies).
 
+    With ``real`` the local model (alos.realmodel, 'make real-model') plays the agent instead of
+    the script: what it does is its own choice, under the same grants and a budget.
     A temporary workspace is removed afterwards, whatever happens; one the user named is kept.
     """
     out = Screen()
+    if real:
+        missing = realmodel.installed()
+        if missing is not None:
+            raise click.UsageError(f"alos demo --real needs the local model: {missing}")
     ws, temporary = make_workspace(where)
     try:
-        code = _play(out, ws, interactive)
+        if real:
+            out.say("starting the local model (Qwen2.5-Coder-0.5B on llama.cpp, loopback only)…")
+            with realmodel.serve() as base_url:
+                code = _play(out, ws, interactive, base_url)
+        else:
+            code = _play(out, ws, interactive)
     finally:
         if temporary:
             shutil.rmtree(ws, ignore_errors=True)
@@ -167,7 +181,12 @@ def run_demo(where: str | None, interactive: bool) -> int:
     return code
 
 
-def _play(out: Screen, ws: str, interactive: bool) -> int:
+REAL_GOAL = "Read README.md, then write a one-line summary of it to SUMMARY.md, then exit with that line."
+REAL_MODEL = "openai:qwen2.5-coder-0.5b"  # llama.cpp's server answers to any model name
+REAL_BUDGET = {"model_calls": 12, "tokens": 60_000}  # a small model that loses its way stops here
+
+
+def _play(out: Screen, ws: str, interactive: bool, base_url: str | None = None) -> int:
     store = os.path.join(ws, ".alos", "store.db")
     grants = [
         parse_grant("fs:*=read,list", Effect.ALLOW, ws),
@@ -182,18 +201,18 @@ def _play(out: Screen, ws: str, interactive: bool) -> int:
     out.say("           --allow 'proc:spawn=spawn'")
     out.say("")
     trace = show.Trace(out)
-    rt = open_runtime(store, host=True, human=CallbackHuman(show.tell(out, trace.names)))
+    models = None
+    model = "script:" + os.path.join(ws, ".alos", "demo-script.jsonl")
+    goal, budget = "Summarize this project into SUMMARY.md", None
+    if base_url is not None:
+        model, goal, budget = REAL_MODEL, REAL_GOAL, REAL_BUDGET
+        models = load_config(ws, {"model": model, "base_url": base_url, "constrain": "true"}, env={})
+        out.say(f"model      {model} at {base_url} (constrained to one tool call a reply)")
+    rt = open_runtime(store, host=True, human=CallbackHuman(show.tell(out, trace.names)), models=models)
     try:
         rt.listen(trace)
-        pid = asyncio.run(
-            rt.spawn(
-                "base",
-                "Summarize this project into SUMMARY.md",
-                workspace=ws,
-                model="script:" + os.path.join(ws, ".alos", "demo-script.jsonl"),
-                grants=grants,
-            )
-        )
+        rt.listen_tokens(trace.token)
+        pid = asyncio.run(rt.spawn("base", goal, workspace=ws, model=model, grants=grants, budget=budget))
         mode = "prompt" if interactive and sys.stdin.isatty() else "always"
         driver = Driver(rt, out, mode, by="" if mode == "prompt" else "demo (playing the human)")
         code = asyncio.run(driver.drive([pid]))
@@ -204,15 +223,26 @@ def _play(out: Screen, ws: str, interactive: bool) -> int:
         rt.close()
     out.show(Rule("processes"))
     out.show(show.process_table(procs, budgets, out.width))
+    ok = _report(out, ws, pid, procs, records, verdict, real=base_url is not None)
+    return 0 if code == 0 and ok else 1
+
+
+def _report(
+    out: Screen, ws: str, pid: int, procs: list[Process], records: list[AuditRecord], verdict: ChainCheck, real: bool
+) -> bool:
+    """Print the audit summary, the chain's verdict and SUMMARY.md; return whether the chain verifies."""
     out.show(Rule("audit"))
     counts = Counter(r.decision for r in records if r.pid != 0)
     out.say(f"{len(records)} audit records; decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     calls = sum(1 for r in records if r.pid == pid and r.syscall == "model.call")
     turns = next((p.turns for p in procs if p.pid == pid), 0)
-    out.say(
-        f"model calls by process {pid}: {calls}, for {turns} turns and the last call that found nothing more to do: "
-        "the approved write resumed the same action, with no new model call"
-    )
+    if real:
+        out.say(f"model calls by process {pid}: {calls}, for {turns} turns (a real model: its choices, our grants)")
+    else:
+        out.say(
+            f"model calls by process {pid}: {calls}, for {turns} turns and the last call that found nothing more "
+            "to do: the approved write resumed the same action, with no new model call"
+        )
     out.say("its spending above counts the checker's: a child's spending counts against every ancestor")
     if verdict.ok:
         out.say(("✓ alos audit verify: chain intact", "green"), f" ({verdict.count} records)")
@@ -224,4 +254,4 @@ def _play(out: Screen, ws: str, interactive: bool) -> int:
         with open(summary, encoding="utf-8") as f:
             out.say(f.read().rstrip(), keep_newlines=True)
     out.show(Rule())
-    return 0 if code == 0 and verdict.ok else 1
+    return verdict.ok

@@ -64,6 +64,12 @@ class Driver:
     async def drive(self, roots: list[Pid]) -> int:
         """Run until the roots exit and none of their processes waits on a human, or a human is
         needed and cannot be asked here; return the exit code."""
+        try:
+            return await self._drive(roots)
+        finally:
+            await self.rt.close_models()  # in the loop that opened them
+
+    async def _drive(self, roots: list[Pid]) -> int:
         while True:
             await self.rt.run()
             procs = {p.pid: p for p in self.rt.processes()}

@@ -19,9 +19,13 @@ import click
 from alos import limits
 from alos.cli import look, show
 from alos.cli.drive import EXIT_FAILED, Driver, who
-from alos.cli.options import approve_option, json_option, store_option
-from alos.cli.screen import Screen, command
+from alos.cli.image import image as image_group
+from alos.cli.models import models as models_group
+from alos.cli.options import approve_option, json_option, model_config, model_options, store_option
+from alos.cli.screen import Screen, clip, command
+from alos.config import ModelConfig
 from alos.errors import AlosError
+from alos.images import Image
 from alos.providers.human import CallbackHuman
 from alos.rights import Effect, Grant, parse_grant
 from alos.runtime import Runtime, check_start, open
@@ -40,12 +44,22 @@ def _screens(as_json: bool) -> tuple[Screen, Screen]:
     return (Screen(stderr=True), out) if as_json else (out, out)
 
 
-def _open_host(store: str, ui: Screen, names: dict[int, str], create: bool = True) -> Runtime:
-    return open(store, create=create, host=True, human=CallbackHuman(show.tell(ui, names)))
+def _open_host(
+    store: str,
+    ui: Screen,
+    names: dict[int, str],
+    create: bool = True,
+    models: ModelConfig | None = None,
+    record: str | None = None,
+) -> Runtime:
+    return open(
+        store, create=create, host=True, human=CallbackHuman(show.tell(ui, names)), models=models, record=record
+    )
 
 
 def _attach(rt: Runtime, ui: Screen, out: Screen, as_json: bool) -> show.Trace:
     trace = show.Trace(ui)
+    rt.listen_tokens(trace.token)  # with --json too: people read the trace on stderr
     if as_json:
 
         def emit(ev: Event) -> None:
@@ -81,9 +95,11 @@ def cli() -> None:
 @click.option(
     "--model",
     "model",
-    required=True,
-    help="The model: script:PATH (a JSON Lines script; docs/scripted-model.md).",
+    default=None,
+    help="The model: openai:MODEL, anthropic:MODEL, script:PATH or replay:PATH (docs/models.md). "
+    "Default: ALOS_MODEL, or model = in .alos/config.toml.",
 )
+@model_options
 @click.option(
     "--allow", multiple=True, metavar="RESOURCE=RIGHTS", help="Grant, e.g. 'fs:src/*=read,write'. Repeatable."
 )
@@ -97,11 +113,17 @@ def cli() -> None:
     help="Refuse always (beats any allow), e.g. 'fs:.env=read'. Repeatable.",
 )
 @click.option(
+    "--grant-requested",
+    is_flag=True,
+    help="Grant what the image requests (shown first). Without it a person is asked at a terminal; "
+    "elsewhere nothing requested is granted.",
+)
+@click.option(
     "--budget",
     multiple=True,
     metavar="NAME=N",
     help="Limit what the process and its children may spend: model_calls, tokens, tool_calls, "
-    "wall_seconds, children, bytes_written. Repeatable.",
+    "wall_seconds, children, bytes_written. Repeatable; overrides the image's default.",
 )
 @click.option(
     "--priority",
@@ -116,10 +138,15 @@ def run(
     goal: str,
     workspace: str,
     store: str,
-    model: str,
+    model: str | None,
+    base_url: str | None,
+    api_key: str | None,
+    constrain: bool,
+    record: str | None,
     allow: tuple[str, ...],
     ask: tuple[str, ...],
     deny: tuple[str, ...],
+    grant_requested: bool,
     budget: tuple[str, ...],
     priority: int | None,
     approve: str,
@@ -127,30 +154,62 @@ def run(
 ) -> None:
     """Start a process running IMAGE with GOAL, and run it (and every process it starts).
 
+    IMAGE is a built-in (base, reader, coder, reviewer), a registered image, NAME@VERSION, or
+    the path of an image file. It grants nothing: the grants it requests are shown, and granted
+    only with --grant-requested or a yes at the prompt.
+
     Exits 0 when it exited ok, 3 when a process of this run waits on a human no one here can
     answer, 1 on failure, 2 on a usage error (nothing is stored then). Other processes in the
     store run too, but only this run's decide the exit code.
     """
     limits_ = parse_budget(budget)
     grants = parse_grants(workspace, allow=allow, ask=ask, deny=deny)
+    config = model_config(model, base_url, api_key, constrain)
+    spec = model or config.model
+    if not spec:
+        raise click.UsageError(
+            "name a model: --model openai:MODEL (or anthropic:MODEL, script:PATH, replay:PATH), "
+            "ALOS_MODEL, or model = in .alos/config.toml (docs/models.md)"
+        )
     try:
-        check_start(image, workspace, model, store)
+        check_start(image, workspace, spec, store)
     except AlosError as err:
         raise click.UsageError(err.message) from None
     ui, out = _screens(as_json)
     names: dict[int, str] = {}
-    rt = _open_host(store, ui, names)
+    rt = _open_host(store, ui, names, models=config, record=record)
     try:
+        found = rt.image(image)
+        grants += _requested(ui, found, workspace, grant_requested, approve)
+        for name, amount in found.budget:
+            limits_.setdefault(name, amount)
         trace = _attach(rt, ui, out, as_json)
         trace.names = names
         rt.recover()
         pid = _run(
-            rt.spawn(image, goal, workspace=workspace, model=model, grants=grants, budget=limits_, priority=priority)
+            rt.spawn(image, goal, workspace=workspace, model=spec, grants=grants, budget=limits_, priority=priority)
         )
         code = _run(Driver(rt, ui, approve).drive([pid]))
     finally:
         rt.close()
     sys.exit(code)
+
+
+def _requested(ui: Screen, found: Image, workspace: str, grant: bool, approve: str) -> list[Grant]:
+    """Show what the image requests and return what the person grants of it (all or nothing)."""
+    if not found.requests:
+        return []
+    ui.say(("● ", "bold cyan"), f"image {clip(found.name, 64)} requests:")
+    for effect, spec in found.requests:
+        ui.say(f"    --{effect} ", (clip(spec, 120), "bold"))
+    if not grant and approve == "prompt" and sys.stdin.isatty():
+        grant = click.confirm("  Grant these?", default=False, err=True)
+    if not grant:
+        ui.say(("  not granted", "yellow"), " (pass --grant-requested to grant them, or grant less with --allow)")
+        return []
+    return parse_grants(
+        workspace, **{e: tuple(s for f, s in found.requests if f == e) for e in ("allow", "ask", "deny")}
+    )
 
 
 def parse_grants(workspace: str, **specs: tuple[str, ...]) -> list[Grant]:
@@ -183,9 +242,19 @@ def parse_budget(specs: tuple[str, ...]) -> dict[str, int]:
 @cli.command()
 @click.argument("pid", type=click.IntRange(1, 2**63 - 1), required=False)
 @store_option
+@model_options
 @approve_option
 @json_option
-def resume(pid: int | None, store: str, approve: str, as_json: bool) -> None:
+def resume(
+    pid: int | None,
+    store: str,
+    base_url: str | None,
+    api_key: str | None,
+    constrain: bool,
+    record: str | None,
+    approve: str,
+    as_json: bool,
+) -> None:
     """Continue the processes of this store where they stopped (after a crash, or once answered).
 
     With PID: resume that paused process and return (a running host, or a later 'alos resume',
@@ -197,7 +266,8 @@ def resume(pid: int | None, store: str, approve: str, as_json: bool) -> None:
         return
     ui, out = _screens(as_json)
     names: dict[int, str] = {}
-    rt = _open_host(store, ui, names, create=False)
+    config = model_config(None, base_url, api_key, constrain)
+    rt = _open_host(store, ui, names, create=False, models=config, record=record)
     try:
         trace = _attach(rt, ui, out, as_json)
         procs = rt.processes()
@@ -313,17 +383,23 @@ def answer(request_id: int, text: str, store: str) -> None:
 @click.option(
     "--interactive", is_flag=True, help="Answer the approval yourself instead of letting the demo play the human."
 )
-def demo(workspace: str | None, interactive: bool) -> None:
+@click.option(
+    "--real",
+    is_flag=True,
+    help="Let the local model (Qwen2.5-Coder-0.5B on llama.cpp, offline; 'make real-model' installs it) "
+    "play the agent instead of the script.",
+)
+def demo(workspace: str | None, interactive: bool, real: bool) -> None:
     """Watch an agent read a file, get denied a secret, ask for a write, and resume after approval.
 
     The demo makes its own workspace and store; it never writes into a directory it did not create.
     """
     from alos.cli.demo import run_demo
 
-    sys.exit(run_demo(workspace, interactive))
+    sys.exit(run_demo(workspace, interactive, real))
 
 
-for _command in (look.ps, look.approvals, look.audit):
+for _command in (look.ps, look.approvals, look.audit, image_group, models_group):
     cli.add_command(_command)
 
 

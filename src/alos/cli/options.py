@@ -1,10 +1,19 @@
-"""The options several ``alos`` commands share: --store, --json, --approve."""
+"""The options several ``alos`` commands share: --store, --json, --approve, and where models are served."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
+from alos.config import ModelConfig
+from alos.config import load as load_config
+from alos.errors import AlosError
 from alos.runtime import DEFAULT_STORE
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 store_option = click.option(
     "--store",
@@ -22,3 +31,45 @@ approve_option = click.option(
     help="How human requests are answered here: prompt in this terminal (needs a TTY), never "
     "(stop with exit 3 and answer with 'alos approve'), or always approve once.",
 )
+
+
+def model_options(f: F) -> F:
+    """Add the options that say where models are served: --base-url, --api-key, --constrain, --record."""
+    f = click.option(
+        "--record",
+        metavar="FILE",
+        default=None,
+        help="Append every model request and reply to FILE as JSON Lines (keys redacted); "
+        "replay it with --model replay:FILE.",
+    )(f)
+    f = click.option(
+        "--constrain",
+        is_flag=True,
+        help="Ask the model server to allow only one call of a declared tool per reply (a JSON schema "
+        "response_format; for small local models, docs/models.md).",
+    )(f)
+    f = click.option(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="The key for the model server. Prefer OPENAI_API_KEY / ANTHROPIC_API_KEY or a config file: "
+        "other users can read a command line.",
+    )(f)
+    f = click.option(
+        "--base-url",
+        default=None,
+        metavar="URL",
+        help="The model server's base URL, e.g. http://127.0.0.1:8080/v1 (also OPENAI_BASE_URL, "
+        "ANTHROPIC_BASE_URL or .alos/config.toml).",
+    )(f)
+    return f
+
+
+def model_config(model: str | None, base_url: str | None, api_key: str | None, constrain: bool) -> ModelConfig:
+    """Return where models are served: these options, then the environment, then config files
+    (.alos/config.toml, then ~/.config/alos/config.toml); raises click.UsageError for a bad file."""
+    flags = {"model": model, "base_url": base_url, "api_key": api_key, "constrain": "true" if constrain else None}
+    try:
+        return load_config(os.getcwd(), flags)
+    except AlosError as err:
+        raise click.UsageError(err.message) from None

@@ -23,6 +23,21 @@ class Trace:
     def __init__(self, screen: Screen) -> None:
         self.screen = screen
         self.names: dict[int, str] = {}
+        self.streaming: int | None = None  # the process whose model's words are being printed as they come
+
+    def token(self, pid: int, piece: str) -> None:
+        """Print a piece of a model's reply as it arrives (made safe; newlines kept)."""
+        if self.streaming != pid:
+            self.end_stream()
+            self.screen.say((f"[{self.who(pid)}] ", "cyan"), ("model: ", "dim"), end="")
+            self.streaming = pid
+        self.screen.say(piece, end="", keep_newlines=True)
+
+    def end_stream(self) -> None:
+        """End the line of a reply being streamed, if any."""
+        if self.streaming is not None:
+            self.streaming = None
+            self.screen.say("")
 
     def who(self, pid: int) -> str:
         return f"{pid} {self.names.get(pid, '')}".strip()
@@ -30,7 +45,9 @@ class Trace:
     def __call__(self, ev: Event) -> None:
         show = getattr(self, "_" + ev.kind, None)
         if show is not None:
-            show(ev.pid, ev.detail)
+            streamed = self.streaming == ev.pid and ev.kind == "turn"
+            self.end_stream()
+            show(ev.pid, {**ev.detail, "content": ""} if streamed else ev.detail)
 
     def _spawn(self, pid: int, d: dict[str, Any]) -> None:
         self.names[pid] = str(d.get("name", ""))
