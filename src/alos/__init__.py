@@ -12,10 +12,25 @@ the states it carries (ProcState, Wait, Exit); and the errors a caller catches. 
 (records, rights, test doubles such as alos.providers.clock.ManualClock) is imported from its module.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from alos.errors import AlosError, Conflict, Denied, Invalid, Limit, NotFound, Unavailable
 from alos.rights import Effect, parse_grant
-from alos.runtime import Runtime, open
 from alos.types import Exit, Parked, Process, ProcState, Wait
+
+if TYPE_CHECKING:
+    from alos.runtime import Runtime, open
+
+
+def __getattr__(name: str) -> Any:
+    """Return Runtime or open, importing the runtime on first use: a program that only names
+    errors or records (the CLI's --help) does not pay for the kernel, the store and asyncio."""
+    if name in ("Runtime", "open"):
+        from alos import runtime
+
+        return getattr(runtime, name)
+    raise AttributeError(f"module 'alos' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

@@ -32,6 +32,7 @@ from typing import Any
 from alos import codec, limits
 from alos.errors import Invalid, Unavailable
 
+DEFAULT_STORE = os.path.join(".alos", "store.db")  # the store a command uses when none is named
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 PROVIDERS = {  # spec prefix -> (default base URL, env var of the base URL, env var of the key)

@@ -13,9 +13,10 @@ from typing import Any
 
 from alos import codec, images
 from alos.agent import Agent
-from alos.config import ModelConfig
+from alos.config import DEFAULT_STORE, ModelConfig
 from alos.config import load as load_config
 from alos.errors import Invalid, NotFound
+from alos.images import is_path
 from alos.images.load import load as load_image
 from alos.kernel import Kernel, reads
 from alos.kernel.reads import ChainCheck
@@ -28,8 +29,6 @@ from alos.providers.model import open_model
 from alos.rights import Effect, Grant, Right
 from alos.syscall import dispatch
 from alos.types import HOST, AuditRecord, Event, HumanRequest, Pid, Process, RequestState
-
-DEFAULT_STORE = os.path.join(".alos", "store.db")
 
 
 def forbidden_paths(store_path: str) -> list[str]:
@@ -273,12 +272,6 @@ def _check_registered(image_name: str, store: str) -> None:
         reads.lookup_image(rt.kernel, image_name)
     finally:
         rt.close()
-
-
-def is_path(image_name: str) -> bool:
-    """Return whether ``image_name`` names an image file rather than an image: it holds a '/' or
-    ends in .yaml or .yml (a directory in the working directory is named ./DIR)."""
-    return "/" in image_name or image_name.endswith((".yaml", ".yml"))
 
 
 def absolute_model(spec: str) -> str:

@@ -82,7 +82,9 @@ class FakeServer:
         self._lock = threading.Lock()
         self._hung_up = threading.Condition(self._lock)
         app = Starlette(routes=[Route(p, _Endpoint(self), methods=["POST"]) for p in paths])
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # protocol IPPROTO_TCP, not 0: asyncio then turns Nagle off on each accepted connection, so a
+        # reply is not held ~40 ms for the client's delayed acknowledgement
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"

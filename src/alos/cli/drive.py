@@ -17,13 +17,16 @@ import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from alos import limits
 from alos.cli.screen import Screen, command
 from alos.cli.show import request_panel
 from alos.errors import Conflict
-from alos.runtime import Runtime
 from alos.types import HumanRequest, Pid, Process, ProcState, RequestKind, RequestState, Wait
+
+if TYPE_CHECKING:
+    from alos.runtime import Runtime
 
 EXIT_OK, EXIT_FAILED, EXIT_WAITING = 0, 1, 3
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
@@ -17,9 +18,12 @@ from alos import images
 from alos.cli.options import json_option, store_option
 from alos.cli.screen import Screen, clip, command, text
 from alos.errors import AlosError
+from alos.images import is_path
 from alos.images.load import load as load_image
-from alos.runtime import is_path, open
 from alos.types import HOST
+
+if TYPE_CHECKING:
+    from alos.runtime import Runtime
 
 
 @click.group()
@@ -32,7 +36,7 @@ def image() -> None:
 @json_option
 def list_(store: str, as_json: bool) -> None:
     """List the built-in images and the newest version of every image registered in the store."""
-    rt = open(store, create=False) if _exists(store) else None
+    rt = _open(store, create=False) if _exists(store) else None
     try:
         if rt is None:
             found = [
@@ -63,7 +67,7 @@ def list_(store: str, as_json: bool) -> None:
 def show(name: str, store: str, as_json: bool) -> None:
     """Show image NAME: a built-in, a registered name (its newest version), NAME@VERSION, or the
     path of an image file. Shows the grants it requests; running it grants none of them."""
-    rt = open(store, create=False) if _exists(store) else None
+    rt = _open(store, create=False) if _exists(store) else None
     try:
         if rt is not None:
             found = rt.image(name)
@@ -131,7 +135,7 @@ def validate(path: str) -> None:
 def register(path: str, store: str) -> None:
     """Register the image file at PATH in the store, as the next version of its name. Processes
     already running keep the version they started with."""
-    rt = open(store)
+    rt = _open(store, create=True)
     try:
         result = asyncio.run(rt.register(path))
     finally:
@@ -140,6 +144,12 @@ def register(path: str, store: str) -> None:
         f"registered {clip(result['ref'], 80)} (sha256 {result['digest'][:16]}…); "
         f"run it with '{command()} run {clip(result['name'], 64)} GOAL --model SPEC'"
     )
+
+
+def _open(store: str, create: bool) -> Runtime:
+    from alos.runtime import open  # here, not at import: 'alos --help' never opens a store
+
+    return open(store, create=create)
 
 
 def _exists(store: str) -> bool:

@@ -7,19 +7,25 @@ that changed nothing are written first, so what is listed is what is durable).
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from alos.cli import show
 from alos.cli.options import json_option, store_option
 from alos.cli.screen import Screen, clip_left, command, text
+from alos.config import DEFAULT_STORE
 from alos.errors import NotFound
-from alos.runtime import DEFAULT_STORE, Runtime, open
 from alos.types import HumanRequest, ProcState, RequestState
+
+if TYPE_CHECKING:
+    from alos.runtime import Runtime
 
 
 def reader(store: str) -> Runtime:
     """Return a Runtime on an existing store that does not run its processes."""
+    from alos.runtime import open  # here, not at import: 'alos --help' never opens a store
+
     return open(store, create=False)
 
 

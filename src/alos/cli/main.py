@@ -12,7 +12,7 @@ import asyncio
 import sys
 import traceback
 from collections.abc import Coroutine
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -26,10 +26,11 @@ from alos.cli.screen import Screen, clip, command
 from alos.config import ModelConfig
 from alos.errors import AlosError
 from alos.images import Image
-from alos.providers.human import CallbackHuman
 from alos.rights import Effect, Grant, parse_grant
-from alos.runtime import Runtime, check_start, open
 from alos.types import BUDGETS, Event
+
+if TYPE_CHECKING:
+    from alos.runtime import Runtime
 
 T = TypeVar("T")
 
@@ -52,6 +53,9 @@ def _open_host(
     models: ModelConfig | None = None,
     record: str | None = None,
 ) -> Runtime:
+    from alos.providers.human import CallbackHuman
+    from alos.runtime import open
+
     return open(
         store, create=create, host=True, human=CallbackHuman(show.tell(ui, names)), models=models, record=record
     )
@@ -172,6 +176,8 @@ def run(
             "ALOS_MODEL, or model = in .alos/config.toml (docs/models.md)"
         )
     try:
+        from alos.runtime import check_start
+
         check_start(image, workspace, spec, store)
     except AlosError as err:
         raise click.UsageError(err.message) from None

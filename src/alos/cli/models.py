@@ -15,9 +15,6 @@ from alos.cli.options import model_config, model_options
 from alos.cli.screen import Screen, clip
 from alos.config import ModelConfig, describe
 from alos.errors import AlosError
-from alos.providers.base import ModelRequest
-from alos.providers.model import open_model
-from alos.runtime import absolute_model
 from alos.types import ModelTurn
 
 CHECK_PROMPT = "Reply with the single word: ok"
@@ -46,6 +43,8 @@ def check(spec: str, base_url: str | None, api_key: str | None, constrain: bool,
     config = model_config(spec, base_url, api_key, constrain)
     screen = Screen()
     try:
+        from alos.runtime import absolute_model
+
         turn, took = asyncio.run(_ask(absolute_model(spec), config, record))
     except AlosError as err:
         Screen(stderr=True).say(f"alos: {spec}: {err}")
@@ -60,6 +59,9 @@ def check(spec: str, base_url: str | None, api_key: str | None, constrain: bool,
 
 
 async def _ask(spec: str, config: ModelConfig, record: str | None) -> tuple[ModelTurn, float]:
+    from alos.providers.base import ModelRequest
+    from alos.providers.model import open_model
+
     model = open_model(spec, config, record=record)
     try:
         started = time.monotonic()

@@ -8,10 +8,9 @@ from typing import Any, TypeVar
 
 import click
 
-from alos.config import ModelConfig
+from alos.config import DEFAULT_STORE, ModelConfig
 from alos.config import load as load_config
 from alos.errors import AlosError
-from alos.runtime import DEFAULT_STORE
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -149,6 +149,12 @@ class _Builtins(Mapping[str, Image]):
 IMAGES: Mapping[str, Image] = _Builtins()
 
 
+def is_path(image_name: str) -> bool:
+    """Return whether ``image_name`` names an image file rather than an image: it holds a '/' or
+    ends in .yaml or .yml (an image's name holds neither; a directory here is named ./DIR)."""
+    return "/" in image_name or image_name.endswith((".yaml", ".yml"))
+
+
 def image(name: str) -> Image:
     """Return the built-in image called ``name``; raises NotFound listing the built-in images."""
     if name not in BUILTIN:
@@ -193,4 +199,4 @@ def __getattr__(name: str) -> Image:
     return IMAGES[builtin]
 
 
-__all__ = ["BUILTIN", "IMAGES", "Catalog", "Image", "digest", "from_json", "image", "to_json"]
+__all__ = ["BUILTIN", "IMAGES", "Catalog", "Image", "digest", "from_json", "image", "is_path", "to_json"]
