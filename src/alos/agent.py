@@ -73,6 +73,7 @@ class Agent:
                 return
         epoch = proc.epoch
         table = loaded.table
+        repair = 0  # the number of this turn's repair, once one of its calls is malformed
         for index in range(act.next, len(act.calls)):
             if kernel.proc(pid).state is not ProcState.RUNNING:  # the cache was refreshed after the last call
                 return  # paused or killed: the rest of the action waits in the store
@@ -86,7 +87,8 @@ class Agent:
                 return
             text = context.cut(result.text)
             if result.malformed:
-                text = f"{context.REPAIR}{self._next_repair(pid)} of {limits.MODEL_REPAIRS}] {text}"
+                repair = repair or self._next_repair(pid)  # every malformed call of a turn: one repair
+                text = f"{context.REPAIR}{repair} of {limits.MODEL_REPAIRS}] {text}"
             actions.finish_call(kernel, pid, act, index, text, result.ok)
 
     async def _think(self, pid: Pid, loaded: _Loaded) -> ModelTurn | None:

@@ -29,7 +29,7 @@ def test_what_is_journaled_follows_from_the_kind_of_effect() -> None:
     assert outside == {"fs.write", "fs.mkdir", "fs.delete", "human.tell"}
     assert journaled == outside | {
         "human.ask", "proc.spawn", "proc.fork", "proc.exec", "proc.wait", "proc.merge", "proc.signal",
-        "proc.chdir", "msg.send", "msg.recv", "clock.sleep",
+        "proc.chdir", "msg.send", "msg.recv", "clock.sleep", "image.register",
     }  # fmt: skip
     assert {name for name, e in TABLE.items() if e.host_only} == {"human.answer", "cap.grant", "cap.revoke"}
 

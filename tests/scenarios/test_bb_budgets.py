@@ -267,23 +267,31 @@ def test_wall_seconds_budget_refuses_calls_once_the_time_is_up(tmp_path: Path) -
     py(tmp_path, body)
 
 
-def test_tokens_budget_lets_the_last_call_overshoot_then_refuses(tmp_path: Path) -> None:
+def test_tokens_budget_reserves_max_tokens_before_each_call_and_settles_to_the_usage(tmp_path: Path) -> None:
+    """docs/models.md: 1,024 tokens (no image max_tokens) are reserved before a call and settled
+    to what the model reported; a call whose reservation would pass the limit is not made."""
     e = make_env(tmp_path)
     usage = {"prompt_tokens": 30, "completion_tokens": 20}
-    r = e.run(
-        [
-            {"content": "one", "tool_calls": [], "usage": usage},
-            {"content": "two", "tool_calls": [], "usage": usage},
-            {"content": "three", "tool_calls": []},
-        ],
-        "--budget",
-        "tokens=40",
-    )
+    turns = [
+        {"content": "one", "tool_calls": [], "usage": usage},
+        {"content": "two", "tool_calls": [], "usage": usage},
+        {"content": "three", "tool_calls": []},
+    ]
+    r = e.run(turns, "--budget", "tokens=1100")
+    assert r.returncode == 1, r.stdout + r.stderr
+    [p] = e.ps()
+    assert p["exit"] == "failed" and "tokens" in p["result"] and "needs 1024" in p["result"], p
+    assert p["turns"] == 2  # 100 spent + 1,024 reserved would pass 1,100: the third call is never made
+    assert p["budget"]["tokens"]["spent"] == 100 and p["budget"]["tokens"]["limit"] == 1100
+
+
+def test_a_tokens_budget_smaller_than_the_reservation_refuses_the_first_call(tmp_path: Path) -> None:
+    e = make_env(tmp_path)
+    r = e.run([{"content": "one", "tool_calls": []}], "--budget", "tokens=40")
     assert r.returncode == 1, r.stdout + r.stderr
     [p] = e.ps()
     assert p["exit"] == "failed" and "tokens" in p["result"], p
-    assert p["turns"] == 1
-    assert p["budget"]["tokens"]["spent"] == 50 and p["budget"]["tokens"]["limit"] == 40
+    assert p["turns"] == 0 and p["budget"]["tokens"]["spent"] == 0
 
 
 def test_a_sleeping_child_spends_no_model_calls(tmp_path: Path) -> None:

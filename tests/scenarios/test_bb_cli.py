@@ -95,7 +95,7 @@ def test_invalid_tool_arguments_do_not_crash_the_run(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     texts = result_texts(r.stdout)
     assert len(texts) == 8, texts
-    assert all(t.startswith("invalid") for t in texts[:7]), texts
+    assert all(t.startswith("[repair 1 of 3] invalid") for t in texts[:7]), texts  # one turn: one repair
     assert texts[7] == "hello readme\n"
     assert not (e.ws / "x.txt").exists() and not (e.ws / "d").exists()
 

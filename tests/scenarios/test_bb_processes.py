@@ -360,9 +360,9 @@ def test_cli_exec_into_reader_drops_the_rest_of_the_turn_and_the_write_tool(tmp_
     assert r.returncode == 0, r.stdout + r.stderr
     assert not (e.ws / "dropped.txt").exists() and not (e.ws / "after.txt").exists()
     texts = texts_of(r.stdout, 1)
-    assert any(t.startswith("invalid") and "fs_write" in t for t in texts), texts
+    assert any(t.startswith("[repair 1 of 3] invalid") and "fs_write" in t for t in texts), texts
     assert "hello readme\n" in texts
-    assert any(t.startswith("invalid") and "proc_spawn" in t for t in texts), texts
+    assert any(t.startswith("[repair 1 of 3] invalid") and "proc_spawn" in t for t in texts), texts
     [p] = e.ps()
     assert p["pid"] == 1 and p["image"] == "reader"
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import alos
+from alos.images import Catalog
 from alos.kernel import Kernel, reads
 from alos.providers.base import ModelRequest
 from alos.providers.clock import SystemClock
@@ -31,7 +32,7 @@ def test_the_model_reads_its_own_turns_without_calls(runtime, ws: Path) -> None:
     pid = spawn(runtime, ws, [{"content": "first thought"}, {"content": "second thought"}])
     asyncio.run(runtime.run())
     counts = [r.detail["messages"] for r in runtime.audit(pid) if r.syscall == "model.call"]
-    assert counts == ["<2 items>", "<3 items>", "<4 items>"]  # system and goal; then each earlier turn too
+    assert counts == [2, 3, 4]  # system and goal; then each earlier turn too
     assert [m["content"] for m in runtime.context(pid) if m["role"] == "assistant"] == [
         "first thought",
         "second thought",
@@ -80,7 +81,8 @@ class MovedDuringTheCall:
 
 def _host(store: str, model: MovedDuringTheCall, human: RecordedHuman) -> alos.Runtime:
     db = reads.open_store(store, host=True)
-    return alos.Runtime(Kernel(db, Files(forbidden_paths(store)), human, SystemClock(), lambda spec: model))
+    catalog = Catalog()
+    return alos.Runtime(Kernel(db, Files(forbidden_paths(store)), human, SystemClock(), lambda spec: model, catalog))
 
 
 @pytest.mark.parametrize(

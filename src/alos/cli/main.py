@@ -186,7 +186,7 @@ def run(
     rt = _open_host(store, ui, names, models=config, record=record)
     try:
         found = rt.image(image)
-        grants += _requested(ui, found, workspace, grant_requested, approve)
+        grants += _requested(ui, found, workspace, grant_requested, bool(grants), approve)
         for name, amount in found.budget:
             limits_.setdefault(name, amount)
         trace = _attach(rt, ui, out, as_json)
@@ -201,17 +201,19 @@ def run(
     sys.exit(code)
 
 
-def _requested(ui: Screen, found: Image, workspace: str, grant: bool, approve: str) -> list[Grant]:
-    """Show what the image requests and return what the person grants of it (all or nothing)."""
+def _requested(ui: Screen, found: Image, workspace: str, grant: bool, chose: bool, approve: str) -> list[Grant]:
+    """Show what the image requests and return what the person grants of it (all or nothing).
+    At a terminal the person is asked, unless they named grants themselves (``chose``)."""
     if not found.requests:
         return []
     ui.say(("● ", "bold cyan"), f"image {clip(found.name, 64)} requests:")
     for effect, spec in found.requests:
         ui.say(f"    --{effect} ", (clip(spec, 120), "bold"))
-    if not grant and approve == "prompt" and sys.stdin.isatty():
+    if not grant and not chose and approve == "prompt" and sys.stdin.isatty():
         grant = click.confirm("  Grant these?", default=False, err=True)
     if not grant:
-        ui.say(("  not granted", "yellow"), " (pass --grant-requested to grant them, or grant less with --allow)")
+        why = "you named the grants" if chose else "pass --grant-requested to grant them"
+        ui.say(("  not granted", "yellow"), f" ({why}; an image grants nothing by itself)")
         return []
     return parse_grants(
         workspace, **{e: tuple(s for f, s in found.requests if f == e) for e in ("allow", "ask", "deny")}
