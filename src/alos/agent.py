@@ -98,7 +98,7 @@ class Agent:
         image = loaded.image
         msgs = actions.context(kernel, pid)
         args: dict[str, object] = {
-            "messages": context.fit(msgs, image.context_tokens or limits.CONTEXT_TOKENS),
+            "messages": context.wire(context.fit(msgs, image.context_tokens or limits.CONTEXT_TOKENS)),
             "tools": loaded.wire,
             "max_tokens": image.max_tokens or limits.MODEL_MAX_TOKENS,
             "temperature": image.temperature,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from alos import limits
+from alos import codec, limits
 
 REPAIR = "[repair "  # how a repair turn's text begins: "[repair 2 of 3] ..."
 
@@ -59,6 +59,31 @@ def fit(msgs: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
         )
         out[i] = {**msg, "content": note}
         chars -= len(text) - len(note)
+    return out
+
+
+def wire(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return ``msgs`` in the Chat Completions shape a provider takes: each tool call of an
+    assistant turn as ``{"id", "type": "function", "function": {"name", "arguments": JSON}}``
+    and its content a string (the store keeps calls as ``{"id", "name", "arguments"}``)."""
+    out = []
+    for stored in msgs:
+        calls = stored.get("tool_calls")
+        msg = stored
+        if stored.get("role") == "assistant" and calls:
+            msg = {
+                **stored,
+                "content": stored.get("content") or "",
+                "tool_calls": [
+                    {
+                        "id": c.get("id"),
+                        "type": "function",
+                        "function": {"name": c.get("name"), "arguments": codec.dumps(c.get("arguments") or {})},
+                    }
+                    for c in calls
+                ],
+            }
+        out.append(msg)
     return out
 
 

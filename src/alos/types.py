@@ -198,3 +198,4 @@ class ModelTurn:
     finish_reason: str = ""  # as the provider reported it: stop, tool_calls, length, ...
     model: str = ""  # the model that answered, as the provider named it
     elapsed: float = 0.0  # seconds the call took, retries included
+    constrained: bool = False  # the server was asked to allow only one call of a declared tool

@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         err_screen.say(f"alos: stopped; the processes are saved in the store ('{command()} resume' continues)")
         sys.exit(130)
     except AlosError as err:
-        err_screen.say(f"alos: {err}")
+        err_screen.say(f"alos: {err}", keep_newlines=True)  # an image file's errors: one a line
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:
         err_screen.say("")

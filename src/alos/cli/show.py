@@ -24,6 +24,7 @@ class Trace:
         self.screen = screen
         self.names: dict[int, str] = {}
         self.streaming: int | None = None  # the process whose model's words are being printed as they come
+        self.streamed: set[int] = set()  # processes whose reply was printed as it came; its turn is not again
 
     def token(self, pid: int, piece: str) -> None:
         """Print a piece of a model's reply as it arrives (made safe; newlines kept)."""
@@ -31,6 +32,7 @@ class Trace:
             self.end_stream()
             self.screen.say((f"[{self.who(pid)}] ", "cyan"), ("model: ", "dim"), end="")
             self.streaming = pid
+            self.streamed.add(pid)
         self.screen.say(piece, end="", keep_newlines=True)
 
     def end_stream(self) -> None:
@@ -45,7 +47,9 @@ class Trace:
     def __call__(self, ev: Event) -> None:
         show = getattr(self, "_" + ev.kind, None)
         if show is not None:
-            streamed = self.streaming == ev.pid and ev.kind == "turn"
+            streamed = ev.kind == "turn" and ev.pid in self.streamed
+            if streamed:
+                self.streamed.discard(ev.pid)
             self.end_stream()
             show(ev.pid, {**ev.detail, "content": ""} if streamed else ev.detail)
 
@@ -112,7 +116,8 @@ class Trace:
             style = "bold green" if d.get("exit") == "ok" else "bold red"
             self.screen.say(
                 (f"● process {self.who(pid)} exited {d.get('exit')}", style),
-                f": {clip(d['result'], 100)}" if d.get("result") else "",
+                # a failure's reason is read whole (a replay's first difference is at its end)
+                f": {clip(d['result'], 100 if d.get('exit') == 'ok' else 1_000)}" if d.get("result") else "",
             )
 
     def _crash(self, pid: int, d: dict[str, Any]) -> None:

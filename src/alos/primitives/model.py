@@ -24,7 +24,7 @@ from alos.kernel import Kernel, Site, approval
 from alos.providers.base import ModelRequest
 from alos.rights import Need, Right
 from alos.store import rows
-from alos.types import ModelTurn, Process, ProcState, RequestKind, RequestState
+from alos.types import HumanRequest, ModelTurn, Process, ProcState, RequestKind, RequestState
 
 _OUTSIDE = Site(-1, -1, -1)  # where dispatch() files the requests of a call made outside a pending action
 
@@ -79,6 +79,7 @@ def audited(args: CallArgs, turn: ModelTurn) -> dict[str, Any]:
         "messages": len(args.messages),
         "tokens_sent": sent // limits.CHARS_PER_TOKEN,
         "tool_calls": len(turn.tool_calls),
+        "constrain": turn.constrained,
     }
 
 
@@ -103,7 +104,14 @@ async def call(kernel: Kernel, proc: Process, args: CallArgs) -> ModelTurn:
         model = kernel.model(proc.model)
     except (NotFound, Invalid, Unavailable) as err:
         raise ProviderDown(f"model {proc.model} cannot be opened: {err}") from None
-    if args.stuck is not None and not _retry_approved(kernel, proc, args):
+    last = approval.at(kernel, proc.pid, _OUTSIDE, RequestKind.RECOVERY)
+    if last is not None and last.syscall == "model.call" and last.state is RequestState.REJECTED:
+        # a person said not to try again: the call ends here, and with it the process
+        raise Unavailable(
+            f"the model failed and request {last.id} asked whether to try again; {last.answered_by} chose not "
+            f"to: {last.answer or 'no reason given'}"
+        )
+    if args.stuck is not None and not _retry_approved(last, args):
         raise ProviderDown(
             f"the model made {limits.MODEL_REPAIRS} malformed tool calls in a row (the last: {args.stuck}). "
             "Approve to let it try again, or deny to end the process"
@@ -119,7 +127,8 @@ async def call(kernel: Kernel, proc: Process, args: CallArgs) -> ModelTurn:
 
     request = ModelRequest(
         proc.name, proc.turns, args.messages, args.tools, pid=pid, max_tokens=args.max_tokens,
-        temperature=args.temperature, constrain=args.constrain, stream=stream if streams else None,
+        temperature=args.temperature, constrain=args.constrain or bool(getattr(model, "constrain", False)),
+        stream=stream if streams else None,
     )  # fmt: skip
     started = time.monotonic()
     task = asyncio.ensure_future(model.complete(request))
@@ -136,12 +145,11 @@ async def call(kernel: Kernel, proc: Process, args: CallArgs) -> ModelTurn:
     except BaseException:
         task.cancel()  # the host itself is stopping (Ctrl-C): the request goes with it
         raise
-    return replace(task.result(), elapsed=time.monotonic() - started)
+    return replace(task.result(), elapsed=time.monotonic() - started, constrained=request.constrain)
 
 
-def _retry_approved(kernel: Kernel, proc: Process, args: CallArgs) -> bool:
+def _retry_approved(req: HumanRequest | None, args: CallArgs) -> bool:
     """Return whether a person approved trying again after exactly this run of malformed calls."""
-    req = approval.at(kernel, proc.pid, _OUTSIDE, RequestKind.RECOVERY)
     return (
         req is not None
         and req.state is RequestState.APPROVED

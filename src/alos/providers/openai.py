@@ -125,6 +125,11 @@ async def _plain(reply: Reply, request: ModelRequest) -> ModelTurn:
 
 
 async def _streamed(reply: Reply, request: ModelRequest, on_text: Callable[[str], None]) -> ModelTurn:
+    if "text/event-stream" not in reply.response.headers.get("content-type", ""):
+        turn = await _plain(reply, request)  # a server that does not stream answers whole
+        if turn.content:
+            on_text(turn.content)
+        return turn
     stream, done = _Stream(on_text), False
     async with aclosing(reply.events()) as events:
         async for event in events:
