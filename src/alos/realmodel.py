@@ -51,7 +51,7 @@ SERVER_ARGS = ("--n_ctx", "4096")
 # llama.cpp's threads spin while they wait for each other: on 2 idle cores 2 threads are fastest, but
 # with a core busy elsewhere (a second pytest worker) a request took 21-40 s on 2 threads, 3 s on 1.
 THREADS = 2
-START_SECONDS = 60.0  # s the server may take to answer; it took 0.8-1.6 s here, more with a cold page cache
+START_SECONDS = 60.0  # s the server may take to answer: 0.8-1.6 s on idle cores, 1.3-3.1 s on busy ones
 STOP_SECONDS = 5.0  # s the server may take to stop after SIGTERM before it is killed
 LOG_TAIL_LINES = 20  # lines of the server's or pip's output an error quotes
 
