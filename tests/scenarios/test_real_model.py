@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from alos import realmodel
+from alos import realcheck, realmodel
 from tests.support import run_cli
 
 NOT_INSTALLED = realmodel.installed()
@@ -107,17 +107,15 @@ def test_a_tool_result_goes_back_with_empty_content_and_the_next_reply_is_one_ca
     assert second["name"] == "proc_exit" and isinstance(second["arguments"]["result"], str)
 
 
-# TO ENABLE when `alos run --model openai:MODEL` lands: remove the skip mark. The whole run through
-# the alos CLI, as a user types it in a workspace that holds notes.txt.
-@pytest.mark.skip(reason="waiting for the openai client")
-def test_an_alos_agent_on_the_real_model_reads_a_file_and_exits_with_its_contents(
-    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    (ws / "notes.txt").write_text(NOTES)
-    monkeypatch.setenv("OPENAI_BASE_URL", server)  # run_cli passes the environment on
-    r = run_cli("run", "base", TASK, "--model", "openai:qwen", "--allow", "fs:*=read", cwd=ws, timeout=120)
+# The whole run through the alos CLI, as a user types it, with the image file that make real-model's
+# check uses (alos/realcheck.py): the model reads notes.txt (with fs_read, or proc_exit's file) and
+# the process exits ok with its contents.
+def test_an_alos_agent_on_the_real_model_reads_a_file_and_exits_with_its_contents(server: str, tmp_path: Path) -> None:
+    ws, image = realcheck.workspace(str(tmp_path))
+    r = run_cli(
+        "run", image, realcheck.TASK, "--model", realcheck.MODEL, "--base-url", server, "--allow", "fs:*=read",
+        "--approve", "never", "--budget", "model_calls=6", cwd=Path(ws), timeout=600,
+    )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     assert "exited ok" in r.stdout
-    assert NOTES.strip() in r.stdout
+    assert realcheck.NOTES.strip() in r.stdout

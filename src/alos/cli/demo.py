@@ -183,6 +183,20 @@ def run_demo(where: str | None, interactive: bool, real: bool = False) -> int:
 
 REAL_GOAL = "Read README.md, then write a one-line summary of it to SUMMARY.md, then exit with that line."
 REAL_MODEL = "openai:qwen2.5-coder-0.5b"  # llama.cpp's server answers to any model name
+# a small image: a 0.5B model on two cores answers a short prompt in seconds (base's twenty tools
+# make a 3,200-token prompt); constrained to one call of a declared tool a reply, as it needs
+REAL_IMAGE = """\
+name: demo
+description: reads, lists and writes files, then exits
+prompt: |
+  You work on the files of this workspace. Call one tool per reply.
+  When the goal is done, call proc_exit with a one-line result.
+tools: [fs.list, fs.read, fs.write, proc.exit]
+model:
+  temperature: 0
+  max_tokens: 256
+  constrain: true
+"""
 REAL_BUDGET = {"model_calls": 12, "tokens": 60_000}  # a small model that loses its way stops here
 
 
@@ -203,16 +217,19 @@ def _play(out: Screen, ws: str, interactive: bool, base_url: str | None = None) 
     trace = show.Trace(out)
     models = None
     model = "script:" + os.path.join(ws, ".alos", "demo-script.jsonl")
-    goal, budget = "Summarize this project into SUMMARY.md", None
+    goal, budget, image = "Summarize this project into SUMMARY.md", None, "base"
     if base_url is not None:
         model, goal, budget = REAL_MODEL, REAL_GOAL, REAL_BUDGET
+        image = os.path.join(ws, ".alos", "demo-image.yaml")
+        with open(image, "x", encoding="utf-8") as f:
+            f.write(REAL_IMAGE)
         models = load_config(ws, {"model": model, "base_url": base_url, "constrain": "true"}, env={})
         out.say(f"model      {model} at {base_url} (constrained to one tool call a reply)")
     rt = open_runtime(store, host=True, human=CallbackHuman(show.tell(out, trace.names)), models=models)
     try:
         rt.listen(trace)
         rt.listen_tokens(trace.token)
-        pid = asyncio.run(rt.spawn("base", goal, workspace=ws, model=model, grants=grants, budget=budget))
+        pid = asyncio.run(rt.spawn(image, goal, workspace=ws, model=model, grants=grants, budget=budget))
         mode = "prompt" if interactive and sys.stdin.isatty() else "always"
         driver = Driver(rt, out, mode, by="" if mode == "prompt" else "demo (playing the human)")
         code = asyncio.run(driver.drive([pid]))
@@ -243,7 +260,8 @@ def _report(
             f"model calls by process {pid}: {calls}, for {turns} turns and the last call that found nothing more "
             "to do: the approved write resumed the same action, with no new model call"
         )
-    out.say("its spending above counts the checker's: a child's spending counts against every ancestor")
+    if not real:
+        out.say("its spending above counts the checker's: a child's spending counts against every ancestor")
     if verdict.ok:
         out.say(("✓ alos audit verify: chain intact", "green"), f" ({verdict.count} records)")
     else:

@@ -58,8 +58,11 @@ def cost(args: CallArgs) -> dict[str, int]:
 
 def used(args: CallArgs, turn: ModelTurn) -> dict[str, int]:
     """Return what settles the reservation: the tokens the turn used, as its usage reports them,
-    less what was reserved (the ledger saturates a huge figure)."""
+    less what was reserved (the ledger saturates a huge figure). A reply that reports no usage
+    (some servers' streams) keeps the reservation charged: it may have spent all of it."""
     usage = turn.usage
+    if not usage:
+        return {"tokens": 0}
     total = usage.get("total_tokens", usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0))
     return {"tokens": max(0, int(total)) - _reserved(args)}
 

@@ -45,7 +45,7 @@ class ScriptedModel:
         """Return turn number ``request.turn`` of ``request.process``, or an exhausted turn."""
         turns = self._turns.get(request.process, [])
         if request.turn >= len(turns):
-            return ModelTurn(content="", exhausted=True)
+            return ModelTurn(content="", exhausted=True, usage={"total_tokens": 0})
         return turns[request.turn]
 
     async def aclose(self) -> None:
@@ -115,7 +115,7 @@ def _turn(raw: Any, where: str, index: int) -> tuple[str, ModelTurn]:
     content = raw.get("content", "")
     proc = raw.get("proc", "main")
     calls = raw.get("tool_calls", [])
-    usage = raw.get("usage", {})
+    usage = raw.get("usage", {"total_tokens": 0})  # a script's turn costs nothing unless it says so
     if not isinstance(content, str):
         raise Invalid(f"{where}: 'content' must be a string")
     if not isinstance(proc, str) or not proc:
