@@ -95,10 +95,13 @@ class Runtime:
         With ``defaults`` the process may call its model, read the clock and ask/tell the human
         console; everything else comes from ``grants``. The host's grants are delegable: the
         process may pass them, attenuated, to children it spawns. ``budget`` limits what the
-        process and its descendants spend (see docs/processes.md). Raises NotFound/Invalid for a
+        process and its descendants spend (see docs/processes.md), over the image's default budget.
+        Raises NotFound/Invalid for a
         bad image, workspace, model or budget before anything is stored.
         """
+        defaults_ = dict(self.image(image_name).budget)  # the image's budget, where ``budget`` names none
         image_name = await self.image_ref(image_name)
+        budget = {**defaults_, **(budget or {})}
         cwd = codec.utf8(os.path.realpath(workspace))
         if not os.path.isdir(cwd):
             raise Invalid(f"workspace {workspace} is not a directory; create it or pass --workspace DIR")

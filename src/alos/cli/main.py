@@ -187,8 +187,6 @@ def run(
     try:
         found = rt.image(image)
         grants += _requested(ui, found, workspace, grant_requested, bool(grants), approve)
-        for name, amount in found.budget:
-            limits_.setdefault(name, amount)
         trace = _attach(rt, ui, out, as_json)
         trace.names = names
         rt.recover()
