@@ -38,6 +38,7 @@ class Agent:
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self._images: dict[str, _Loaded] = {}
+        self._windows: dict[Pid, context.Window] = {}  # each process's context in the model's shape
 
     def loaded(self, ref: str) -> _Loaded:
         """Return image ``ref`` with its tool table (refs never change, so they are cached)."""
@@ -97,8 +98,13 @@ class Agent:
         kernel = self.kernel
         image = loaded.image
         msgs = actions.context(kernel, pid)
+        window = self._windows.get(pid)
+        if window is None:
+            if len(self._windows) >= limits.CONTEXTS_CACHED:  # as many as the kernel keeps contexts
+                del self._windows[next(iter(self._windows))]
+            window = self._windows[pid] = context.Window()
         args: dict[str, object] = {
-            "messages": context.wire(context.fit(msgs, image.context_tokens or limits.CONTEXT_TOKENS)),
+            "messages": window.messages(msgs, image.context_tokens or limits.CONTEXT_TOKENS),
             "tools": loaded.wire,
             "max_tokens": image.max_tokens or limits.MODEL_MAX_TOKENS,
             "temperature": image.temperature,

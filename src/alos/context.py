@@ -38,10 +38,12 @@ def estimate(msgs: Sequence[dict[str, Any]]) -> int:
     return sum(_size(m) for m in msgs) // limits.CHARS_PER_TOKEN
 
 
-def fit(msgs: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+def fit(msgs: list[dict[str, Any]], budget: int, chars: int | None = None) -> list[dict[str, Any]]:
     """Return ``msgs`` (not copied when they fit) with the oldest tool results elided until the
-    estimate is within ``budget`` tokens, or no tool result older than the last turn is left."""
-    chars = sum(_size(m) for m in msgs)
+    estimate is within ``budget`` tokens, or no tool result older than the last turn is left.
+    ``chars``: their size, when the caller knows it."""
+    if chars is None:
+        chars = sum(_size(m) for m in msgs)
     most = budget * limits.CHARS_PER_TOKEN
     if chars <= most:
         return msgs
@@ -66,25 +68,49 @@ def wire(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Return ``msgs`` in the Chat Completions shape a provider takes: each tool call of an
     assistant turn as ``{"id", "type": "function", "function": {"name", "arguments": JSON}}``
     and its content a string (the store keeps calls as ``{"id", "name", "arguments"}``)."""
-    out = []
-    for stored in msgs:
-        calls = stored.get("tool_calls")
-        msg = stored
-        if stored.get("role") == "assistant" and calls:
-            msg = {
-                **stored,
-                "content": stored.get("content") or "",
-                "tool_calls": [
-                    {
-                        "id": c.get("id"),
-                        "type": "function",
-                        "function": {"name": c.get("name"), "arguments": codec.dumps(c.get("arguments") or {})},
-                    }
-                    for c in calls
-                ],
+    return [_wired(m) for m in msgs]
+
+
+def _wired(stored: dict[str, Any]) -> dict[str, Any]:
+    calls = stored.get("tool_calls")
+    if stored.get("role") != "assistant" or not calls:
+        return stored
+    return {
+        **stored,
+        "content": stored.get("content") or "",
+        "tool_calls": [
+            {
+                "id": c.get("id"),
+                "type": "function",
+                "function": {"name": c.get("name"), "arguments": codec.dumps(c.get("arguments") or {})},
             }
-        out.append(msg)
-    return out
+            for c in calls
+        ],
+    }
+
+
+class Window:
+    """One process's context as its model is sent it, kept up to date as the context grows:
+    the stored messages only ever gain new ones at the end (exec starts a new list), so each
+    quantum converts and sizes only what was added since the last (a 200-message context
+    would otherwise cost a few hundred microseconds a call)."""
+
+    def __init__(self) -> None:
+        self._source: list[dict[str, Any]] | None = None
+        self._wired: list[dict[str, Any]] = []
+        self._chars = 0
+
+    def messages(self, msgs: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+        """Return ``msgs`` fitted to ``budget`` tokens in the provider's shape (a new list; its
+        messages are shared: do not change them)."""
+        if msgs is not self._source or len(msgs) < len(self._wired):
+            self._source, self._wired, self._chars = msgs, [], 0
+        for msg in msgs[len(self._wired) :]:
+            self._wired.append(_wired(msg))
+            self._chars += _size(msg)
+        if self._chars <= budget * limits.CHARS_PER_TOKEN:
+            return list(self._wired)
+        return wire(fit(msgs, budget, self._chars))  # past the budget: elide, then convert all
 
 
 def repairs(msgs: Sequence[dict[str, Any]]) -> int:

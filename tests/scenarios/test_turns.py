@@ -58,6 +58,8 @@ class MovedDuringTheCall:
     """A model that, during its second call, has another terminal pause and resume its process
     (which the host's earlier commits left running in the store); its second turn makes ``then``."""
 
+    remote = False
+
     def __init__(self, store: str, then: ToolCall) -> None:
         self.store = store
         self.then = then

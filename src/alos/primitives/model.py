@@ -119,7 +119,7 @@ async def call(kernel: Kernel, proc: Process, args: CallArgs) -> ModelTurn:
             f"the model made {limits.MODEL_REPAIRS} malformed tool calls in a row (the last: {args.stuck}). "
             "Approve to let it try again, or deny to end the process"
         )
-    if args.max_tokens:
+    if args.max_tokens and model.remote:
         kernel.flush()  # the reservation is durable before the request leaves
     streams = kernel.streams
     pid = proc.pid

@@ -33,6 +33,8 @@ CACHED = {"type": "ephemeral"}  # cache_control on the last block of the stable 
 class AnthropicModel:
     """Calls one Claude model through the Messages API."""
 
+    remote = True  # a server may spend tokens a host killed during the call never learns of
+
     def __init__(
         self,
         model: str,

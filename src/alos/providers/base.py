@@ -33,6 +33,10 @@ class ModelRequest:
 
 
 class Model(Protocol):
+    # whether a call leaves this process (a server may spend tokens that a host killed during the
+    # call never learns of): model.call then commits its reservation before the request leaves
+    remote: bool
+
     async def complete(self, request: ModelRequest) -> ModelTurn:
         """Return the model's next turn.
 

@@ -37,6 +37,8 @@ _CALL_KEYS = frozenset({"name", "arguments", "id"})
 class ScriptedModel:
     """Replays a JSON Lines script: deterministic, offline, no network."""
 
+    remote = False  # answers in this process, at once: nothing is spent that a crash could hide
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._turns = load_script(self.path)

@@ -33,6 +33,8 @@ _USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
 class OpenAIModel:
     """Calls one model on one OpenAI-compatible server."""
 
+    remote = True  # a server may spend tokens a host killed during the call never learns of
+
     def __init__(
         self,
         model: str,
@@ -94,6 +96,8 @@ def _outgoing(message: dict[str, Any]) -> dict[str, Any]:
     calls = message.get("tool_calls")
     if message.get("role") != "assistant" or not calls:
         return message
+    if isinstance(message.get("content"), str) and all(_sendable(c) for c in calls):
+        return message  # already as servers take it (the agent loop sends it so)
     wire = []
     for call in calls:
         function = call.get("function") if isinstance(call, dict) else None
@@ -103,6 +107,11 @@ def _outgoing(message: dict[str, Any]) -> dict[str, Any]:
         else:
             wire.append(call)
     return {**message, "content": message.get("content") or "", "tool_calls": wire}
+
+
+def _sendable(call: Any) -> bool:
+    function = call.get("function") if isinstance(call, dict) else None
+    return isinstance(function, dict) and isinstance(function.get("arguments"), str)
 
 
 async def _plain(reply: Reply, request: ModelRequest) -> ModelTurn:

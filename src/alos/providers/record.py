@@ -37,6 +37,7 @@ class Recorder:
 
     def __init__(self, model: Model, path: str, spec: str) -> None:
         self.model = model
+        self.remote = model.remote
         self.path = path
         self.spec = spec
         self._fd: int | None = None
@@ -86,6 +87,8 @@ class Recorder:
 
 class ReplayModel:
     """Answers from a record file, deterministically, while the requests match the recorded ones."""
+
+    remote = False  # answers in this process, at once: nothing is spent that a crash could hide
 
     def __init__(self, path: str) -> None:
         """Raises NotFound, Unavailable or Invalid (naming the line) for a file that cannot be used."""
