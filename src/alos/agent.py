@@ -87,10 +87,11 @@ class Agent:
                 # made nothing, and a journaled one answers again from the journal
                 return
             text = context.cut(result.text)
+            number = 0
             if result.malformed:
-                repair = repair or self._next_repair(pid)  # every malformed call of a turn: one repair
+                repair = number = repair or self._next_repair(pid)  # every malformed call of a turn: one repair
                 text = f"{context.REPAIR}{repair} of {limits.MODEL_REPAIRS}] {text}"
-            actions.finish_call(kernel, pid, act, index, text, result.ok)
+            actions.finish_call(kernel, pid, act, index, text, result.ok, number)
 
     async def _think(self, pid: Pid, loaded: _Loaded) -> ModelTurn | None:
         """Make the process's model call; return its turn, or None when the process stopped,
@@ -111,7 +112,7 @@ class Agent:
             "constrain": image.constrain,
         }
         if context.repairs(msgs) >= limits.MODEL_REPAIRS:  # a person decides whether it tries again
-            args["stuck"] = str(msgs[-1].get("content", ""))[:300]
+            args["stuck"] = context.last_repair(msgs)[:300]
         try:
             turn = await dispatch(kernel, pid, "model.call", args)
         except AlosError as err:
@@ -133,7 +134,8 @@ class Agent:
         return 1 if last >= limits.MODEL_REPAIRS else last + 1
 
     def _repair(self, pid: Pid, what: str) -> None:
-        actions.note(self.kernel, pid, f"{context.REPAIR}{self._next_repair(pid)} of {limits.MODEL_REPAIRS}] {what}")
+        number = self._next_repair(pid)
+        actions.note(self.kernel, pid, f"{context.REPAIR}{number} of {limits.MODEL_REPAIRS}] {what}", number)
 
 
 def _last_words(kernel: Kernel, pid: Pid) -> str:

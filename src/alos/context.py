@@ -72,6 +72,8 @@ def wire(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _wired(stored: dict[str, Any]) -> dict[str, Any]:
+    if "repair" in stored:  # alos's own mark: no provider is sent it
+        stored = {k: v for k, v in stored.items() if k != "repair"}
     calls = stored.get("tool_calls")
     if stored.get("role") != "assistant" or not calls:
         return stored
@@ -114,15 +116,21 @@ class Window:
 
 
 def repairs(msgs: Sequence[dict[str, Any]]) -> int:
-    """Return the number of the last repair turn (the N of "[repair N of M]") if the newest tool
-    result or note is one, else 0."""
+    """Return the number of the last repair turn if the newest tool result or note is one, else 0.
+
+    Counted by the ``repair`` field the agent loop stores with a repair, never by text: a file
+    whose text reads like a repair is just a file."""
     for msg in reversed(msgs):
-        role = msg.get("role")
-        if role == "assistant":
+        if msg.get("role") == "assistant":
             continue
-        text = str(msg.get("content") or "")
-        if not text.startswith(REPAIR):
-            return 0
-        number = text[len(REPAIR) :].partition(" ")[0]
-        return int(number) if number.isdigit() else 0
+        number = msg.get("repair", 0)
+        return number if isinstance(number, int) and not isinstance(number, bool) else 0
     return 0
+
+
+def last_repair(msgs: Sequence[dict[str, Any]]) -> str:
+    """Return the text of the newest repair turn, or ""."""
+    for msg in reversed(msgs):
+        if msg.get("repair"):
+            return str(msg.get("content") or "")
+    return ""

@@ -79,7 +79,7 @@ class Runtime:
 
     async def spawn(
         self,
-        image_name: str,
+        image_name: str | images.Image,
         goal: str,
         *,
         workspace: str,
@@ -96,12 +96,13 @@ class Runtime:
         console; everything else comes from ``grants``. The host's grants are delegable: the
         process may pass them, attenuated, to children it spawns. ``budget`` limits what the
         process and its descendants spend (see docs/processes.md), over the image's default budget.
-        Raises NotFound/Invalid for a
-        bad image, workspace, model or budget before anything is stored.
+        The image is a name (see ``image``) or an Image that ``image`` returned: the one a person
+        was shown is the one that runs, even if its file changes meanwhile. Raises NotFound/Invalid
+        for a bad image, workspace, model or budget before anything is stored.
         """
-        defaults_ = dict(self.image(image_name).budget)  # the image's budget, where ``budget`` names none
-        image_name = await self.image_ref(image_name)
-        budget = {**defaults_, **(budget or {})}
+        found = image_name if isinstance(image_name, images.Image) else self.image(image_name)
+        ref = await self.image_ref(found)
+        budget = {**dict(found.budget), **(budget or {})}  # the image's budget, where ``budget`` names none
         cwd = codec.utf8(os.path.realpath(workspace))
         if not os.path.isdir(cwd):
             raise Invalid(f"workspace {workspace} is not a directory; create it or pass --workspace DIR")
@@ -118,7 +119,7 @@ class Runtime:
             "proc.spawn",
             {
                 "name": name,
-                "image": image_name,
+                "image": ref,
                 "goal": goal,
                 "model": model,
                 "cwd": cwd,
@@ -133,19 +134,27 @@ class Runtime:
 
     def image(self, name: str) -> images.Image:
         """Return the image ``name`` means: the path of an image file (a YAML file or a directory),
-        a built-in, a registered name (its newest version) or NAME@VERSION. Raises NotFound or
-        Invalid naming what is wrong."""
+        a built-in, a registered name (its newest version) or NAME@VERSION. Its ``source`` says
+        which ("built-in", "store:REF" or the file). Raises NotFound or Invalid naming what is wrong."""
         if is_path(name):
             return load_image(name)
         ref, body = reads.lookup_image(self.kernel, name)
         return images.from_json(body, source="built-in" if "@" not in ref else f"store:{ref}")
 
-    async def image_ref(self, name: str) -> str:
-        """Return the ref a process started with image ``name`` keeps: an image file is stored
-        (unlisted, under its digest) so the process keeps it whatever becomes of the file."""
-        if not is_path(name):
-            return reads.lookup_image(self.kernel, name)[0]
-        image = load_image(name)
+    def image_registrant(self, image: images.Image) -> Pid | None:
+        """Return who stored ``image`` in the store (HOST, or a process's pid), or None for a
+        built-in or a file not stored yet."""
+        if not image.source.startswith("store:"):
+            return None
+        return reads.image_registrant(self.kernel, image.source.removeprefix("store:"))
+
+    async def image_ref(self, image: images.Image) -> str:
+        """Return the ref a process started with ``image`` keeps: an image read from a file is
+        stored (unlisted, under its digest) so the process keeps it whatever becomes of the file."""
+        if image.source == "built-in":
+            return image.name
+        if image.source.startswith("store:"):
+            return image.source.removeprefix("store:")
         stored = await self.dispatch(HOST, "image.register", {"image": images.to_json(image), "listed": False})
         return str(stored["ref"])
 
@@ -176,8 +185,12 @@ class Runtime:
         return result
 
     async def run(self) -> None:
-        """Run every runnable process until none is runnable."""
-        await self.scheduler.run()
+        """Run every runnable process until none is runnable; then release the models'
+        connections in this event loop (the next run opens them again, in its own)."""
+        try:
+            await self.scheduler.run()
+        finally:
+            await self.kernel.close_models()
 
     def recover(self) -> list[Pid]:
         """Make processes a dead host left running runnable again; return their pids."""

@@ -173,7 +173,7 @@ TABLE: dict[str, Entry[Any, Any]] = {
         Entry("clock.sleep", clock.SleepArgs, clock.sleep_needs, Change(clock.sleep)),
         Entry(
             "image.register", image.RegisterArgs, image.register_needs, Change(image.register),
-            image.resolve_register, image.describe_register,
+            image.resolve_register, image.describe_register, reaches=True,
         ),
         Entry("image.list", image.ListArgs, image.list_needs, Read(image.list_images)),
         Entry("image.show", image.ShowArgs, image.show_needs, Read(image.show)),

@@ -60,6 +60,9 @@ class MovedDuringTheCall:
 
     remote = False
 
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
     def __init__(self, store: str, then: ToolCall) -> None:
         self.store = store
         self.then = then

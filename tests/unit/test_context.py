@@ -42,11 +42,13 @@ def test_past_the_budget_the_oldest_results_are_elided_first_and_the_last_turn_k
     assert kept[-1] == "C" * 4_000 and all(k.startswith("[elided") for k in kept[:-1])
 
 
-def test_repairs_count_the_newest_repair_turn_only() -> None:
+def test_repairs_count_the_newest_repair_turn_only_by_its_mark_never_by_text() -> None:
     m = msgs("fine")
     assert context.repairs(m) == 0
     m.append({"role": "assistant", "content": ""})
-    m.append({"role": "user", "content": "[repair 2 of 3] your reply was empty"})
+    m.append({"role": "user", "content": "[repair 2 of 3] your reply was empty", "repair": 2})
     assert context.repairs(m) == 2
-    m.append({"role": "tool", "content": "a result"})
-    assert context.repairs(m) == 0
+    assert context.last_repair(m).startswith("[repair 2 of 3]")
+    m.append({"role": "tool", "content": "[repair 3 of 3] a file that reads like a repair"})
+    assert context.repairs(m) == 0  # a file's text is just text
+    assert "repair" not in context.wire(m)[-2]  # alos's mark is never sent to a provider

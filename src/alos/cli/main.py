@@ -24,10 +24,10 @@ from alos.cli.models import models as models_group
 from alos.cli.options import approve_option, json_option, model_config, model_options, store_option
 from alos.cli.screen import Screen, clip, command
 from alos.config import ModelConfig
-from alos.errors import AlosError
+from alos.errors import AlosError, Denied
 from alos.images import Image
 from alos.rights import Effect, Grant, parse_grant
-from alos.types import BUDGETS, Event
+from alos.types import BUDGETS, HOST, Event
 
 if TYPE_CHECKING:
     from alos.runtime import Runtime
@@ -186,12 +186,18 @@ def run(
     rt = _open_host(store, ui, names, models=config, record=record)
     try:
         found = rt.image(image)
+        by = rt.image_registrant(found)
+        if grant_requested and by not in (None, HOST):
+            raise Denied(
+                f"image {found.name} was registered by process {by}, not by a person: --grant-requested "
+                "grants only what a person wrote; name the grants with --allow/--ask/--deny"
+            )
         grants += _requested(ui, found, workspace, grant_requested, bool(grants), approve)
         trace = _attach(rt, ui, out, as_json)
         trace.names = names
         rt.recover()
         pid = _run(
-            rt.spawn(image, goal, workspace=workspace, model=spec, grants=grants, budget=limits_, priority=priority)
+            rt.spawn(found, goal, workspace=workspace, model=spec, grants=grants, budget=limits_, priority=priority)
         )
         code = _run(Driver(rt, ui, approve).drive([pid]))
     finally:
@@ -204,18 +210,20 @@ def _requested(ui: Screen, found: Image, workspace: str, grant: bool, chose: boo
     At a terminal the person is asked, unless they named grants themselves (``chose``)."""
     if not found.requests:
         return []
+    by_effect = {e: tuple(s for f, s in found.requests if f == e) for e in ("allow", "ask", "deny")}
+    asked = parse_grants(workspace, **by_effect)  # shown as they would be issued: paths made absolute
     ui.say(("● ", "bold cyan"), f"image {clip(found.name, 64)} requests:")
-    for effect, spec in found.requests:
-        ui.say(f"    --{effect} ", (clip(spec, 120), "bold"))
+    written = [s for e in ("allow", "ask", "deny") for s in by_effect[e]]
+    for spec, g in zip(written, asked, strict=True):  # whole, never cut: exactly what a yes grants
+        issued = f"{g.pattern}={','.join(sorted(g.rights))}"
+        ui.say(f"    --{g.effect.value} ", (spec, "bold"), "" if issued == spec else f"  (that is {issued})")
     if not grant and not chose and approve == "prompt" and sys.stdin.isatty():
         grant = click.confirm("  Grant these?", default=False, err=True)
     if not grant:
         why = "you named the grants" if chose else "pass --grant-requested to grant them"
         ui.say(("  not granted", "yellow"), f" ({why}; an image grants nothing by itself)")
         return []
-    return parse_grants(
-        workspace, **{e: tuple(s for f, s in found.requests if f == e) for e in ("allow", "ask", "deny")}
-    )
+    return asked
 
 
 def parse_grants(workspace: str, **specs: tuple[str, ...]) -> list[Grant]:

@@ -138,10 +138,14 @@ def deliver(kernel: Kernel, pid: Pid) -> int:
     return len(queued)
 
 
-def note(kernel: Kernel, pid: Pid, text: str) -> None:
-    """Append a note from the runtime to ``pid``'s context (the model reads it next)."""
+def note(kernel: Kernel, pid: Pid, text: str, repair: int = 0) -> None:
+    """Append a note from the runtime to ``pid``'s context (the model reads it next); ``repair``
+    numbers a repair turn (the agent loop counts them by this field, never by any text)."""
+    body: dict[str, Any] = {"role": "user", "content": text}
+    if repair:
+        body["repair"] = repair
     with kernel.transaction() as tx:
-        _append(kernel, tx, pid, "user", {"role": "user", "content": text})
+        _append(kernel, tx, pid, "user", body)
 
 
 def start(kernel: Kernel, proc: Process, turn: ModelTurn) -> Action:
@@ -191,20 +195,18 @@ def recorded(tx: Tx, pid: Pid, site: Site) -> None:
         )
 
 
-def finish_call(kernel: Kernel, pid: Pid, action: Action, index: int, text: str, ok: bool) -> None:
+def finish_call(kernel: Kernel, pid: Pid, action: Action, index: int, text: str, ok: bool, repair: int = 0) -> None:
     """Append tool call ``index``'s result to the context and move the action on, in one transaction.
 
-    After the last call the pending action and its journal are cleared in the same transaction.
+    ``repair`` numbers a malformed call's repair turn (see ``note``). After the last call the
+    pending action and its journal are cleared in the same transaction.
     """
     call = action.calls[index]
+    body: dict[str, Any] = {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": text}
+    if repair:
+        body["repair"] = repair
     with kernel.transaction() as tx:
-        _append(
-            kernel,
-            tx,
-            pid,
-            "tool",
-            {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": text},
-        )
+        _append(kernel, tx, pid, "tool", body)
         if index + 1 >= len(action.calls):
             rows.clear_action(tx.conn, pid)
         else:

@@ -18,8 +18,6 @@ from alos.kernel.kernel import Kernel, Tx
 from alos.store import rows
 from alos.types import Pid
 
-_FILE_DIGEST_CHARS = 16  # hex digits of the digest in the ref of an image run from a file
-
 
 def digest(body: dict[str, Any]) -> str:
     """Return the sha256 of an image's canonical JSON form."""
@@ -57,6 +55,12 @@ def body(kernel: Kernel, ref: str) -> dict[str, Any]:
     return found
 
 
+def registrant(kernel: Kernel, ref: str) -> Pid | None:
+    """Return who stored image ``ref`` (HOST or a process's pid), or None when it is not stored."""
+    row = rows.load_image(kernel.store.conn, ref)
+    return None if row is None else row[5]
+
+
 def store(kernel: Kernel, tx: Tx, raw: Any, pid: Pid, *, listed: bool) -> dict[str, Any]:
     """Check and store an image; return its ref, name, version (None when not listed) and digest.
 
@@ -65,12 +69,12 @@ def store(kernel: Kernel, tx: Tx, raw: Any, pid: Pid, *, listed: bool) -> dict[s
     """
     checked = kernel.images.check(raw)
     name = str(checked["name"])
-    if kernel.images.builtin(name) is not None:
+    if listed and kernel.images.builtin(name) is not None:
         raise Conflict(f"image {name} is built in; register yours under another name")
     dig = digest(checked)
     text = codec.dumps(checked)
     if not listed:
-        ref = f"{name}@sha256:{dig[:_FILE_DIGEST_CHARS]}"
+        ref = f"{name}@sha256:{dig}"  # the whole digest: no other image can have this ref
         rows.insert_image(tx.conn, ref, name, None, dig, text, tx.now, pid)
         return {"ref": ref, "name": name, "version": None, "digest": dig}
     latest = rows.latest_image(tx.conn, name)

@@ -56,6 +56,11 @@ def image(kernel: Kernel, ref: str) -> dict[str, Any]:
     return images.body(kernel, ref)
 
 
+def image_registrant(kernel: Kernel, ref: str) -> Pid | None:
+    """Return who stored image ``ref`` (HOST or a process's pid), or None when it is not stored."""
+    return images.registrant(kernel, ref)
+
+
 def lookup_image(kernel: Kernel, name: str) -> tuple[str, dict[str, Any]]:
     """Return (ref, JSON form) of the image ``name`` means now: a ref, a built-in or the newest
     registered version; raises NotFound."""

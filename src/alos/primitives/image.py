@@ -7,15 +7,17 @@ version it started with (kernel/images.py).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from alos import limits
 from alos.errors import Invalid
 from alos.kernel import Kernel, Tx
 from alos.kernel import images as registry
 from alos.rights import Need, Right
 from alos.store import rows
-from alos.types import Process
+from alos.types import HOST, Process
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +43,13 @@ class ShowArgs:
 
 
 def resolve_register(kernel: Kernel, proc: Process, args: RegisterArgs) -> RegisterArgs:
-    """Check the image's name before anything is decided (its resource is built from it)."""
+    """Check the whole image before anything is decided: its resource is built from its name,
+    and a person asked about it sees it as it would be stored."""
     name = args.image.get("name")
     if not isinstance(name, str):
         raise Invalid("image.register: the image needs a 'name' (a letter, then letters, digits, - or _)")
     registry.check_name(name)
-    return args
+    return RegisterArgs(kernel.images.check(args.image), args.listed)
 
 
 def register_needs(proc: Process, args: RegisterArgs) -> tuple[Need, ...]:
@@ -67,11 +70,15 @@ def show_needs(proc: Process, args: ShowArgs) -> tuple[Need, ...]:
 def describe_register(kernel: Kernel, proc: Process, args: RegisterArgs) -> dict[str, Any]:
     """Return what a person deciding about this registration sees: what the image would be."""
     image = args.image
+    prompt = str(image.get("prompt") or "")
     return {
         "name": image.get("name"),
+        "by": f"process {proc.pid}" if proc.pid != HOST else "the host",
         "description": image.get("description"),
         "tools": image.get("tools"),
         "requests": image.get("grants"),
+        "prompt": prompt if len(prompt) <= limits.PREVIEW_CHARS else prompt[: limits.PREVIEW_CHARS] + "…",
+        "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest(),
     }
 
 

@@ -147,6 +147,7 @@ async def call(kernel: Kernel, proc: Process, args: CallArgs) -> ModelTurn:
                 raise Conflict(f"process {pid} was {stopped} during its model call; the call was cancelled")
     except BaseException:
         task.cancel()  # the host itself is stopping (Ctrl-C): the request goes with it
+        await asyncio.gather(task, return_exceptions=True)
         raise
     return replace(task.result(), elapsed=time.monotonic() - started, constrained=request.constrain)
 

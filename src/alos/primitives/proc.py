@@ -95,16 +95,19 @@ class ListArgs:
     """List your child processes with their states."""
 
 
+_FILE_MODELS = ("script", "replay")  # model kinds that name a file the host reads
+
+
 def resolve_spawn(kernel: Kernel, proc: Process, args: SpawnArgs) -> SpawnArgs:
     """Return ``args`` with the working directory made real and absolute (the caller's by default),
-    and a model script named by its real path, as a file read would name it."""
+    and a model script or record file named by its real path, as a file read would name it."""
     if proc.pid == HOST:
         return args  # the host names an absolute working directory and model; spawn checks them
     cwd = proc.cwd if args.cwd is None else kernel.files.resolve(proc.cwd, args.cwd)
     model = args.model
     kind, sep, path = (model or "").partition(":")
-    if model is not None and model != proc.model and kind == "script" and sep and path:
-        model = "script:" + kernel.files.resolve(proc.cwd, path)
+    if model is not None and model != proc.model and kind in _FILE_MODELS and sep and path:
+        model = f"{kind}:" + kernel.files.resolve(proc.cwd, path)
     return dataclasses.replace(args, cwd=cwd, model=model)
 
 
@@ -119,10 +122,10 @@ def spawn_needs(proc: Process, args: SpawnArgs) -> tuple[Need, ...]:
     if args.cwd is not None and args.cwd != proc.cwd:
         needs.append(Need(f"fs:{args.cwd}", Right.LIST))
     if args.model is not None and args.model != proc.model:
-        # another model: the caller must hold it; a script is a file the host will read for it
+        # another model: the caller must hold it; a script or a record is a file the host reads for it
         kind, _, path = args.model.partition(":")
         needs.append(Need(f"model:{kind}", Right.EXECUTE))
-        if kind == "script":
+        if kind in _FILE_MODELS:
             needs.append(Need(f"fs:{path}", Right.READ))
     return tuple(needs)
 

@@ -77,7 +77,8 @@ class Recorder:
             ) from None
 
     def _open(self) -> int:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
+        # no symlink is followed: one planted where the record goes never points the host elsewhere
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
         fd = os.open(self.path, flags, 0o600)  # it holds prompts: readable by its owner only
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
