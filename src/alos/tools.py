@@ -18,6 +18,7 @@ from alos import codec
 from alos.errors import AlosError, BadArguments, Invalid
 from alos.images import Image
 from alos.kernel import Kernel, Site
+from alos.providers.calls import INVALID
 from alos.syscall import TABLE, dispatch, refuse
 from alos.types import Parked, ToolCall
 
@@ -60,7 +61,6 @@ class ToolResult:
     malformed: bool = False  # the call named no tool of the image, or its arguments fit no schema
 
 
-INVALID_ARGUMENTS = "__invalid__"  # a client's stand-in for arguments that were not a JSON object
 
 
 def schema(args: type) -> dict[str, Any]:
@@ -116,7 +116,7 @@ async def call(
         err = Invalid(f"no tool named {named!r} in this image; its tools are {', '.join(sorted(tools))}")
         refuse(kernel, pid, f"tool:{named}", err)
         return ToolResult(str(err), ok=False, malformed=True)
-    bad = tc.arguments.get(INVALID_ARGUMENTS)
+    bad = tc.arguments.get(INVALID)  # a client's stand-in for arguments that were not a JSON object
     if isinstance(bad, str) and len(tc.arguments) == 1:
         err = Invalid(f"the arguments of {tool.name} were not a JSON object: {bad[:200]!r}")
         refuse(kernel, pid, f"tool:{tool.name}", err)

@@ -12,7 +12,7 @@ import hashlib
 import re
 from typing import Any
 
-from alos import codec
+from alos import codec, limits
 from alos.errors import Conflict, Invalid, NotFound
 from alos.kernel.kernel import Kernel, Tx
 from alos.store import rows
@@ -51,6 +51,8 @@ def body(kernel: Kernel, ref: str) -> dict[str, Any]:
         if row is None:
             raise NotFound(f"no image {ref[:80]!r} in this store ('alos image list' lists them)")
         found = row[3]
+    if len(kernel.image_bodies) >= limits.CONTEXTS_CACHED:  # a host that runs many image files stays flat
+        del kernel.image_bodies[next(iter(kernel.image_bodies))]
     kernel.image_bodies[ref] = found
     return found
 
