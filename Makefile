@@ -34,11 +34,12 @@ layers: $(STAMP)
 # some machines, would otherwise make every start compile alos anew: ~0.1 s each).
 # Coverage counts those CLI processes too ([tool.coverage.*] in pyproject.toml); the report ends the
 # output and fails the target below its floor. Data files are combined even when a test fails.
-# Two pytest workers (pytest-xdist): while one waits on the CLI process it started, the other runs.
+# Two pytest workers (pytest-xdist): while one waits on the CLI process it started, the other runs;
+# tests marked with one xdist_group (the real model's) run on one worker.
 unit: $(STAMP)
 	$(BIN)/python -m compileall -q src > /dev/null
 	@$(BIN)/coverage erase
-	$(BIN)/coverage run -m pytest -q -n 2; status=$$?; \
+	$(BIN)/coverage run -m pytest -q -n 2 --dist loadgroup; status=$$?; \
 	  $(BIN)/coverage combine -q && $(BIN)/coverage report && exit $$status
 
 test: lint typecheck layers unit

@@ -20,7 +20,12 @@ from alos import realcheck, realmodel
 from tests.support import run_cli
 
 NOT_INSTALLED = realmodel.installed()
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(NOT_INSTALLED is not None, reason=NOT_INSTALLED or "")]
+# one pytest worker runs them all: one server (1 GB, a busy core) for the whole session, not one a worker
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(NOT_INSTALLED is not None, reason=NOT_INSTALLED or ""),
+    pytest.mark.xdist_group("real_model"),
+]
 
 TASK = "Read notes.txt and exit with its contents."
 NOTES = "The meeting moved to Thursday at 10.\n"
