@@ -40,7 +40,6 @@ from typing import IO, Any
 import httpx
 
 import alos
-import alos.config
 from alos.kernel.sched import Scheduler
 from alos.types import Pid
 from benchmarks.cases import Bench, Plan, Result, Target, stamped
@@ -147,7 +146,9 @@ def _models(url: str, root: str, workspace: str) -> Iterator[dict[str, Any]]:
     environment). An alos whose open() takes no ``models`` (before it did) reads the environment
     instead: OPENAI_BASE_URL is set meanwhile and the key, ALOS_MODEL and config files kept out."""
     if "models" in inspect.signature(alos.open).parameters:
-        yield {"models": alos.config.load(workspace, {"base_url": url}, env={"HOME": root})}
+        from alos.config import load  # here: an alos from before it has no alos.config
+
+        yield {"models": load(workspace, {"base_url": url}, env={"HOME": root})}
         return
     saved = dict(os.environ)
     for name in ("OPENAI_API_KEY", "ALOS_MODEL"):

@@ -61,8 +61,6 @@ class ToolResult:
     malformed: bool = False  # the call named no tool of the image, or its arguments fit no schema
 
 
-
-
 def schema(args: type) -> dict[str, Any]:
     """Return the JSON schema of an Args type, its own definition inlined."""
     raw = msgspec.json.schema(args)

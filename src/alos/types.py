@@ -199,3 +199,5 @@ class ModelTurn:
     model: str = ""  # the model that answered, as the provider named it
     elapsed: float = 0.0  # seconds the call took, retries included
     constrained: bool = False  # the server was asked to allow only one call of a declared tool
+    request: str = ""  # the digest of the request it answers (model.call's audit record keeps it)
+    sent: int = 0  # bytes of that request's messages and tools, as canonical JSON

@@ -101,6 +101,7 @@ class Kernel:
         self.images = images  # the built-in images and how to check one (images live above the kernel)
         self.image_bodies: dict[str, dict[str, Any]] = {}  # ref -> JSON form (refs never change: never dropped)
         self.streams: list[Callable[[Pid, str], None]] = []  # called with a model's text as it arrives
+        self.requests: dict[Pid, Any] = {}  # each process's running digest of its model requests (model.call)
         self._models: dict[str, Model] = {}
         self._procs: dict[Pid, Process] = {}
         self._caps: dict[Pid, list[Capability]] = {}

@@ -14,6 +14,7 @@ shows the error, where a person approves a retry or denies (and the process then
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -70,7 +71,6 @@ def used(args: CallArgs, turn: ModelTurn) -> dict[str, int]:
 def audited(args: CallArgs, turn: ModelTurn) -> dict[str, Any]:
     """Return what the audit keeps of a call: counts, timing and a digest of the request, not its text."""
     usage = turn.usage
-    sent = sum(len(str(m.get("content") or "")) for m in args.messages if isinstance(m, dict))
     return {
         "model": turn.model,
         "prompt_tokens": usage.get("prompt_tokens", 0),
@@ -78,9 +78,9 @@ def audited(args: CallArgs, turn: ModelTurn) -> dict[str, Any]:
         "cached_tokens": usage.get("cached_tokens", 0),
         "latency_ms": round(turn.elapsed * 1000, 1),
         "finish_reason": turn.finish_reason,
-        "request": codec.digest_value([args.messages, args.tools]),
+        "request": turn.request,
         "messages": len(args.messages),
-        "tokens_sent": sent // limits.CHARS_PER_TOKEN,
+        "tokens_sent": turn.sent // limits.CHARS_PER_TOKEN,
         "tool_calls": len(turn.tool_calls),
         "constrain": turn.constrained,
     }
@@ -107,7 +107,9 @@ async def call(kernel: Kernel, proc: Process, args: CallArgs) -> ModelTurn:
         model = kernel.model(proc.model)
     except (NotFound, Invalid, Unavailable) as err:
         raise ProviderDown(f"model {proc.model} cannot be opened: {err}") from None
-    last = approval.at(kernel, proc.pid, _OUTSIDE, RequestKind.RECOVERY)
+    # an in-process model answers at once and spends nothing: a failure of its own meets the
+    # person's answer in dispatch()'s stall; a remote one is asked nothing a person refused
+    last = approval.at(kernel, proc.pid, _OUTSIDE, RequestKind.RECOVERY) if model.remote or args.stuck else None
     if last is not None and last.syscall == "model.call" and last.state is RequestState.REJECTED:
         # a person said not to try again: the call ends here, and with it the process
         raise Unavailable(
@@ -134,6 +136,12 @@ async def call(kernel: Kernel, proc: Process, args: CallArgs) -> ModelTurn:
         stream=stream if streams else None,
     )  # fmt: skip
     started = time.monotonic()
+    if not model.remote:  # answers at once: nothing to cancel, no task to watch
+        turn = await model.complete(request)
+        digest, sent = _digest(kernel, pid, args)
+        return replace(
+            turn, elapsed=time.monotonic() - started, constrained=request.constrain, request=digest, sent=sent
+        )
     task = asyncio.ensure_future(model.complete(request))
     try:
         while True:
@@ -149,7 +157,47 @@ async def call(kernel: Kernel, proc: Process, args: CallArgs) -> ModelTurn:
         task.cancel()  # the host itself is stopping (Ctrl-C): the request goes with it
         await asyncio.gather(task, return_exceptions=True)
         raise
-    return replace(task.result(), elapsed=time.monotonic() - started, constrained=request.constrain)
+    digest, sent = _digest(kernel, pid, args)
+    return replace(
+        task.result(), elapsed=time.monotonic() - started, constrained=request.constrain, request=digest, sent=sent
+    )
+
+
+class _Running:
+    """A process's requests hashed so far: a context only grows at its end, so each call hashes
+    only the messages added since the last (the whole of a 200-message context would cost
+    ~100 us a call). Holds the messages it hashed, so that their identities stay theirs."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+        self.hasher = hashlib.sha256()
+        self.size = 0
+        self.tools: list[Any] = []  # the tool table last sent, and its canonical JSON
+        self.tools_json = b""
+
+
+def _digest(kernel: Kernel, pid: int, args: CallArgs) -> tuple[str, int]:
+    """Return the digest of the request (sha256 over the canonical JSON of each message in turn,
+    then of the tools) and its size in bytes."""
+    running = kernel.requests.get(pid)
+    msgs = args.messages
+    seen = running.seen if running is not None else []
+    if running is None or len(msgs) < len(seen) or any(a is not b for a, b in zip(seen, msgs, strict=False)):
+        if len(kernel.requests) >= limits.CONTEXTS_CACHED:
+            del kernel.requests[next(iter(kernel.requests))]
+        running = kernel.requests[pid] = _Running()
+    for msg in msgs[len(running.seen) :]:
+        data = codec.dumps(msg).encode()
+        running.hasher.update(data)
+        running.size += len(data)
+        running.seen.append(msg)
+    same = len(args.tools) == len(running.tools)
+    if not same or any(a is not b for a, b in zip(running.tools, args.tools, strict=True)):
+        running.tools, running.tools_json = list(args.tools), codec.dumps(args.tools).encode()
+    tools = running.tools_json
+    whole = running.hasher.copy()
+    whole.update(tools)
+    return "sha256:" + whole.hexdigest(), running.size + len(tools)
 
 
 def _retry_approved(req: HumanRequest | None, args: CallArgs) -> bool:
