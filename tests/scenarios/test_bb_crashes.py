@@ -749,7 +749,8 @@ def test_cli_send_from_another_terminal_reaches_a_running_process_once(tmp_path:
         turn(call("proc_wait"), content="wait"),
         turn(call("msg_recv"), content="first", proc="inbox"),
     ]
-    turns += [turn(call("clock_sleep", seconds=0.05), content=f"nap {i}", proc="inbox") for i in range(60)]
+    # the inbox naps ~6 s in all: six `alos send` runs on a busy machine fit in it (3 s did not always)
+    turns += [turn(call("clock_sleep", seconds=0.05), content=f"nap {i}", proc="inbox") for i in range(120)]
     run = Run(tmp_path, turns)
     host = run.start()
     wait_until(lambda: run.ps().get("inbox", {}).get("wait") == "message", what="inbox waiting")
