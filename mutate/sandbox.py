@@ -27,7 +27,7 @@ from mutate import reach
 from mutate.mutants import Mutant, apply
 
 PYTEST = ["-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider"]  # -rfE: the FAILED/ERROR lines _judge reads
-COPIED = ("src", "tests", "mutate", "pyproject.toml")
+COPIED = ("src", "tests", "mutate", "docs", "pyproject.toml", "real-model-constraints.txt")  # what tests read
 HOOK = "from mutate import reach\n\nreach.start()\n"  # the sandbox's sitecustomize.py in a traced run
 
 _running: set[subprocess.Popen[str]] = set()
