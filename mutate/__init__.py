@@ -29,4 +29,7 @@ POOL = (
     "tests/scenarios/test_bb_approvals.py",
     "tests/scenarios/test_bb_processes.py",
     "tests/scenarios/test_cli_run.py",
+    "tests/scenarios/test_model_repairs.py",
+    "tests/scenarios/test_image_registry.py",
+    "tests/scenarios/test_model_image_hostile.py",
 )
