@@ -16,7 +16,7 @@ from typing import Any
 
 from tests.fakes import openai_server as ow
 from tests.fakes.server import FakeServer, Seen, Step, sse
-from tests.scenarios.bb_support import ALOS, json_lines
+from tests.scenarios.bb_support import ALOS, alos, json_lines, wait_until
 
 KEY = "sk-bbtest-9f8e7d6c5b4a39281706"  # a key that must never show up anywhere but the wire
 
@@ -45,12 +45,7 @@ def bodies(fake: FakeServer) -> list[dict[str, Any]]:
 
 
 def wait_for(pred: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_until(pred, timeout, what)
 
 
 def messages_text(body: dict[str, Any]) -> str:
@@ -107,15 +102,7 @@ class ModelEnv:
     def alos(
         self, *args: str, cwd: Path | None = None, timeout: float = 60, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [ALOS, *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            cwd=str(cwd or self.root),
-            env=env or self.env(),
-        )
+        return alos(*args, cwd=cwd or self.root, timeout=timeout, env=env or self.env())
 
     def run_args(
         self,

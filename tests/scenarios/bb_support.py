@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,16 @@ REPO = Path(__file__).resolve().parents[2]
 ALOS = str(REPO / ".venv" / "bin" / "alos")
 if not Path(ALOS).exists():  # fall back to the interpreter running the tests
     ALOS = str(Path(sys.executable).parent / "alos")
+
+
+def wait_until(pred: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
+    """Return once ``pred()`` holds; raise AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def alos(

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.scenarios.bb_support import ALOS, json_lines, make_env, turn, write_script
+from tests.scenarios.bb_support import ALOS, json_lines, make_env, turn, wait_until, write_script
 
 MODEL = {"pattern": "model:script", "rights": ["execute"], "delegable": True}
 CLOCK = {"pattern": "clock", "rights": ["read"], "delegable": True}
@@ -29,15 +29,6 @@ HOST_GRANTS = ("--allow", "fs:*=read,write", "--allow", "proc:spawn=spawn", "--a
 
 def call(tool: str, /, **arguments: Any) -> dict[str, Any]:
     return {"name": tool, "arguments": arguments}
-
-
-def wait_until(pred: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Host:
