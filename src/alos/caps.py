@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from alos import shellforms
 from alos.errors import Denied
 from alos.rights import Capability, Effect, Grant, Need, covers, derive, specificity
 from alos.store import rows
@@ -74,7 +75,16 @@ def decide(caps: Sequence[Capability], needs: Sequence[Need], digest: Callable[[
 
 
 def _overlap(a: str, b: str) -> bool:
-    """Return whether patterns ``a`` and ``b`` match some resource in common."""
+    """Return whether patterns ``a`` and ``b`` match some resource in common (for two shell
+    patterns: whether their programs may be the same; their argv rules are not compared)."""
+    if a.startswith("shell:") and b.startswith("shell:"):
+        pa, pb = shellforms.parse(a).program, shellforms.parse(b).program
+        return (
+            "*" in (pa, pb)
+            or pa == pb
+            or (pa.endswith("/*") and pb.startswith(pa[:-1]))
+            or (pb.endswith("/*") and pa.startswith(pb[:-1]))
+        )
     return covers(a, b.removesuffix("/*").removesuffix("*")) or covers(b, a.removesuffix("/*").removesuffix("*"))
 
 

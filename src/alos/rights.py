@@ -14,12 +14,13 @@ import enum
 import os
 from dataclasses import dataclass
 
+from alos import shellforms
 from alos.errors import Denied, Invalid
 
 BARE = frozenset({"clock"})  # resources that are a kind alone (ARCHITECTURE.md section 4)
 # the resource kinds some syscall of this release needs: a grant on any other kind would be a
 # capability nothing ever checks, so it is refused (add a kind with the syscall that needs it)
-KINDS = frozenset({"fs", "proc", "human", "image", "model", "clock"})
+KINDS = frozenset({"fs", "proc", "human", "image", "model", "clock", "shell", "net"})
 
 
 class Right(enum.StrEnum):
@@ -94,7 +95,10 @@ def kind(resource: str) -> str:
 
 
 def covers(pattern: str, resource: str) -> bool:
-    """Return whether ``pattern`` matches ``resource`` (exact, ``KIND:*`` or ``prefix/*``)."""
+    """Return whether ``pattern`` matches ``resource`` (exact, ``KIND:*`` or ``prefix/*``; a
+    ``shell:`` pattern by the argv rules of shellforms.covers)."""
+    if pattern.startswith("shell:") and resource.startswith("shell:"):
+        return shellforms.covers(pattern, resource)
     if not pattern.endswith("*"):
         return pattern == resource
     if pattern.endswith(":*"):
@@ -109,6 +113,8 @@ def covers(pattern: str, resource: str) -> bool:
 
 def specificity(pattern: str) -> int:
     """Return how narrowly ``pattern`` matches: exact beats any subtree, deeper beats shallower."""
+    if pattern.startswith("shell:"):
+        return shellforms.specificity(pattern)
     if pattern.endswith("*"):
         return len(pattern) - 1
     return 1 << 20
@@ -150,6 +156,10 @@ def normalize_pattern(pattern: str, workspace: str, spec: str) -> str:
         raise Invalid(f"grant {spec!r}: empty resource name after {kind!r}")
     if "\x00" in rest:
         raise Invalid(f"grant {spec!r}: a resource name holds no NUL byte")
+    if kind == "shell":
+        return shellforms.normalize(rest, workspace, spec)
+    if kind == "net":
+        return _net_pattern(rest, spec)
     star = rest.endswith("*")
     body = rest[:-1] if star else rest
     if "*" in body or (star and body and not body.endswith("/")):
@@ -163,6 +173,21 @@ def normalize_pattern(pattern: str, workspace: str, spec: str) -> str:
     if star:
         return f"fs:{path.rstrip('/')}/*"
     return f"fs:{path}"
+
+
+def _net_pattern(rest: str, spec: str) -> str:
+    """Return a ``net:`` pattern in its matching form: the host lowercased, and a host or a path
+    prefix made a subtree (``net:example.com`` covers every path of that host)."""
+    if rest == "*":
+        return "net:*"
+    host, _, path = rest.partition("/")
+    host = host.lower()
+    if not host or any(c in host for c in " @?#\\") or host.startswith("*"):
+        raise Invalid(
+            f"grant {spec!r}: name a host, e.g. 'net:api.github.com=read' or 'net:example.com/api/*=read,write'"
+        )
+    path = path.removesuffix("*").strip("/")
+    return f"net:{host}/{path}/*" if path else f"net:{host}/*"
 
 
 def _real_dir(workspace: str) -> str:
@@ -226,7 +251,9 @@ def derive(parent: Capability, child: Grant, now: float) -> Grant:
         raise Denied(f"capability {parent.id} ({held}) is not delegable; asked for {asked}")
     if not child.rights <= parent.rights:
         raise Denied(f"cannot derive {asked} from {held}: rights only shrink")
-    if parent.pattern.endswith("*"):  # a subtree passes itself or anything inside it
+    if kind(parent.pattern) == "shell":  # argv rules: shellforms.within
+        inside = kind(child.pattern) == "shell" and shellforms.within(parent.pattern, child.pattern)
+    elif parent.pattern.endswith("*"):  # a subtree passes itself or anything inside it
         inside = covers(parent.pattern, child.pattern.removesuffix("/*").removesuffix("*"))
     else:  # an exact resource passes only itself: never the subtree below it
         inside = parent.pattern == child.pattern

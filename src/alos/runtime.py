@@ -21,11 +21,13 @@ from alos.images.load import load as load_image
 from alos.kernel import Kernel, reads
 from alos.kernel.reads import ChainCheck
 from alos.kernel.sched import Scheduler
-from alos.providers.base import Clock, HumanIO, Model
+from alos.providers.base import Clock, HumanIO, Model, Providers
 from alos.providers.clock import SystemClock
 from alos.providers.files import Files
 from alos.providers.human import RecordedHuman
 from alos.providers.model import open_model
+from alos.providers.net import HostNetwork
+from alos.providers.shell import HostShell
 from alos.rights import Effect, Grant, Right
 from alos.syscall import dispatch
 from alos.types import HOST, AuditRecord, Event, HumanRequest, Pid, Process, RequestState
@@ -308,6 +310,7 @@ def open(
     clock: Clock | None = None,
     models: ModelConfig | None = None,
     record: str | None = None,
+    providers: Providers | None = None,
 ) -> Runtime:
     """Return a Runtime on the store at ``store``.
 
@@ -316,15 +319,26 @@ def open(
     an alos store, or newer than this alos. ``models`` says where openai: and anthropic: models
     are served (default: the environment and config files, config.load); with ``record`` every
     model request and reply is appended to that file as JSON Lines (docs/models.md).
+    ``providers`` swaps the provider of any effect (docs/providers.md); ``human`` and ``clock``
+    are short for ``providers.human`` and ``providers.clock``.
     """
+    chosen = providers or Providers()
     s = reads.open_store(store, create=create, host=host)
-    files = Files(forbidden_paths(s.path))
     config = models if models is not None else load_config(os.getcwd(), {})
 
     def model(spec: str) -> Model:
         return open_model(spec, config, record=record)
 
-    kernel = Kernel(s, files, human or RecordedHuman(), clock or SystemClock(), model, images.Catalog())
+    kernel = Kernel(
+        s,
+        chosen.files or Files(forbidden_paths(s.path)),
+        human or chosen.human or RecordedHuman(),
+        clock or chosen.clock or SystemClock(),
+        chosen.models or model,
+        images.Catalog(),
+        shell=chosen.shell or HostShell(),
+        net=chosen.net or HostNetwork(),
+    )
     return Runtime(kernel)
 
 

@@ -10,13 +10,8 @@ from typing import Any
 import pytest
 
 import alos
-from alos.images import Catalog
-from alos.kernel import Kernel, reads
-from alos.providers.base import ModelRequest
-from alos.providers.clock import SystemClock
-from alos.providers.files import Files
+from alos.providers.base import ModelRequest, Providers
 from alos.providers.human import RecordedHuman
-from alos.runtime import forbidden_paths
 from alos.types import ModelTurn, ProcState, ToolCall
 from tests.support import call, spawn
 
@@ -85,9 +80,7 @@ class MovedDuringTheCall:
 
 
 def _host(store: str, model: MovedDuringTheCall, human: RecordedHuman) -> alos.Runtime:
-    db = reads.open_store(store, host=True)
-    catalog = Catalog()
-    return alos.Runtime(Kernel(db, Files(forbidden_paths(store)), human, SystemClock(), lambda spec: model, catalog))
+    return alos.open(store, host=True, providers=Providers(human=human, models=lambda spec: model))
 
 
 @pytest.mark.parametrize(

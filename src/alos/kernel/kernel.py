@@ -16,7 +16,7 @@ from typing import Any
 from alos import audit, limits
 from alos.errors import NotFound
 from alos.kernel.budget import Ledger
-from alos.providers.base import Clock, FileSystem, HumanIO, ImageCatalog, Model
+from alos.providers.base import Clock, FileSystem, HumanIO, ImageCatalog, Model, Network, Shell
 from alos.rights import Capability, kind
 from alos.store import rows
 from alos.store.db import Store
@@ -92,9 +92,14 @@ class Kernel:
         clock: Clock,
         models: Callable[[str], Model],
         images: ImageCatalog,
+        *,
+        shell: Shell,
+        net: Network,
     ) -> None:
         self.store = store
         self.files = files
+        self.shell = shell
+        self.net = net
         self.human = human
         self.clock = clock
         self._open_model = models

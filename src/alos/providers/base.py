@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from alos.types import ModelTurn
+from alos.types import HumanRequest, ModelTurn
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +88,128 @@ class HumanIO(Protocol):
         """Show ``text`` from process ``pid`` to the human."""
         ...
 
+    def answer(self, request: HumanRequest) -> HumanAnswer | None:
+        """Return this human's answer to a pending ``request`` now, or None to leave it waiting
+        for a person (a terminal, another terminal's ``alos approve``). The host carries the
+        answer out through dispatch() (human.answer), so it is checked and audited like any other."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class HumanAnswer:
+    """An answer a HumanIO gives: verdict once | always | deny | answer, the text (a reason or an
+    answer to a question), and who gave it (kept in the audit record)."""
+
+    verdict: str
+    text: str | None
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShellLimits:
+    """What one shell.run may use (docs/shell.md)."""
+
+    wall_seconds: float
+    cpu_seconds: int
+    memory_bytes: int  # RLIMIT_DATA (RLIMIT_AS breaks runtimes that reserve address space)
+    file_bytes: int  # RLIMIT_FSIZE: the largest file it may write
+    output_bytes: int  # bytes of stdout and of stderr kept; the rest is counted, not kept
+    processes: int  # RLIMIT_NPROC: processes its user may have (a fork bomb stops here)
+
+
+@dataclass(frozen=True, slots=True)
+class ShellRequest:
+    """One authorized command: ``program`` is the absolute real path that was decided on and is run
+    (argv[0] is replaced by it), in ``cwd``, with exactly ``env``, stdin closed."""
+
+    pid: int  # the process it runs for (alos kill of that process kills it)
+    program: str
+    argv: tuple[str, ...]  # argv[0] as the caller wrote it, then the arguments
+    cwd: str
+    env: dict[str, str]
+    limits: ShellLimits
+    isolate: str  # "off" | "auto" (bwrap when installed) | "required"
+    writable: tuple[str, ...] = ()  # with isolation: the only paths it may write (and a private /tmp)
+    network: bool = False  # with isolation: whether it keeps the host's network
+
+
+@dataclass(frozen=True, slots=True)
+class ShellResult:
+    exit_code: int | None  # None when a signal ended it
+    signal: str | None  # e.g. "SIGKILL"
+    stdout: bytes  # at most limits.output_bytes
+    stderr: bytes
+    stdout_bytes: int  # how many bytes it wrote in all
+    stderr_bytes: int
+    duration: float  # seconds of wall time
+    limit: str | None  # which limit stopped it: "wall", "cpu", "memory", "file", "output", "killed", or None
+    isolated: bool
+
+
+class Shell(Protocol):
+    def locate(self, cwd: str, program: str, path: str) -> str | None:
+        """Return the absolute real path of the executable file ``program`` names: with a '/', from
+        ``cwd``; otherwise the first match on the search path ``path``. None when there is none."""
+        ...
+
+    def isolation(self) -> str | None:
+        """Return what isolates commands here (e.g. "bwrap 0.8.0"), or None when nothing can."""
+        ...
+
+    async def run(self, request: ShellRequest) -> ShellResult:
+        """Run the command in its own session and process group and wait for it; the whole group
+        is killed on a limit, on ``kill(pid)``, and when the awaiting task is cancelled."""
+        ...
+
+    def kill(self, pid: int) -> int:
+        """Kill the process groups of every command running for process ``pid``; return how many."""
+        ...
+
+    def close(self) -> None:
+        """Kill every command still running (the host is exiting)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class NetRequest:
+    """One authorized HTTP request. ``address`` is the IP the host name was resolved to when it was
+    decided: the connection goes there (a second lookup could name another host), with the URL's
+    host name kept for the Host header and TLS."""
+
+    method: str
+    url: str
+    address: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    timeout: float  # seconds for the whole request
+    max_bytes: int  # bytes of the body kept; more is counted and cut
+
+
+@dataclass(frozen=True, slots=True)
+class NetResponse:
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    body_bytes: int  # the body's whole size (body holds at most max_bytes)
+    truncated: bool
+    elapsed: float
+
+
+class Network(Protocol):
+    def lookup(self, host: str, port: int) -> list[str]:
+        """Return the addresses ``host`` resolves to (an IP literal resolves to itself); raise
+        NotFound when it does not resolve."""
+        ...
+
+    async def fetch(self, request: NetRequest) -> NetResponse:
+        """Make the request once (no redirect followed: dispatch() decides each hop); raise
+        Unavailable for a refused connection, a TLS failure or a timeout."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
 
 class Clock(Protocol):
     real: bool  # False for a test clock that jumps ahead instead of sleeping
@@ -118,3 +240,17 @@ class ImageCatalog(Protocol):
     def check(self, body: Any) -> dict[str, Any]:
         """Return ``body`` as a valid image's canonical JSON form; raise Invalid naming what is wrong."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Providers:
+    """The provider of every effect. ``alos.open(..., providers=Providers(files=...))`` swaps any of
+    them; None keeps the real one (docs/providers.md). Swapping a provider changes no tool schema
+    and no authority decision: dispatch() decides before any provider is called."""
+
+    files: FileSystem | None = None
+    shell: Shell | None = None
+    net: Network | None = None
+    clock: Clock | None = None
+    human: HumanIO | None = None
+    models: Callable[[str], Model] | None = None  # opens the model a spec names (e.g. "openai:gpt-4o")
