@@ -33,7 +33,7 @@ from alos import caps, codec
 from alos.errors import AlosError, BadArguments, Conflict, Denied, NotFound, ProviderDown, Unavailable
 from alos.kernel import Deferred, Kernel, Site, Tx, approval
 from alos.kernel import action as actions
-from alos.primitives import cap, clock, fs, human, image, model, msg, proc, signal
+from alos.primitives import cap, clock, fs, human, image, model, msg, net, proc, shell, signal
 from alos.rights import Capability, Effect, Need, kind
 from alos.store import rows
 from alos.types import HOST, Fork, Parked, Process, ProcState, RequestKind, RequestState, Wait
@@ -177,6 +177,8 @@ TABLE: dict[str, Entry[Any, Any]] = {
         ),
         Entry("image.list", image.ListArgs, image.list_needs, Read(image.list_images)),
         Entry("image.show", image.ShowArgs, image.show_needs, Read(image.show)),
+        Entry("shell.run", shell.RunArgs, shell.needs, Outside(shell.run), shell.resolve, shell.describe),
+        Entry("net.fetch", net.FetchArgs, net.needs, Outside(net.fetch), net.resolve, net.describe, cost=net.cost),
         Entry("cap.grant", cap.GrantArgs, cap.grant_needs, Change(cap.grant, journaled=False), host_only=True),
         Entry("cap.revoke", cap.RevokeArgs, cap.revoke_needs, Change(cap.revoke, journaled=False), host_only=True),
     )
