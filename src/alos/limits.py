@@ -56,3 +56,23 @@ CONTEXT_TOKENS = 32_000  # the context's token budget when the image names none;
 TOOL_RESULT_MAX_CHARS = 16_000  # characters of one tool result the model reads; the rest is cut, its size stated
 CHARS_PER_TOKEN = 4  # the estimate of tokens in text sent to a model, where the provider has not counted
 IMAGE_MAX_BYTES = 1 << 20  # bytes of an image file (image.yaml and prompt.md each)
+
+# shell.run (docs/shell.md)
+SHELL_WALL_SECONDS = 120.0  # s a command may run when the call names no timeout; the whole group is killed after
+SHELL_WALL_MAX_SECONDS = 3_600.0  # s: the longest timeout a call may name
+SHELL_CPU_SECONDS = 600  # s of CPU time a command may use (RLIMIT_CPU: SIGXCPU, then SIGKILL a second later)
+SHELL_MEMORY_BYTES = 4 << 30  # bytes of data segment (RLIMIT_DATA; RLIMIT_AS would break runtimes such as V8)
+SHELL_FILE_BYTES = 1 << 30  # bytes: the largest file a command may write (RLIMIT_FSIZE: SIGXFSZ)
+SHELL_PROCESSES = 4_096  # processes the host's user may have while it runs (RLIMIT_NPROC; root is exempt)
+SHELL_OUTPUT_BYTES = 64 << 10  # bytes of stdout and of stderr kept; the rest is counted
+SHELL_FLOOD_FACTOR = 256  # output beyond this many times what is kept stops the command ('output')
+SHELL_FLOOD_MIN_BYTES = 16 << 20  # bytes: a command may always write at least this much before it is stopped
+SHELL_KILL_ROUNDS = 64  # killpg rounds until a group is empty (a fork bomb forks while it is killed)
+SHELL_KILL_GRACE_SECONDS = 1.0  # s to read what a killed command left in its pipes
+SHELL_ARGV_MAX = 4_096  # words in one argv
+SHELL_ARG_MAX_BYTES = 128 << 10  # bytes of one argument (Linux's MAX_ARG_STRLEN)
+SHELL_ARGV_MAX_BYTES = 1 << 20  # bytes of a whole argv
+SHELL_WRAPS_MAX = 4  # wrappers inside wrappers (env timeout nice ...) a call may nest
+
+# net.fetch (docs/network.md)
+NET_REDIRECTS_MAX = 5  # redirects a net_fetch tool call follows, each decided by dispatch() on its own

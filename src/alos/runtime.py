@@ -15,7 +15,7 @@ from alos import codec, images
 from alos.agent import Agent
 from alos.config import DEFAULT_STORE, ModelConfig
 from alos.config import load as load_config
-from alos.errors import Invalid, NotFound
+from alos.errors import Conflict, Invalid, NotFound
 from alos.images import is_path
 from alos.images.load import load as load_image
 from alos.kernel import Kernel, reads
@@ -186,6 +186,21 @@ class Runtime:
         )
         return result
 
+    async def settle(self) -> int:
+        """Answer, through dispatch() as the host, every pending request that this runtime's human
+        provider answers by itself (an answers file); return how many were answered."""
+        answered = 0
+        for req in self.requests(RequestState.PENDING):
+            got = self.kernel.human.answer(req)
+            if got is None:
+                continue
+            try:
+                await self.answer(req.id, got.verdict, got.text, got.by)
+            except Conflict:  # answered meanwhile, elsewhere
+                continue
+            answered += 1
+        return answered
+
     async def run(self) -> None:
         """Run every runnable process until none is runnable; then release the models'
         connections in this event loop (the next run opens them again, in its own)."""
@@ -248,6 +263,7 @@ class Runtime:
         """Write what is held, then release the store. A host stopped mid-quantum (Ctrl-C) leaves
         its processes runnable, not 'running' with no host to run them."""
         try:
+            self.kernel.shell.close()  # no command outlives the host
             self.kernel.flush()  # first: a 'running' move may still be held for the next commit
             if self.store.hosting:
                 self.scheduler.recover()
@@ -311,6 +327,7 @@ def open(
     models: ModelConfig | None = None,
     record: str | None = None,
     providers: Providers | None = None,
+    isolate: str = "auto",
 ) -> Runtime:
     """Return a Runtime on the store at ``store``.
 
@@ -320,8 +337,12 @@ def open(
     are served (default: the environment and config files, config.load); with ``record`` every
     model request and reply is appended to that file as JSON Lines (docs/models.md).
     ``providers`` swaps the provider of any effect (docs/providers.md); ``human`` and ``clock``
-    are short for ``providers.human`` and ``providers.clock``.
+    are short for ``providers.human`` and ``providers.clock``. ``isolate`` is how shell.run commands
+    are isolated: auto (with bubblewrap when it is installed), off, or required (a command runs only
+    isolated); see docs/shell.md.
     """
+    if isolate not in ("auto", "off", "required"):
+        raise Invalid(f"isolate must be auto, off or required, not {isolate[:40]!r}")
     chosen = providers or Providers()
     s = reads.open_store(store, create=create, host=host)
     config = models if models is not None else load_config(os.getcwd(), {})
@@ -338,6 +359,7 @@ def open(
         images.Catalog(),
         shell=chosen.shell or HostShell(),
         net=chosen.net or HostNetwork(),
+        isolate=isolate,
     )
     return Runtime(kernel)
 

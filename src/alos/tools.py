@@ -8,13 +8,14 @@ a refused call comes back as a result the model can read ("denied: process 1 lac
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from alos import codec
+from alos import codec, limits
 from alos.errors import AlosError, BadArguments, Invalid
 from alos.images import Image
 from alos.kernel import Kernel, Site
@@ -119,12 +120,44 @@ async def call(
         err = Invalid(f"the arguments of {tool.name} were not a JSON object: {bad[:200]!r}")
         refuse(kernel, pid, f"tool:{tool.name}", err)
         return ToolResult(f"{err}; they must match: {codec.dumps(_parameters(tool.syscall))}", False, True)
-    try:
-        result = await dispatch(kernel, pid, tool.syscall, tc.arguments, site)
-    except BadArguments as err:
-        return ToolResult(f"{err}; the arguments must match: {codec.dumps(_parameters(tool.syscall))}", False, True)
-    except AlosError as err:
-        return ToolResult(str(err), ok=False)
-    if isinstance(result, Parked):
-        return result
-    return ToolResult(render(result), ok=True)
+    args, hops = tc.arguments, list[str]()
+    while True:
+        try:
+            result = await dispatch(kernel, pid, tool.syscall, args, site)
+        except BadArguments as err:
+            return ToolResult(f"{err}; the arguments must match: {codec.dumps(_parameters(tool.syscall))}", False, True)
+        except AlosError as err:
+            return ToolResult(_after(hops, str(err)), ok=False)
+        if isinstance(result, Parked):
+            return result
+        follow = _next_hop(tool.syscall, args, result)
+        if follow is None:
+            return ToolResult(_after(hops, render(result)), ok=True)
+        if len(hops) >= limits.NET_REDIRECTS_MAX:
+            return ToolResult(_after(hops, f"stopped after {len(hops)} redirects: {render(result)}"), ok=False)
+        hops.append(str(result["redirect"]))
+        args = follow
+        site = dataclasses.replace(site, step=site.step + 1) if site is not None else None
+
+
+def _next_hop(syscall: str, args: dict[str, Any], result: Any) -> dict[str, Any] | None:
+    """Return the arguments of the next call a redirect asks for (net.fetch only), or None.
+
+    Each hop is its own call through dispatch(), decided on its own host and path. A 303, and a
+    301 or 302 after a method other than GET or HEAD, becomes a GET without a body (as browsers do).
+    """
+    if syscall != "net.fetch" or not isinstance(result, dict) or not isinstance(result.get("redirect"), str):
+        return None
+    status = result.get("status")
+    method = str(args.get("method", "GET")).upper()
+    follow = {**args, "url": result["redirect"]}
+    if status == 303 or (status in (301, 302) and method not in ("GET", "HEAD")):
+        follow.update(method="GET", body="")
+    return follow
+
+
+def _after(hops: list[str], text: str) -> str:
+    """Return ``text`` prefixed by the redirects followed to reach it."""
+    if not hops:
+        return text
+    return "".join(f"redirected to {codec.escape(h)}\n" for h in hops) + text

@@ -83,6 +83,8 @@ class Driver:
                 return EXIT_OK
             if any(p.state is ProcState.RUNNABLE for p in procs.values()):
                 continue  # answered elsewhere meanwhile
+            if await self.rt.settle():
+                continue  # an answers file answered some: run again
             pending = [r for r in self.rt.requests(RequestState.PENDING) if r.pid in mine]
             if all(p.state is ProcState.EXITED for p in watched) and not pending:
                 return EXIT_OK if all(p.exit and p.exit.value == "ok" for p in watched) else EXIT_FAILED

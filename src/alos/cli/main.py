@@ -21,7 +21,14 @@ from alos.cli.drive import EXIT_FAILED, Driver, who
 from alos.cli.grants import parse_budget, parse_grants, requested
 from alos.cli.image import image as image_group
 from alos.cli.models import models as models_group
-from alos.cli.options import approve_option, json_option, model_config, model_options, store_option
+from alos.cli.options import (
+    approve_option,
+    host_options,
+    json_option,
+    model_config,
+    model_options,
+    store_option,
+)
 from alos.cli.screen import Screen, command
 from alos.config import ModelConfig
 from alos.errors import AlosError, Denied
@@ -50,13 +57,22 @@ def _open_host(
     create: bool = True,
     models: ModelConfig | None = None,
     record: str | None = None,
+    isolate: str = "auto",
+    answers: str | None = None,
+    workspace: str = ".",
 ) -> Runtime:
+    """Open the store as its host, telling the person what processes say; with ``answers`` the
+    requests its rules match are answered from that file (raises Invalid for a bad one)."""
+    from alos.providers.base import HumanIO
     from alos.providers.human import CallbackHuman
     from alos.runtime import open
 
-    return open(
-        store, create=create, host=True, human=CallbackHuman(show.tell(ui, names)), models=models, record=record
-    )
+    human: HumanIO = CallbackHuman(show.tell(ui, names))
+    if answers is not None:
+        from alos.providers.answers import Answers
+
+        human = Answers.load(answers, workspace, tell=human)
+    return open(store, create=create, host=True, human=human, models=models, record=record, isolate=isolate)
 
 
 def _attach(rt: Runtime, ui: Screen, out: Screen, as_json: bool) -> show.Trace:
@@ -133,6 +149,7 @@ def cli() -> None:
     default=None,
     help="Share of quanta, 1 to 9 (default 5); children never get more than their parent.",
 )
+@host_options
 @approve_option
 @json_option
 def run(
@@ -151,6 +168,8 @@ def run(
     grant_requested: bool,
     budget: tuple[str, ...],
     priority: int | None,
+    isolate: str,
+    answers: str | None,
     approve: str,
     as_json: bool,
 ) -> None:
@@ -181,7 +200,12 @@ def run(
         raise click.UsageError(err.message) from None
     ui, out = _screens(as_json)
     names: dict[int, str] = {}
-    rt = _open_host(store, ui, names, models=config, record=record)
+    try:
+        rt = _open_host(
+            store, ui, names, models=config, record=record, isolate=isolate, answers=answers, workspace=workspace
+        )
+    except AlosError as err:
+        raise click.UsageError(err.message) from None
     try:
         found = rt.image(image)
         by = rt.image_registrant(found)
@@ -207,6 +231,7 @@ def run(
 @click.argument("pid", type=click.IntRange(1, 2**63 - 1), required=False)
 @store_option
 @model_options
+@host_options
 @approve_option
 @json_option
 def resume(
@@ -216,6 +241,8 @@ def resume(
     api_key: str | None,
     constrain: bool,
     record: str | None,
+    isolate: str,
+    answers: str | None,
     approve: str,
     as_json: bool,
 ) -> None:
@@ -231,7 +258,10 @@ def resume(
     ui, out = _screens(as_json)
     names: dict[int, str] = {}
     config = model_config(None, base_url, api_key, constrain)
-    rt = _open_host(store, ui, names, create=False, models=config, record=record)
+    try:
+        rt = _open_host(store, ui, names, create=False, models=config, record=record, isolate=isolate, answers=answers)
+    except AlosError as err:
+        raise click.UsageError(err.message) from None
     try:
         trace = _attach(rt, ui, out, as_json)
         procs = rt.processes()

@@ -32,6 +32,28 @@ approve_option = click.option(
 )
 
 
+def host_options(f: F) -> F:
+    """Add the options of a command that hosts processes: --isolate and --answers."""
+    f = click.option(
+        "--answers",
+        metavar="FILE",
+        default=None,
+        type=click.Path(dir_okay=False),
+        help="Answer human requests from the rules in FILE (TOML; docs/providers.md), for unattended runs; "
+        "a request no rule matches still waits for a person.",
+    )(f)
+    f = click.option(
+        "--isolate",
+        type=click.Choice(["auto", "off", "required"]),
+        default="auto",
+        show_default=True,
+        envvar="ALOS_ISOLATE",
+        help="How shell commands are isolated: auto (with bubblewrap when installed), off, or required "
+        "(refuse to run a command unisolated). Also ALOS_ISOLATE. docs/shell.md",
+    )(f)
+    return f
+
+
 def model_options(f: F) -> F:
     """Add the options that say where models are served: --base-url, --api-key, --constrain, --record."""
     f = click.option(

@@ -95,11 +95,13 @@ class Kernel:
         *,
         shell: Shell,
         net: Network,
+        isolate: str = "auto",
     ) -> None:
         self.store = store
         self.files = files
         self.shell = shell
         self.net = net
+        self.isolate = isolate  # shell.run isolation: auto (bwrap when installed) | off | required
         self.human = human
         self.clock = clock
         self._open_model = models

@@ -171,7 +171,13 @@ def end(kernel: Kernel, tx: Tx, proc: Process, how: Exit, result: str | None, by
         wake(kernel, tx, heir, Wait.CHILD)
     pid = proc.pid
     tx.on_commit.append(lambda: kernel.forget_context(pid))
+    tx.on_commit.append(lambda: _stop_commands(kernel, pid))
     return new
+
+
+def _stop_commands(kernel: Kernel, pid: Pid) -> None:
+    """Kill every command the exited process still has running: nothing it started outlives it."""
+    kernel.shell.kill(pid)
 
 
 def _heir(tx: Tx, proc: Process) -> Pid | None:

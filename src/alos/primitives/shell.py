@@ -1,38 +1,301 @@
-"""shell.*: run a command on the host through the shell provider (placeholder)."""
+"""shell.run: run a program on the host, decided on what it would really run (docs/shell.md).
+
+An argv only, never a string for a shell to parse. Resolution, before the decision: the program
+is found on the search path (or from the working directory when it holds a '/') and made real;
+a git call in a repository whose config names commands (aliases, a pager, filters ...) is
+decided as if that config were given with ``-c``; a wrapper (env, timeout, xargs, find -exec ...)
+needs execute on the command it wraps too. The command runs through the shell provider with a
+scrubbed environment, stdin closed, rlimits and a wall time, in its own process group.
+"""
 
 from __future__ import annotations
 
+import os
+import shlex
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from alos.errors import Unavailable
+import msgspec
+
+from alos import codec, limits, shellforms
+from alos.errors import Invalid, NotFound
 from alos.kernel import Kernel
-from alos.rights import Need, Right
+from alos.providers.base import ShellLimits, ShellRequest, ShellResult
+from alos.rights import Effect, Need, Right, kind
 from alos.types import Process
+
+ISOLATE_MODES = ("auto", "off", "required")
+# the host's variables a command may see; everything else (keys, tokens, proxies) stays behind
+_KEPT = ("LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ")
 
 
 @dataclass(frozen=True, slots=True)
 class RunArgs:
-    """Run a program."""
+    """Run a program: ``argv`` is the program and its arguments as a list (never a string for a
+    shell to parse). It runs in your working directory with stdin closed and a scrubbed
+    environment; the result holds the exit code, stdout and stderr (cut, with their full sizes),
+    the duration and whether a limit stopped it. ``timeout`` is in seconds."""
 
-    argv: list[str]
-
-
-def resolve(kernel: Kernel, proc: Process, args: RunArgs) -> RunArgs:
-    """Not yet."""
-    return args
-
-
-def needs(proc: Process, args: RunArgs) -> tuple[Need, ...]:
-    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
-    return (Need("shell:" + args.argv[0], Right.EXECUTE),)
+    argv: Annotated[list[str], msgspec.Meta(min_length=1, max_length=limits.SHELL_ARGV_MAX)]
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=limits.SHELL_WALL_MAX_SECONDS)] = limits.SHELL_WALL_SECONDS
 
 
-async def run(kernel: Kernel, proc: Process, args: RunArgs) -> dict[str, Any]:
-    """Not yet."""
-    raise Unavailable("shell.run is not built yet")
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One command as it is decided: the real program and the arguments decided on (for git, with
+    the repository's code-running config shown as ``-c``)."""
+
+    program: str
+    args: tuple[str, ...]
+    form: int | None  # index in args of the word that makes it run code or another command
+
+    @property
+    def resource(self) -> str:
+        return shellforms.resource(self.program, self.args)
 
 
-def describe(kernel: Kernel, proc: Process, args: RunArgs) -> dict[str, Any]:
-    """Return what a person approving this command sees."""
-    return {"argv": args.argv}
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """A resolved shell.run: what is decided on and exactly what runs."""
+
+    argv: tuple[str, ...]
+    cwd: str
+    timeout: float
+    commands: tuple[Command, ...]  # the command itself, then each command a wrapper runs
+
+    @property
+    def program(self) -> str:
+        return self.commands[0].program
+
+
+def resolve(kernel: Kernel, proc: Process, args: RunArgs) -> RunPlan:
+    """Return the plan of ``args``: every command it would run, each program found and made real.
+    Raises Invalid for an argv the host cannot pass (NUL bytes, sizes)."""
+    _check_argv(args.argv)
+    search = shellforms.search_path()
+    commands: list[Command] = []
+    word, rest = args.argv[0], tuple(args.argv[1:])
+    for _ in range(limits.SHELL_WRAPS_MAX + 1):
+        program = kernel.shell.locate(proc.cwd, word, search) or _unfound(proc.cwd, word)
+        decided = _with_git_config(kernel, proc.cwd, program, rest)
+        commands.append(Command(program, decided, shellforms.form(program, decided)))
+        inner = shellforms.wrapped(program, rest)
+        if inner is None:
+            break
+        word, rest = inner
+    else:
+        raise Invalid(f"the command nests more than {limits.SHELL_WRAPS_MAX} wrappers; run the inner command itself")
+    return RunPlan(tuple(args.argv), proc.cwd, args.timeout, tuple(commands))
+
+
+def _check_argv(argv: list[str]) -> None:
+    total = 0
+    for i, word in enumerate(argv):
+        if "\x00" in word:
+            raise Invalid(f"argv[{i}] holds a NUL byte; the host cannot pass it to a program")
+        size = len(word.encode())
+        if size > limits.SHELL_ARG_MAX_BYTES:
+            raise Invalid(f"argv[{i}] is {size} bytes; one argument may be at most {limits.SHELL_ARG_MAX_BYTES}")
+        total += size + 1
+    if total > limits.SHELL_ARGV_MAX_BYTES:
+        raise Invalid(f"the argv is {total} bytes; at most {limits.SHELL_ARGV_MAX_BYTES}: pass data in a file")
+    if not argv[0]:
+        raise Invalid("argv[0] is empty; name a program, e.g. ['git', 'status']")
+
+
+def _unfound(cwd: str, word: str) -> str:
+    """Return what an unfound program is decided as: its path from ``cwd`` when it names one, else
+    its bare name (which no grant but ``shell:*`` covers; running it then says it is not found)."""
+    return os.path.normpath(os.path.join(cwd, word)) if "/" in word else word
+
+
+def _with_git_config(kernel: Kernel, cwd: str, program: str, args: tuple[str, ...]) -> tuple[str, ...]:
+    """Return ``args`` of a git call with the repository config that names commands put first as
+    ``-c KEY=VALUE`` (what the call would really run); other calls unchanged."""
+    if shellforms.name(program) != "git":
+        return args
+    found = [f"{k}={v}" for k, v in _repo_config(kernel, cwd) if shellforms.git_code_key(k)]
+    return tuple(w for kv in found for w in ("-c", kv)) + args
+
+
+def _repo_config(kernel: Kernel, cwd: str) -> list[tuple[str, str]]:
+    """Return the config of the git repository ``cwd`` is in (its config and config.worktree)."""
+    here = cwd
+    while True:
+        dot = os.path.join(here, ".git")
+        gitdir = dot if kernel.files.is_dir(dot) else _gitdir_of(kernel, dot, here)
+        if gitdir is not None:
+            pairs: list[tuple[str, str]] = []
+            for name in ("config", "config.worktree"):
+                path = os.path.join(gitdir, name)
+                try:
+                    data, _ = kernel.files.read(path, 0, limits.READ_MAX_BYTES)
+                except (NotFound, Invalid, OSError):
+                    continue
+                except Exception:  # noqa: BLE001 -- a config it cannot read names no command
+                    continue
+                pairs += shellforms.git_config(data.decode(errors="replace"))
+            return pairs
+        parent = os.path.dirname(here)
+        if parent == here:
+            return []
+        here = parent
+
+
+def _gitdir_of(kernel: Kernel, dot: str, here: str) -> str | None:
+    """Return the directory a ``.git`` file points at (a worktree or submodule), or None."""
+    try:
+        data, _ = kernel.files.read(dot, 0, 4096)
+    except Exception:  # noqa: BLE001 -- no .git file here
+        return None
+    text = data.decode(errors="replace").strip()
+    if not text.startswith("gitdir:"):
+        return None
+    return os.path.normpath(os.path.join(here, text.removeprefix("gitdir:").strip()))
+
+
+def needs(proc: Process, plan: RunPlan) -> tuple[Need, ...]:
+    """Execute on the command and on every command a wrapper in it runs."""
+    return tuple(Need(c.resource, Right.EXECUTE) for c in plan.commands)
+
+
+def _limits(plan: RunPlan) -> ShellLimits:
+    return ShellLimits(
+        wall_seconds=plan.timeout,
+        cpu_seconds=limits.SHELL_CPU_SECONDS,
+        memory_bytes=limits.SHELL_MEMORY_BYTES,
+        file_bytes=limits.SHELL_FILE_BYTES,
+        output_bytes=limits.SHELL_OUTPUT_BYTES,
+        processes=limits.SHELL_PROCESSES,
+    )
+
+
+def environment(proc: Process, cwd: str) -> dict[str, str]:
+    """Return the environment a command of ``proc`` gets: an allowlist, nothing secret from the host."""
+    env = {k: os.environ[k] for k in _KEPT if k in os.environ}
+    env.setdefault("LANG", "C.UTF-8")
+    who = f"alos process {proc.pid}"
+    mail = f"process-{proc.pid}@alos.invalid"
+    env.update(
+        PATH=shellforms.search_path(),
+        HOME=cwd,
+        TMPDIR="/tmp",
+        TERM="dumb",
+        NO_COLOR="1",
+        PAGER="cat",
+        GIT_PAGER="cat",
+        GIT_EDITOR="false",
+        GIT_TERMINAL_PROMPT="0",
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL="/dev/null",
+        GIT_CONFIG_COUNT="1",  # command-line scope: a repository's own hooks never run
+        GIT_CONFIG_KEY_0="core.hooksPath",
+        GIT_CONFIG_VALUE_0="/dev/null",
+        GIT_AUTHOR_NAME=who,
+        GIT_AUTHOR_EMAIL=mail,
+        GIT_COMMITTER_NAME=who,
+        GIT_COMMITTER_EMAIL=mail,
+        ALOS_PID=str(proc.pid),
+    )
+    return env
+
+
+def isolation(kernel: Kernel) -> tuple[str, str | None]:
+    """Return (the host's isolation mode, what isolates here or None)."""
+    return kernel.isolate, kernel.shell.isolation()
+
+
+def _writable(kernel: Kernel, proc: Process) -> tuple[str, ...]:
+    """Return the paths ``proc`` holds an allow to write: with isolation, the only ones a command may write."""
+    out = []
+    for cap in kernel.caps(proc.pid):
+        if (
+            kind(cap.pattern) == "fs"
+            and cap.effect is Effect.ALLOW
+            and Right.WRITE in cap.rights
+            and cap.digest is None
+        ):
+            out.append(cap.pattern.removeprefix("fs:").removesuffix("/*") or "/")
+    return tuple(sorted(set(out)))
+
+
+def _network(kernel: Kernel, proc: Process) -> bool:
+    """Return whether ``proc`` holds an allow on every host (an isolated command keeps the network only then)."""
+    return any(c.pattern == "net:*" and c.effect is Effect.ALLOW for c in kernel.caps(proc.pid))
+
+
+async def run(kernel: Kernel, proc: Process, plan: RunPlan) -> dict[str, Any]:
+    """Run the command; return its exit code, signal, output, sizes, duration, limit and isolation."""
+    if "/" not in plan.program:
+        raise NotFound(f"no program named {plan.program!r} on the search path {shellforms.search_path()}")
+    mode, _ = isolation(kernel)
+    request = ShellRequest(
+        pid=proc.pid,
+        program=plan.program,
+        argv=plan.argv,
+        cwd=plan.cwd,
+        env=environment(proc, plan.cwd),
+        limits=_limits(plan),
+        isolate=mode,
+        writable=_writable(kernel, proc) if mode != "off" else (),
+        network=_network(kernel, proc),
+        hidden=(os.path.dirname(os.path.realpath(kernel.store.path)),),
+    )
+    return _result(plan, await kernel.shell.run(request))
+
+
+def _result(plan: RunPlan, done: ShellResult) -> dict[str, Any]:
+    return {
+        "argv": list(plan.argv),
+        "program": plan.program,
+        "exit_code": done.exit_code,
+        "signal": done.signal,
+        "stdout": done.stdout.decode(errors="replace"),
+        "stderr": done.stderr.decode(errors="replace"),
+        "stdout_bytes": done.stdout_bytes,
+        "stderr_bytes": done.stderr_bytes,
+        "truncated": done.stdout_bytes > len(done.stdout) or done.stderr_bytes > len(done.stderr),
+        "duration": round(done.duration, 3),
+        "limit": done.limit,
+        "isolated": done.isolated,
+    }
+
+
+def describe(kernel: Kernel, proc: Process, plan: RunPlan) -> dict[str, Any]:
+    """Return what a person approving this command sees: the whole argv, the program, the cwd,
+    what runs code, the limits and the isolation."""
+    mode, tool = isolation(kernel)
+    limit = _limits(plan)
+    shown: dict[str, Any] = {
+        "argv": codec.escape(shlex.join(plan.argv)),
+        "program": codec.escape(plan.program),
+        "cwd": codec.escape(plan.cwd),
+        "limits": (
+            f"{limit.wall_seconds:g} s wall, {limit.cpu_seconds} s CPU, {limit.memory_bytes >> 20} MiB data, "
+            f"{limit.file_bytes >> 20} MiB per file, {limit.output_bytes >> 10} KiB of output kept"
+        ),
+        "isolation": _isolation_text(mode, tool),
+    }
+    decided = plan.commands[0]
+    if decided.args != plan.argv[1:]:
+        shown["decided_as"] = codec.escape(shlex.join([decided.program, *decided.args]))
+    runs = [c for c in plan.commands if c.form is not None]
+    if runs:
+        shown["runs_code"] = [
+            codec.escape(f"{shellforms.name(c.program)} {shlex.join(c.args[c.form : c.form + 2])}")
+            for c in runs
+            if c.form is not None
+        ]
+    if len(plan.commands) > 1:
+        shown["wraps"] = [codec.escape(shlex.join([c.program, *c.args])) for c in plan.commands[1:]]
+    return shown
+
+
+def _isolation_text(mode: str, tool: str | None) -> str:
+    if mode == "off":
+        return "none (--isolate off): it can reach whatever this host user can"
+    if tool is None:
+        if mode == "required":
+            return "required, but bubblewrap is not installed: it will not run"
+        return "none (bubblewrap is not installed): it can reach whatever this host user can"
+    return f"{tool}: read-only except the paths this process may write, private /tmp, no network unless granted"

@@ -131,6 +131,7 @@ class ShellRequest:
     isolate: str  # "off" | "auto" (bwrap when installed) | "required"
     writable: tuple[str, ...] = ()  # with isolation: the only paths it may write (and a private /tmp)
     network: bool = False  # with isolation: whether it keeps the host's network
+    hidden: tuple[str, ...] = ()  # with isolation: directories masked by an empty one (the store's)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,27 +1,271 @@
-"""Commands on the host (placeholder until the shell provider lands)."""
+"""Commands on the host: run an authorized argv with limits, in its own session, and kill all of it.
+
+It receives a ShellRequest that dispatch() already decided and runs exactly that: the program
+decided on (argv[0] replaced by its real path), in the given directory, with exactly the given
+environment, stdin closed. Limits: wall time (the provider kills), CPU seconds, data size, file
+size and processes (rlimits, set in the child before exec), and output (bytes kept per stream;
+a flood far beyond it is stopped). Each command gets a session and process group of its own and
+a marker in its environment; when it ends, times out, is cancelled or killed (``kill(pid)``,
+``close()``), its group is killed and so is every process still carrying its marker (a child that
+daemonised into a session of its own). With bubblewrap (``bwrap``) installed, and isolation asked
+for, the command also runs in namespaces of its own: the file system read-only except the paths
+given as writable, a private /tmp, the store's directory masked, no network unless asked, and a
+pid namespace that dies with it. No policy here: dispatch() decided what may run.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import resource
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from alos import limits, shellforms
 from alos.errors import Unavailable
-from alos.providers.base import ShellRequest, ShellResult
+from alos.providers.base import ShellLimits, ShellRequest, ShellResult
+
+MARKER = "ALOS_RUN"  # the environment variable that marks every process of one command
+
+
+@dataclass(slots=True)
+class _Running:
+    pid: int  # the alos process
+    child: asyncio.subprocess.Process
+    marker: str
+    killed: bool = False
+
+
+@dataclass(slots=True)
+class _Stream:
+    keep: int
+    kept: bytearray = field(default_factory=bytearray)
+    total: int = 0
 
 
 class HostShell:
+    """Runs commands on this host (see the module docstring)."""
+
+    def __init__(self, bwrap: str | None = None) -> None:
+        self._bwrap = bwrap if bwrap is not None else shutil.which("bwrap")
+        self._version: str | None = None
+        self._running: list[_Running] = []
+
     def locate(self, cwd: str, program: str, path: str) -> str | None:
-        """Not yet."""
-        return None
+        """Return the real absolute path of the executable ``program`` names, or None."""
+        return shellforms.locate(cwd, program, path)
 
     def isolation(self) -> str | None:
-        """Not yet."""
-        return None
+        """Return "bwrap VERSION" when bubblewrap can isolate commands here, else None."""
+        if not self._bwrap:
+            return None
+        if self._version is None:
+            try:
+                out = subprocess.run(
+                    [self._bwrap, "--version"], capture_output=True, timeout=5, check=False, stdin=subprocess.DEVNULL
+                )
+                self._version = out.stdout.decode(errors="replace").strip() or "bwrap"
+            except (OSError, subprocess.TimeoutExpired):
+                self._bwrap = None
+                return None
+        return self._version
 
     async def run(self, request: ShellRequest) -> ShellResult:
-        """Not yet."""
-        raise Unavailable("shell.run is not built yet")
+        """Run the command and wait for it; see the module docstring."""
+        isolated = request.isolate != "off" and self.isolation() is not None
+        if request.isolate == "required" and not isolated:
+            raise Unavailable("isolation is required (--isolate required) but bubblewrap (bwrap) is not installed here")
+        marker = secrets.token_hex(8)
+        env = {**request.env, MARKER: marker}
+        argv = [request.program, *request.argv[1:]]
+        if isolated:
+            argv = [*self._wrap(request), *argv]
+        started = time.monotonic()
+        try:
+            child = await asyncio.create_subprocess_exec(
+                *argv,
+                executable=argv[0],
+                cwd=request.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=_limiter(request.limits),
+                close_fds=True,
+            )
+        except OSError as failed:
+            raise Unavailable(f"could not start {request.program}: {failed.strerror or failed}") from None
+        running = _Running(request.pid, child, marker)
+        self._running.append(running)
+        out, err = _Stream(request.limits.output_bytes), _Stream(request.limits.output_bytes)
+        flood = max(request.limits.output_bytes * limits.SHELL_FLOOD_FACTOR, limits.SHELL_FLOOD_MIN_BYTES)
+        stop: list[str] = []
+        try:
+            assert child.stdout is not None and child.stderr is not None
+
+            def flooded() -> bool:
+                return out.total + err.total > flood and _stop(stop, "output", running)
+
+            readers = asyncio.gather(_drain(child.stdout, out, flooded), _drain(child.stderr, err, flooded))
+            try:
+                code = await asyncio.wait_for(child.wait(), request.limits.wall_seconds)
+            except TimeoutError:
+                _stop(stop, "wall", running)
+                code = await child.wait()
+            _kill(running)  # the command is over: nothing it started outlives it
+            await _settle(readers)
+        except BaseException:
+            _kill(running)  # cancelled (the host is stopping): nothing of it outlives the call
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(child.wait(), 5)
+            raise
+        finally:
+            _kill(running)
+            self._running.remove(running)
+        duration = time.monotonic() - started
+        sig = -code if code < 0 else None
+        if running.killed and not stop:
+            stop.append("killed")
+        limit = stop[0] if stop else _limit_of(sig)
+        return ShellResult(
+            exit_code=None if sig else code,
+            signal=signal.Signals(sig).name if sig and sig in signal.Signals._value2member_map_ else None,
+            stdout=bytes(out.kept),
+            stderr=bytes(err.kept),
+            stdout_bytes=out.total,
+            stderr_bytes=err.total,
+            duration=duration,
+            limit=limit,
+            isolated=isolated,
+        )
 
     def kill(self, pid: int) -> int:
-        """Not yet."""
-        return 0
+        """Kill every command running for process ``pid``; return how many."""
+        mine = [r for r in self._running if r.pid == pid]
+        for running in mine:
+            running.killed = True
+            _kill(running)
+        return len(mine)
 
     def close(self) -> None:
-        """Not yet."""
+        """Kill every command still running."""
+        for running in list(self._running):
+            running.killed = True
+            _kill(running)
+
+    def _wrap(self, request: ShellRequest) -> list[str]:
+        """Return the bwrap command line that isolates ``request``."""
+        assert self._bwrap is not None
+        args = [self._bwrap, "--die-with-parent", "--new-session", "--unshare-all"]
+        if request.network:
+            args.append("--share-net")
+        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        for path in (request.cwd, *request.writable):  # the private /tmp must not hide a workspace under /tmp
+            if path.startswith("/tmp/") and os.path.exists(path):
+                args += ["--ro-bind", path, path]
+        for path in request.writable:
+            if os.path.exists(path):
+                args += ["--bind", path, path]
+        for path in request.hidden:
+            if os.path.isdir(path):
+                args += ["--tmpfs", path]
+        args += ["--chdir", request.cwd, "--"]
+        return args
+
+
+def _limiter(chosen: ShellLimits) -> Callable[[], None]:
+    """Return what the child runs before exec: its rlimits (no core files either)."""
+    cpu = max(1, int(chosen.cpu_seconds))
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        resource.setrlimit(resource.RLIMIT_DATA, (chosen.memory_bytes, chosen.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (chosen.file_bytes, chosen.file_bytes))
+        resource.setrlimit(resource.RLIMIT_NPROC, (chosen.processes, chosen.processes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return apply
+
+
+async def _drain(pipe: asyncio.StreamReader, into: _Stream, flooded: Callable[[], object]) -> None:
+    """Read ``pipe`` to its end, keeping what fits and counting the rest."""
+    while True:
+        chunk = await pipe.read(1 << 16)
+        if not chunk:
+            return
+        into.total += len(chunk)
+        room = into.keep - len(into.kept)
+        if room > 0:
+            into.kept += chunk[:room]
+        if flooded():
+            return
+
+
+async def _settle(readers: asyncio.Future[Any]) -> None:
+    """Let the readers see the end of their pipes once the command was killed (a grandchild that
+    kept a pipe open may hold it: stop waiting after a moment)."""
+    try:
+        await asyncio.wait_for(readers, limits.SHELL_KILL_GRACE_SECONDS)
+    except TimeoutError:
+        readers.cancel()
+        with contextlib.suppress(BaseException):
+            await readers
+
+
+def _stop(stop: list[str], why: str, running: _Running) -> bool:
+    """Record why the command is being stopped and kill it; return True."""
+    if not stop:
+        stop.append(why)
+    _kill(running)
+    return True
+
+
+def _kill(running: _Running) -> None:
+    """Kill the command's process group until it is empty, then every process still marked as its own."""
+    pgid = running.child.pid  # start_new_session: the child leads its own group
+    for _ in range(limits.SHELL_KILL_ROUNDS):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            break
+    for pid in _marked(running.marker):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _marked(marker: str) -> Sequence[int]:
+    """Return the pids of processes whose environment carries ``marker``."""
+    needle = f"{MARKER}={marker}".encode()
+    found = []
+    me = os.getpid()
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if needle in f.read():
+                    found.append(int(name))
+        except OSError:
+            continue
+    return found
+
+
+def _limit_of(sig: int | None) -> str | None:
+    """Return the limit a signal means: SIGXCPU the CPU time, SIGXFSZ the file size."""
+    if sig == signal.SIGXCPU:
+        return "cpu"
+    if sig == signal.SIGXFSZ:
+        return "file"
+    return None
