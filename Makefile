@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIN    := --quiet --disable-pip-version-check --constraint constraints.txt
 
-.PHONY: demo test lint typecheck layers unit bench mutate lock clean real-model
+.PHONY: demo test lint typecheck layers unit bench mutate lock clean real-model system-packages
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,15 @@ mutate: $(STAMP)
 real-model: $(STAMP)
 	$(BIN)/python -m alos.realmodel install
 	$(BIN)/python -m alos.realcheck
+
+# The Debian packages alos uses where present: bubblewrap isolates shell commands (docs/shell.md). As
+# root with apt-get it installs them; otherwise it says what to install. Without them alos still runs
+# (commands unisolated) and the tests of isolation are skipped.
+system-packages:
+	@if command -v bwrap > /dev/null; then echo "bubblewrap is installed: $$(bwrap --version)"; \
+	elif command -v apt-get > /dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap > /dev/null && bwrap --version; \
+	else echo "bubblewrap is not installed: 'sudo apt-get install bubblewrap' lets alos isolate shell commands"; fi
 
 # Re-pin every dependency to the newest release that fits pyproject.toml, in a throwaway venv.
 lock:

@@ -357,7 +357,7 @@ def open(
         clock or chosen.clock or SystemClock(),
         chosen.models or model,
         images.Catalog(),
-        shell=chosen.shell or HostShell(),
+        shell=chosen.shell or HostShell(tag=codec.digest(s.path.encode()).removeprefix("sha256:")[:16]),
         net=chosen.net or HostNetwork(),
         isolate=isolate,
     )

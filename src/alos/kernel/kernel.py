@@ -20,7 +20,7 @@ from alos.providers.base import Clock, FileSystem, HumanIO, ImageCatalog, Model,
 from alos.rights import Capability, kind
 from alos.store import rows
 from alos.store.db import Store
-from alos.types import AuditRecord, Event, Pid, Process
+from alos.types import AuditRecord, Event, Pid, Process, ProcState
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +207,12 @@ class Kernel:
                 raise NotFound(f"no process {pid}; 'alos ps' lists the processes in this store")
             self._procs[pid] = p
         return p
+
+    def state_now(self, pid: Pid) -> ProcState:
+        """Return process ``pid``'s state as the store holds it now (another terminal may have
+        paused or killed it since this host last looked); for a long effect to notice."""
+        row = rows.load_process(self.store.conn, pid)
+        return self.proc(pid).state if row is None else row.state
 
     def chain(self, pid: Pid) -> list[Process]:
         """Return process ``pid`` and the processes that made it, nearest first: whose budgets a

@@ -227,6 +227,7 @@ class Scheduler:
         kernel = self.kernel
         moved = []
         for pid in rows.pids_in(kernel.store.conn, ProcState.RUNNING):
+            kernel.shell.kill(pid)  # a command the dead host left behind does not run on unseen
             proc = kernel.proc(pid)
             with kernel.transaction() as tx:
                 transition(kernel, tx, proc, ProcState.RUNNABLE)

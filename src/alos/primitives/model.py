@@ -24,7 +24,6 @@ from alos.errors import Conflict, Invalid, NotFound, ProviderDown, Unavailable
 from alos.kernel import Kernel, Site, approval
 from alos.providers.base import ModelRequest
 from alos.rights import Need, Right
-from alos.store import rows
 from alos.types import HumanRequest, ModelTurn, Process, ProcState, RequestKind, RequestState
 
 _OUTSIDE = Site(-1, -1, -1)  # where dispatch() files the requests of a call made outside a pending action
@@ -212,8 +211,7 @@ def _retry_approved(req: HumanRequest | None, args: CallArgs) -> bool:
 
 def _stopped(kernel: Kernel, proc: Process) -> str | None:
     """Return 'paused' or 'killed' when ``proc`` stopped running, here or from another terminal."""
-    row = rows.load_process(kernel.store.conn, proc.pid)
-    state = kernel.proc(proc.pid).state if row is None else row.state
+    state = kernel.state_now(proc.pid)
     if state is ProcState.PAUSED:
         return "paused"
     if state is ProcState.EXITED:

@@ -10,6 +10,7 @@ scrubbed environment, stdin closed, rlimits and a wall time, in its own process 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from alos.errors import Invalid, NotFound
 from alos.kernel import Kernel
 from alos.providers.base import ShellLimits, ShellRequest, ShellResult
 from alos.rights import Effect, Need, Right, kind
-from alos.types import Process
+from alos.types import Process, ProcState
 
 ISOLATE_MODES = ("auto", "off", "required")
 # the host's variables a command may see; everything else (keys, tokens, proxies) stays behind
@@ -241,7 +242,18 @@ async def run(kernel: Kernel, proc: Process, plan: RunPlan) -> dict[str, Any]:
         network=_network(kernel, proc),
         hidden=(os.path.dirname(os.path.realpath(kernel.store.path)),),
     )
-    return _result(plan, await kernel.shell.run(request))
+    task = asyncio.ensure_future(kernel.shell.run(request))
+    try:
+        while True:  # a kill from another terminal reaches the store, not this host: look for it
+            done, _ = await asyncio.wait((task,), timeout=limits.POLL_SECONDS)
+            if done:
+                return _result(plan, task.result())
+            if kernel.state_now(proc.pid) is ProcState.EXITED:
+                kernel.shell.kill(proc.pid)
+    except BaseException:
+        task.cancel()  # the host is stopping: the command goes with it
+        await asyncio.gather(task, return_exceptions=True)
+        raise
 
 
 def _result(plan: RunPlan, done: ShellResult) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import resource
 import secrets
@@ -38,8 +39,8 @@ MARKER = "ALOS_RUN"  # the environment variable that marks every process of one 
 @dataclass(slots=True)
 class _Running:
     pid: int  # the alos process
-    child: asyncio.subprocess.Process
     marker: str
+    child: asyncio.subprocess.Process | None = None  # None while it starts
     killed: bool = False
 
 
@@ -53,8 +54,12 @@ class _Stream:
 class HostShell:
     """Runs commands on this host (see the module docstring)."""
 
-    def __init__(self, bwrap: str | None = None) -> None:
+    def __init__(self, bwrap: str | None = None, tag: str = "") -> None:
+        """``bwrap``: the bubblewrap to isolate with ("" for none; default: found on PATH). ``tag``
+        names the store: commands are marked with it and their process's pid, so that a later host
+        of the same store finds and kills what a host that died left running."""
         self._bwrap = bwrap if bwrap is not None else shutil.which("bwrap")
+        self._tag = "".join(c for c in tag if c.isalnum())[:32] or "alos"
         self._version: str | None = None
         self._running: list[_Running] = []
 
@@ -82,29 +87,21 @@ class HostShell:
         isolated = request.isolate != "off" and self.isolation() is not None
         if request.isolate == "required" and not isolated:
             raise Unavailable("isolation is required (--isolate required) but bubblewrap (bwrap) is not installed here")
-        marker = secrets.token_hex(8)
+        marker = f"{self._tag}/{request.pid}/{secrets.token_hex(8)}"
         env = {**request.env, MARKER: marker}
         argv = [request.program, *request.argv[1:]]
         if isolated:
             argv = [*self._wrap(request), *argv]
         started = time.monotonic()
+        running = _Running(request.pid, marker)
+        self._running.append(running)  # before it starts: a kill meanwhile finds it
         try:
-            child = await asyncio.create_subprocess_exec(
-                *argv,
-                executable=argv[0],
-                cwd=request.cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-                preexec_fn=_limiter(request.limits),
-                close_fds=True,
-            )
-        except OSError as failed:
-            raise Unavailable(f"could not start {request.program}: {failed.strerror or failed}") from None
-        running = _Running(request.pid, child, marker)
-        self._running.append(running)
+            child = running.child = await _start(argv, request, env)
+        except BaseException:
+            self._running.remove(running)
+            raise
+        if running.killed:
+            _kill(running)
         out, err = _Stream(request.limits.output_bytes), _Stream(request.limits.output_bytes)
         flood = max(request.limits.output_bytes * limits.SHELL_FLOOD_FACTOR, limits.SHELL_FLOOD_MIN_BYTES)
         stop: list[str] = []
@@ -130,29 +127,20 @@ class HostShell:
         finally:
             _kill(running)
             self._running.remove(running)
-        duration = time.monotonic() - started
-        sig = -code if code < 0 else None
         if running.killed and not stop:
             stop.append("killed")
-        limit = stop[0] if stop else _limit_of(sig)
-        return ShellResult(
-            exit_code=None if sig else code,
-            signal=signal.Signals(sig).name if sig and sig in signal.Signals._value2member_map_ else None,
-            stdout=bytes(out.kept),
-            stderr=bytes(err.kept),
-            stdout_bytes=out.total,
-            stderr_bytes=err.total,
-            duration=duration,
-            limit=limit,
-            isolated=isolated,
-        )
+        return _result(code, out, err, time.monotonic() - started, stop[0] if stop else None, isolated)
 
     def kill(self, pid: int) -> int:
-        """Kill every command running for process ``pid``; return how many."""
+        """Kill every command running for process ``pid`` (and whatever a host of the same store
+        that died left of its commands); return how many commands of this host it killed."""
         mine = [r for r in self._running if r.pid == pid]
         for running in mine:
             running.killed = True
             _kill(running)
+        for left in _marked(f"{self._tag}/{pid}/"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(left, signal.SIGKILL)
         return len(mine)
 
     def close(self) -> None:
@@ -181,11 +169,53 @@ class HostShell:
         return args
 
 
+async def _start(argv: list[str], request: ShellRequest, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """Start ``argv`` in a session of its own, stdin closed, its output piped, its limits set."""
+    try:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            executable=argv[0],
+            cwd=request.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_limiter(request.limits),
+            close_fds=True,
+        )
+    except OSError as failed:
+        raise Unavailable(f"could not start {request.program}: {failed.strerror or failed}") from None
+
+
+def _result(code: int, out: _Stream, err: _Stream, duration: float, stop: str | None, isolated: bool) -> ShellResult:
+    """Return what ran: a negative ``code`` is the signal that ended it."""
+    sig = -code if code < 0 else None
+    return ShellResult(
+        exit_code=None if sig else code,
+        signal=signal.Signals(sig).name if sig and sig in signal.Signals._value2member_map_ else None,
+        stdout=bytes(out.kept),
+        stderr=bytes(err.kept),
+        stdout_bytes=out.total,
+        stderr_bytes=err.total,
+        duration=duration,
+        limit=stop or _limit_of(sig),
+        isolated=isolated,
+    )
+
+
 def _limiter(chosen: ShellLimits) -> Callable[[], None]:
-    """Return what the child runs before exec: its rlimits (no core files either)."""
+    """Return what the child runs before exec: its rlimits (no core files either), and SIGKILL
+    when the host dies (even by kill -9, which runs none of the host's own clean-up)."""
     cpu = max(1, int(chosen.cpu_seconds))
+    prctl = _prctl()
+    host = os.getpid()
 
     def apply() -> None:
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != host:  # the host died before the line above: do not run at all
+                os._exit(127)
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         resource.setrlimit(resource.RLIMIT_DATA, (chosen.memory_bytes, chosen.memory_bytes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (chosen.file_bytes, chosen.file_bytes))
@@ -193,6 +223,19 @@ def _limiter(chosen: ShellLimits) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
     return apply
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _prctl() -> Callable[[int, int], int] | None:
+    """Return libc's prctl, or None where there is none (not Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        found: Callable[[int, int], int] = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    return found
 
 
 async def _drain(pipe: asyncio.StreamReader, into: _Stream, flooded: Callable[[], object]) -> None:
@@ -230,20 +273,22 @@ def _stop(stop: list[str], why: str, running: _Running) -> bool:
 
 def _kill(running: _Running) -> None:
     """Kill the command's process group until it is empty, then every process still marked as its own."""
+    if running.child is None:
+        return  # not started yet: run() kills it once it has
     pgid = running.child.pid  # start_new_session: the child leads its own group
     for _ in range(limits.SHELL_KILL_ROUNDS):
         try:
             os.killpg(pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             break
-    for pid in _marked(running.marker):
+    for pid in _marked(running.marker + "\0"):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
 
 
 def _marked(marker: str) -> Sequence[int]:
-    """Return the pids of processes whose environment carries ``marker``."""
-    needle = f"{MARKER}={marker}".encode()
+    """Return the pids of processes whose environment holds a marker that starts with ``marker``."""
+    needle = f"\0{MARKER}={marker}".encode()
     found = []
     me = os.getpid()
     try:
@@ -255,7 +300,7 @@ def _marked(marker: str) -> Sequence[int]:
             continue
         try:
             with open(f"/proc/{name}/environ", "rb") as f:
-                if needle in f.read():
+                if needle in b"\0" + f.read():
                     found.append(int(name))
         except OSError:
             continue
