@@ -137,6 +137,15 @@ def test_a_post_with_write_sends_its_body(rt, ws: Path, web) -> None:
     assert web.requests[0].raw == b'{"n": 1}' and web.requests[0].headers["content-type"] == "application/json"
 
 
+def test_a_head_needs_read_and_brings_no_body(rt, ws: Path, web) -> None:
+    pid = spawn(rt, ws, allow=("net:127.0.0.1=read",))
+    web.push(text(b"abc"))
+    got = fetch(rt, pid, web.url + "/file", method="HEAD")
+    assert (got["status"], got["body"], got["headers"]["content-length"]) == (200, "", "3")
+    with pytest.raises(alos.Invalid, match="HEAD request has no body to save"):
+        fetch(rt, pid, web.url + "/file", method="HEAD", save_to="file")
+
+
 def test_a_name_that_resolves_to_loopback_needs_the_address_grant_too(rt, net, ws: Path, web) -> None:
     url = f"http://api.test:{port(web)}/v1/ping"
     pid = spawn(rt, ws, allow=("net:api.test=read",))
