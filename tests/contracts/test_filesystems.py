@@ -12,7 +12,7 @@ import functools
 import json
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ class World:
     kind: str
     root: str
     fs: FileSystem
-    put: Callable[[str, bytes], None]
+    put: Callable[[str, bytes], object]
 
     def at(self, rel: str) -> str:
         return os.path.join(self.root, rel) if rel else self.root
@@ -333,7 +333,7 @@ class Run:
     base: str
     ws: str
     fs: FileSystem  # a provider that sees the world's files (for the host: a Files of its own)
-    put: Callable[[str, bytes], None]
+    put: Callable[[str, bytes], object]
     model: list[Capturing]
     calls: list[ProviderCall]
 
@@ -343,7 +343,8 @@ class Run:
         requests = [(q.kind.value, q.syscall, q.resource, q.state.value, q.detail) for q in self.rt.requests(None)]
         results = [m["content"] for m in self.rt.context(self.pid) if m["role"] == "tool"]
         seen = {"audit": audit, "requests": requests, "results": results, "files": tree(self.fs, self.ws)}
-        return json.loads(json.dumps(seen).replace(self.base, "<base>"))
+        plain: dict[str, Any] = json.loads(json.dumps(seen).replace(self.base, "<base>"))
+        return plain
 
 
 def tree(fs: FileSystem, path: str) -> dict[str, Any]:
@@ -375,7 +376,7 @@ def start(kind: str, tmp_path: Path, turns: list[dict[str, Any]], **grants: tupl
             Path(ws, rel).write_bytes(data)
         providers = Providers(models=models)  # the real filesystem: the one alos.open builds
         fs: FileSystem = Files()
-        put: Callable[[str, bytes], None] = lambda rel, data: Path(ws, rel).write_bytes(data)  # noqa: E731
+        put: Callable[[str, bytes], object] = lambda rel, data: Path(ws, rel).write_bytes(data)  # noqa: E731
     else:
         seed = {f"{base}/outside.txt": b"not yours\n", **{f"{ws}/{rel}": data for rel, data in WORKSPACE.items()}}
         memory = MemoryFiles(seed, directories=[ws])
@@ -456,7 +457,7 @@ def scenario(
     kind: str,
     where: Path,
     turns: list[dict[str, Any]],
-    grants: dict[str, tuple[str, ...]],
+    grants: Mapping[str, tuple[str, ...]],
     drive: Callable[[Run], None],
 ) -> tuple[dict[str, Any], list[ProviderCall]]:
     """Return the transcript of ``turns`` driven by ``drive`` over a world of ``kind``, and the calls recorded."""
