@@ -226,3 +226,8 @@ def test_the_runtime_carries_out_each_answer_and_audits_who_gave_it(tmp_path: Pa
         ("fs.write", "rejected", "answers:policy.toml"),
         ("human.ask", "answered", "answers:policy.toml"),
     ]
+
+
+def test_who_answered_is_the_file_name_escaped() -> None:
+    assert Answers.parse("", "/etc/alos/a\x1b[2Jb.toml", WS).by == "answers:a\\x1b[2Jb.toml"
+    assert Answers.parse("", "policy.toml", WS).rules == ()  # no rule: every request waits for a person

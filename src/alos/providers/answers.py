@@ -124,7 +124,7 @@ class Answers:
         if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
             raise Invalid(f"{where}: 'rule' must be an array of tables: write each rule under [[rule]]")
         rules = tuple(_rule(t, n, where, workspace, syscalls) for n, t in enumerate(tables, start=1))
-        return cls(rules, "answers:" + os.path.basename(name), tell)
+        return cls(rules, "answers:" + codec.escape(os.path.basename(name)), tell)
 
     def tell(self, pid: int, text: str) -> None:
         """Pass ``text`` from ``pid`` to the inner HumanIO or function, or keep it in ``told``."""
