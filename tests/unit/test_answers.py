@@ -231,3 +231,54 @@ def test_the_runtime_carries_out_each_answer_and_audits_who_gave_it(tmp_path: Pa
 def test_who_answered_is_the_file_name_escaped() -> None:
     assert Answers.parse("", "/etc/alos/a\x1b[2Jb.toml", WS).by == "answers:a\\x1b[2Jb.toml"
     assert Answers.parse("", "policy.toml", WS).rules == ()  # no rule: every request waits for a person
+
+
+class HostDies(BaseException):
+    """The host stops in the middle of an effect (as SIGKILL would)."""
+
+
+class DyingFiles(MemoryFiles):
+    """Memory files whose next write stops the host after dispatch() journaled its intent."""
+
+    dying = True
+
+    def write(self, path: str, data: bytes) -> None:
+        if self.dying:
+            raise HostDies
+        super().write(path, data)
+
+
+@pytest.mark.parametrize("retry", [False, True])
+def test_a_recovery_after_a_crash_waits_for_a_person_unless_a_rule_names_recoveries(
+    tmp_path: Path, retry: bool
+) -> None:
+    ws = os.path.realpath(tmp_path / "ws")
+    os.mkdir(ws)
+    script = tmp_path / "turns.jsonl"
+    script.write_text(
+        json.dumps({"tool_calls": [{"name": "fs_write", "arguments": {"path": "out.txt", "content": "x"}}]})
+    )
+    store = str(tmp_path / "store" / "s.db")
+    fs = DyingFiles(directories=[ws])
+    rt = alos.open(store, host=True, providers=Providers(files=fs))
+    grants = [parse_grant("fs:*=write", Effect.ALLOW, ws)]
+    asyncio.run(rt.spawn("base", "g", workspace=ws, model=f"script:{script}", grants=grants))
+    with pytest.raises(BaseExceptionGroup):
+        asyncio.run(rt.run())
+    rt.close()
+    fs.dying = False
+    policy = '[[rule]]\nsyscall = "*"\nanswer = "once"\n'  # approves every approval, never a retry
+    if retry:
+        policy += '[[rule]]\nsyscall = "fs.write"\nkind = "recovery"\nanswer = "once"\n'
+    rt = alos.open(store, host=True, providers=Providers(files=fs, human=Answers.parse(policy, "p.toml", ws)))
+    try:
+        rt.recover()
+        asyncio.run(rt.run())
+        settled = asyncio.run(rt.settle())
+        asyncio.run(rt.run())
+        left = rt.requests()
+    finally:
+        rt.close()
+    assert settled == (1 if retry else 0)
+    assert [r.kind for r in left] == ([] if retry else [RequestKind.RECOVERY])
+    assert fs.peek(ws + "/out.txt").exists is retry
