@@ -212,6 +212,11 @@ def test_lookup_of_an_address_is_the_address_and_of_a_name_its_addresses() -> No
 
 
 def test_lookup_of_a_name_that_does_not_resolve_is_not_found() -> None:
+    try:
+        socket.getaddrinfo("no-such-host.invalid", 80)
+    except socket.gaierror as err:
+        if err.errno != socket.EAI_NONAME:
+            pytest.skip(f"this machine's resolver does not answer ({err})")
     with pytest.raises(alos.NotFound, match=r"host no-such-host\.invalid does not resolve"):
         HostNetwork().lookup("no-such-host.invalid", 80)
 

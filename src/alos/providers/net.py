@@ -73,12 +73,15 @@ class HostNetwork:
         if thread.is_alive():
             raise Unavailable(f"looking up host {host} took more than {LOOKUP_SECONDS:g} s; try again later")
         addresses = []
-        for family, address in found:
+        for family, found_address in found:
+            address = found_address.partition("%")[0]  # an IPv6 scope: the address is what is decided on
             if family in (socket.AF_INET, socket.AF_INET6) and address not in addresses:
-                addresses.append(address.partition("%")[0])
+                addresses.append(address)
         if not addresses:
-            why = failed[0].strerror or str(failed[0]) if failed else "no address"
-            raise NotFound(f"host {host} does not resolve ({codec.escape(str(why))}); check the name")
+            why = codec.escape(str(failed[0].strerror or failed[0])) if failed else "no address"
+            if failed and failed[0].errno in (socket.EAI_AGAIN, socket.EAI_FAIL):  # the resolver, not the name
+                raise Unavailable(f"looking up host {host} failed ({why}); try again later")
+            raise NotFound(f"host {host} does not resolve ({why}); check the name")
         return addresses
 
     async def fetch(self, request: NetRequest) -> NetResponse:
