@@ -20,13 +20,16 @@ import sys
 import tempfile
 import time
 
-from benchmarks import cases, host, model_loop, procs, startup
+from benchmarks import cases, host, model_loop, net, procs, shell, startup
 from benchmarks.cases import FULL, QUICK, Plan, Result
 from benchmarks.compare import before_and_after, emit
 from benchmarks.fixture import filesystem
 from benchmarks.report import show, show_pairs
 
-BENCHES = {**cases.BENCHES, **procs.BENCHES, **host.BENCHES, **model_loop.BENCHES, **startup.BENCHES}
+BENCHES = {
+    **cases.BENCHES, **procs.BENCHES, **host.BENCHES, **model_loop.BENCHES, **startup.BENCHES, **shell.BENCHES,
+    **net.BENCHES,
+}  # fmt: skip
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
