@@ -119,9 +119,14 @@ def resolve(kernel: Kernel, proc: Process, args: FetchArgs) -> FetchPlan:
     """Return the plan of ``args``: the URL normalized, the headers checked, ``save_to`` made real
     and the host looked up once. Raises Invalid naming a bad URL, header or size, NotFound for a
     host that does not resolve."""
+    try:  # text from Python may hold lone surrogates, which JSON never does
+        args.url.encode()
+        size = len(args.body.encode())
+    except UnicodeEncodeError:
+        raise Invalid("the URL or the body is not valid text (a lone surrogate)") from None
     target = parse_url(args.url)
     headers = _headers(args.headers, args.body)
-    if len(args.body.encode()) > BODY_MAX_BYTES:
+    if size > BODY_MAX_BYTES:
         raise Invalid(f"the request body is over {BODY_MAX_BYTES} bytes; send a smaller one")
     save_to = kernel.files.resolve(proc.cwd, args.save_to) if args.save_to is not None else None
     if save_to is not None and args.method == "HEAD":
