@@ -94,8 +94,8 @@ class HostNetwork:
         parts = urllib.parse.urlsplit(request.url)
         host, scheme = parts.hostname or "", parts.scheme
         port = parts.port or _PORTS.get(scheme, 0)
-        named = f"{host} ({request.address}) port {port}"
         where = ipaddress.ip_address(request.address)
+        named = f"{host} port {port}" if host == where.compressed else f"{host} ({request.address}) port {port}"
         netloc = f"[{where.compressed}]" if where.version == 6 else where.compressed
         target = f"{scheme}://{netloc}:{port}{parts.path or '/'}" + (f"?{parts.query}" if parts.query else "")
         shown_host = f"[{host}]" if ":" in host else host
