@@ -23,7 +23,8 @@ from alos.providers.net import HostNetwork
 from alos.syscall import TABLE
 from alos.types import Parked, ToolCall
 from tests.fakes.server import FakeServer, Step
-from tests.support import spawn
+from tests.support import call, spawn, write_script
+from tests.support import grants as support_grants
 from tests.unit.test_net_provider import text, web
 
 __all__ = ["web"]  # the fixture, shared with the provider's tests
@@ -429,3 +430,40 @@ def test_credentials_are_not_carried_to_another_host(rt, ws: Path, web) -> None:
     web.push(text(b"", status=302, location=f"http://api.test:{port(web)}/x"), text(b"there"))
     assert tool(rt, pid, url=web.url + "/", headers={"Authorization": "Bearer t0ken", "Cookie": "s=1"}).ok
     assert "authorization" not in web.requests[1].headers and "cookie" not in web.requests[1].headers
+
+
+# -- inside a process's quanta: the agent loop, an approval, the journal -----------------------------
+
+FETCHER = "name: fetcher\nversion: 1\ndescription: fetches pages\ntools:\n  - net.fetch\n  - proc.exit\n"
+
+
+def run_fetcher(rt: alos.Runtime, ws: Path, turns: list[dict[str, Any]], **grants: tuple[str, ...]) -> int:
+    """Spawn a process of an image with net_fetch that runs ``turns``; run until nothing is runnable."""
+    (ws.parent / "fetcher.yaml").write_text(FETCHER)
+    script = write_script(ws.parent / "fetcher.jsonl", turns)
+    image = rt.image(str(ws.parent / "fetcher.yaml"))
+    pid = asyncio.run(rt.spawn(image, "fetch", workspace=str(ws), model=script, grants=support_grants(ws, **grants)))
+    asyncio.run(rt.run())
+    return pid
+
+
+def test_an_asked_fetch_inside_a_quantum_runs_once_after_approval(rt, net, ws: Path, web) -> None:
+    url = web.url + "/report"
+    turns = [
+        {"tool_calls": [call("net_fetch", url=url, method="POST", body="numbers")]},
+        {"tool_calls": [call("proc_exit", status="ok", result="sent")]},
+    ]
+    pid = run_fetcher(rt, ws, turns, ask=("net:127.0.0.1=write",))
+    (req,) = rt.requests()
+    assert (req.pid, req.syscall, req.resource) == (pid, "net.fetch", "net:127.0.0.1/report")
+    assert web.requests == []
+    web.push(text(b"thanks"))
+    asyncio.run(rt.answer(req.id, "once"))
+    asyncio.run(rt.run())
+    assert rt.process(pid).result == "sent"
+    assert [s.raw for s in web.requests] == [b"numbers"]  # made once, after the approval
+    said = [m for m in rt.context(pid) if m.get("role") == "tool"]
+    assert '"body":"thanks"' in said[0]["content"]
+    assert [(r.decision, r.outcome) for r in rt.audit(pid) if r.syscall == "net.fetch"] == [
+        ("ask", "parked"), ("approved", "ok"),
+    ]  # fmt: skip
