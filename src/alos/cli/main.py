@@ -70,8 +70,9 @@ def _open_host(
     human: HumanIO = CallbackHuman(show.tell(ui, names))
     if answers is not None:
         from alos.providers.answers import Answers
+        from alos.syscall import TABLE
 
-        human = Answers.load(answers, workspace, tell=human)
+        human = Answers.load(answers, workspace, tell=human, syscalls=TABLE)
     return open(store, create=create, host=True, human=human, models=models, record=record, isolate=isolate)
 
 

@@ -52,7 +52,8 @@ class Command:
 
     @property
     def resource(self) -> str:
-        return shellforms.resource(self.program, self.args)
+        """``shell:`` and the argv quoted as a POSIX shell would (shellforms.resource's spelling)."""
+        return "shell:" + shlex.join([self.program, *self.args])
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,22 +121,19 @@ def _with_git_config(kernel: Kernel, cwd: str, program: str, args: tuple[str, ..
 
 
 def _repo_config(kernel: Kernel, cwd: str) -> list[tuple[str, str]]:
-    """Return the config of the git repository ``cwd`` is in (its config and config.worktree)."""
+    """Return the config of the git repository ``cwd`` is in (its config and config.worktree), read
+    through the shell provider: as the git that would run sees it."""
     here = cwd
     while True:
         dot = os.path.join(here, ".git")
-        gitdir = dot if kernel.files.is_dir(dot) else _gitdir_of(kernel, dot, here)
+        has_config = kernel.shell.read(os.path.join(dot, "config"), 1) is not None
+        gitdir = dot if has_config else _gitdir_of(kernel, dot, here)
         if gitdir is not None:
             pairs: list[tuple[str, str]] = []
             for name in ("config", "config.worktree"):
-                path = os.path.join(gitdir, name)
-                try:
-                    data, _ = kernel.files.read(path, 0, limits.READ_MAX_BYTES)
-                except (NotFound, Invalid, OSError):
-                    continue
-                except Exception:  # noqa: BLE001 -- a config it cannot read names no command
-                    continue
-                pairs += shellforms.git_config(data.decode(errors="replace"))
+                data = kernel.shell.read(os.path.join(gitdir, name), limits.READ_MAX_BYTES)
+                if data is not None:
+                    pairs += shellforms.git_config(data.decode(errors="replace"))
             return pairs
         parent = os.path.dirname(here)
         if parent == here:
@@ -145,11 +143,8 @@ def _repo_config(kernel: Kernel, cwd: str) -> list[tuple[str, str]]:
 
 def _gitdir_of(kernel: Kernel, dot: str, here: str) -> str | None:
     """Return the directory a ``.git`` file points at (a worktree or submodule), or None."""
-    try:
-        data, _ = kernel.files.read(dot, 0, 4096)
-    except Exception:  # noqa: BLE001 -- no .git file here
-        return None
-    text = data.decode(errors="replace").strip()
+    data = kernel.shell.read(dot, 4096)
+    text = (data or b"").decode(errors="replace").strip()
     if not text.startswith("gitdir:"):
         return None
     return os.path.normpath(os.path.join(here, text.removeprefix("gitdir:").strip()))

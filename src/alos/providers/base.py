@@ -157,6 +157,11 @@ class Shell(Protocol):
         """Return what isolates commands here (e.g. "bwrap 0.8.0"), or None when nothing can."""
         ...
 
+    def read(self, path: str, limit: int) -> bytes | None:
+        """Return up to ``limit`` bytes of the regular file ``path`` as the commands this shell runs
+        see it (a git config the decision must read), or None when there is none."""
+        ...
+
     async def run(self, request: ShellRequest) -> ShellResult:
         """Run the command in its own session and process group and wait for it; the whole group
         is killed on a limit, on ``kill(pid)``, and when the awaiting task is cancelled."""

@@ -22,6 +22,7 @@ import resource
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -80,6 +81,21 @@ class HostShell:
                 self._bwrap = None
                 return None
         return self._version
+
+    def read(self, path: str, limit: int) -> bytes | None:
+        """Return up to ``limit`` bytes of the regular file ``path`` on this host, or None."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            return os.read(fd, limit)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
 
     async def run(self, request: ShellRequest) -> ShellResult:
         """Run the command and wait for it; see the module docstring."""
