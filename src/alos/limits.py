@@ -76,3 +76,16 @@ SHELL_WRAPS_MAX = 4  # wrappers inside wrappers (env timeout nice ...) a call ma
 
 # net.fetch (docs/network.md)
 NET_REDIRECTS_MAX = 5  # redirects a net_fetch tool call follows, each decided by dispatch() on its own
+NET_URL_MAX_CHARS = 8_192  # characters of a URL, as given and as sent
+NET_HEADERS_MAX = 32  # request headers one call may set
+NET_HEADER_VALUE_MAX_CHARS = 8_192  # characters of one request header value (a long bearer token fits)
+NET_HEADERS_MAX_BYTES = 16 << 10  # bytes of all request headers together: what servers commonly take
+NET_BODY_MAX_BYTES = 1 << 20  # bytes of a request body (UTF-8 text)
+NET_BODY_DEFAULT_BYTES = 64 << 10  # response bytes kept for the context by default (the model reads ~16,000 chars)
+NET_BODY_CONTEXT_MAX_BYTES = 256 << 10  # the most response bytes a call may take into the context
+NET_TIMEOUT_SECONDS = 30.0  # s a request may take when the call names none
+NET_TIMEOUT_MAX_SECONDS = 120.0  # s: the longest timeout a call may name
+NET_HEADER_SHOWN_CHARS = 512  # characters of a response header value in the result
+NET_LOOKUP_SECONDS = 5.0  # s a name lookup may take (it holds the event loop)
+NET_POOLS_KEPT = 8  # idle connection pools kept, one per (scheme, host, address, port)
+NET_COUNT_MAX_BYTES = 1 << 20  # bytes past max_bytes read only to count a body's whole size

@@ -178,7 +178,10 @@ TABLE: dict[str, Entry[Any, Any]] = {
         Entry("image.list", image.ListArgs, image.list_needs, Read(image.list_images)),
         Entry("image.show", image.ShowArgs, image.show_needs, Read(image.show)),
         Entry("shell.run", shell.RunArgs, shell.needs, Outside(shell.run), shell.resolve, shell.describe),
-        Entry("net.fetch", net.FetchArgs, net.needs, Outside(net.fetch), net.resolve, net.describe, cost=net.cost),
+        Entry(
+            "net.fetch", net.FetchArgs, net.needs, Outside(net.fetch), net.resolve, net.describe, cost=net.cost,
+            used=net.used, audited=net.audited,
+        ),
         Entry("cap.grant", cap.GrantArgs, cap.grant_needs, Change(cap.grant, journaled=False), host_only=True),
         Entry("cap.revoke", cap.RevokeArgs, cap.revoke_needs, Change(cap.revoke, journaled=False), host_only=True),
     )
@@ -710,7 +713,7 @@ def _written(raw: Any, args: Any, cwd: str) -> dict[str, str]:
         if not isinstance(given, str) or not isinstance(now, str) or given == now or "\x00" in given:
             continue
         prefix = "script:" if given.startswith("script:") and now.startswith("script:") else ""
-        if prefix or field in ("path", "cwd", "file"):
+        if prefix or field in ("path", "cwd", "file", "save_to"):
             out["fs:" + now[len(prefix) :]] = "fs:" + _by_name(cwd, given[len(prefix) :])
     return out
 

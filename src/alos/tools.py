@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,6 +154,11 @@ def _next_hop(syscall: str, args: dict[str, Any], result: Any) -> dict[str, Any]
     follow = {**args, "url": result["redirect"]}
     if status == 303 or (status in (301, 302) and method not in ("GET", "HEAD")):
         follow.update(method="GET", body="")
+    here, there = urllib.parse.urlsplit(str(result.get("url", ""))), urllib.parse.urlsplit(result["redirect"])
+    if (here.scheme, here.netloc) != (there.scheme, there.netloc):  # credentials stay with their origin
+        given = args.get("headers")
+        kept = given.items() if isinstance(given, dict) else ()
+        follow["headers"] = {k: v for k, v in kept if str(k).lower() not in ("authorization", "cookie")}
     return follow
 
 

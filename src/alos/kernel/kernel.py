@@ -288,10 +288,12 @@ class Kernel:
             self._bykind.pop(pid, None)
 
     async def close_models(self) -> None:
-        """Release every opened model's connections; they are opened again when next needed."""
+        """Release every opened model's connections, and the network's; they are opened again when
+        next needed."""
         opened, self._models = self._models, {}
         for m in opened.values():
             await m.aclose()
+        await self.net.aclose()  # its connections belong to this event loop too
 
     def model(self, spec: str) -> Model:
         """Return the model provider for ``spec``, opened once."""

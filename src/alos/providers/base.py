@@ -196,7 +196,7 @@ class NetResponse:
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes
-    body_bytes: int  # the body's whole size (body holds at most max_bytes)
+    body_bytes: int  # the body's whole size (body holds at most max_bytes); -1 when it is not known
     truncated: bool
     elapsed: float
 
