@@ -62,7 +62,8 @@ def _open_host(
     workspace: str = ".",
 ) -> Runtime:
     """Open the store as its host, telling the person what processes say; with ``answers`` the
-    requests its rules match are answered from that file (raises Invalid for a bad one)."""
+    requests its rules match are answered from that file (a bad one is a usage error: nothing
+    is opened)."""
     from alos.providers.base import HumanIO
     from alos.providers.human import CallbackHuman
     from alos.runtime import open
@@ -72,7 +73,10 @@ def _open_host(
         from alos.providers.answers import Answers
         from alos.syscall import TABLE
 
-        human = Answers.load(answers, workspace, tell=human, syscalls=TABLE)
+        try:
+            human = Answers.load(answers, workspace, tell=human, syscalls=TABLE)
+        except AlosError as err:
+            raise click.UsageError(err.message) from None
     return open(store, create=create, host=True, human=human, models=models, record=record, isolate=isolate)
 
 
@@ -201,12 +205,9 @@ def run(
         raise click.UsageError(err.message) from None
     ui, out = _screens(as_json)
     names: dict[int, str] = {}
-    try:
-        rt = _open_host(
-            store, ui, names, models=config, record=record, isolate=isolate, answers=answers, workspace=workspace
-        )
-    except AlosError as err:
-        raise click.UsageError(err.message) from None
+    rt = _open_host(
+        store, ui, names, models=config, record=record, isolate=isolate, answers=answers, workspace=workspace
+    )
     try:
         found = rt.image(image)
         by = rt.image_registrant(found)
@@ -259,10 +260,7 @@ def resume(
     ui, out = _screens(as_json)
     names: dict[int, str] = {}
     config = model_config(None, base_url, api_key, constrain)
-    try:
-        rt = _open_host(store, ui, names, create=False, models=config, record=record, isolate=isolate, answers=answers)
-    except AlosError as err:
-        raise click.UsageError(err.message) from None
+    rt = _open_host(store, ui, names, create=False, models=config, record=record, isolate=isolate, answers=answers)
     try:
         trace = _attach(rt, ui, out, as_json)
         procs = rt.processes()
