@@ -72,6 +72,32 @@ def utf8(text: str) -> str:
     return text
 
 
+def unencodable(value: Any, depth: int = 0) -> str | None:
+    """Return the first string in ``value`` (dicts, lists, strings) that is not valid Unicode text
+    (a lone surrogate, which JSON never carries but a Python caller may), or None."""
+    if isinstance(value, str):
+        if value.isascii():
+            return None
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return value
+        return None
+    if depth > 64:
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            bad = unencodable(k, depth + 1) or unencodable(v, depth + 1)
+            if bad is not None:
+                return bad
+    elif isinstance(value, list | tuple):
+        for v in value:
+            bad = unencodable(v, depth + 1)
+            if bad is not None:
+                return bad
+    return None
+
+
 def text_of(data: bytes, *, cut_before: bool = False, to_end: bool = True) -> str | None:
     """Return ``data`` as UTF-8 text, or None when it is not text (NUL bytes, invalid UTF-8).
 

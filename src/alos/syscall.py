@@ -290,6 +290,13 @@ class _Call:
                 raise Denied(f"process {self.subject} has exited; it can make no more calls")
             if p.state is ProcState.PAUSED:
                 raise Denied(f"process {self.subject} is paused; it makes no calls until resumed ('alos resume PID')")
+            bad = codec.unencodable(self.raw)
+            if bad is not None:
+                self.raw = {}  # what the audit keeps of them: they cannot be written as text
+                raise BadArguments(
+                    f"{self.name}: an argument is not valid Unicode text (a lone surrogate in "
+                    f"{bad[:40].encode('utf-8', 'backslashreplace').decode()!r}); pass UTF-8 text"
+                )
             try:
                 args: Any = msgspec.convert(self.raw, entry.args)
             except msgspec.ValidationError as err:

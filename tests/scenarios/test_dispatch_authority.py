@@ -365,3 +365,16 @@ def test_a_fork_approval_shows_the_grants_as_they_will_be_issued(runtime, ws: Pa
     detail = runtime.request(parked.request).detail
     assert detail["cwd"] == f"{os.path.realpath(ws)}/src"
     assert detail["grants"][0]["pattern"] == f"fs:{os.path.realpath(ws)}/src/*"
+
+
+def test_a_python_caller_passing_a_lone_surrogate_gets_a_clear_refusal_and_an_audit(runtime, ws: Path) -> None:
+    """JSON never carries a lone surrogate, a Python str may: refused as bad arguments, audited,
+    the store intact (it used to escape as a raw UnicodeEncodeError from the audit)."""
+    pid = spawn(runtime, ws, allow=("fs:*=read,write",))
+    for name, args in (("fs.write", {"path": "x.txt", "content": "hi\ud800"}), ("fs.read", {"path": "a\udc80"})):
+        with pytest.raises(alos.Invalid, match="lone surrogate"):
+            d(runtime, pid, name, **args)
+    assert not (ws / "x.txt").exists()
+    refused = [a for a in runtime.audit(pid) if a.syscall in ("fs.write", "fs.read")]
+    assert len(refused) == 2 and all(a.outcome == "invalid" for a in refused)
+    assert runtime.verify().ok
