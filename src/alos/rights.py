@@ -11,10 +11,11 @@ grant's fs path for real (symlinks) so that grants and calls name the same real 
 from __future__ import annotations
 
 import enum
+import ipaddress
 import os
 from dataclasses import dataclass
 
-from alos import shellforms
+from alos import shellforms, urls
 from alos.errors import Denied, Invalid
 
 BARE = frozenset({"clock"})  # resources that are a kind alone (ARCHITECTURE.md section 4)
@@ -96,9 +97,13 @@ def kind(resource: str) -> str:
 
 def covers(pattern: str, resource: str) -> bool:
     """Return whether ``pattern`` matches ``resource`` (exact, ``KIND:*`` or ``prefix/*``; a
-    ``shell:`` pattern by the argv rules of shellforms.covers)."""
+    ``shell:`` pattern by the argv rules of shellforms.covers). ``net:*`` covers every host name
+    and every global address, never an address that is not global (loopback, private, link-local
+    ...): such an address is covered only by a grant that names it (docs/network.md)."""
     if pattern.startswith("shell:") and resource.startswith("shell:"):
         return shellforms.covers(pattern, resource)
+    if pattern == "net:*":
+        return resource.startswith("net:") and not _private_address(resource)
     if not pattern.endswith("*"):
         return pattern == resource
     if pattern.endswith(":*"):
@@ -176,18 +181,46 @@ def normalize_pattern(pattern: str, workspace: str, spec: str) -> str:
 
 
 def _net_pattern(rest: str, spec: str) -> str:
-    """Return a ``net:`` pattern in its matching form: the host lowercased, and a host or a path
-    prefix made a subtree (``net:example.com`` covers every path of that host)."""
+    """Return a ``net:`` pattern in its matching form: the host normalized as a URL's is (lowercase,
+    IDNA, IPv4 in four decimal numbers, IPv6 compressed and in brackets), a host or a path prefix
+    made a subtree (``net:example.com`` covers every path of that host, on every port). Raises
+    Invalid naming ``spec`` for a bad host, a port, or an IPv6 address written without brackets."""
     if rest == "*":
         return "net:*"
     host, _, path = rest.partition("/")
-    host = host.lower()
-    if not host or any(c in host for c in " @?#\\") or host.startswith("*"):
+    example = "e.g. 'net:api.github.com=read', 'net:example.com/api/*=read,write' or 'net:[::1]=read'"
+    if host.startswith("["):
+        name, close, after = host[1:].partition("]")
+        if not close:
+            raise Invalid(f"grant {spec!r}: an IPv6 address opens '[' and closes ']', e.g. 'net:[::1]=read'")
+    elif host.count(":") > 1:
+        raise Invalid(f"grant {spec!r}: write an IPv6 address in brackets, e.g. 'net:[::1]=read'")
+    else:
+        name, colon, port = host.partition(":")
+        after = colon + port
+    if after.startswith(":"):
         raise Invalid(
-            f"grant {spec!r}: name a host, e.g. 'net:api.github.com=read' or 'net:example.com/api/*=read,write'"
+            f"grant {spec!r}: a port is not part of a net resource; a grant on a host covers every port "
+            f"of it: write 'net:{host[: len(host) - len(after)]}'"
         )
+    if after or not name:
+        raise Invalid(f"grant {spec!r}: name a host, {example}")
+    try:
+        host = f"[{urls.ipv6(name)}]" if host.startswith("[") else urls.hostname(name)
+    except Invalid as err:
+        raise Invalid(f"grant {spec!r}: {err.message}; name a host, {example}") from None
     path = path.removesuffix("*").strip("/")
     return f"net:{host}/{path}/*" if path else f"net:{host}/*"
+
+
+def _private_address(resource: str) -> bool:
+    """Return whether the host of a ``net:`` resource or pattern is an IP address that is not global."""
+    rest = resource.removeprefix("net:")
+    host = rest[1:].partition("]")[0] if rest.startswith("[") else rest.partition("/")[0]
+    try:
+        return urls.is_private(ipaddress.ip_address(host))
+    except ValueError:  # a host name: a grant on its name decides, and on its address once looked up
+        return False
 
 
 def _real_dir(workspace: str) -> str:

@@ -16,6 +16,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,15 +74,16 @@ def sse(*events: Any, event_names: bool = False) -> list[bytes]:
 
 
 class FakeServer:
-    """Serves the scripted Steps at ``paths`` on 127.0.0.1; ``url`` is its root."""
+    """Serves the scripted Steps at ``paths`` on 127.0.0.1; ``url`` is its root. Its routes take
+    the HTTP ``methods`` named (POST: what model APIs take), or every method for None."""
 
-    def __init__(self, paths: list[str]) -> None:
+    def __init__(self, paths: list[str], methods: Collection[str] | None = ("POST",)) -> None:
         self.requests: list[Seen] = []
         self.disconnects = 0  # answers the client hung up on before they were complete
         self._steps: collections.deque[Step] = collections.deque()
         self._lock = threading.Lock()
         self._hung_up = threading.Condition(self._lock)
-        app = Starlette(routes=[Route(p, _Endpoint(self), methods=["POST"]) for p in paths])
+        app = Starlette(routes=[Route(p, _Endpoint(self), methods=methods) for p in paths])
         # protocol IPPROTO_TCP, not 0: asyncio then turns Nagle off on each accepted connection, so a
         # reply is not held ~40 ms for the client's delayed acknowledgement
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -205,11 +207,12 @@ _shared: dict[str, FakeServer] = {}
 _shared_lock = threading.Lock()
 
 
-def shared(kind: str, paths: list[str]) -> FakeServer:
-    """Return this process's one running server of ``kind``, started on first use."""
+def shared(kind: str, paths: list[str], methods: Collection[str] | None = ("POST",)) -> FakeServer:
+    """Return this process's one running server of ``kind``, started on first use (``paths`` and
+    ``methods`` are those of its first use)."""
     with _shared_lock:
         server = _shared.get(kind)
         if server is None:
-            server = _shared[kind] = FakeServer(paths).start()
+            server = _shared[kind] = FakeServer(paths, methods).start()
             atexit.register(server.stop)
         return server

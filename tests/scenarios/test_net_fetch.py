@@ -176,6 +176,18 @@ def test_an_address_grant_never_covers_a_name(rt, net, ws: Path, web) -> None:
     assert net.calls == []
 
 
+def test_net_star_reaches_no_private_address_without_its_own_grant(rt, net, ws: Path, web) -> None:
+    pid = spawn(rt, ws, allow=("net:*=read,write",))
+    for url in (web.url + "/", f"http://api.test:{port(web)}/", "http://169.254.169.254/latest/meta-data/"):
+        with pytest.raises(alos.Denied, match=r"lacks read on net:(127\.0\.0\.1|169\.254\.169\.254)/"):
+            fetch(rt, pid, url)
+    assert net.calls == [("lookup", "api.test")]  # a name is looked up under net:*; no address is reached
+    both = spawn(rt, ws, allow=("net:*=read", "net:127.0.0.1=read"))
+    web.push(text(b"local"), text(b"named"))
+    assert fetch(rt, both, web.url + "/")["body"] == "local"
+    assert fetch(rt, both, f"http://api.test:{port(web)}/")["body"] == "named"
+
+
 @pytest.mark.parametrize(
     ("url", "address"),
     [

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import alos
-from alos.providers import net as provider
+from alos import limits
 from alos.providers.base import NetRequest, NetResponse
 from alos.providers.net import HostNetwork
 from tests.fakes.server import FakeServer, Step, shared
@@ -28,18 +28,10 @@ from tests.fakes.server import FakeServer, Step, shared
 PORT_NOBODY_HEARS = 9  # discard: nothing listens on it on 127.0.0.1 in a test machine
 
 
-def every_method(fake: FakeServer) -> FakeServer:
-    """Let ``fake`` answer every HTTP method: FakeServer's routes take POST only (model APIs)."""
-    app = fake._server.config.app
-    for route in app.routes:
-        route.methods = None
-    return fake
-
-
 @pytest.fixture
 def web() -> Iterator[FakeServer]:
     """This process's one scripted web server on 127.0.0.1, answering any path and method."""
-    fake = every_method(shared("web", ["/{path:path}"]))
+    fake = shared("web", ["/{path:path}"], methods=None)
     fake.reset()
     yield fake
     fake.reset()
@@ -102,7 +94,7 @@ def test_a_streamed_body_past_max_bytes_is_counted_when_cheap(web) -> None:
 
 
 def test_a_streamed_body_too_long_to_count_has_no_known_size(web, monkeypatch) -> None:
-    monkeypatch.setattr(provider, "COUNT_MAX_BYTES", 2_000)
+    monkeypatch.setattr(limits, "NET_COUNT_MAX_BYTES", 2_000)
     web.push(Step(200, {"content-type": "text/plain"}, chunks=[b"z" * 1000] * 20))
     got = fetch(get(web.url + "/endless", max_bytes=500))
     assert (len(got.body), got.body_bytes, got.truncated) == (500, -1, True)
@@ -182,7 +174,7 @@ def test_connections_are_reused_for_one_host_and_never_across_names(web) -> None
 
 
 def test_idle_pools_beyond_the_cap_are_closed(web, monkeypatch) -> None:
-    monkeypatch.setattr(provider, "POOLS_KEPT", 2)
+    monkeypatch.setattr(limits, "NET_POOLS_KEPT", 2)
     net = HostNetwork()
 
     async def many() -> None:

@@ -19,17 +19,12 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from alos import codec, limits
+from alos import codec, limits, urls
 from alos.errors import Invalid, NotFound, Unavailable
 from alos.providers.base import NetRequest, NetResponse
 
 if TYPE_CHECKING:
     import httpx
-
-LOOKUP_SECONDS = 5.0  # s a name lookup may take; it holds the host's event loop (resolve() is synchronous)
-POOLS_KEPT = 8  # idle connection pools kept, one per (scheme, host, address, port)
-COUNT_MAX_BYTES = 1 << 20  # bytes past max_bytes read only to count a body whose size the server did not say
-_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(slots=True)
@@ -51,7 +46,7 @@ class HostNetwork:
     def lookup(self, host: str, port: int) -> list[str]:
         """Return the addresses ``host`` resolves to, in the resolver's order (an IP address
         resolves to itself). Raises NotFound when it does not resolve, Unavailable when the lookup
-        takes more than LOOKUP_SECONDS."""
+        takes more than NET_LOOKUP_SECONDS (it holds the event loop: resolve() is synchronous)."""
         try:
             return [ipaddress.ip_address(host).compressed]
         except ValueError:
@@ -66,12 +61,12 @@ class HostNetwork:
             except (OSError, UnicodeError) as err:
                 failed.append(err if isinstance(err, OSError) else OSError(str(err)))
 
-        # a thread, so that a resolver that never answers costs LOOKUP_SECONDS, not its own timeouts
+        # a thread, so that a resolver that never answers costs NET_LOOKUP_SECONDS, not its own timeouts
         thread = threading.Thread(target=look, name="alos-net-lookup", daemon=True)
         thread.start()
-        thread.join(LOOKUP_SECONDS)
+        thread.join(limits.NET_LOOKUP_SECONDS)
         if thread.is_alive():
-            raise Unavailable(f"looking up host {host} took more than {LOOKUP_SECONDS:g} s; try again later")
+            raise Unavailable(f"looking up host {host} took more than {limits.NET_LOOKUP_SECONDS:g} s; try again later")
         addresses = []
         for family, found_address in found:
             address = found_address.partition("%")[0]  # an IPv6 scope: the address is what is decided on
@@ -93,13 +88,13 @@ class HostNetwork:
 
         parts = urllib.parse.urlsplit(request.url)
         host, scheme = parts.hostname or "", parts.scheme
-        port = parts.port or _PORTS.get(scheme, 0)
+        port = parts.port or urls.PORTS.get(scheme, 0)
         where = ipaddress.ip_address(request.address)
         named = f"{host} port {port}" if host == where.compressed else f"{host} ({request.address}) port {port}"
         netloc = f"[{where.compressed}]" if where.version == 6 else where.compressed
         target = f"{scheme}://{netloc}:{port}{parts.path or '/'}" + (f"?{parts.query}" if parts.query else "")
-        shown_host = f"[{host}]" if ":" in host else host
-        headers = [("Host", shown_host if port == _PORTS.get(scheme) else f"{shown_host}:{port}"), *request.headers]
+        shown_host = urls.bracketed(host)
+        headers = [("Host", shown_host if port == urls.PORTS.get(scheme) else f"{shown_host}:{port}"), *request.headers]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.timeout
         key = (scheme, host, request.address, port)
@@ -159,8 +154,8 @@ class HostNetwork:
         return pool
 
     async def _trim(self) -> None:
-        """Close the least recently used idle pools beyond POOLS_KEPT."""
-        while len(self._pools) > POOLS_KEPT:
+        """Close the least recently used idle pools beyond NET_POOLS_KEPT."""
+        while len(self._pools) > limits.NET_POOLS_KEPT:
             idle = next((k for k, p in self._pools.items() if not p.busy), None)
             if idle is None:
                 return
@@ -177,7 +172,7 @@ class HostNetwork:
 async def _read(response: httpx.Response, most: int, deadline: float) -> tuple[bytes, int, bool]:
     """Return (at most ``most`` bytes of the body as sent, its whole size, whether it was cut).
     Raises TimeoutError past ``deadline`` and httpx's errors before ``most`` bytes are in. Past
-    ``most`` the size is the declared Content-Length, else what reading on COUNT_MAX_BYTES more
+    ``most`` the size is the declared Content-Length, else what reading on NET_COUNT_MAX_BYTES more
     finds before the deadline, else -1 (unknown); a failure then only leaves it unknown."""
     import httpx
 
@@ -198,7 +193,7 @@ async def _read(response: httpx.Response, most: int, deadline: float) -> tuple[b
         async with asyncio.timeout_at(deadline):
             async for piece in pieces:
                 seen += len(piece)
-                if seen > most + COUNT_MAX_BYTES:
+                if seen > most + limits.NET_COUNT_MAX_BYTES:
                     return kept, -1, True
     except (TimeoutError, httpx.TransportError):
         return kept, -1, True
