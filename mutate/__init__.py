@@ -12,6 +12,8 @@ TARGETS = (
     "src/alos/syscall.py",
     "src/alos/kernel/approval.py",
     "src/alos/kernel/action.py",
+    "src/alos/shellforms.py",
+    "src/alos/primitives/shell.py",
 )
 # the tests that exercise authority: unit tests and the scenarios of dispatch, grants, approvals,
 # processes, turns and recovery, and the CLI runs that show decisions (a few minutes traced on a
@@ -32,4 +34,7 @@ POOL = (
     "tests/scenarios/test_model_repairs.py",
     "tests/scenarios/test_image_registry.py",
     "tests/scenarios/test_model_image_hostile.py",
+    "tests/scenarios/test_shell.py",
+    "tests/scenarios/test_bb_shell.py",
+    "tests/scenarios/test_net_fetch.py",
 )

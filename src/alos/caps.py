@@ -34,7 +34,7 @@ def _decide_need(
     best: Capability | None = None
     best_key: tuple[int, int, int, int] = (-1, -1, -1, -1)
     for cap in caps:
-        if need.right not in cap.rights or not covers(cap.pattern, need.resource):
+        if need.right not in cap.rights or not covers(cap.pattern, need.resource, deny=cap.effect is Effect.DENY):
             continue
         if not cap.live(now) or (cap.digest is not None and cap.digest != digest()):
             continue

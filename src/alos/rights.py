@@ -95,15 +95,19 @@ def kind(resource: str) -> str:
     return resource.partition(":")[0]
 
 
-def covers(pattern: str, resource: str) -> bool:
+def covers(pattern: str, resource: str, *, deny: bool = False) -> bool:
     """Return whether ``pattern`` matches ``resource`` (exact, ``KIND:*`` or ``prefix/*``; a
     ``shell:`` pattern by the argv rules of shellforms.covers). ``net:*`` covers every host name
     and every global address, never an address that is not global (loopback, private, link-local
-    ...): such an address is covered only by a grant that names it (docs/network.md)."""
+    ...): such an address is covered only by a grant that names it (docs/network.md).
+
+    Those two narrowings keep an allow or an ask from reaching further than it names; a ``deny``
+    pattern is never narrowed: ``shell:python3`` denied denies ``python3 -c`` too, and ``net:*``
+    denied denies 127.0.0.1."""
     if pattern.startswith("shell:") and resource.startswith("shell:"):
-        return shellforms.covers(pattern, resource)
+        return shellforms.covers(pattern, resource, deny=deny)
     if pattern == "net:*":
-        return resource.startswith("net:") and not _private_address(resource)
+        return resource.startswith("net:") and (deny or not _private_address(resource))
     if not pattern.endswith("*"):
         return pattern == resource
     if pattern.endswith(":*"):

@@ -291,8 +291,9 @@ def _program_in(held: str, program: str) -> bool:
     return held == program
 
 
-def covers(pattern: str, resource_: str) -> bool:
-    """Return whether shell ``pattern`` covers the call ``resource_`` (see the module docstring)."""
+def covers(pattern: str, resource_: str, *, deny: bool = False) -> bool:
+    """Return whether shell ``pattern`` covers the call ``resource_`` (see the module docstring);
+    a ``deny`` pattern covers forms too (denying a program denies every way of running it)."""
     try:
         held = parse(pattern)
         program, args = split(resource_)
@@ -300,7 +301,7 @@ def covers(pattern: str, resource_: str) -> bool:
         return False
     if not _program_in(held.program, program):
         return False
-    at = form(program, args)
+    at = None if deny else form(program, args)
     if held.args is None:
         return at is None
     n = len(held.args)

@@ -223,3 +223,25 @@ def test_every_git_builtin_named_is_one_of_gits_own() -> None:
 
     listed = subprocess.run(["git", "--list-cmds=main"], capture_output=True, text=True, check=True).stdout.split()
     assert shellforms.GIT_BUILTINS - set(listed) <= {"filter-repo"}
+
+
+def test_a_deny_is_never_narrowed_by_forms() -> None:
+    python = shellforms.locate("/", "python3", shellforms.search_path())
+    assert python is not None
+    code = call(python, "-c", "import os")
+    assert covers(grant("shell:python3"), code, deny=True)
+    assert covers(grant("shell:*"), code, deny=True)
+    assert not covers(grant("shell:python3"), code)
+
+
+def test_a_denied_program_is_refused_in_every_form() -> None:
+    from alos.caps import decide
+    from alos.rights import Need
+
+    python = shellforms.locate("/", "python3", shellforms.search_path())
+    assert python is not None
+    allow = _cap(grant("shell:python3 -c *"))
+    deny = Capability(2, 1, grant("shell:python3"), frozenset({Right.EXECUTE}), Effect.DENY, "host", None, None,
+                      False, None, False, None, None)  # fmt: skip
+    decision = decide([allow, deny], [Need(call(python, "-c", "1"), Right.EXECUTE)], lambda: "", 0.0)
+    assert decision.effect is Effect.DENY

@@ -220,7 +220,7 @@ def _may_reach(kernel: Kernel, proc: Process, need: Need) -> bool:
     held = [
         c
         for c in kernel.caps_on(proc.pid, frozenset({"net"}))
-        if c.live(now) and need.right in c.rights and covers(c.pattern, need.resource)
+        if c.live(now) and need.right in c.rights and covers(c.pattern, need.resource, deny=c.effect is Effect.DENY)
     ]
     if any(c.effect is Effect.DENY and c.digest is None for c in held):
         return False
