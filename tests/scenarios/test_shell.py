@@ -355,3 +355,32 @@ def test_the_approval_shows_argv_program_cwd_limits_and_isolation(tmp_path: Path
     again = run_alos("resume", "--store", store, "--approve", "never", "--json", timeout=60)
     done = [e for e in json_lines(again.stdout) if e["kind"] == "result"]
     assert done and json.loads(done[0]["detail"]["text"])["exit_code"] == 2  # ls: no such file, ran once
+
+
+def test_an_image_sets_variables_for_its_commands_but_never_one_that_runs_code(tmp_path: Path, ws: Path) -> None:
+    image = tmp_path / "tester.yaml"
+    image.write_text(
+        "name: tester\ndescription: runs tests\ntools: [shell.run]\nenv:\n  TEST_MODE: fast\n  LANG: C.UTF-8\n"
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndescription: x\ntools: [shell.run]\nenv:\n  LD_PRELOAD: ./evil.so\n  PYTHONPATH: .\n")
+
+    async def go() -> dict[str, Any]:
+        rt = _open(tmp_path)
+        try:
+            with pytest.raises(alos.Invalid) as err:
+                rt.image(str(bad))
+            assert "env.LD_PRELOAD" in str(err.value) and "env.PYTHONPATH" in str(err.value)
+            script = ws.parent / "empty.jsonl"
+            script.write_text("")
+            pid = await rt.spawn(
+                rt.image(str(image)), "t", workspace=str(ws), model=f"script:{script}",
+                grants=[parse_grant("shell:env=execute", Effect.ALLOW, str(ws))],
+            )  # fmt: skip
+            result: dict[str, Any] = await rt.dispatch(pid, "shell.run", {"argv": ["env"]})
+            return result
+        finally:
+            rt.close()
+
+    got = asyncio.run(go())
+    assert "TEST_MODE=fast" in got["stdout"].splitlines()

@@ -41,6 +41,7 @@ class Image:
     max_tokens: int | None = None  # per model call; reserved from the tokens budget before it
     constrain: bool = False  # send a response_format allowing exactly one call of a declared tool
     context_tokens: int | None = None  # the context's token budget; past it old tool results are elided
+    env: tuple[tuple[str, str], ...] = ()  # variables its shell commands get (docs/shell.md)
     source: str = "built-in"  # the file it was loaded from, or "built-in", or "store:NAME@VERSION"
 
 
@@ -60,7 +61,7 @@ def to_json(image: Image) -> dict[str, Any]:
         model["max_tokens"] = image.max_tokens
     if image.constrain:
         model["constrain"] = True
-    return {
+    shown: dict[str, Any] = {
         "name": image.name,
         "version": image.version,
         "description": image.description,
@@ -71,6 +72,9 @@ def to_json(image: Image) -> dict[str, Any]:
         "model": model,
         "context": {} if image.context_tokens is None else {"max_tokens": image.context_tokens},
     }
+    if image.env:  # only when set: the digest of an image without it stays what it was
+        shown["env"] = dict(image.env)
+    return shown
 
 
 def from_json(data: Any, source: str = "store") -> Image:
@@ -98,6 +102,7 @@ def from_json(data: Any, source: str = "store") -> Image:
         max_tokens=model.get("max_tokens"),
         constrain=model.get("constrain", False),
         context_tokens=data.get("context", {}).get("max_tokens"),
+        env=tuple(sorted(data.get("env", {}).items())),
         source=source,
     )
 

@@ -36,7 +36,17 @@ TEMPERATURE = (0.0, 2.0)
 MODEL_TOKENS = (1, 1_000_000)
 CONTEXT_TOKENS = (256, 10_000_000)
 
-FIELDS = ("name", "version", "description", "prompt", "tools", "grants", "budget", "model", "context")
+FIELDS = ("name", "version", "description", "prompt", "tools", "grants", "budget", "model", "context", "env")
+ENV_MAX = 64  # variables an image may set for its shell commands
+ENV_VALUE_MAX_CHARS = 4_096
+ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+# names that change what a program runs or where it looks for code: an image may not set them (a
+# shell grant on a program would then run code no one granted)
+ENV_REFUSED = re.compile(
+    r"(LD_.*|.*PATH.*|.*OPTIONS?|.*OPTS?|.*_COMMAND|.*STARTUP|BASH_ENV|ENV|SHELL|HOME|TMPDIR|IFS|PS4|"
+    r"PAGER|EDITOR|VISUAL|BROWSER|GIT_.*|ALOS_.*|PYTHONHOME|PERL5LIB|PERL5DB|RUBYLIB|GCONV_.*|MALLOC_.*|"
+    r"GLIBC_.*|NODE_.*|DENO_.*|JAVA_TOOL_OPTIONS|_JAVA_.*|SSH_.*|GNUPGHOME|LOCPATH|NLSPATH|TERMINFO.*|HOSTALIASES)"
+)
 REQUIRED = ("name", "description", "tools")
 SECTIONS: dict[str, tuple[str, ...]] = {
     "budget": BUDGETS,
@@ -205,7 +215,26 @@ def problems(data: Any) -> list[Problem]:
     context = _section(data, "context", out) or {}
     if "max_tokens" in context:
         _whole(context["max_tokens"], ("context", "max_tokens"), *CONTEXT_TOKENS, out)
+    _env(data.get("env", {}), out)
     return out
+
+
+def _env(env: Any, out: list[Problem]) -> None:
+    """Check the variables an image sets for its shell commands (docs/shell.md)."""
+    if not isinstance(env, dict):
+        out.append((("env",), f"is {kind_of(env)}; it must be a mapping of NAME: value"))
+        return
+    if len(env) > ENV_MAX:
+        out.append((("env",), f"sets {len(env)} variables; at most {ENV_MAX}"))
+        return
+    for name, value in env.items():
+        where: Field = ("env", str(name))
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
+            out.append((where, "is not a variable name: an upper-case letter, then up to 63 of A-Z, 0-9, _"))
+        elif ENV_REFUSED.fullmatch(name):
+            out.append((where, "changes what programs run or where they find code; an image may not set it"))
+        elif _text(value, where, ENV_VALUE_MAX_CHARS, out) and "\x00" in value:
+            out.append((where, "holds a NUL byte"))
 
 
 def _model(model: dict[str, Any], out: list[Problem]) -> None:

@@ -20,7 +20,7 @@ import msgspec
 
 from alos import codec, limits, shellforms
 from alos.errors import Invalid, NotFound
-from alos.kernel import Kernel
+from alos.kernel import Kernel, images
 from alos.providers.base import ShellLimits, ShellRequest, ShellResult
 from alos.rights import Effect, Need, Right, kind
 from alos.types import Process, ProcState
@@ -166,10 +166,14 @@ def _limits(plan: RunPlan) -> ShellLimits:
     )
 
 
-def environment(proc: Process, cwd: str) -> dict[str, str]:
-    """Return the environment a command of ``proc`` gets: an allowlist, nothing secret from the host."""
+def environment(kernel: Kernel, proc: Process, cwd: str) -> dict[str, str]:
+    """Return the environment a command of ``proc`` gets: an allowlist of the host's (nothing
+    secret), the variables its image sets (checked when the image was: none that changes what a
+    program runs), then alos's own."""
     env = {k: os.environ[k] for k in _KEPT if k in os.environ}
     env.setdefault("LANG", "C.UTF-8")
+    given = images.body(kernel, proc.image).get("env", {})
+    env.update({str(k): str(v) for k, v in given.items()} if isinstance(given, dict) else {})
     who = f"alos process {proc.pid}"
     mail = f"process-{proc.pid}@alos.invalid"
     env.update(
@@ -230,7 +234,7 @@ async def run(kernel: Kernel, proc: Process, plan: RunPlan) -> dict[str, Any]:
         program=plan.program,
         argv=plan.argv,
         cwd=plan.cwd,
-        env=environment(proc, plan.cwd),
+        env=environment(kernel, proc, plan.cwd),
         limits=_limits(plan),
         isolate=mode,
         writable=_writable(kernel, proc) if mode != "off" else (),
