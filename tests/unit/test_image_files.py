@@ -358,7 +358,9 @@ def test_the_schema_is_strict_and_says_what_every_field_means() -> None:
 
     def walk(node: dict[str, object], where: str) -> None:
         assert node.get("description"), f"{where} has no description"
-        if node.get("type") == "object":
+        if node.get("type") == "object" and "propertyNames" in node:  # a mapping of names (env): each checked
+            assert isinstance(node.get("additionalProperties"), dict), f"{where} leaves its values unchecked"
+        elif node.get("type") == "object":
             assert node.get("additionalProperties") is False, f"{where} allows unknown keys"
         for key, sub in dict(node.get("properties", {})).items():  # type: ignore[call-overload]
             walk(sub, f"{where}.{key}")
