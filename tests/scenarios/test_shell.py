@@ -228,23 +228,33 @@ def test_the_host_killing_the_process_kills_its_command_at_once(tmp_path: Path, 
     assert not _marked(token)
 
 
-def test_alos_kill_from_another_terminal_kills_the_running_command(tmp_path: Path) -> None:
+def _host_sleeping(tmp_path: Path, token: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `alos run coder` whose script runs `sleep TOKEN`; return the host and its store once
+    the sleep runs."""
     ws = tmp_path / "ws"
     ws.mkdir()
-    token = f"1000.{os.getpid()}4"
     script = tmp_path / "s.jsonl"
-    script.write_text(
-        json.dumps({"content": "", "tool_calls": [{"name": "shell_run", "arguments": {"argv": ["sleep", token]}}]})
-        + "\n"
-    )
+    sleep = {"name": "shell_run", "arguments": {"argv": ["sleep", token]}}
+    script.write_text(json.dumps({"content": "", "tool_calls": [sleep]}) + "\n")
     store = str(tmp_path / "st" / "store.db")
     host = subprocess.Popen(
         [ALOS, "run", "coder", "wait", "--workspace", str(ws), "--model", f"script:{script}", "--store", store,
          "--allow", "shell:sleep=execute", "--approve", "never"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         wait_until(lambda: bool(_marked(token)), 20, "the sleep to start")
+    except BaseException:
+        host.kill()
+        host.wait()
+        raise
+    return host, store
+
+
+def test_alos_kill_from_another_terminal_kills_the_running_command(tmp_path: Path) -> None:
+    token = f"1000.{os.getpid()}4"
+    host, store = _host_sleeping(tmp_path, token)
+    try:
         assert run_alos("kill", "1", "--store", store).returncode == 0
         wait_until(lambda: not _marked(token), 5, "the sleep to be killed")
         assert host.wait(20) == 1
@@ -256,28 +266,13 @@ def test_alos_kill_from_another_terminal_kills_the_running_command(tmp_path: Pat
 
 
 def test_a_host_killed_during_a_command_never_runs_it_again_silently(tmp_path: Path) -> None:
-    ws = tmp_path / "ws"
-    ws.mkdir()
     token = f"1000.{os.getpid()}5"
-    script = tmp_path / "s.jsonl"
-    script.write_text(
-        json.dumps({"content": "", "tool_calls": [{"name": "shell_run", "arguments": {"argv": ["sleep", token]}}]})
-        + "\n"
-    )
-    store = str(tmp_path / "st" / "store.db")
-    host = subprocess.Popen(
-        [ALOS, "run", "coder", "wait", "--workspace", str(ws), "--model", f"script:{script}", "--store", store,
-         "--allow", "shell:sleep=execute", "--approve", "never"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_until(lambda: bool(_marked(token)), 20, "the sleep to start")
-        host.send_signal(signal.SIGKILL)
-        host.wait(10)
-    finally:
-        host.kill()
+    host, store = _host_sleeping(tmp_path, token)
+    host.send_signal(signal.SIGKILL)
+    host.wait(10)
     before = audited(store)
-    # the command dies with its host (PR_SET_PDEATHSIG), or at the latest when the next host starts
+    # an isolated command dies with its host (bwrap --die-with-parent); any other is killed when
+    # the next host of the store starts
     r = run_alos("resume", "--store", store, "--approve", "never", timeout=60)
     assert r.returncode == 3, r.stderr
     wait_until(lambda: not _marked(token), 5, "the sleep to be gone")
