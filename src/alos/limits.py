@@ -64,8 +64,11 @@ SHELL_CPU_SECONDS = 600  # s of CPU time a command may use (RLIMIT_CPU: SIGXCPU,
 SHELL_MEMORY_BYTES = 4 << 30  # bytes of data segment (RLIMIT_DATA; RLIMIT_AS would break runtimes such as V8)
 SHELL_FILE_BYTES = 1 << 30  # bytes: the largest file a command may write (RLIMIT_FSIZE: SIGXFSZ)
 SHELL_PROCESSES = 4_096  # processes the host's user may have while it runs (RLIMIT_NPROC; root is exempt)
-SHELL_OUTPUT_BYTES = 64 << 10  # bytes of stdout and of stderr kept; the rest is counted
-SHELL_FLOOD_FACTOR = 256  # output beyond this many times what is kept stops the command ('output')
+# bytes of stdout and of stderr kept: its first SHELL_HEAD_BYTES and its last; the rest is counted.
+# Both streams, escaped as JSON, fit the context's cut of one tool result (TOOL_RESULT_MAX_CHARS)
+SHELL_OUTPUT_BYTES = 4 << 10
+SHELL_HEAD_BYTES = 1 << 10
+SHELL_FLOOD_FACTOR = 4_096  # output beyond this many times what is kept stops the command ('output')
 SHELL_FLOOD_MIN_BYTES = 16 << 20  # bytes: a command may always write at least this much before it is stopped
 SHELL_KILL_ROUNDS = 64  # killpg rounds until a group is empty (a fork bomb forks while it is killed)
 SHELL_KILL_GRACE_SECONDS = 1.0  # s to read what a killed command left in its pipes

@@ -48,8 +48,20 @@ INTERPRETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "deno": (frozenset({"eval", "run", "repl", "task", "test", "serve", "x", "install", "compile"}), frozenset()),
     "bun": (frozenset({"-e", "--eval", "run", "x", "test"}), frozenset()),
     "tclsh": (frozenset(), frozenset()),
-    "awk": (frozenset(), frozenset({"-F", "-v"})),
+    "awk": (frozenset({"-f", "--file", "-e", "--source"}), frozenset({"-F", "-v"})),
+    "gawk": (frozenset({"-f", "--file", "-e", "--source"}), frozenset({"-F", "-v"})),
+    "mawk": (frozenset({"-f"}), frozenset({"-F", "-v"})),
 }
+# programs that run a command named by one of their options (the option's index is the form)
+OPTION_RUNS: dict[str, tuple[str, ...]] = {
+    "tar": ("--checkpoint-action", "--to-command", "-I", "--use-compress-program", "--rsh-command", "-F",
+            "--info-script", "--new-volume-script", "--index-file"),
+    "rsync": ("-e", "--rsh", "--rsync-path"),
+    "zip": ("-TT", "--unzip-command"),
+    "ssh": ("-o", "-F"),
+    "scp": ("-o", "-F", "-S"),
+    "man": ("-P", "--pager", "-H", "--html"),
+}  # fmt: skip
 # wrapper -> options that take a value next; the first other word (after any NAME=VALUE for env,
 # and a duration for timeout) is the command it runs
 WRAPPERS: dict[str, frozenset[str]] = {
@@ -72,8 +84,10 @@ WRAPPERS: dict[str, frozenset[str]] = {
 }
 FIND_RUNS = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
 # git global options that take a value as the next word
-_GIT_VALUED = frozenset({"-C", "--git-dir", "--work-tree", "--namespace", "--super-prefix", "--list-cmds"})
-_GIT_RUNS = frozenset({"-c", "--config-env", "--exec-path", "-p", "--paginate"})
+_GIT_VALUED = frozenset({"--namespace", "--super-prefix", "--list-cmds"})
+# -C, --git-dir and --work-tree point git at another repository, whose config the decision did not
+# read (it reads the working directory's): forms too
+_GIT_RUNS = frozenset({"-c", "--config-env", "--exec-path", "-p", "--paginate", "-C", "--git-dir", "--work-tree"})
 # git subcommand options that run a command they are given
 _GIT_SUB_RUNS = {
     "rebase": ("-x", "--exec"),
@@ -159,7 +173,32 @@ def form(program: str, args: tuple[str, ...] | list[str]) -> int | None:
         return next((i for i, a in enumerate(args) if a in FIND_RUNS), None)
     if known == "git":
         return _git(args)
+    if known == "sed":
+        return _sed(args)
+    if known in OPTION_RUNS:
+        return _option_at(args, OPTION_RUNS[known])
     return None
+
+
+def _option_at(args: tuple[str, ...] | list[str], runs: tuple[str, ...]) -> int | None:
+    """Return the index of the first of ``runs`` in ``args``: as a word, as ``--opt=value``, or a
+    short option with its value attached (``-Ixz``)."""
+    for i, a in enumerate(args):
+        for opt in runs:
+            if a == opt or a.startswith(opt + "=") or (len(opt) == 2 and a.startswith(opt) and not a.startswith("--")):
+                return i
+    return None
+
+
+def _sed(args: tuple[str, ...] | list[str]) -> int | None:
+    """sed runs commands with its ``e`` command and ``s///e`` flag, and writes files with ``w``: a
+    plain sed call is one with ``--sandbox`` (which refuses those); any other runs its first
+    script word as a form."""
+    if "--sandbox" in args:
+        return None
+    return next(
+        (i for i, a in enumerate(args) if not a.startswith("-") or a in ("-e", "--expression", "-f", "--file")), None
+    )
 
 
 def wrapped(program: str, args: tuple[str, ...] | list[str]) -> tuple[str, tuple[str, ...]] | None:
@@ -243,7 +282,9 @@ def _git(args: tuple[str, ...] | list[str]) -> int | None:
         if skip:
             skip = False
             continue
-        if word in _GIT_RUNS or any(word.startswith(o + "=") for o in ("--exec-path", "--config-env")):
+        if word in _GIT_RUNS or any(
+            word.startswith(o + "=") for o in ("--exec-path", "--config-env", "--git-dir", "--work-tree")
+        ):
             return i
         if word in _GIT_VALUED:
             skip = True

@@ -177,7 +177,7 @@ TABLE: dict[str, Entry[Any, Any]] = {
         ),
         Entry("image.list", image.ListArgs, image.list_needs, Read(image.list_images)),
         Entry("image.show", image.ShowArgs, image.show_needs, Read(image.show)),
-        Entry("shell.run", shell.RunArgs, shell.needs, Outside(shell.run), shell.resolve, shell.describe),
+        Entry("shell.run", shell.RunArgs, shell.needs, Outside(shell.run, shell.state), shell.resolve, shell.describe),
         Entry(
             "net.fetch", net.FetchArgs, net.needs, Outside(net.fetch), net.resolve, net.describe, cost=net.cost,
             used=net.used, audited=net.audited,

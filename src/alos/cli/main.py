@@ -9,6 +9,7 @@ cli.main is one of the three places a broad except is allowed.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import traceback
 from collections.abc import Coroutine
@@ -50,6 +51,12 @@ def _screens(as_json: bool) -> tuple[Screen, Screen]:
     return (Screen(stderr=True), out) if as_json else (out, out)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """Stop the host as Ctrl-C does (the processes stay runnable for the next host; their commands
+    are killed as it closes): SIGTERM otherwise ends Python with no clean-up at all."""
+    raise KeyboardInterrupt
+
+
 def _open_host(
     store: str,
     ui: Screen,
@@ -68,6 +75,7 @@ def _open_host(
     from alos.providers.human import CallbackHuman
     from alos.runtime import open
 
+    signal.signal(signal.SIGTERM, _terminated)  # a host stopped cleanly kills its commands on the way out
     human: HumanIO = CallbackHuman(show.tell(ui, names))
     if answers is not None:
         from alos.providers.answers import Answers

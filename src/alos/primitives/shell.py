@@ -188,9 +188,11 @@ def environment(kernel: Kernel, proc: Process, cwd: str) -> dict[str, str]:
         GIT_TERMINAL_PROMPT="0",
         GIT_CONFIG_NOSYSTEM="1",
         GIT_CONFIG_GLOBAL="/dev/null",
-        GIT_CONFIG_COUNT="1",  # command-line scope: a repository's own hooks never run
-        GIT_CONFIG_KEY_0="core.hooksPath",
+        GIT_CONFIG_COUNT="2",  # command-line scope, over any repository's own config:
+        GIT_CONFIG_KEY_0="core.hooksPath",  # its hooks never run,
         GIT_CONFIG_VALUE_0="/dev/null",
+        GIT_CONFIG_KEY_1="safe.bareRepository",  # and a directory that looks like a bare repository
+        GIT_CONFIG_VALUE_1="explicit",  # (files a process may write) is not taken for one
         GIT_AUTHOR_NAME=who,
         GIT_AUTHOR_EMAIL=mail,
         GIT_COMMITTER_NAME=who,
@@ -205,18 +207,18 @@ def isolation(kernel: Kernel) -> tuple[str, str | None]:
     return kernel.isolate, kernel.shell.isolation()
 
 
-def _writable(kernel: Kernel, proc: Process) -> tuple[str, ...]:
-    """Return the paths ``proc`` holds an allow to write: with isolation, the only ones a command may write."""
-    out = []
+def _write_paths(kernel: Kernel, proc: Process) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Return (the paths ``proc`` holds an allow to write, the paths a write to would be denied or
+    asked): with isolation a command may write the first, never the second inside them."""
+    allowed: list[str] = []
+    kept: list[str] = []
+    now = kernel.clock.now()
     for cap in kernel.caps(proc.pid):
-        if (
-            kind(cap.pattern) == "fs"
-            and cap.effect is Effect.ALLOW
-            and Right.WRITE in cap.rights
-            and cap.digest is None
-        ):
-            out.append(cap.pattern.removeprefix("fs:").removesuffix("/*") or "/")
-    return tuple(sorted(set(out)))
+        if kind(cap.pattern) != "fs" or Right.WRITE not in cap.rights or cap.digest is not None or not cap.live(now):
+            continue
+        path = cap.pattern.removeprefix("fs:").removesuffix("/*").removesuffix("*") or "/"
+        (allowed if cap.effect is Effect.ALLOW else kept).append(path)
+    return tuple(sorted(set(allowed))), tuple(sorted(set(kept)))
 
 
 def _network(kernel: Kernel, proc: Process) -> bool:
@@ -229,6 +231,7 @@ async def run(kernel: Kernel, proc: Process, plan: RunPlan) -> dict[str, Any]:
     if "/" not in plan.program:
         raise NotFound(f"no program named {plan.program!r} on the search path {shellforms.search_path()}")
     mode, _ = isolation(kernel)
+    writable, readonly = _write_paths(kernel, proc) if mode != "off" else ((), ())
     request = ShellRequest(
         pid=proc.pid,
         program=plan.program,
@@ -237,7 +240,8 @@ async def run(kernel: Kernel, proc: Process, plan: RunPlan) -> dict[str, Any]:
         env=environment(kernel, proc, plan.cwd),
         limits=_limits(plan),
         isolate=mode,
-        writable=_writable(kernel, proc) if mode != "off" else (),
+        writable=writable,
+        readonly=readonly,
         network=_network(kernel, proc),
         hidden=(os.path.dirname(os.path.realpath(kernel.store.path)),),
     )
@@ -246,7 +250,8 @@ async def run(kernel: Kernel, proc: Process, plan: RunPlan) -> dict[str, Any]:
         while True:  # a kill from another terminal reaches the store, not this host: look for it
             done, _ = await asyncio.wait((task,), timeout=limits.POLL_SECONDS)
             if done:
-                return _result(plan, task.result())
+                killed = kernel.state_now(proc.pid) is ProcState.EXITED  # e.g. alos kill in another terminal
+                return _result(plan, task.result(), killed)
             if kernel.state_now(proc.pid) is ProcState.EXITED:
                 kernel.shell.kill(proc.pid)
     except BaseException:
@@ -255,21 +260,36 @@ async def run(kernel: Kernel, proc: Process, plan: RunPlan) -> dict[str, Any]:
         raise
 
 
-def _result(plan: RunPlan, done: ShellResult) -> dict[str, Any]:
+def _result(plan: RunPlan, done: ShellResult, killed: bool) -> dict[str, Any]:
+    """Return what the model reads: each stream as the provider kept it (its head and its tail: the
+    end of a test run says most), both fitting the context's cut of one tool result."""
+    stdout, cut_out = _shown(done.stdout, done.stdout_bytes)
+    stderr, cut_err = _shown(done.stderr, done.stderr_bytes)
+    limit = done.limit or ("killed" if killed and done.signal is not None else None)
     return {
         "argv": list(plan.argv),
         "program": plan.program,
         "exit_code": done.exit_code,
         "signal": done.signal,
-        "stdout": done.stdout.decode(errors="replace"),
-        "stderr": done.stderr.decode(errors="replace"),
+        "stdout": stdout,
+        "stderr": stderr,
         "stdout_bytes": done.stdout_bytes,
         "stderr_bytes": done.stderr_bytes,
-        "truncated": done.stdout_bytes > len(done.stdout) or done.stderr_bytes > len(done.stderr),
+        "truncated": cut_out or cut_err,
         "duration": round(done.duration, 3),
-        "limit": done.limit,
+        "limit": limit,
         "isolated": done.isolated,
     }
+
+
+def _shown(kept: bytes, total: int) -> tuple[str, bool]:
+    """Return a stream as text and whether any of it is left out: the provider keeps its first
+    SHELL_HEAD_BYTES and its last bytes, and what lies between is named by its size."""
+    if total <= len(kept):
+        return kept.decode(errors="replace"), False
+    head, tail = kept[: limits.SHELL_HEAD_BYTES], kept[limits.SHELL_HEAD_BYTES :]
+    gap = f"\n[... {total - len(kept)} bytes not kept ...]\n"
+    return head.decode(errors="replace") + gap + tail.decode(errors="replace"), True
 
 
 def describe(kernel: Kernel, proc: Process, plan: RunPlan) -> dict[str, Any]:
@@ -278,7 +298,7 @@ def describe(kernel: Kernel, proc: Process, plan: RunPlan) -> dict[str, Any]:
     mode, tool = isolation(kernel)
     limit = _limits(plan)
     shown: dict[str, Any] = {
-        "argv": codec.escape(shlex.join(plan.argv)),
+        "argv": _words(plan.argv),
         "program": codec.escape(plan.program),
         "cwd": codec.escape(plan.cwd),
         "limits": (
@@ -289,7 +309,7 @@ def describe(kernel: Kernel, proc: Process, plan: RunPlan) -> dict[str, Any]:
     }
     decided = plan.commands[0]
     if decided.args != plan.argv[1:]:
-        shown["decided_as"] = codec.escape(shlex.join([decided.program, *decided.args]))
+        shown["decided_as"] = _words((decided.program, *decided.args))
     runs = [c for c in plan.commands if c.form is not None]
     if runs:
         shown["runs_code"] = [
@@ -298,8 +318,21 @@ def describe(kernel: Kernel, proc: Process, plan: RunPlan) -> dict[str, Any]:
             if c.form is not None
         ]
     if len(plan.commands) > 1:
-        shown["wraps"] = [codec.escape(shlex.join([c.program, *c.args])) for c in plan.commands[1:]]
+        shown["wraps"] = [_words((c.program, *c.args)) for c in plan.commands[1:]]
     return shown
+
+
+def _words(argv: tuple[str, ...]) -> str:
+    """Return an argv as a JSON list, escaped for a terminal: unambiguous (JSON doubles a backslash,
+    so a control character and its written name never read the same)."""
+    return codec.escape(codec.dumps(list(argv)))
+
+
+def state(kernel: Kernel, proc: Process, plan: RunPlan) -> str:
+    """Return how the command would run here: "bwrap VERSION", or "unisolated". A one-shot approval
+    holds only while this stays as it was approved (a host started with another --isolate asks again)."""
+    mode, tool = isolation(kernel)
+    return tool if tool is not None and mode != "off" else "unisolated"
 
 
 def _isolation_text(mode: str, tool: str | None) -> str:

@@ -130,6 +130,7 @@ class ShellRequest:
     limits: ShellLimits
     isolate: str  # "off" | "auto" (bwrap when installed) | "required"
     writable: tuple[str, ...] = ()  # with isolation: the only paths it may write (and a private /tmp)
+    readonly: tuple[str, ...] = ()  # with isolation: paths under those it may still not write
     network: bool = False  # with isolation: whether it keeps the host's network
     hidden: tuple[str, ...] = ()  # with isolation: directories masked by an empty one (the store's)
 
@@ -138,7 +139,7 @@ class ShellRequest:
 class ShellResult:
     exit_code: int | None  # None when a signal ended it
     signal: str | None  # e.g. "SIGKILL"
-    stdout: bytes  # at most limits.output_bytes
+    stdout: bytes  # at most limits.output_bytes: its first SHELL_HEAD_BYTES, then its last bytes
     stderr: bytes
     stdout_bytes: int  # how many bytes it wrote in all
     stderr_bytes: int

@@ -46,9 +46,28 @@ class _Running:
 
 @dataclass(slots=True)
 class _Stream:
+    """A stream's first ``head`` bytes and its last ``keep - head``, and its whole size."""
+
     keep: int
+    head: int
     kept: bytearray = field(default_factory=bytearray)
+    tail: bytearray = field(default_factory=bytearray)
     total: int = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.head - len(self.kept)
+        if room > 0:
+            self.kept += chunk[:room]
+            chunk = chunk[room:]
+        self.tail += chunk
+        most = self.keep - self.head
+        if len(self.tail) > most:
+            del self.tail[: len(self.tail) - most]
+
+    def whole(self) -> bytes:
+        """Return what is kept: the head, then the tail."""
+        return bytes(self.kept + self.tail)
 
 
 class HostShell:
@@ -117,7 +136,8 @@ class HostShell:
             raise
         if running.killed:
             _kill(running)
-        out, err = _Stream(request.limits.output_bytes), _Stream(request.limits.output_bytes)
+        head = min(limits.SHELL_HEAD_BYTES, request.limits.output_bytes)
+        out, err = _Stream(request.limits.output_bytes, head), _Stream(request.limits.output_bytes, head)
         flood = max(request.limits.output_bytes * limits.SHELL_FLOOD_FACTOR, limits.SHELL_FLOOD_MIN_BYTES)
         stop: list[str] = []
         try:
@@ -176,6 +196,11 @@ class HostShell:
         for path in request.writable:
             if os.path.exists(path):
                 args += ["--bind", path, path]
+        for path in request.readonly:
+            if os.path.exists(path) and any(
+                path == w or path.startswith(w.rstrip("/") + "/") for w in request.writable
+            ):
+                args += ["--ro-bind", path, path]
         for path in request.hidden:
             if os.path.isdir(path):
                 args += ["--tmpfs", path]
@@ -204,13 +229,16 @@ async def _start(argv: list[str], request: ShellRequest, env: dict[str, str]) ->
 
 
 def _result(code: int, out: _Stream, err: _Stream, duration: float, stop: str | None, isolated: bool) -> ShellResult:
-    """Return what ran: a negative ``code`` is the signal that ended it."""
+    """Return what ran: a negative ``code`` is the signal that ended it; isolated, bubblewrap says
+    128+N for a command signal N ended (as a shell does), and it is read so."""
+    if isolated and 128 < code < 128 + signal.NSIG:
+        code = 128 - code
     sig = -code if code < 0 else None
     return ShellResult(
         exit_code=None if sig else code,
         signal=signal.Signals(sig).name if sig and sig in signal.Signals._value2member_map_ else None,
-        stdout=bytes(out.kept),
-        stderr=bytes(err.kept),
+        stdout=out.whole(),
+        stderr=err.whole(),
         stdout_bytes=out.total,
         stderr_bytes=err.total,
         duration=duration,
@@ -244,10 +272,7 @@ async def _drain(pipe: asyncio.StreamReader, into: _Stream, flooded: Callable[[]
         chunk = await pipe.read(1 << 16)
         if not chunk:
             return
-        into.total += len(chunk)
-        room = into.keep - len(into.kept)
-        if room > 0:
-            into.kept += chunk[:room]
+        into.add(chunk)
         if flooded():
             return
 
