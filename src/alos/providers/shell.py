@@ -32,6 +32,7 @@ from typing import Any
 from alos import limits, shellforms
 from alos.errors import Unavailable
 from alos.providers.base import ShellLimits, ShellRequest, ShellResult
+from alos.providers.spawn import Spawner
 
 MARKER = "ALOS_RUN"  # the environment variable that marks every process of one command
 
@@ -40,7 +41,7 @@ MARKER = "ALOS_RUN"  # the environment variable that marks every process of one 
 class _Running:
     pid: int  # the alos process
     marker: str
-    child: asyncio.subprocess.Process | None = None  # None while it starts
+    group: int | None = None  # the command's pid, which leads its session and group; None while it starts
     killed: bool = False
 
 
@@ -81,6 +82,7 @@ class HostShell:
         self._tag = "".join(c for c in tag if c.isalnum())[:32] or "alos"
         self._version: str | None = None
         self._running: list[_Running] = []
+        self._spawners: dict[str, Spawner] = {}  # one for each set of limits (one in practice)
 
     def locate(self, cwd: str, program: str, path: str) -> str | None:
         """Return the real absolute path of the executable ``program`` names, or None."""
@@ -130,39 +132,42 @@ class HostShell:
         running = _Running(request.pid, marker)
         self._running.append(running)  # before it starts: a kill meanwhile finds it
         try:
-            child = running.child = await _start(argv, request, env)
+            pid, out_fd, err_fd = await self._spawner(request.limits).start(argv, env, request.cwd)
         except BaseException:
             self._running.remove(running)
             raise
+        running.group = pid
         if running.killed:
             _kill(running)
         head = min(limits.SHELL_HEAD_BYTES, request.limits.output_bytes)
         out, err = _Stream(request.limits.output_bytes, head), _Stream(request.limits.output_bytes, head)
         flood = max(request.limits.output_bytes * limits.SHELL_FLOOD_FACTOR, limits.SHELL_FLOOD_MIN_BYTES)
         stop: list[str] = []
+        pipes: list[asyncio.BaseTransport] = []
         try:
-            assert child.stdout is not None and child.stderr is not None
 
             def flooded() -> bool:
                 return out.total + err.total > flood and _stop(stop, "output", running)
 
-            readers = asyncio.gather(_drain(child.stdout, out, flooded), _drain(child.stderr, err, flooded))
+            readers = asyncio.gather(_drain(out_fd, out, flooded, pipes), _drain(err_fd, err, flooded, pipes))
+            exited = asyncio.ensure_future(self._spawner(request.limits).wait(pid))
             try:
-                code = await asyncio.wait_for(child.wait(), request.limits.wall_seconds)
+                status = await asyncio.wait_for(asyncio.shield(exited), request.limits.wall_seconds)
             except TimeoutError:
                 _stop(stop, "wall", running)
-                code = await child.wait()
+                status = await exited
             _kill(running)  # the command is over: nothing it started outlives it
             await _settle(readers)
         except BaseException:
             _kill(running)  # cancelled (the host is stopping): nothing of it outlives the call
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(child.wait(), 5)
             raise
         finally:
             self._running.remove(running)
+            for pipe in pipes:
+                pipe.close()
         if running.killed and not stop:
             stop.append("killed")
+        code = os.waitstatus_to_exitcode(status)
         return _result(code, out, err, time.monotonic() - started, stop[0] if stop else None, isolated)
 
     def kill(self, pid: int) -> int:
@@ -178,10 +183,22 @@ class HostShell:
         return len(mine)
 
     def close(self) -> None:
-        """Kill every command still running."""
+        """Kill every command still running, and stop the spawner."""
         for running in list(self._running):
             running.killed = True
             _kill(running)
+        for spawner in self._spawners.values():
+            spawner.close()
+        self._spawners.clear()
+
+    def _spawner(self, chosen: ShellLimits) -> Spawner:
+        """Return the spawner whose commands get ``chosen``'s rlimits."""
+        rlimits = _rlimits(chosen)
+        key = repr(rlimits)
+        found = self._spawners.get(key)
+        if found is None:
+            found = self._spawners[key] = Spawner(rlimits)
+        return found
 
     def _wrap(self, request: ShellRequest) -> list[str]:
         """Return the bwrap command line that isolates ``request``."""
@@ -208,26 +225,6 @@ class HostShell:
         return args
 
 
-async def _start(argv: list[str], request: ShellRequest, env: dict[str, str]) -> asyncio.subprocess.Process:
-    """Start ``argv`` in a session of its own, stdin closed, its output piped, its limits set."""
-    try:
-        child = await asyncio.create_subprocess_exec(
-            *argv,
-            executable=argv[0],
-            cwd=request.cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            close_fds=True,
-        )
-    except OSError as failed:
-        raise Unavailable(f"could not start {request.program}: {failed.strerror or failed}") from None
-    _limit(child.pid, request.limits)
-    return child
-
-
 def _result(code: int, out: _Stream, err: _Stream, duration: float, stop: str | None, isolated: bool) -> ShellResult:
     """Return what ran: a negative ``code`` is the signal that ended it; isolated, bubblewrap says
     128+N for a command signal N ended (as a shell does), and it is read so."""
@@ -247,27 +244,26 @@ def _result(code: int, out: _Stream, err: _Stream, duration: float, stop: str | 
     )
 
 
-def _limit(pid: int, chosen: ShellLimits) -> None:
-    """Set the command's rlimits (no core files either) from outside, right after it started.
-
-    Not in the child before exec: a preexec function makes Python fork instead of vfork, which
-    costs ~2.5 ms a command here. The child has then only just exec'd (its parent waited for
-    that): a shell or an interpreter has not started, let alone forked, when these hold, and
-    every process it makes inherits them."""
+def _rlimits(chosen: ShellLimits) -> list[list[int]]:
+    """Return the rlimits the spawner sets in the command before it execs (no core files either)."""
     cpu = max(1, int(chosen.cpu_seconds))
-    for which, value in (
-        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
-        (resource.RLIMIT_DATA, (chosen.memory_bytes, chosen.memory_bytes)),
-        (resource.RLIMIT_FSIZE, (chosen.file_bytes, chosen.file_bytes)),
-        (resource.RLIMIT_NPROC, (chosen.processes, chosen.processes)),
-        (resource.RLIMIT_CORE, (0, 0)),
-    ):
-        with contextlib.suppress(ProcessLookupError):  # it has already exited
-            resource.prlimit(pid, which, value)
+    return [
+        [resource.RLIMIT_CPU, cpu, cpu + 1],
+        [resource.RLIMIT_DATA, chosen.memory_bytes, chosen.memory_bytes],
+        [resource.RLIMIT_FSIZE, chosen.file_bytes, chosen.file_bytes],
+        [resource.RLIMIT_NPROC, chosen.processes, chosen.processes],
+        [resource.RLIMIT_CORE, 0, 0],
+    ]
 
 
-async def _drain(pipe: asyncio.StreamReader, into: _Stream, flooded: Callable[[], object]) -> None:
-    """Read ``pipe`` to its end, keeping what fits and counting the rest."""
+async def _drain(fd: int, into: _Stream, flooded: Callable[[], object], pipes: list[asyncio.BaseTransport]) -> None:
+    """Read the pipe ``fd`` to its end, keeping what fits and counting the rest."""
+    loop = asyncio.get_running_loop()
+    pipe = asyncio.StreamReader(limit=1 << 16, loop=loop)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(pipe, loop=loop), os.fdopen(fd, "rb", buffering=0)
+    )
+    pipes.append(transport)
     while True:
         chunk = await pipe.read(1 << 16)
         if not chunk:
@@ -298,9 +294,9 @@ def _stop(stop: list[str], why: str, running: _Running) -> bool:
 
 def _kill(running: _Running) -> None:
     """Kill the command's process group until it is empty, then every process still marked as its own."""
-    if running.child is None:
+    if running.group is None:
         return  # not started yet: run() kills it once it has
-    pgid = running.child.pid  # start_new_session: the child leads its own group
+    pgid = running.group  # the spawner made it lead a session and group of its own
     for _ in range(limits.SHELL_KILL_ROUNDS):
         try:
             os.killpg(pgid, signal.SIGKILL)
