@@ -443,23 +443,3 @@ def search_path() -> str:
     without relative or empty entries (a relative entry would search the process's workspace)."""
     raw = os.environ.get("ALOS_SHELL_PATH") or os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin"
     return ":".join(d for d in raw.split(":") if d.startswith("/"))
-
-
-def git_config(text: str) -> list[tuple[str, str]]:
-    """Return the (key, value) pairs of a git config file's text, keys lowercased as git compares
-    them (``section.subsection.name``). Lenient: a line it cannot read is skipped."""
-    pairs: list[tuple[str, str]] = []
-    section = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("["):
-            head = line[1 : line.find("]")] if "]" in line else line[1:]
-            name_, _, sub = head.partition(" ")
-            sub = sub.strip().strip('"')
-            section = f"{name_.lower()}.{sub}" if sub else name_.lower()
-            continue
-        key, eq, value = line.partition("=")
-        pairs.append((f"{section}.{key.strip().lower()}", value.strip() if eq else "true"))
-    return pairs

@@ -516,11 +516,6 @@ def test_a_repository_config_with_fsmonitor_or_an_alias_makes_git_status_a_form(
 
 
 @needs_git
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a variable on its section's header line ([core] fsmonitor = CMD), which git reads, "
-    "is missed by the decision: the repository's fsmonitor runs under a plain shell:git grant",
-)
 def test_a_config_variable_on_the_section_header_line_is_seen(sh: Shell, tmp_path: Path) -> None:
     git("init", "-q", str(sh.ws))
     hit = tmp_path / "pwned-by-header-line"
@@ -539,12 +534,6 @@ def test_a_config_variable_on_the_section_header_line_is_seen(sh: Shell, tmp_pat
 
 
 @needs_git
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a quoted config value continued with backslash-newline is shown cut at the backslash "
-    '(core.fsmonitor="/usr/bin/true\\) while git runs the whole value; a person approves a harmless '
-    "command and another one runs",
-)
 def test_an_approval_shows_the_config_value_git_will_run(sh: Shell, tmp_path: Path) -> None:
     git("init", "-q", str(sh.ws))
     hit = tmp_path / "pwned-by-continuation"
@@ -979,12 +968,6 @@ def test_an_image_may_not_set_a_variable_that_changes_what_runs(sh: Shell, name:
     assert cp.returncode == 1 and f"env.{name}" in cp.stdout + cp.stderr, cp.stdout + cp.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: docs/images.md refuses env names that change what a program runs or where it finds "
-    "code, but PYTHONUSERBASE (its site-packages .pth files run in every python program: pip, pytest) "
-    "and LESSOPEN (a command less runs on every file) are accepted",
-)
 @pytest.mark.parametrize("name", ["PYTHONUSERBASE", "LESSOPEN"])
 def test_an_image_may_not_set_a_variable_that_loads_code_by_another_name(sh: Shell, name: str) -> None:
     img = image_with_env(sh.root / "envtest.yaml", {name: "|touch pwned; cat %s" if name == "LESSOPEN" else "ub"})

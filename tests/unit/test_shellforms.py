@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from alos import shellforms
+from alos import gitconfig, shellforms
 from alos.errors import Invalid
 from alos.rights import Capability, Effect, Grant, Right, covers, derive, normalize_pattern, specificity
 
@@ -216,7 +216,7 @@ def test_git_config_keys_that_run_commands() -> None:
 [user]
 \tname = someone
 """
-    pairs = shellforms.git_config(text)
+    pairs = gitconfig.parse(text)
     code = [k for k, _ in pairs if shellforms.git_code_key(k)]
     assert code == ["core.fsmonitor", "alias.st", "diff.img.textconv"]
     assert ("alias.st", "!rm -rf /") in pairs
@@ -250,3 +250,44 @@ def test_a_denied_program_is_refused_in_every_form() -> None:
                       False, None, False, None, None)  # fmt: skip
     decision = decide([allow, deny], [Need(call(python, "-c", "1"), Right.EXECUTE)], lambda: "", 0.0)
     assert decision.effect is Effect.DENY
+
+
+@pytest.mark.parametrize(
+    ("text", "pairs"),
+    [
+        ("[core] fsmonitor = ./x\n", [("core.fsmonitor", "./x")]),
+        (
+            '[core]\n\tfsmonitor = "/usr/bin/true\\\n; touch pwned"\n',
+            [("core.fsmonitor", "/usr/bin/true; touch pwned")],
+        ),
+        ("[core]\n\tpager = less  -R   ; a comment\n", [("core.pager", "less  -R")]),
+        ('[alias]\n\tst = "!sh -c \\"x\\" # kept"\n', [("alias.st", '!sh -c "x" # kept')]),
+        ('[diff "Img"]\n\ttextconv = exif\n', [("diff.Img.textconv", "exif")]),
+        ("[Core.Sub]\nA = 1\n", [("core.sub.a", "1")]),
+        ("[core]\n\tbare\n", [("core.bare", "true")]),
+        ("[core]\n\tx = a\\tb\n", [("core.x", "a\tb")]),
+        ("[core\n", [gitconfig.UNREADABLE]),
+        ('[core]\n\tx = "open\n', [gitconfig.UNREADABLE]),
+        ("[core]\n\tx = a\\q\n", [gitconfig.UNREADABLE]),
+        ("x = 1\n", [gitconfig.UNREADABLE]),
+    ],
+)
+def test_git_config_is_read_as_git_reads_it(text: str, pairs: list[tuple[str, str]]) -> None:
+    assert gitconfig.parse(text) == pairs
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_config_values_match_git_config_list(tmp_path) -> None:
+    import subprocess
+
+    text = (
+        '[core] fsmonitor = "/usr/bin/true\\\n; touch pwned"\n'
+        '[alias]\n\tst = !echo  hi\t there ; c\n\tq = "a\\\\b\\"c"\n'
+        '[diff "Img"]\n\ttextconv = exif\n'
+    )
+    (tmp_path / "config").write_text(text)
+    got = subprocess.run(
+        ["git", "config", "--file", str(tmp_path / "config"), "--list", "-z"], capture_output=True, check=True
+    ).stdout.decode()
+    listed = [tuple(item.split("\n", 1)) for item in got.split("\0") if item]
+    assert gitconfig.parse(text) == listed

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from alos import codec, limits, shellforms
+from alos import codec, gitconfig, limits, shellforms
 from alos.errors import Invalid, NotFound
 from alos.kernel import Kernel, images
 from alos.providers.base import ShellLimits, ShellRequest, ShellResult
@@ -133,7 +133,7 @@ def _repo_config(kernel: Kernel, cwd: str) -> list[tuple[str, str]]:
             for name in ("config", "config.worktree"):
                 data = kernel.shell.read(os.path.join(gitdir, name), limits.READ_MAX_BYTES)
                 if data is not None:
-                    pairs += shellforms.git_config(data.decode(errors="replace"))
+                    pairs += gitconfig.parse(data.decode(errors="replace"))
             return pairs
         parent = os.path.dirname(here)
         if parent == here:

@@ -157,6 +157,7 @@ class HostShell:
                 _stop(stop, "wall", running)
                 status = await exited
             _kill(running)  # the command is over: nothing it started outlives it
+            self._sweep()
             await _settle(readers)
         except BaseException:
             _kill(running)  # cancelled (the host is stopping): nothing of it outlives the call
@@ -180,7 +181,23 @@ class HostShell:
         for left in _marked(f"{self._tag}/{pid}/"):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(left, signal.SIGKILL)
+        self._sweep()
         return len(mine)
+
+    def _sweep(self) -> None:
+        """Kill what commands left behind outside their groups: a spawner's children that are not
+        a running command, nor in a running command's group or session (a daemon that left both,
+        and its own group with it)."""
+        running = {r.group for r in self._running if r.group is not None}
+        for spawner in self._spawners.values():
+            for pid in spawner.children():
+                where = _group_and_session(pid)
+                if pid in running or where & running:
+                    continue
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    if where == {pid}:  # it leads a session of its own: its group goes with it
+                        os.killpg(pid, signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
 
     def close(self) -> None:
         """Kill every command still running, and stop the spawner."""
@@ -329,6 +346,16 @@ def _marked(marker: str, since: int | None = None) -> Sequence[int]:
         except OSError:
             continue
     return found
+
+
+def _group_and_session(pid: int) -> set[int]:
+    """Return {the process group, the session} of process ``pid`` (empty when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return {int(fields[2]), int(fields[3])}
+    except (OSError, ValueError, IndexError):
+        return set()
 
 
 def _since(first: int | None) -> Callable[[int], bool]:

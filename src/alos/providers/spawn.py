@@ -8,7 +8,9 @@ a command here. The spawner is a bare interpreter (``python -S``, no alos) start
 and set of limits, that holds those rlimits itself: every command it starts with posix_spawn
 (vfork-fast) inherits them, in a session of its own, in its working directory, with the pipes it
 was handed. The spawner dies with the host (PR_SET_PDEATHSIG); a command a dead host left running
-is found by its marker and killed by the next host (providers/shell.py).
+is found by its marker and killed by the next host (providers/shell.py). It is also the subreaper
+of its commands: a process a command left behind, whose parent died (a daemon that cleared its
+environment and started a session of its own), becomes its child, where the host finds it.
 
 The protocol, over a SOCK_SEQPACKET socket pair, one JSON object a message:
   host -> spawner  {"id", "argv", "env", "cwd"} with the write ends of the command's stdout and
@@ -41,6 +43,8 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: the spawner dies with its host
 if os.getppid() != host:
     sys.exit(0)
+libc.prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: a command's orphans become its children (the host kills them)
+started = set()
 wake_r, wake_w = os.pipe()
 os.set_blocking(wake_w, False)
 signal.set_wakeup_fd(wake_w)
@@ -70,6 +74,7 @@ def start(req, fds):
     except OSError as e:
         send({"id": req["id"], "error": e.strerror or str(e)})
     else:
+        started.add(pid)
         send({"id": req["id"], "pid": pid})
     finally:
         for fd in fds:
@@ -104,7 +109,9 @@ while True:
                 break
             if pid == 0:
                 break
-            send({"pid": pid, "status": status})
+            if pid in started:  # an adopted orphan's end is no one's business
+                started.discard(pid)
+                send({"pid": pid, "status": status})
 """
 
 
@@ -188,6 +195,18 @@ class Spawner:
             return await done
         finally:
             self._exits.pop(pid, None)
+
+    def children(self) -> list[int]:
+        """Return the spawner's children: the commands it started, and the processes they left
+        behind when their parent died (the spawner is their subreaper)."""
+        if self._proc is None or self._proc.poll() is not None:
+            return []
+        pid = self._proc.pid
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                return [int(p) for p in f.read().split()]
+        except (OSError, ValueError):
+            return []
 
     def _read(self) -> None:
         """Take every message the spawner sent."""
