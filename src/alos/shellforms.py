@@ -270,8 +270,6 @@ def _wrapped_at(known: str, args: tuple[str, ...] | list[str]) -> int | None:
         if duration:
             duration = False
             continue
-        if known == "nice" and re.fullmatch(r"[+-]?\d+", word) and i == 0:
-            continue
         return i
     return None
 

@@ -291,3 +291,10 @@ def test_git_config_values_match_git_config_list(tmp_path) -> None:
     ).stdout.decode()
     listed = [tuple(item.split("\n", 1)) for item in got.split("\0") if item]
     assert gitconfig.parse(text) == listed
+
+
+def test_a_directory_pattern_ends_on_a_component_boundary() -> None:
+    assert covers("shell:/usr/bin/*", call("/usr/bin/git", "status"))
+    assert not covers("shell:/usr/bin/*", call("/usr/binx/git", "status"))
+    assert not covers("shell:/usr/bin/*", call("/usr/bin", "status"))
+    assert covers("shell:/*", call("/opt/tool", "x"))
