@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from alos import shellforms
 from alos.errors import Denied
-from alos.rights import Capability, Effect, Grant, Need, covers, derive, specificity
+from alos.rights import Capability, Effect, Grant, Need, Right, covers, derive, kind, specificity
 from alos.store import rows
 from alos.types import Pid
 
@@ -124,6 +124,43 @@ def attenuate(held: Sequence[Capability], grant: Grant, now: float) -> list[tupl
             narrow = max(cap.pattern, grant.pattern, key=specificity)
             out.append((Grant(narrow, rights, cap.effect, expires=cap.expires), cap.id))
     return out
+
+
+def sandbox_writes(held: Sequence[Capability], now: float) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Return what an isolated command of a process holding ``held`` may write, as bubblewrap binds
+    it: (the paths bound writable, the paths inside them bound read-only again).
+
+    Writable: a live, unbound, unlimited allow of write on an fs path, unless a deny of write
+    covers it (deny dominates, as for fs.write). Read-only again: every deny or ask of write (a
+    command cannot ask a person, so an ask is a no). A path that does not exist yet cannot be
+    bound: a denied file not yet made can be made by a command (docs/shell.md).
+    """
+    allowed: list[str] = []
+    kept: list[str] = []
+    denied: list[str] = []
+    for cap in held:
+        if kind(cap.pattern) != "fs" or Right.WRITE not in cap.rights or cap.digest is not None or not cap.live(now):
+            continue
+        path = cap.pattern.removeprefix("fs:").removesuffix("/*").removesuffix("*") or "/"
+        if cap.effect is Effect.ALLOW:
+            if cap.uses is None:  # a counted allow cannot be counted inside a command
+                allowed.append(path)
+        else:
+            kept.append(path)
+            if cap.effect is Effect.DENY:
+                denied.append(cap.pattern)
+    free = [p for p in allowed if not any(covers(d, "fs:" + p) for d in denied)]
+    return tuple(sorted(set(free))), tuple(sorted(set(kept)))
+
+
+def sandbox_network(held: Sequence[Capability], now: float) -> bool:
+    """Return whether an isolated command of a process holding ``held`` keeps the host's network:
+    only with a live allow on every host and address (``net:*``, read and write) and no deny
+    or ask on any net resource (a command's traffic cannot be decided host by host)."""
+    live = [c for c in held if kind(c.pattern) == "net" and c.live(now) and c.digest is None]
+    if any(c.effect is not Effect.ALLOW for c in live):
+        return False
+    return any(c.pattern == "net:*" and {Right.READ, Right.WRITE} <= c.rights and c.uses is None for c in live)
 
 
 def issue(conn: sqlite3.Connection, pid: Pid, grant: Grant, issuer: str, parent: int | None = None) -> int:

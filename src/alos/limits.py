@@ -75,6 +75,7 @@ SHELL_KILL_GRACE_SECONDS = 1.0  # s to read what a killed command left in its pi
 SHELL_ARGV_MAX = 4_096  # words in one argv
 SHELL_ARG_MAX_BYTES = 128 << 10  # bytes of one argument (Linux's MAX_ARG_STRLEN)
 SHELL_ARGV_MAX_BYTES = 1 << 20  # bytes of a whole argv
+GIT_CONFIG_MAX_BYTES = 1 << 20  # bytes of a repository's git config read for a decision; a bigger one is a form
 SHELL_WRAPS_MAX = 4  # wrappers inside wrappers (env timeout nice ...) a call may nest
 
 # net.fetch (docs/network.md)

@@ -26,21 +26,28 @@ import shlex
 import shutil
 from dataclasses import dataclass
 
+from alos import git
 from alos.errors import Invalid
 
 PREFIX = " *"  # an unquoted '*' word ending a pattern (shlex.join quotes a literal '*' argument)
 _VERSIONED = re.compile(r"^(python|pypy|perl|ruby|node|nodejs|bash|zsh|lua|php|tclsh|wish)[0-9.]*m?$")
-SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "fish", "ash", "busybox", "csh", "tcsh"})
+SHELLS = frozenset(
+    {"sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "pdksh", "fish", "ash", "busybox", "csh", "tcsh", "rbash"}
+)
 # interpreter -> (options that take the code or a module next or attached, options that take a
 # plain value next): any other operand is a script file, which is code too
 INTERPRETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "python": (frozenset({"-c", "-m"}), frozenset({"-W", "-X", "--check-hash-based-pycs"})),
     "pypy": (frozenset({"-c", "-m"}), frozenset({"-W", "-X"})),
     "node": (
-        frozenset({"-e", "--eval", "-p", "--print", "-r", "--require", "--import", "--loader"}),
+        frozenset({"-e", "--eval", "-p", "--print", "-r", "--require", "--import", "--loader"})
+        | frozenset({"--experimental-loader", "--test", "--run", "--watch"}),
         frozenset({"--title", "--max-old-space-size"}),
     ),
-    "nodejs": (frozenset({"-e", "--eval", "-p", "--print", "-r", "--require", "--import"}), frozenset()),
+    "nodejs": (
+        frozenset({"-e", "--eval", "-p", "--print", "-r", "--require", "--import", "--loader", "--test"}),
+        frozenset(),
+    ),
     "perl": (frozenset({"-e", "-E", "-M", "-m", "-x"}), frozenset({"-I", "-l", "-0", "-i"})),
     "ruby": (frozenset({"-e", "-r", "-x"}), frozenset({"-I", "-C", "-E"})),
     "lua": (frozenset({"-e", "-l"}), frozenset()),
@@ -81,60 +88,22 @@ WRAPPERS: dict[str, frozenset[str]] = {
     "unshare": frozenset(),
     "strace": frozenset({"-o", "-e", "-p", "-s", "-u"}),
     "watch": frozenset({"-n", "--interval", "-d"}),
+    "time": frozenset({"-f", "--format", "-o", "--output"}),
+    "chrt": frozenset(),
+    "prlimit": frozenset(),
+    "setpriv": frozenset(),
+    "bwrap": frozenset(),
+    "firejail": frozenset(),
+    "runuser": frozenset({"-u", "-g", "-G"}),
+    "su": frozenset(),
+    "systemd-run": frozenset(),
+    "nsenter": frozenset(),
+    "capsh": frozenset(),
+    "script": frozenset(),
+    "expect": frozenset(),
+    "parallel": frozenset(),
 }
 FIND_RUNS = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
-# git global options that take a value as the next word
-_GIT_VALUED = frozenset({"--namespace", "--super-prefix", "--list-cmds"})
-# -C, --git-dir and --work-tree point git at another repository, whose config the decision did not
-# read (it reads the working directory's): forms too
-_GIT_RUNS = frozenset({"-c", "--config-env", "--exec-path", "-p", "--paginate", "-C", "--git-dir", "--work-tree"})
-# git subcommand options that run a command they are given
-_GIT_SUB_RUNS = {
-    "rebase": ("-x", "--exec"),
-    "difftool": ("-x", "--extcmd", "-t", "--tool"),
-    "mergetool": ("-t", "--tool"),
-    "diff": ("--ext-diff", "--textconv"),
-    "log": ("--ext-diff", "--textconv"),
-    "show": ("--ext-diff", "--textconv"),
-    "grep": ("-O", "--open-files-in-pager"),
-    "fetch": ("--upload-pack",),
-    "pull": ("--upload-pack",),
-    "clone": ("-u", "--upload-pack", "--template", "-c", "--config"),
-    "push": ("--receive-pack", "--exec"),
-    "ls-remote": ("--upload-pack",),
-    "archive": ("--exec",),
-    "commit": ("--template",),
-    "init": ("--template",),
-}
-_GIT_ALWAYS_RUNS = frozenset({"bisect", "submodule", "filter-branch", "filter-repo", "instaweb", "web--browse"})
-# git's own commands: any other is an alias or a git-NAME program found on PATH, which runs code
-_GIT_NAMES = (
-    "add am annotate apply archive bisect blame branch bundle cat-file check-attr check-ignore "
-    "check-mailmap check-ref-format checkout checkout-index cherry cherry-pick clean clone column commit "
-    "commit-graph commit-tree config count-objects describe diff diff-files diff-index diff-tree "
-    "difftool fetch fetch-pack for-each-ref format-patch fsck gc get-tar-commit-id grep hash-object help "
-    "init log ls-files ls-remote ls-tree merge merge-base merge-file merge-tree mergetool mktag mktree "
-    "mv name-rev notes pull push range-diff read-tree rebase reflog remote repack replace request-pull "
-    "reset restore rev-list rev-parse revert rm shortlog show show-branch show-ref sparse-checkout stash "
-    "status stripspace switch symbolic-ref tag update-index update-ref var verify-commit verify-pack "
-    "verify-tag version whatchanged worktree write-tree maintenance bugreport prune prune-packed "
-    "pack-objects unpack-objects index-pack pack-refs"
-)
-GIT_BUILTINS = frozenset(_GIT_NAMES.split())
-# git config keys that name a command git may run: a repository that sets one makes every git
-# call in it a form, as if the key were given with -c (primitives/shell.py reads the config)
-_GIT_CODE_KEY = re.compile(
-    r"^(alias\..*|filter\..*|include\..*|includeif\..*|pager\..*|core\.(pager|editor|sshcommand|fsmonitor|"
-    r"hookspath|askpass|gitproxy|alternaterefscommand)|diff\.external|sequence\.editor|gpg\..*program|"
-    r"credential\..*helper|credential\.helper|uploadpack\.packobjectshook|interactive\.difffilter|"
-    r"web\.browser|.*\.(command|cmd|textconv|driver|uploadpack|receivepack|program|tool|path))$",
-    re.IGNORECASE,
-)
-
-
-def git_code_key(key: str) -> bool:
-    """Return whether git config ``key`` names a command git may run (an alias, a pager, a filter...)."""
-    return bool(_GIT_CODE_KEY.match(key))
 
 
 def name(program: str) -> str:
@@ -158,10 +127,18 @@ def split(resource_: str) -> tuple[str, tuple[str, ...]]:
 # -- forms ------------------------------------------------------------------------------------
 
 
-def form(program: str, args: tuple[str, ...] | list[str]) -> int | None:
+def form(program: str, args: tuple[str, ...] | list[str], called: str | None = None) -> int | None:
     """Return the index in ``args`` of the word that makes this call run code it is handed or
-    another command (docs/shell.md lists the forms), or None for a plain call."""
+    another command (docs/shell.md lists the forms), or None for a plain call. ``called`` is the
+    name the program was called by (argv[0]): a multi-call binary acts by it, so both are read."""
+    if called is not None and name(called) != name(program):
+        found = [f for f in (form(program, args), form(called, args)) if f is not None]
+        return min(found) if found else None
     known = name(program)
+    if known.startswith("ld-linux") or known.startswith("ld.so") or known.startswith("ld64.so"):
+        return 0  # the dynamic loader runs the program it is given
+    if known in ("su", "script", "expect", "parallel") and args:
+        return 0
     if known in SHELLS:
         return _interpreted(args, frozenset({"-c", "--rcfile", "--init-file", "-o"}), frozenset(), shell=True)
     if known in INTERPRETERS:
@@ -172,21 +149,27 @@ def form(program: str, args: tuple[str, ...] | list[str]) -> int | None:
     if known == "find":
         return next((i for i, a in enumerate(args) if a in FIND_RUNS), None)
     if known == "git":
-        return _git(args)
+        return git.form(args)
     if known == "sed":
         return _sed(args)
     if known in OPTION_RUNS:
-        return _option_at(args, OPTION_RUNS[known])
+        return _option_at(args, OPTION_RUNS[known], tar=known == "tar")
     return None
 
 
-def _option_at(args: tuple[str, ...] | list[str], runs: tuple[str, ...]) -> int | None:
+def _option_at(args: tuple[str, ...] | list[str], runs: tuple[str, ...], tar: bool = False) -> int | None:
     """Return the index of the first of ``runs`` in ``args``: as a word, as ``--opt=value``, or a
     short option with its value attached (``-Ixz``)."""
+    letters = {opt[1] for opt in runs if len(opt) == 2}
     for i, a in enumerate(args):
-        for opt in runs:
-            if a == opt or a.startswith(opt + "=") or (len(opt) == 2 and a.startswith(opt) and not a.startswith("--")):
-                return i
+        if a == "--":
+            return None
+        if any(a == opt or a.startswith(opt + "=") for opt in runs):
+            return i
+        if a.startswith("-") and not a.startswith("--") and set(a[1:]) & letters:
+            return i  # a cluster holding one (-xIcmd, -avze, -vo): conservative, a value may hold the letter
+        if tar and i == 0 and not a.startswith("-") and set(a) & letters:
+            return i  # tar's old style: its first word is options without a dash (xIf)
     return None
 
 
@@ -194,7 +177,8 @@ def _sed(args: tuple[str, ...] | list[str]) -> int | None:
     """sed runs commands with its ``e`` command and ``s///e`` flag, and writes files with ``w``: a
     plain sed call is one with ``--sandbox`` (which refuses those); any other runs its first
     script word as a form."""
-    if "--sandbox" in args:
+    options = args[: list(args).index("--")] if "--" in args else args
+    if "--sandbox" in options:
         return None
     return next(
         (i for i, a in enumerate(args) if not a.startswith("-") or a in ("-e", "--expression", "-f", "--file")), None
@@ -260,10 +244,11 @@ def _wrapped_at(known: str, args: tuple[str, ...] | list[str]) -> int | None:
             skip = True
             continue
         if word.startswith("-") and word != "-":
-            if (known == "env" and word in ("-S", "--split-string")) or word.startswith("--split-string="):
-                return i  # a string split into a command line
-            if known in ("sudo", "doas") and word in ("-s", "-i", "--shell", "--login"):
-                return i
+            short = word[1:] if not word.startswith("--") else ""
+            if known == "env" and ("S" in short or word.startswith("--split-string")):
+                return i  # a string split into a command line (-S, -Sstring, -iS ...)
+            if known in ("sudo", "doas") and (set(short) & {"s", "i"} or word in ("--shell", "--login")):
+                return i  # a shell (-s, -Es, -i)
             continue
         if known == "env" and "=" in word:
             continue
@@ -271,33 +256,6 @@ def _wrapped_at(known: str, args: tuple[str, ...] | list[str]) -> int | None:
             duration = False
             continue
         return i
-    return None
-
-
-def _git(args: tuple[str, ...] | list[str]) -> int | None:
-    skip = False
-    for i, word in enumerate(args):
-        if skip:
-            skip = False
-            continue
-        if word in _GIT_RUNS or any(
-            word.startswith(o + "=") for o in ("--exec-path", "--config-env", "--git-dir", "--work-tree")
-        ):
-            return i
-        if word in _GIT_VALUED:
-            skip = True
-            continue
-        if word.startswith("-"):
-            continue
-        if word not in GIT_BUILTINS or word in _GIT_ALWAYS_RUNS:
-            return i  # an alias or a git-NAME program: code
-        runs = _GIT_SUB_RUNS.get(word, ())
-        for j, sub in enumerate(args[i + 1 :], start=i + 1):
-            if sub in runs or any(sub.startswith(r + "=") for r in runs if r.startswith("--")):
-                return j
-            if sub.startswith("-") and not sub.startswith("--") and len(sub) > 2 and sub[:2] in runs:
-                return j  # -xCMD
-        return None
     return None
 
 
@@ -344,7 +302,10 @@ def covers(pattern: str, resource_: str, *, deny: bool = False) -> bool:
     if held.args is None:
         return at is None
     n = len(held.args)
-    matched = args[:n] == held.args if held.prefix else args == held.args
+    readings = [args]
+    if deny and name(program) == "git":  # a deny on `git push *` covers `git -P push` too
+        readings.append(git.canonical(args))
+    matched = any(a[:n] == held.args if held.prefix else a == held.args for a in readings)
     return matched and (at is None or at < n)
 
 
@@ -355,7 +316,7 @@ def within(parent: str, child: str) -> bool:
     except ValueError:
         return False
     if c.program in ("*",) or c.program.endswith("/*"):
-        inside = p.program == "*" or (p.program.endswith("/*") and _program_in(p.program, c.program[:-2]))
+        inside = p.program in ("*", c.program) or (p.program.endswith("/*") and _program_in(p.program, c.program[:-2]))
         return inside and p.args is None and c.args is None
     if not _program_in(p.program, c.program):
         return False
@@ -412,6 +373,8 @@ def normalize(rest: str, workspace: str, spec: str, search: str | None = None) -
             raise Invalid(f"grant {spec!r}: arguments follow only one program, e.g. 'shell:git diff *=execute'")
         if head == "*":
             return "shell:*"
+        if head == "/*":
+            return "shell:/*"
         folder = os.path.realpath(os.path.join(workspace, head[:-2]) if not os.path.isabs(head) else head[:-2])
         return f"shell:{folder.rstrip('/')}/*"
     program = locate(workspace, head, search_path() if search is None else search)

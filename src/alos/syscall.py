@@ -179,7 +179,8 @@ TABLE: dict[str, Entry[Any, Any]] = {
         Entry("image.show", image.ShowArgs, image.show_needs, Read(image.show)),
         Entry("shell.run", shell.RunArgs, shell.needs, Outside(shell.run, shell.state), shell.resolve, shell.describe),
         Entry(
-            "net.fetch", net.FetchArgs, net.needs, Outside(net.fetch), net.resolve, net.describe, cost=net.cost,
+            "net.fetch", net.FetchArgs, net.needs, Outside(net.fetch, net.state), net.resolve, net.describe,
+            cost=net.cost,
             used=net.used, audited=net.audited,
         ),
         Entry("cap.grant", cap.GrantArgs, cap.grant_needs, Change(cap.grant, journaled=False), host_only=True),

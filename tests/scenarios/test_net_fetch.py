@@ -362,7 +362,7 @@ def test_an_ask_shows_the_request_and_an_approval_carries_it_out_once(rt, ws: Pa
     detail = rt.request(parked.request).detail
     assert detail["url"] == web.url + "/doc" and detail["method"] == "PUT"
     assert (detail["address"], detail["private"], detail["body_bytes"]) == ("127.0.0.1", True, 300)
-    assert "Authorization" in detail["headers"] and "t0ken" not in str(detail)
+    assert any(h.startswith("Authorization: <") for h in detail["headers"]) and "t0ken" not in str(detail)
     assert detail["truncated"] is True and len(detail["preview"]) == 240
     asyncio.run(rt.answer(parked.request, "once"))
     web.push(text(b"stored"))

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from alos import gitconfig, shellforms
+from alos import git, shellforms
 from alos.errors import Invalid
 from alos.rights import Capability, Effect, Grant, Right, covers, derive, normalize_pattern, specificity
 
@@ -216,8 +216,8 @@ def test_git_config_keys_that_run_commands() -> None:
 [user]
 \tname = someone
 """
-    pairs = gitconfig.parse(text)
-    code = [k for k, _ in pairs if shellforms.git_code_key(k)]
+    pairs = git.parse(text)
+    code = [k for k, _ in pairs if git.code_key(k)]
     assert code == ["core.fsmonitor", "alias.st", "diff.img.textconv"]
     assert ("alias.st", "!rm -rf /") in pairs
 
@@ -227,7 +227,7 @@ def test_every_git_builtin_named_is_one_of_gits_own() -> None:
     import subprocess
 
     listed = subprocess.run(["git", "--list-cmds=main"], capture_output=True, text=True, check=True).stdout.split()
-    assert shellforms.GIT_BUILTINS - set(listed) <= {"filter-repo"}
+    assert git.BUILTINS - set(listed) <= {"filter-repo"}
 
 
 def test_a_deny_is_never_narrowed_by_forms() -> None:
@@ -266,14 +266,14 @@ def test_a_denied_program_is_refused_in_every_form() -> None:
         ("[Core.Sub]\nA = 1\n", [("core.sub.a", "1")]),
         ("[core]\n\tbare\n", [("core.bare", "true")]),
         ("[core]\n\tx = a\\tb\n", [("core.x", "a\tb")]),
-        ("[core\n", [gitconfig.UNREADABLE]),
-        ('[core]\n\tx = "open\n', [gitconfig.UNREADABLE]),
-        ("[core]\n\tx = a\\q\n", [gitconfig.UNREADABLE]),
-        ("x = 1\n", [gitconfig.UNREADABLE]),
+        ("[core\n", [git.UNREADABLE]),
+        ('[core]\n\tx = "open\n', [git.UNREADABLE]),
+        ("[core]\n\tx = a\\q\n", [git.UNREADABLE]),
+        ("x = 1\n", [git.UNREADABLE]),
     ],
 )
 def test_git_config_is_read_as_git_reads_it(text: str, pairs: list[tuple[str, str]]) -> None:
-    assert gitconfig.parse(text) == pairs
+    assert git.parse(text) == pairs
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -290,7 +290,7 @@ def test_git_config_values_match_git_config_list(tmp_path) -> None:
         ["git", "config", "--file", str(tmp_path / "config"), "--list", "-z"], capture_output=True, check=True
     ).stdout.decode()
     listed = [tuple(item.split("\n", 1)) for item in got.split("\0") if item]
-    assert gitconfig.parse(text) == listed
+    assert git.parse(text) == listed
 
 
 def test_a_directory_pattern_ends_on_a_component_boundary() -> None:
@@ -298,3 +298,28 @@ def test_a_directory_pattern_ends_on_a_component_boundary() -> None:
     assert not covers("shell:/usr/bin/*", call("/usr/binx/git", "status"))
     assert not covers("shell:/usr/bin/*", call("/usr/bin", "status"))
     assert covers("shell:/*", call("/opt/tool", "x"))
+
+
+@pytest.mark.parametrize("args", [("push",), ("-P", "push", "origin"), ("--no-pager", "push"), ("-c", "a=b", "push")])
+def test_a_deny_on_a_git_subcommand_covers_it_after_global_options(args: tuple[str, ...]) -> None:
+    assert covers(grant("shell:git push *"), call(GIT, *args), deny=True)
+    assert not covers(grant("shell:git push *"), call(GIT, "status"), deny=True)
+
+
+def test_ways_around_a_form_found_by_review_are_forms() -> None:
+    env = ENV
+    assert shellforms.form(env, ["-Ssh -c id"]) == 0
+    assert shellforms.form(env, ["-iS", "sh -c id"]) == 0
+    assert shellforms.form("/usr/bin/sudo", ["-Es"]) == 0
+    assert shellforms.form("/usr/bin/sed", ["-e", "1e id", "--", "--sandbox"]) is not None
+    assert shellforms.form("/usr/bin/tar", ["-xIsh", "-f", "a.tar"]) == 0
+    assert shellforms.form("/usr/bin/tar", ["xIf", "./x.sh", "a.tar"]) == 0
+    assert shellforms.form("/usr/bin/rsync", ["-ae", "sh x", "a", "b"]) == 0
+    assert shellforms.form("/usr/bin/ssh", ["-vo", "ProxyCommand=x", "h"]) == 0
+    assert shellforms.form("/usr/bin/ssh", ["user@host", "ls"]) is None
+    assert shellforms.form("/usr/bin/node", ["--test"]) == 0
+    assert shellforms.form("/lib64/ld-linux-x86-64.so.2", ["/bin/sh"]) == 0
+    assert shellforms.form("/usr/bin/coreutils", ["X=1", "rm", "f"], called="env") == 1
+    assert shellforms.form("/usr/bin/time", ["rm", "f"]) == 0
+    assert grant("shell:/*") == "shell:/*"
+    assert shellforms.within("shell:/usr/bin/*", "shell:/usr/bin/*")

@@ -161,7 +161,7 @@ def describe(kernel: Kernel, proc: Process, plan: FetchPlan) -> dict[str, Any]:
         "url": codec.escape(plan.url),
         "address": plan.address or "(not looked up)",
         "private": plan.private,
-        "headers": [name for name, _ in plan.headers],
+        "headers": [_header_shown(name, value) for name, value in plan.headers],
         "follow_redirects": plan.follow_redirects,
         "max_bytes": plan.max_bytes,
         "timeout": plan.timeout,
@@ -179,6 +179,26 @@ def describe(kernel: Kernel, proc: Process, plan: FetchPlan) -> dict[str, Any]:
         if now.exists:
             shown |= {"current_bytes": now.size, "current_digest": now.digest}
     return shown
+
+
+def _header_shown(name: str, value: str) -> str:
+    """Return a request header as a person approving sees it: the value escaped and cut, a
+    credential's only by its size and digest (the person sees that one is sent, not the secret)."""
+    if name.lower() in ("authorization", "cookie", "proxy-authorization", "x-api-key"):
+        return f"{name}: <{len(value)} characters, {codec.digest(value.encode())[:19]}>"
+    shown = codec.escape(value[: limits.PREVIEW_CHARS])
+    return f"{name}: {shown}" + ("…" if len(value) > limits.PREVIEW_CHARS else "")
+
+
+def state(kernel: Kernel, proc: Process, plan: FetchPlan) -> str:
+    """Return what the file ``save_to`` names is now (its digest, 'dir' or 'absent'), or '-' without
+    one: an approval to overwrite it holds only while it stays as approved."""
+    if plan.save_to is None:
+        return "-"
+    now = kernel.files.peek(plan.save_to)
+    if now.exists:
+        return now.digest or "unreadable"
+    return "dir" if kernel.files.is_dir(plan.save_to) else "absent"
 
 
 def cost(plan: FetchPlan) -> dict[str, int]:

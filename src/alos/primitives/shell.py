@@ -18,11 +18,11 @@ from typing import Annotated, Any
 
 import msgspec
 
-from alos import codec, gitconfig, limits, shellforms
+from alos import caps, codec, git, limits, shellforms
 from alos.errors import Invalid, NotFound
 from alos.kernel import Kernel, images
 from alos.providers.base import ShellLimits, ShellRequest, ShellResult
-from alos.rights import Effect, Need, Right, kind
+from alos.rights import Need, Right
 from alos.types import Process, ProcState
 
 ISOLATE_MODES = ("auto", "off", "required")
@@ -80,7 +80,7 @@ def resolve(kernel: Kernel, proc: Process, args: RunArgs) -> RunPlan:
     for _ in range(limits.SHELL_WRAPS_MAX + 1):
         program = kernel.shell.locate(proc.cwd, word, search) or _unfound(proc.cwd, word)
         decided = _with_git_config(kernel, proc.cwd, program, rest)
-        commands.append(Command(program, decided, shellforms.form(program, decided)))
+        commands.append(Command(program, decided, shellforms.form(program, decided, called=word)))
         inner = shellforms.wrapped(program, rest)
         if inner is None:
             break
@@ -113,11 +113,17 @@ def _unfound(cwd: str, word: str) -> str:
 
 def _with_git_config(kernel: Kernel, cwd: str, program: str, args: tuple[str, ...]) -> tuple[str, ...]:
     """Return ``args`` of a git call with the repository config that names commands put first as
-    ``-c KEY=VALUE`` (what the call would really run); other calls unchanged."""
+    ``-c KEY=sha256:...`` (what the call would really run: the value by its digest, so that a
+    refusal tells the process nothing of a config it may not read; describe() shows the values);
+    other calls unchanged."""
     if shellforms.name(program) != "git":
         return args
-    found = [f"{k}={v}" for k, v in _repo_config(kernel, cwd) if shellforms.git_code_key(k)]
+    found = [f"{k}={_short(v)}" for k, v in _repo_config(kernel, cwd) if git.code_key(k)]
     return tuple(w for kv in found for w in ("-c", kv)) + args
+
+
+def _short(value: str) -> str:
+    return codec.digest(value.encode())[:19]
 
 
 def _repo_config(kernel: Kernel, cwd: str) -> list[tuple[str, str]]:
@@ -130,10 +136,19 @@ def _repo_config(kernel: Kernel, cwd: str) -> list[tuple[str, str]]:
         gitdir = dot if has_config else _gitdir_of(kernel, dot, here)
         if gitdir is not None:
             pairs: list[tuple[str, str]] = []
-            for name in ("config", "config.worktree"):
-                data = kernel.shell.read(os.path.join(gitdir, name), limits.READ_MAX_BYTES)
-                if data is not None:
-                    pairs += gitconfig.parse(data.decode(errors="replace"))
+            common = kernel.shell.read(os.path.join(gitdir, "commondir"), 4096)  # a linked worktree's main config
+            dirs = [gitdir]
+            if common:
+                dirs.append(os.path.normpath(os.path.join(gitdir, common.decode(errors="replace").strip())))
+            for folder in dirs:
+                for name in ("config", "config.worktree"):
+                    data = kernel.shell.read(os.path.join(folder, name), limits.GIT_CONFIG_MAX_BYTES + 1)
+                    if data is None:
+                        continue
+                    if len(data) > limits.GIT_CONFIG_MAX_BYTES:  # more than is read: decided as unreadable
+                        pairs.append(git.UNREADABLE)
+                        continue
+                    pairs += git.parse(data.decode(errors="replace"))
             return pairs
         parent = os.path.dirname(here)
         if parent == here:
@@ -178,7 +193,7 @@ def environment(kernel: Kernel, proc: Process, cwd: str) -> dict[str, str]:
     mail = f"process-{proc.pid}@alos.invalid"
     env.update(
         PATH=shellforms.search_path(),
-        HOME=cwd,
+        PYTHONNOUSERSITE="1",  # a workspace's .local/lib/pythonX/site-packages runs in no python program
         TMPDIR="/tmp",
         TERM="dumb",
         NO_COLOR="1",
@@ -207,31 +222,13 @@ def isolation(kernel: Kernel) -> tuple[str, str | None]:
     return kernel.isolate, kernel.shell.isolation()
 
 
-def _write_paths(kernel: Kernel, proc: Process) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Return (the paths ``proc`` holds an allow to write, the paths a write to would be denied or
-    asked): with isolation a command may write the first, never the second inside them."""
-    allowed: list[str] = []
-    kept: list[str] = []
-    now = kernel.clock.now()
-    for cap in kernel.caps(proc.pid):
-        if kind(cap.pattern) != "fs" or Right.WRITE not in cap.rights or cap.digest is not None or not cap.live(now):
-            continue
-        path = cap.pattern.removeprefix("fs:").removesuffix("/*").removesuffix("*") or "/"
-        (allowed if cap.effect is Effect.ALLOW else kept).append(path)
-    return tuple(sorted(set(allowed))), tuple(sorted(set(kept)))
-
-
-def _network(kernel: Kernel, proc: Process) -> bool:
-    """Return whether ``proc`` holds an allow on every host (an isolated command keeps the network only then)."""
-    return any(c.pattern == "net:*" and c.effect is Effect.ALLOW for c in kernel.caps(proc.pid))
-
-
 async def run(kernel: Kernel, proc: Process, plan: RunPlan) -> dict[str, Any]:
     """Run the command; return its exit code, signal, output, sizes, duration, limit and isolation."""
     if "/" not in plan.program:
         raise NotFound(f"no program named {plan.program!r} on the search path {shellforms.search_path()}")
     mode, _ = isolation(kernel)
-    writable, readonly = _write_paths(kernel, proc) if mode != "off" else ((), ())
+    held, now = kernel.caps(proc.pid), kernel.clock.now()
+    writable, readonly = caps.sandbox_writes(held, now) if mode != "off" else ((), ())
     request = ShellRequest(
         pid=proc.pid,
         program=plan.program,
@@ -242,7 +239,7 @@ async def run(kernel: Kernel, proc: Process, plan: RunPlan) -> dict[str, Any]:
         isolate=mode,
         writable=writable,
         readonly=readonly,
-        network=_network(kernel, proc),
+        network=caps.sandbox_network(held, now),
         hidden=(os.path.dirname(os.path.realpath(kernel.store.path)),),
     )
     task = asyncio.ensure_future(kernel.shell.run(request))
@@ -310,6 +307,8 @@ def describe(kernel: Kernel, proc: Process, plan: RunPlan) -> dict[str, Any]:
     decided = plan.commands[0]
     if decided.args != plan.argv[1:]:
         shown["decided_as"] = _words((decided.program, *decided.args))
+        config = [f"{k}={v}" for k, v in _repo_config(kernel, plan.cwd) if git.code_key(k)]
+        shown["git_config"] = _words(tuple(config))  # what the digests in decided_as stand for
     runs = [c for c in plan.commands if c.form is not None]
     if runs:
         shown["runs_code"] = [

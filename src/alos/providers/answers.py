@@ -57,7 +57,7 @@ class Rule:
         return (
             request.kind in self.kinds
             and self.syscall in ("*", request.syscall)
-            and (self.resource is None or covers(self.resource, request.resource))
+            and (self.resource is None or covers(self.resource, request.resource, deny=self.verdict == "deny"))
         )
 
 

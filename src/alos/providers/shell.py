@@ -24,6 +24,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -124,10 +125,11 @@ class HostShell:
         if request.isolate == "required" and not isolated:
             raise Unavailable("isolation is required (--isolate required) but bubblewrap (bwrap) is not installed here")
         marker = f"{self._tag}/{request.pid}/{secrets.token_hex(8)}"
-        env = {**request.env, MARKER: marker}
+        home = tempfile.mkdtemp(prefix="alos-home-")  # empty, its own: no dotfile of anyone's runs in it
+        env = {**request.env, "HOME": home, MARKER: marker}
         argv = [request.program, *request.argv[1:]]
         if isolated:
-            argv = [*self._wrap(request), *argv]
+            argv = [*self._wrap(request, home), *argv]
         started = time.monotonic()
         running = _Running(request.pid, marker)
         self._running.append(running)  # before it starts: a kill meanwhile finds it
@@ -144,13 +146,13 @@ class HostShell:
         flood = max(request.limits.output_bytes * limits.SHELL_FLOOD_FACTOR, limits.SHELL_FLOOD_MIN_BYTES)
         stop: list[str] = []
         pipes: list[asyncio.BaseTransport] = []
+
+        def flooded() -> bool:
+            return out.total + err.total > flood and _stop(stop, "output", running)
+
+        readers = asyncio.gather(_drain(out_fd, out, flooded, pipes), _drain(err_fd, err, flooded, pipes))
+        exited: asyncio.Future[int] = asyncio.ensure_future(self._spawner(request.limits).wait(pid))
         try:
-
-            def flooded() -> bool:
-                return out.total + err.total > flood and _stop(stop, "output", running)
-
-            readers = asyncio.gather(_drain(out_fd, out, flooded, pipes), _drain(err_fd, err, flooded, pipes))
-            exited = asyncio.ensure_future(self._spawner(request.limits).wait(pid))
             try:
                 status = await asyncio.wait_for(asyncio.shield(exited), request.limits.wall_seconds)
             except TimeoutError:
@@ -161,11 +163,14 @@ class HostShell:
             await _settle(readers)
         except BaseException:
             _kill(running)  # cancelled (the host is stopping): nothing of it outlives the call
+            for task in (readers, exited):
+                task.cancel()
             raise
         finally:
             self._running.remove(running)
             for pipe in pipes:
                 pipe.close()
+            shutil.rmtree(home, ignore_errors=True)
         if running.killed and not stop:
             stop.append("killed")
         code = os.waitstatus_to_exitcode(status)
@@ -188,6 +193,8 @@ class HostShell:
         """Kill what commands left behind outside their groups: a spawner's children that are not
         a running command, nor in a running command's group or session (a daemon that left both,
         and its own group with it)."""
+        if any(r.group is None for r in self._running):
+            return  # a command is starting (its pid not known yet): sweep after the next one
         running = {r.group for r in self._running if r.group is not None}
         for spawner in self._spawners.values():
             for pid in spawner.children():
@@ -217,15 +224,25 @@ class HostShell:
             found = self._spawners[key] = Spawner(rlimits)
         return found
 
-    def _wrap(self, request: ShellRequest) -> list[str]:
-        """Return the bwrap command line that isolates ``request``."""
+    def _wrap(self, request: ShellRequest, home: str) -> list[str]:
+        """Return the bwrap command line that isolates ``request``: the host read-only but for its
+        home directory, /run and /tmp (empty: no one's keys, sockets or files), ``home`` made
+        empty in it, the paths it may write bound writable, and the store's directory hidden."""
         assert self._bwrap is not None
         args = [self._bwrap, "--die-with-parent", "--new-session", "--unshare-all"]
         if request.network:
             args.append("--share-net")
         args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        for path in (request.cwd, *request.writable):  # the private /tmp must not hide a workspace under /tmp
-            if path.startswith("/tmp/") and os.path.exists(path):
+        for private in (os.path.expanduser("~"), "/run", "/var/run", "/root"):
+            if os.path.isdir(private) and not os.path.islink(private) and private != "/":
+                args += ["--tmpfs", private]
+        args += ["--dir", home]
+        hidden = (os.path.expanduser("~"), "/run", "/var/run", "/root", "/tmp")
+        # the empty ones must not hide the workspace, nor the toolchains on the search path (pyenv,
+        # ~/.local/bin, cargo ...): each is bound back read-only, whole (the top directory under home)
+        tools = [_top_under(d, hidden) for d in request.env.get("PATH", "").split(":") if d.startswith("/")]
+        for path in (*tools, request.cwd, *request.writable):
+            if path and any(path.startswith(h.rstrip("/") + "/") for h in hidden) and os.path.exists(path):
                 args += ["--ro-bind", path, path]
         for path in request.writable:
             if os.path.exists(path):
@@ -261,6 +278,16 @@ def _result(code: int, out: _Stream, err: _Stream, duration: float, stop: str | 
     )
 
 
+def _top_under(path: str, roots: tuple[str, ...]) -> str:
+    """Return the directory right under the one of ``roots`` that holds ``path`` (~/.pyenv for
+    ~/.pyenv/shims), or "" when none holds it."""
+    for root in roots:
+        base = root.rstrip("/") + "/"
+        if path.startswith(base):
+            return base + path[len(base) :].split("/", 1)[0]
+    return ""
+
+
 def _rlimits(chosen: ShellLimits) -> list[list[int]]:
     """Return the rlimits the spawner sets in the command before it execs (no core files either)."""
     cpu = max(1, int(chosen.cpu_seconds))
@@ -293,12 +320,10 @@ async def _drain(fd: int, into: _Stream, flooded: Callable[[], object], pipes: l
 async def _settle(readers: asyncio.Future[Any]) -> None:
     """Let the readers see the end of their pipes once the command was killed (a grandchild that
     kept a pipe open may hold it: stop waiting after a moment)."""
-    try:
-        await asyncio.wait_for(readers, limits.SHELL_KILL_GRACE_SECONDS)
-    except TimeoutError:
+    done, _ = await asyncio.wait((readers,), timeout=limits.SHELL_KILL_GRACE_SECONDS)
+    if not done:
         readers.cancel()
-        with contextlib.suppress(BaseException):
-            await readers
+        await asyncio.wait((readers,))  # its cancellation, not the caller's: that one propagates
 
 
 def _stop(stop: list[str], why: str, running: _Running) -> bool:

@@ -13,8 +13,9 @@ of its commands: a process a command left behind, whose parent died (a daemon th
 environment and started a session of its own), becomes its child, where the host finds it.
 
 The protocol, over a SOCK_SEQPACKET socket pair, one JSON object a message:
-  host -> spawner  {"id", "argv", "env", "cwd"} with the write ends of the command's stdout and
-                   stderr passed alongside (SCM_RIGHTS)
+  host -> spawner  "spawn", with three descriptors passed alongside (SCM_RIGHTS): a memfd that
+                   holds {"id", "argv", "env", "cwd"} (of any size), and the write ends of the
+                   command's stdout and stderr
   spawner -> host  {"id", "pid"} once it has exec'd, or {"id", "error"} (an errno's text)
   spawner -> host  {"pid", "status"} when that command exits (os.waitpid's status)
 """
@@ -85,7 +86,7 @@ while True:
     for key, _ in sel.select():
         if key.data == "sock":
             try:
-                data, anc, _, _ = sock.recvmsg(4 << 20, socket.CMSG_SPACE(16))
+                data, anc, _, _ = sock.recvmsg(64, socket.CMSG_SPACE(3 * 4))
             except OSError:
                 os._exit(0)
             if not data:
@@ -96,7 +97,13 @@ while True:
                     a = array.array("i")
                     a.frombytes(raw[: len(raw) - len(raw) % a.itemsize])
                     fds.extend(a)
-            start(json.loads(data), fds)
+            if len(fds) != 3:
+                for fd in fds:
+                    os.close(fd)
+                continue
+            with os.fdopen(fds[0], "rb") as body:  # the request, in a memfd: no socket message limit
+                req = json.loads(body.read())
+            start(req, fds[1:])
         else:
             try:
                 os.read(wake_r, 4096)
@@ -170,11 +177,22 @@ class Spawner:
             for fd in (out_r, out_w, err_r, err_w):
                 os.close(fd)
             raise Unavailable(f"the command and its environment are {len(message)} bytes; at most {_MESSAGE_MAX}")
+        body = os.memfd_create("alos-spawn", os.MFD_CLOEXEC)  # any size: a socket message is bounded
         started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._started[ident] = started
         try:
-            sock.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [out_w, err_w]))])
+            with os.fdopen(body, "wb", closefd=False) as f:
+                f.write(message)
+            os.lseek(body, 0, os.SEEK_SET)
+            fds = array.array("i", [body, out_w, err_w])
+            sock.sendmsg([b"spawn"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+            os.close(body)
+            body = -1
             pid = await started
+        except OSError as err:
+            os.close(out_r)
+            os.close(err_r)
+            raise Unavailable(f"could not hand the command to the spawner: {err.strerror or err}") from None
         except BaseException:
             os.close(out_r)
             os.close(err_r)
@@ -183,6 +201,8 @@ class Spawner:
             self._started.pop(ident, None)
             os.close(out_w)
             os.close(err_w)
+            if body >= 0:
+                os.close(body)
         return pid, out_r, err_r
 
     async def wait(self, pid: int) -> int:
