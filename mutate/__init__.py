@@ -13,6 +13,7 @@ TARGETS = (
     "src/alos/kernel/approval.py",
     "src/alos/kernel/action.py",
     "src/alos/shellforms.py",
+    "src/alos/git.py",
     "src/alos/primitives/shell.py",
 )
 # the tests that exercise authority: unit tests and the scenarios of dispatch, grants, approvals,

@@ -383,3 +383,25 @@ def test_an_image_sets_variables_for_its_commands_but_never_one_that_runs_code(t
 
     got = asyncio.run(go())
     assert "TEST_MODE=fast" in got["stdout"].splitlines()
+
+
+def test_an_approved_script_that_changes_before_it_runs_is_asked_about_again(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "test.sh").write_text("echo approved\n")
+    script = tmp_path / "s.jsonl"
+    run_it = {"name": "shell_run", "arguments": {"argv": ["sh", "test.sh"]}}
+    script.write_text(json.dumps({"content": "", "tool_calls": [run_it]}) + "\n")
+    store = str(tmp_path / "st" / "store.db")
+    first = run_alos(
+        "run", "coder", "t", "--workspace", str(ws), "--model", f"script:{script}", "--store", store,
+        "--ask", "shell:sh test.sh=execute", "--approve", "never",
+    )  # fmt: skip
+    assert first.returncode == 3, first.stderr
+    [req] = json_lines(run_alos("approvals", "--json", "--store", store).stdout)
+    assert run_alos("approve", str(req["id"]), "--store", store).returncode == 0
+    (ws / "test.sh").write_text("echo something else\n")  # after the person looked
+    again = run_alos("resume", "--store", store, "--approve", "never", timeout=60)
+    assert again.returncode == 3, again.stderr
+    [second] = json_lines(run_alos("approvals", "--json", "--store", store).stdout)
+    assert second["id"] != req["id"] and second["detail"]["state"] != req["detail"]["state"]

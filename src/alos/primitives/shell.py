@@ -328,10 +328,22 @@ def _words(argv: tuple[str, ...]) -> str:
 
 
 def state(kernel: Kernel, proc: Process, plan: RunPlan) -> str:
-    """Return how the command would run here: "bwrap VERSION", or "unisolated". A one-shot approval
-    holds only while this stays as it was approved (a host started with another --isolate asks again)."""
+    """Return how the command would run here: the isolation ("bwrap VERSION" or "unisolated") and
+    the digest of each file in the working directory it would run as code (a program there, the
+    script an interpreter is given). A one-shot approval holds only while this stays as it was
+    approved: a host started with another --isolate, or a script changed since, asks again."""
     mode, tool = isolation(kernel)
-    return tool if tool is not None and mode != "off" else "unisolated"
+    parts = [tool if tool is not None and mode != "off" else "unisolated"]
+    inside = plan.cwd.rstrip("/") + "/"
+    for command in plan.commands:
+        code = [command.program]
+        if command.form is not None and command.form < len(command.args):
+            code.append(os.path.normpath(os.path.join(plan.cwd, command.args[command.form])))
+        for path in code:
+            if path.startswith(inside):
+                data = kernel.shell.read(path, limits.READ_MAX_BYTES)
+                parts.append(f"{path}={codec.digest(data)[:19] if data is not None else 'absent'}")
+    return " ".join(parts)
 
 
 def _isolation_text(mode: str, tool: str | None) -> str:
