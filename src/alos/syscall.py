@@ -291,7 +291,9 @@ class _Call:
                 raise Denied(f"process {self.subject} has exited; it can make no more calls")
             if p.state is ProcState.PAUSED:
                 raise Denied(f"process {self.subject} is paused; it makes no calls until resumed ('alos resume PID')")
-            bad = codec.unencodable(self.raw)
+            # model.call's arguments are the agent loop's, made from JSON (which never holds a lone
+            # surrogate), and grow with the context: walking them each turn would cost O(context)
+            bad = None if self.name == "model.call" else codec.unencodable(self.raw)
             if bad is not None:
                 self.raw = {}  # what the audit keeps of them: they cannot be written as text
                 raise BadArguments(
