@@ -16,6 +16,7 @@ that makes it one; a pattern covers a form only when its own arguments reach pas
 that is, when it names the form explicitly (``shell:python3 -m pytest *``). A wrapper's inner
 command (``wrapped()``) must also be allowed on its own. Pure functions; the one touch of the
 host is ``normalize``, which finds a grant's program on the search path.
+Size: most of it is the tables of forms, which read best in one place beside the rules they feed.
 """
 
 from __future__ import annotations
@@ -36,18 +37,18 @@ SHELLS = frozenset(
 )
 # interpreter -> (options that take the code or a module next or attached, options that take a
 # plain value next): any other operand is a script file, which is code too
+_PY = (frozenset({"-c", "-m"}), frozenset({"-W", "-X", "--check-hash-based-pycs"}))
+_NODE = (
+    frozenset({"-e", "--eval", "-p", "--print", "-r", "--require", "--import", "--loader", "--experimental-loader"})
+    | frozenset({"--test", "--run", "--watch"}),
+    frozenset({"--title", "--max-old-space-size"}),
+)
+_AWK = (frozenset({"-f", "--file", "-e", "--source"}), frozenset({"-F", "-v"}))
 INTERPRETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "python": (frozenset({"-c", "-m"}), frozenset({"-W", "-X", "--check-hash-based-pycs"})),
-    "pypy": (frozenset({"-c", "-m"}), frozenset({"-W", "-X"})),
-    "node": (
-        frozenset({"-e", "--eval", "-p", "--print", "-r", "--require", "--import", "--loader"})
-        | frozenset({"--experimental-loader", "--test", "--run", "--watch"}),
-        frozenset({"--title", "--max-old-space-size"}),
-    ),
-    "nodejs": (
-        frozenset({"-e", "--eval", "-p", "--print", "-r", "--require", "--import", "--loader", "--test"}),
-        frozenset(),
-    ),
+    "python": _PY,
+    "pypy": _PY,
+    "node": _NODE,
+    "nodejs": _NODE,
     "perl": (frozenset({"-e", "-E", "-M", "-m", "-x"}), frozenset({"-I", "-l", "-0", "-i"})),
     "ruby": (frozenset({"-e", "-r", "-x"}), frozenset({"-I", "-C", "-E"})),
     "lua": (frozenset({"-e", "-l"}), frozenset()),
@@ -55,9 +56,9 @@ INTERPRETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "deno": (frozenset({"eval", "run", "repl", "task", "test", "serve", "x", "install", "compile"}), frozenset()),
     "bun": (frozenset({"-e", "--eval", "run", "x", "test"}), frozenset()),
     "tclsh": (frozenset(), frozenset()),
-    "awk": (frozenset({"-f", "--file", "-e", "--source"}), frozenset({"-F", "-v"})),
-    "gawk": (frozenset({"-f", "--file", "-e", "--source"}), frozenset({"-F", "-v"})),
-    "mawk": (frozenset({"-f"}), frozenset({"-F", "-v"})),
+    "awk": _AWK,
+    "gawk": _AWK,
+    "mawk": _AWK,
 }
 # programs that run a command named by one of their options (the option's index is the form)
 OPTION_RUNS: dict[str, tuple[str, ...]] = {

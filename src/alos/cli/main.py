@@ -9,7 +9,6 @@ cli.main is one of the three places a broad except is allowed.
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 import traceback
 from collections.abc import Coroutine
@@ -20,6 +19,7 @@ import click
 from alos.cli import look, show
 from alos.cli.drive import EXIT_FAILED, Driver, who
 from alos.cli.grants import parse_budget, parse_grants, requested
+from alos.cli.host import open_host
 from alos.cli.image import image as image_group
 from alos.cli.models import models as models_group
 from alos.cli.options import (
@@ -31,7 +31,6 @@ from alos.cli.options import (
     store_option,
 )
 from alos.cli.screen import Screen, command
-from alos.config import ModelConfig
 from alos.errors import AlosError, Denied
 from alos.types import HOST, Event
 
@@ -49,43 +48,6 @@ def _screens(as_json: bool) -> tuple[Screen, Screen]:
     """Return (the screen for people, the screen for JSON): people read stderr under --json."""
     out = Screen()
     return (Screen(stderr=True), out) if as_json else (out, out)
-
-
-def _terminated(signum: int, frame: object) -> None:
-    """Stop the host as Ctrl-C does (the processes stay runnable for the next host; their commands
-    are killed as it closes): SIGTERM otherwise ends Python with no clean-up at all."""
-    raise KeyboardInterrupt
-
-
-def _open_host(
-    store: str,
-    ui: Screen,
-    names: dict[int, str],
-    create: bool = True,
-    models: ModelConfig | None = None,
-    record: str | None = None,
-    isolate: str = "auto",
-    answers: str | None = None,
-    workspace: str = ".",
-) -> Runtime:
-    """Open the store as its host, telling the person what processes say; with ``answers`` the
-    requests its rules match are answered from that file (a bad one is a usage error: nothing
-    is opened)."""
-    from alos.providers.base import HumanIO
-    from alos.providers.human import CallbackHuman
-    from alos.runtime import open
-
-    signal.signal(signal.SIGTERM, _terminated)  # a host stopped cleanly kills its commands on the way out
-    human: HumanIO = CallbackHuman(show.tell(ui, names))
-    if answers is not None:
-        from alos.providers.answers import Answers
-        from alos.syscall import TABLE
-
-        try:
-            human = Answers.load(answers, workspace, tell=human, syscalls=TABLE)
-        except AlosError as err:
-            raise click.UsageError(err.message) from None
-    return open(store, create=create, host=True, human=human, models=models, record=record, isolate=isolate)
 
 
 def _attach(rt: Runtime, ui: Screen, out: Screen, as_json: bool) -> show.Trace:
@@ -213,7 +175,7 @@ def run(
         raise click.UsageError(err.message) from None
     ui, out = _screens(as_json)
     names: dict[int, str] = {}
-    rt = _open_host(
+    rt = open_host(
         store, ui, names, models=config, record=record, isolate=isolate, answers=answers, workspace=workspace
     )
     try:
@@ -268,7 +230,7 @@ def resume(
     ui, out = _screens(as_json)
     names: dict[int, str] = {}
     config = model_config(None, base_url, api_key, constrain)
-    rt = _open_host(store, ui, names, create=False, models=config, record=record, isolate=isolate, answers=answers)
+    rt = open_host(store, ui, names, create=False, models=config, record=record, isolate=isolate, answers=answers)
     try:
         trace = _attach(rt, ui, out, as_json)
         procs = rt.processes()

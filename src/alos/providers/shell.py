@@ -26,16 +26,15 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from alos import limits, shellforms
 from alos.errors import Unavailable
 from alos.providers.base import ShellLimits, ShellRequest, ShellResult
+from alos.providers.leftovers import MARKER, group_and_session, marked
 from alos.providers.spawn import Spawner
-
-MARKER = "ALOS_RUN"  # the environment variable that marks every process of one command
 
 
 @dataclass(slots=True)
@@ -183,7 +182,7 @@ class HostShell:
         for running in mine:
             running.killed = True
             _kill(running)
-        for left in _marked(f"{self._tag}/{pid}/"):
+        for left in marked(f"{self._tag}/{pid}/"):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(left, signal.SIGKILL)
         self._sweep()
@@ -198,7 +197,7 @@ class HostShell:
         running = {r.group for r in self._running if r.group is not None}
         for spawner in self._spawners.values():
             for pid in spawner.children():
-                where = _group_and_session(pid)
+                where = group_and_session(pid)
                 if pid in running or where & running:
                     continue
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -344,57 +343,9 @@ def _kill(running: _Running) -> None:
             os.killpg(pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             break
-    for pid in _marked(running.marker + "\0", since=pgid):
+    for pid in marked(running.marker + "\0", since=pgid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-
-
-def _marked(marker: str, since: int | None = None) -> Sequence[int]:
-    """Return the pids of processes whose environment holds a marker that starts with ``marker``;
-    with ``since``, only of processes made since the one with that pid (pids are handed out in
-    order until they wrap: only those from it up to the last one made are read)."""
-    needle = f"\0{MARKER}={marker}".encode()
-    found = []
-    me = os.getpid()
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return []
-    young = _since(since)
-    for name in names:
-        if not name.isdigit() or int(name) == me or not young(int(name)):
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                if needle in b"\0" + f.read():
-                    found.append(int(name))
-        except OSError:
-            continue
-    return found
-
-
-def _group_and_session(pid: int) -> set[int]:
-    """Return {the process group, the session} of process ``pid`` (empty when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        return {int(fields[2]), int(fields[3])}
-    except (OSError, ValueError, IndexError):
-        return set()
-
-
-def _since(first: int | None) -> Callable[[int], bool]:
-    """Return a test of whether a pid may belong to a process made since pid ``first`` was."""
-    if first is None:
-        return lambda pid: True
-    try:
-        with open("/proc/sys/kernel/ns_last_pid", "rb") as f:
-            last = int(f.read())
-    except (OSError, ValueError):
-        return lambda pid: True
-    if last >= first:
-        return lambda pid: first <= pid <= last
-    return lambda pid: pid >= first or pid <= last  # the pids wrapped meanwhile
 
 
 def _limit_of(sig: int | None) -> str | None:
