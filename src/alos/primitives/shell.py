@@ -203,11 +203,13 @@ def environment(kernel: Kernel, proc: Process, cwd: str) -> dict[str, str]:
         GIT_TERMINAL_PROMPT="0",
         GIT_CONFIG_NOSYSTEM="1",
         GIT_CONFIG_GLOBAL="/dev/null",
-        GIT_CONFIG_COUNT="2",  # command-line scope, over any repository's own config:
+        GIT_CONFIG_COUNT="3",  # command-line scope, over any repository's own config:
         GIT_CONFIG_KEY_0="core.hooksPath",  # its hooks never run,
         GIT_CONFIG_VALUE_0="/dev/null",
         GIT_CONFIG_KEY_1="safe.bareRepository",  # and a directory that looks like a bare repository
-        GIT_CONFIG_VALUE_1="explicit",  # (files a process may write) is not taken for one
+        GIT_CONFIG_VALUE_1="explicit",  # (files a process may write) is not taken for one,
+        GIT_CONFIG_KEY_2="protocol.ext.allow",  # and no ext:: URL runs a command
+        GIT_CONFIG_VALUE_2="never",
         GIT_AUTHOR_NAME=who,
         GIT_AUTHOR_EMAIL=mail,
         GIT_COMMITTER_NAME=who,
