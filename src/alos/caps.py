@@ -163,6 +163,11 @@ def sandbox_network(held: Sequence[Capability], now: float) -> bool:
     return any(c.pattern == "net:*" and {Right.READ, Right.WRITE} <= c.rights and c.uses is None for c in live)
 
 
+def as_grant(cap: Capability) -> Grant:
+    """Return the grant ``cap`` was issued from (to issue its like to another process)."""
+    return Grant(cap.pattern, cap.rights, cap.effect, cap.expires, cap.uses, cap.delegable)
+
+
 def issue(conn: sqlite3.Connection, pid: Pid, grant: Grant, issuer: str, parent: int | None = None) -> int:
     """Insert a capability for ``pid`` inside the caller's transaction; return its id."""
     return rows.insert_capability(conn, pid, grant, issuer, parent)

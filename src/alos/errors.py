@@ -61,6 +61,12 @@ class Limit(AlosError):
     code = "limit"
 
 
+class Corrupt(AlosError):
+    """Stored data (an object's payload on disk) is missing or does not match its digest."""
+
+    code = "corrupt"
+
+
 class Unavailable(AlosError):
     code = "unavailable"
 

@@ -5,7 +5,7 @@ Pure data. Change a limit here, never inline a number elsewhere.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3  # store schema this code writes; older stores migrate forward, newer are refused
+SCHEMA_VERSION = 4  # store schema this code writes; older stores migrate forward, newer are refused
 SQLITE_BUSY_TIMEOUT_MS = 5_000  # ms another writer may hold the store before we report it busy
 # NORMAL in WAL mode: a commit survives kill -9 of the host (it is in the WAL, handed to the
 # OS); only a power loss can drop the last commits. FULL costs ~150 us per commit here.
@@ -93,3 +93,22 @@ NET_HEADER_SHOWN_CHARS = 512  # characters of a response header value in the res
 NET_LOOKUP_SECONDS = 5.0  # s a name lookup may take (it holds the event loop)
 NET_POOLS_KEPT = 8  # idle connection pools kept, one per (scheme, host, address, port)
 NET_COUNT_MAX_BYTES = 1 << 20  # bytes past max_bytes read only to count a body's whole size
+
+# Object Memory and checkpoints (docs/objects.md)
+OBJ_NAME_MAX_CHARS = 200  # characters of an object name (segments of letters, digits, '.', '_', '-' joined by '/')
+NS_NAME_MAX_CHARS = 64  # characters of a namespace made by ns.create (proc/<pid> are the processes' own)
+OBJ_TYPE_MAX_CHARS = 64  # characters of an object type name
+OBJ_MAX_BYTES = 16 << 20  # bytes of one object version's payload, as fs.write's
+OBJ_INLINE_MAX_BYTES = 4 << 10  # bytes: a payload up to this lives in its version's row, a larger one in the blob dir
+OBJ_LIST_MAX = 1_000  # names obj.list returns in one call; the result says where to go on
+OBJ_LOG_MAX = 200  # versions obj.log returns in one call
+OBJ_LINKS_MAX = 64  # links from one object version
+OBJ_SCHEMA_MAX_BYTES = 64 << 10  # bytes of the JSON Schema an image declares for one object type
+OBJ_TYPES_MAX = 64  # object types one image may declare
+OBJ_SEED_MAX = 10_000  # seed objects of one image (ckpt.commit refuses a process with more)
+BLOB_GC_GRACE_SECONDS = 3_600.0  # s: an unreferenced blob younger than this is kept (its row may not be committed yet)
+CKPT_LABEL_MAX_CHARS = 200  # characters of a checkpoint's label
+CKPT_LIST_MAX = 1_000  # checkpoints ckpt.list returns
+CKPT_EFFECTS_MAX = 200  # outside effects a restore or a diff lists by name; more are counted
+CKPT_CHANGES_MAX = 1_000  # changed object names a diff lists; more are counted
+CONTEXT_OBJECTS_SHARE = 4  # 1/N of the context's token budget may go to the objects an image shows the model

@@ -13,15 +13,17 @@ from __future__ import annotations
 import enum
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 
 from alos import shellforms, urls
 from alos.errors import Denied, Invalid
 
+_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 BARE = frozenset({"clock"})  # resources that are a kind alone (ARCHITECTURE.md section 4)
 # the resource kinds some syscall of this release needs: a grant on any other kind would be a
 # capability nothing ever checks, so it is refused (add a kind with the syscall that needs it)
-KINDS = frozenset({"fs", "proc", "human", "image", "model", "clock", "shell", "net"})
+KINDS = frozenset({"fs", "proc", "human", "image", "model", "clock", "shell", "net", "obj", "ns"})
 
 
 class Right(enum.StrEnum):
@@ -173,6 +175,8 @@ def normalize_pattern(pattern: str, workspace: str, spec: str) -> str:
     body = rest[:-1] if star else rest
     if "*" in body or (star and body and not body.endswith("/")):
         raise Invalid(f"grant {spec!r}: '*' may only end a pattern as '/*' (a subtree) or stand alone ('{kind}:*')")
+    if kind in ("obj", "ns"):
+        return _object_pattern(kind, body, star, spec)
     if kind != "fs":
         return pattern
     if not body:  # "fs:*": the workspace
@@ -182,6 +186,18 @@ def normalize_pattern(pattern: str, workspace: str, spec: str) -> str:
     if star:
         return f"fs:{path.rstrip('/')}/*"
     return f"fs:{path}"
+
+
+def _object_pattern(kind: str, body: str, star: bool, spec: str) -> str:
+    """Return an ``obj:`` or ``ns:`` pattern checked: segments of letters, digits, '.', '_' or '-'
+    joined by '/' (``obj:NS/NAME``, ``obj:NS/*``, ``ns:NS``, ``KIND:*``)."""
+    words = body.rstrip("/")
+    if words and not all(seg and seg not in (".", "..") and _SEGMENT.fullmatch(seg) for seg in words.split("/")):
+        raise Invalid(
+            f"grant {spec!r}: an {kind} resource is segments of letters, digits, '.', '_' or '-' joined by '/', "
+            "e.g. 'obj:proc/4/notes', 'obj:research/*' or 'ns:research'"
+        )
+    return f"{kind}:{words}/*" if star and words else f"{kind}:{words or '*'}" if star else f"{kind}:{words}"
 
 
 def _net_pattern(rest: str, spec: str) -> str:

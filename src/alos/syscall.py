@@ -33,7 +33,7 @@ from alos import caps, codec
 from alos.errors import AlosError, BadArguments, Conflict, Denied, NotFound, ProviderDown, Unavailable
 from alos.kernel import Deferred, Kernel, Site, Tx, approval
 from alos.kernel import action as actions
-from alos.primitives import cap, clock, fs, human, image, model, msg, net, proc, shell, signal
+from alos.primitives import cap, ckpt, clock, fs, human, image, model, msg, net, ns, obj, objfile, proc, shell, signal
 from alos.rights import Capability, Effect, Need, kind
 from alos.store import rows
 from alos.types import HOST, Fork, Parked, Process, ProcState, RequestKind, RequestState, Wait
@@ -183,6 +183,38 @@ TABLE: dict[str, Entry[Any, Any]] = {
             cost=net.cost,
             used=net.used, audited=net.audited,
         ),
+        Entry(
+            "obj.create", obj.CreateArgs, obj.create_needs, Change(obj.create), obj.resolve, obj.describe,
+            cost=obj.cost,
+        ),
+        Entry("obj.read", obj.ReadArgs, obj.read_needs, Read(obj.read), obj.resolve),
+        Entry(
+            "obj.write", obj.WriteArgs, obj.write_needs, Change(obj.write), obj.resolve, obj.describe, cost=obj.cost,
+        ),
+        Entry(
+            "obj.append", obj.AppendArgs, obj.write_needs, Change(obj.write), obj.resolve, obj.describe,
+            cost=obj.cost,
+        ),
+        Entry("obj.list", obj.ListArgs, obj.list_needs, Read(obj.list_objects), obj.resolve),
+        Entry("obj.log", obj.LogArgs, obj.read_needs, Read(obj.log), obj.resolve),
+        Entry("obj.link", obj.LinkArgs, obj.link_needs, Change(obj.link), obj.resolve),
+        Entry("obj.delete", obj.DeleteArgs, obj.delete_needs, Change(obj.delete), obj.resolve),
+        Entry("obj.from_file", objfile.FromFileArgs, objfile.from_needs, Change(objfile.from_file), objfile.resolve),
+        Entry(
+            "obj.to_file", objfile.ToFileArgs, objfile.to_needs, Outside(objfile.to_file, objfile.target),
+            objfile.resolve, objfile.describe_to,
+        ),
+        Entry("obj.share", ns.ShareArgs, ns.share_needs, Change(ns.share), ns.resolve_share, reaches=True),
+        Entry("ns.create", ns.CreateArgs, ns.create_needs, Change(ns.create), ns.resolve_create),
+        Entry("ckpt.create", ckpt.CreateArgs, ckpt.create_needs, Change(ckpt.create_checkpoint)),
+        Entry("ckpt.list", ckpt.ListArgs, ckpt.list_needs, Read(ckpt.list_checkpoints)),
+        Entry("ckpt.diff", ckpt.DiffArgs, ckpt.diff_needs, Read(ckpt.diff), ckpt.resolve),
+        Entry("ckpt.restore", ckpt.RestoreArgs, ckpt.restore_needs, Change(ckpt.restore), ckpt.resolve, reaches=True),
+        Entry(
+            "ckpt.fork", ckpt.ForkArgs, ckpt.fork_needs, Change(ckpt.fork), ckpt.resolve, reaches=True,
+            cost=ckpt.spawning,
+        ),
+        Entry("ckpt.commit", ckpt.CommitArgs, ckpt.commit_needs, Change(ckpt.commit), ckpt.resolve, reaches=True),
         Entry("cap.grant", cap.GrantArgs, cap.grant_needs, Change(cap.grant, journaled=False), host_only=True),
         Entry("cap.revoke", cap.RevokeArgs, cap.revoke_needs, Change(cap.revoke, journaled=False), host_only=True),
     )

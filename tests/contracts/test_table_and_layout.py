@@ -26,11 +26,20 @@ def test_every_entry_is_one_syscall_with_one_kind_of_effect(name: str) -> None:
 def test_what_is_journaled_follows_from_the_kind_of_effect() -> None:
     journaled = {name for name, e in TABLE.items() if e.journaled}
     outside = {name for name, e in TABLE.items() if isinstance(e.effect, Outside)}
-    assert outside == {"fs.write", "fs.mkdir", "fs.delete", "human.tell", "shell.run", "net.fetch"}
+    assert outside == {"fs.write", "fs.mkdir", "fs.delete", "human.tell", "shell.run", "net.fetch", "obj.to_file"}
     assert journaled == outside | {
         "human.ask", "proc.spawn", "proc.fork", "proc.exec", "proc.wait", "proc.merge", "proc.signal",
-        "proc.chdir", "msg.send", "msg.recv", "clock.sleep", "image.register",
+        "proc.chdir", "msg.send", "msg.recv", "clock.sleep", "image.register", "obj.create", "obj.write",
+        "obj.append", "obj.link", "obj.delete", "obj.from_file", "obj.share", "ns.create", "ckpt.create",
+        "ckpt.restore", "ckpt.fork", "ckpt.commit",
     }  # fmt: skip
+
+
+def test_a_restore_lists_every_effect_that_reaches_outside_the_process() -> None:
+    from alos.kernel.ckpt import OUTSIDE
+
+    reaching = {name for name, e in TABLE.items() if isinstance(e.effect, Outside) or e.reaches}
+    assert reaching <= set(OUTSIDE), sorted(reaching - set(OUTSIDE))
     assert {name for name, e in TABLE.items() if e.host_only} == {"human.answer", "cap.grant", "cap.revoke"}
 
 

@@ -79,7 +79,7 @@ def seed(kernel: Kernel, tx: Tx, proc: Process, inherit: Sequence[dict[str, Any]
         f"Your working directory is {proc.cwd}. Use the tools; a denied call names the missing right."
     )
     _append(kernel, tx, proc.pid, "system", {"role": "system", "content": system})
-    for msg in _complete(inherit)[1:]:
+    for msg in complete(inherit)[1:]:
         _append(kernel, tx, proc.pid, str(msg.get("role", "user")), msg)
     if inherit:
         note = f"You are a {proc.mode} fork of process {proc.parent}; the conversation above is its context. "
@@ -90,7 +90,7 @@ def seed(kernel: Kernel, tx: Tx, proc: Process, inherit: Sequence[dict[str, Any]
         _append(kernel, tx, proc.pid, "user", {"role": "user", "content": proc.goal})
 
 
-def _complete(msgs: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+def complete(msgs: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
     """Return ``msgs`` cut before an assistant turn whose tool calls do not all have results."""
     cut = len(msgs)
     open_at, owed = -1, 0

@@ -19,6 +19,7 @@ from alos.kernel.budget import Ledger
 from alos.providers.base import Clock, FileSystem, HumanIO, ImageCatalog, Model, Network, Shell
 from alos.rights import Capability, kind
 from alos.store import rows
+from alos.store.blobs import Blobs
 from alos.store.db import Store
 from alos.types import AuditRecord, Event, Pid, Process, ProcState
 
@@ -98,6 +99,7 @@ class Kernel:
         isolate: str = "auto",
     ) -> None:
         self.store = store
+        self.blobs = Blobs(store.path)  # large object payloads, beside the store
         self.files = files
         self.shell = shell
         self.net = net

@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from alos import caps
 from alos.errors import Conflict
 from alos.kernel.kernel import Kernel, Tx
-from alos.store import rows
+from alos.rights import Capability, Effect, Grant, Right
+from alos.store import objrows, rows
 from alos.types import SHOWN_KINDS, Exit, Fork, Parked, Pid, Process, ProcState, Wait
 
 R, N, W, P, X = (
@@ -238,9 +240,35 @@ def create(
     )
     pid = rows.insert_process(tx.conn, blank)
     proc = dataclasses.replace(blank, pid=pid)
+    own_namespace(kernel, tx, pid)
     tx.event(pid, "spawn", {"name": name, "image": image, "parent": parent, "goal": goal, "mode": mode})
     tx.on_commit.append(lambda: kernel.remember(proc))
     return proc
+
+
+OWN = "own"  # the issuer of a process's rights on its own namespace (exec keeps them)
+OWN_OBJECTS = frozenset({Right.READ, Right.WRITE, Right.DELETE})
+OWN_NAMESPACE = frozenset({Right.LIST, Right.WRITE})
+
+
+def own_namespace(kernel: Kernel, tx: Tx, pid: Pid) -> None:
+    """Make ``proc/<pid>`` and give ``pid`` its rights there: explicit capabilities like any
+    other (a person may revoke them, or deny beside them), which it may pass on."""
+    objrows.insert_namespace(tx.conn, f"proc/{pid}", pid, tx.now)
+    caps.issue(tx.conn, pid, Grant(f"obj:proc/{pid}/*", OWN_OBJECTS, Effect.ALLOW, delegable=True), OWN)
+    caps.issue(tx.conn, pid, Grant(f"ns:proc/{pid}", OWN_NAMESPACE, Effect.ALLOW, delegable=True), OWN)
+
+
+CHILD_RIGHTS = frozenset({Right.READ, Right.SIGNAL, Right.SEND})  # what a parent holds on its child
+
+
+def parent_rights(kernel: Kernel, tx: Tx, parent: Pid, child: Pid) -> None:
+    """Give ``parent`` the rights to wait on, signal and write to the child it made."""
+    own = Grant(f"proc:{child}", CHILD_RIGHTS, Effect.ALLOW)
+    cid = caps.issue(tx.conn, parent, own, f"spawn:{child}")
+    made = Capability(cid, parent, own.pattern, own.rights, own.effect, f"spawn:{child}", None, None, False, None,
+                      False, None, None)  # fmt: skip
+    tx.on_commit.append(lambda: kernel.learn_cap(made))
 
 
 def move(kernel: Kernel, tx: Tx, proc: Process, cwd: str) -> Process:

@@ -7,14 +7,13 @@ decision, so the resource decided on is the one the provider touches.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import msgspec
 
-from alos import codec, limits
+from alos import codec, limits, written
 from alos.errors import Invalid, Limit, NotFound
 from alos.kernel import Kernel
 from alos.rights import Need, Right
@@ -158,38 +157,9 @@ async def delete(kernel: Kernel, proc: Process, args: DeleteArgs) -> dict[str, A
 
 
 def describe_write(kernel: Kernel, proc: Process, args: WriteArgs) -> dict[str, Any]:
-    """Return what a human approving this write sees: path, size, digest, preview, and the whole
-    diff against the current file (against nothing for a new one), or why there is none.
-
-    The preview and the diff are stored escaped (codec.escape): a program reading the request
-    as JSON gets no control characters from them either.
-    """
-    data = args.content.encode()
-    shown: dict[str, Any] = {
-        "path": args.path,
-        "bytes": len(data),
-        "digest": codec.digest(data),
-        "preview": codec.escape(args.content[: limits.PREVIEW_CHARS]),
-        "truncated": len(args.content) > limits.PREVIEW_CHARS,
-    }
-    now = kernel.files.peek(args.path)
-    shown["overwrite"] = now.exists
-    if now.exists:
-        shown["current_digest"] = now.digest
-        shown["current_bytes"] = now.size
-    current = now.text if now.exists else ""
-    if current is None:
-        shown["diff_omitted"] = f"the current file is not UTF-8 text or is over {limits.DIFF_MAX_BYTES} bytes"
-    elif len(data) > limits.DIFF_MAX_BYTES:
-        shown["diff_omitted"] = f"the new content is over {limits.DIFF_MAX_BYTES} bytes; its digest names it"
-    else:
-        # lines end at "\n" only: splitlines() would also end them at "\r" or "\x0c" and show a
-        # change of one into "\n" as no change at all
-        lines = difflib.unified_diff(
-            current.split("\n"), args.content.split("\n"), "current", "proposed", lineterm="", n=1
-        )
-        shown["diff"] = [codec.escape(line) for line in lines]
-    return shown
+    """Return what a human approving this write sees (written.shown: path, size, digest,
+    preview, and the whole diff against the current file)."""
+    return written.shown(kernel.files, args.path, args.content.encode())
 
 
 def describe_path(kernel: Kernel, proc: Process, args: MkdirPlan | DeleteArgs | ReadArgs | ListArgs) -> dict[str, Any]:

@@ -19,17 +19,16 @@ import msgspec
 
 from alos import caps, limits
 from alos.errors import Denied, Invalid, Limit, NotFound
-from alos.kernel import Kernel, Tx, action, images
+from alos.kernel import Kernel, Tx, action, images, objects
 from alos.kernel.budget import check_names
-from alos.kernel.proc import create, move
-from alos.rights import Capability, Effect, Grant, Need, Right, kind, make_grant, normalize_pattern
-from alos.store import rows
+from alos.kernel.proc import OWN, create, move, parent_rights
+from alos.rights import Effect, Grant, Need, Right, covers, kind, make_grant, normalize_pattern
+from alos.store import objrows, rows
 from alos.types import HOST, Fork, Process
 
 Priority = Annotated[int, msgspec.Meta(ge=1, le=limits.PRIORITY_MAX)]
 Amount = Annotated[int, msgspec.Meta(ge=0, le=limits.BUDGET_MAX)]
 READ_ONLY = frozenset({Right.READ, Right.LIST, Right.EXECUTE, Right.ASK, Right.SEND, Right.RECV})
-CHILD_RIGHTS = frozenset({Right.READ, Right.SIGNAL, Right.SEND})  # what a parent holds on its child
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,12 +242,12 @@ def _make(
         action.seed(kernel, tx, child, inherit=action.context(kernel, proc.pid))
     issuer = "host" if proc.pid == HOST else f"pid:{proc.pid}"
     ids = [caps.issue(tx.conn, child.pid, g, issuer, source) for g, source in issued]
-    if parent is not None:  # a parent can wait on, signal and write to the child it made
-        own = Grant(f"proc:{child.pid}", CHILD_RIGHTS, Effect.ALLOW)
-        cid = caps.issue(tx.conn, parent, own, f"spawn:{child.pid}")
-        made = Capability(cid, parent, own.pattern, own.rights, own.effect, f"spawn:{child.pid}", None, None, False,
-                          None, False, None, None)  # fmt: skip
-        tx.on_commit.append(lambda: kernel.learn_cap(made))
+    if parent is not None:
+        parent_rights(kernel, tx, parent, child.pid)
+    if mode is Fork.SPAWN:
+        objects.seed(kernel, tx, child.pid, images.body(kernel, image).get("objects") or ())
+    if parent is not None and mode is not Fork.SPAWN:
+        _view(kernel, tx, proc, child.pid, mode)
     kernel.ledger.set_limits(tx.conn, child.pid, args.budget)
     tx.on_commit.append(lambda: kernel.forget_caps(child.pid))
     return {"pid": child.pid, "name": name, "mode": mode.value, "capabilities": ids}
@@ -278,6 +277,31 @@ def _grants(
     return out
 
 
+def _view(kernel: Kernel, tx: Tx, proc: Process, child: int, mode: Fork) -> None:
+    """Give a fork its view of the parent's objects, derived from the parent's own rights on
+    them (what it may no longer read, the child does not see): a worker reads the parent's
+    namespace as it is now; a copy or a speculative fork gets copies in its own namespace,
+    which proc.merge compares with the parent's when it brings them back."""
+    ns = objects.own(proc.pid)
+    held = kernel.caps_on(proc.pid, frozenset({"obj", "ns"}))
+    try:
+        derived = caps.attenuate(held, Grant(f"obj:{ns}/*", frozenset({Right.READ}), Effect.ALLOW), tx.now)
+    except Denied:
+        return  # the parent cannot pass a read of its namespace: the fork sees nothing of it
+    issuer = f"pid:{proc.pid}"
+    if mode is Fork.WORKER:
+        for g, source in derived:
+            caps.issue(tx.conn, child, g, issuer, source)
+        with contextlib.suppress(Denied):
+            for g, source in caps.attenuate(held, Grant(f"ns:{ns}", frozenset({Right.LIST}), Effect.ALLOW), tx.now):
+                caps.issue(tx.conn, child, g, issuer, source)
+        return
+    shadows = [g.pattern for g, _ in derived[1:]]  # denies and asks under the parent's read
+    for v in objrows.view(tx.conn, ns):
+        if not any(covers(p, objects.resource(ns, v.name), deny=True) for p in shadows):
+            objects.copy(kernel, tx, v, objects.own(child), v.name, child, base=v.seq)
+
+
 def _check_cwd(kernel: Kernel, cwd: str) -> None:
     if not os.path.isabs(cwd) or not kernel.files.is_dir(cwd):
         raise Invalid(f"working directory {cwd} is not an absolute path to a directory; create it first")
@@ -302,8 +326,8 @@ def exec_(kernel: Kernel, tx: Tx, proc: Process, args: ExecArgs) -> dict[str, An
     dropped: list[int] = []
     held = kernel.caps(proc.pid)
     for cap in held:
-        if cap.effect is not Effect.ALLOW or cap.pattern in keep:
-            kept.append(cap.id)  # a deny or an ask never goes: authority never grows
+        if cap.effect is not Effect.ALLOW or cap.pattern in keep or cap.issuer == OWN:
+            kept.append(cap.id)  # a deny or an ask never goes: authority never grows (nor its own namespace)
         else:
             dropped.append(cap.id)
     missing = keep - {c.pattern for c in held}

@@ -16,7 +16,7 @@ import msgspec
 
 from alos import codec, limits
 from alos.errors import Conflict, Denied, Invalid, NotFound
-from alos.kernel import Kernel, Tx
+from alos.kernel import Kernel, Tx, objects
 from alos.kernel.proc import amend, block, end, post, settle, transition, wake
 from alos.rights import Need, Right
 from alos.store import rows
@@ -37,9 +37,11 @@ class WaitArgs:
 
 @dataclass(frozen=True, slots=True)
 class MergeArgs:
-    """Take the result of speculative child ``pid`` once it has exited."""
+    """Take the result of child ``pid`` once it has exited (a speculative child's comes only this
+    way), and the objects it wrote into your namespace (unless ``objects`` is false)."""
 
     pid: PidArg
+    objects: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,10 @@ def wait_needs(proc: Process, args: WaitArgs) -> tuple[Need, ...]:
 
 def merge_needs(proc: Process, args: MergeArgs) -> tuple[Need, ...]:
     """Return the (resource, right) pairs this call needs; dispatch() decides them."""
-    return (Need(f"proc:{args.pid}", Right.READ),)
+    needs = [Need(f"proc:{args.pid}", Right.READ)]
+    if args.objects:  # it writes names into the caller's namespace
+        needs.append(Need(f"ns:{objects.own(proc.pid)}", Right.WRITE))
+    return tuple(needs)
 
 
 def signal_needs(proc: Process, args: SignalArgs) -> tuple[Need, ...]:
@@ -122,16 +127,18 @@ def _exited(child: Process) -> dict[str, Any]:
 
 
 def merge(kernel: Kernel, tx: Tx, proc: Process, args: MergeArgs) -> dict[str, Any]:
-    """Return the result of an exited speculative child."""
+    """Return the result of an exited child and merge the objects it wrote (objects.merge)."""
     child = rows.load_process(tx.conn, args.pid)
     if child is None or child.parent != proc.pid:
         raise NotFound(f"process {args.pid} is not a child of process {proc.pid}")
-    if child.mode != Fork.SPECULATIVE:
-        raise Invalid(f"process {args.pid} is not speculative; proc_wait returns its result")
     if child.state is not ProcState.EXITED:
         raise Conflict(f"process {args.pid} has not exited yet; wait for it first")
-    tx.event(proc.pid, "merge", {"child": args.pid})
-    return {"pid": args.pid, "status": (child.exit or Exit.OK).value, "result": child.result}
+    merged, conflicts = objects.merge(kernel, tx, args.pid, proc.pid) if args.objects else ([], [])
+    tx.event(proc.pid, "merge", {"child": args.pid, "objects": len(merged), "conflicts": len(conflicts)})
+    out: dict[str, Any] = {"pid": args.pid, "status": (child.exit or Exit.OK).value, "result": child.result}
+    if args.objects:
+        out.update(objects=merged, conflicts=conflicts)
+    return out
 
 
 def signal(kernel: Kernel, tx: Tx, proc: Process, args: SignalArgs) -> dict[str, Any]:

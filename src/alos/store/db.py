@@ -46,6 +46,16 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         " body TEXT NOT NULL, created REAL NOT NULL, pid INTEGER NOT NULL)",
         "CREATE UNIQUE INDEX images_version ON images(name, version) WHERE version IS NOT NULL",
     ),
+    4: (  # Object Memory and checkpoints: the tables from schema.sql, each process's own namespace
+        "ALTER TABLE processes ADD COLUMN ctxgen INTEGER NOT NULL DEFAULT 0",
+        "<schema from: -- Object Memory>",
+        # every live process gets its own namespace and the rights on it that a new one gets
+        "INSERT INTO namespaces (name, owner, created) SELECT 'proc/' || pid, pid, updated FROM processes",
+        "INSERT INTO capabilities (pid, pattern, rights, effect, issuer, delegable) SELECT pid, 'obj:proc/' || pid"
+        " || '/*', 'delete,read,write', 'allow', 'own', 1 FROM processes WHERE state != 'exited'",
+        "INSERT INTO capabilities (pid, pattern, rights, effect, issuer, delegable) SELECT pid, 'ns:proc/' || pid,"
+        " 'list,write', 'allow', 'own', 1 FROM processes WHERE state != 'exited'",
+    ),
 }
 REQUIRED_TABLES = frozenset(
     {
@@ -61,6 +71,12 @@ REQUIRED_TABLES = frozenset(
         "messages",
         "budgets",
         "images",
+        "namespaces",
+        "objects",
+        "versions",
+        "links",
+        "checkpoints",
+        "checkpoint_context",
     }
 )
 
@@ -282,12 +298,8 @@ def _create(conn: sqlite3.Connection) -> bool:
         conn.execute("ROLLBACK")
         return False
     try:
-        statement = ""
-        for line in schema.splitlines(keepends=True):
-            statement += line
-            if sqlite3.complete_statement(statement):
-                conn.execute(statement)
-                statement = ""
+        for statement in _statements(schema):
+            conn.execute(statement)
         conn.execute(
             "INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('audit_head', ?)",
             (str(limits.SCHEMA_VERSION), "0:"),
@@ -299,12 +311,33 @@ def _create(conn: sqlite3.Connection) -> bool:
     return True
 
 
+def _statements(text: str) -> Iterator[str]:
+    """Yield the SQL statements of ``text`` one by one."""
+    statement = ""
+    for line in text.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
+
+
+def _expanded(statements: tuple[str, ...]) -> Iterator[str]:
+    """Yield ``statements`` with each ``<schema from: MARKER>`` replaced by the statements of
+    schema.sql from the line MARKER on (the tables a version added are written down once)."""
+    schema = resources.files("alos.store").joinpath("schema.sql").read_text()
+    for statement in statements:
+        if statement.startswith("<schema from: "):
+            yield from _statements(schema[schema.index(statement[14:-1]) :])
+        else:
+            yield statement
+
+
 def _migrate(conn: sqlite3.Connection, version: int) -> None:
     """Apply forward migrations ``version+1 .. SCHEMA_VERSION``, each in its own transaction."""
     for target in range(version + 1, limits.SCHEMA_VERSION + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in MIGRATIONS[target]:
+            for statement in _expanded(MIGRATIONS[target]):
                 conn.execute(statement)
             conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(target),))
         except BaseException:

@@ -1,4 +1,4 @@
-"""The only SQL in alos. Each function runs one small statement on a connection it is given.
+"""The SQL of alos (objrows.py has Object Memory's). Each function runs one small statement.
 
 Callers own transactions (db.Store.transaction). Rows come back as the records of alos.types
 and alos.rights; JSON columns are encoded and decoded here. No policy lives here.
@@ -434,8 +434,9 @@ def append_context(conn: Conn, pid: Pid, role: str, body: dict[str, Any]) -> int
 
 
 def clear_context(conn: Conn, pid: Pid) -> None:
-    """Drop ``pid``'s context (exec starts a new one)."""
+    """Drop ``pid``'s context (exec starts a new one): a rewrite, so its generation moves on."""
     conn.execute("DELETE FROM context WHERE pid=?", (pid,))
+    conn.execute("UPDATE processes SET ctxgen = ctxgen + 1 WHERE pid=?", (pid,))
 
 
 def load_context(conn: Conn, pid: Pid) -> list[dict[str, Any]]:

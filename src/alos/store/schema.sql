@@ -1,4 +1,4 @@
--- alos store, schema version 3. Applied in one transaction to an empty store.
+-- alos store, schema version 4. Applied in one transaction to an empty store.
 -- The store is the source of truth: every state change commits with its audit record.
 
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -25,7 +25,8 @@ CREATE TABLE processes (
     reaped   INTEGER NOT NULL DEFAULT 0,    -- its exit was collected by proc.wait (or proc.merge)
     term     INTEGER NOT NULL DEFAULT 0,    -- quanta left after a term signal before it is killed
     creator  INTEGER,                       -- who made it (never changes: budgets follow it, not adoption)
-    paused_by INTEGER                       -- who paused it: only that process or the host resumes it
+    paused_by INTEGER,                      -- who paused it: only that process or the host resumes it
+    ctxgen   INTEGER NOT NULL DEFAULT 0     -- bumped whenever its context is rewritten (exec, restore), not appended to
 );
 CREATE INDEX processes_parent ON processes(parent);
 
@@ -162,3 +163,65 @@ CREATE TABLE images (
     pid     INTEGER NOT NULL                -- who stored it (0: the host)
 );
 CREATE UNIQUE INDEX images_version ON images(name, version) WHERE version IS NOT NULL;
+
+-- Object Memory (docs/objects.md). A namespace holds names; each name is an object whose
+-- versions are immutable rows, addressed by the digest of their payload.
+CREATE TABLE namespaces (
+    name    TEXT PRIMARY KEY,               -- proc/<pid>, or a name made by ns.create
+    owner   INTEGER NOT NULL,               -- the process whose checkpoints cover it (0: the host)
+    created REAL NOT NULL
+);
+CREATE TABLE objects (
+    id   INTEGER PRIMARY KEY,
+    ns   TEXT NOT NULL,
+    name TEXT NOT NULL,
+    head INTEGER NOT NULL,                  -- seq of its newest version (a tombstone once deleted)
+    base INTEGER,                           -- the version (seq) a fork copied it from: what proc.merge compares with
+    UNIQUE (ns, name)
+);
+CREATE TABLE versions (
+    seq     INTEGER PRIMARY KEY,            -- store-wide order, never reused: a checkpoint is a mark in it
+    object  INTEGER NOT NULL,
+    version INTEGER NOT NULL,               -- 1, 2, ... of its object
+    ns      TEXT NOT NULL,
+    type    TEXT NOT NULL,
+    digest  TEXT,                           -- sha256 of the payload; NULL: the object was deleted here
+    size    INTEGER NOT NULL,
+    body    BLOB,                           -- the payload when small; NULL: in the blob directory, by digest
+    pid     INTEGER NOT NULL,               -- who wrote it (0: the host)
+    created REAL NOT NULL,
+    UNIQUE (object, version)
+);
+CREATE INDEX versions_ns ON versions(ns, seq);
+CREATE INDEX versions_blob ON versions(digest) WHERE body IS NULL AND digest IS NOT NULL;
+-- typed edges between versions: derived_from, cites, result_of
+CREATE TABLE links (
+    src  INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    dst  INTEGER NOT NULL,
+    PRIMARY KEY (src, kind, dst)
+);
+-- A checkpoint is a manifest: the object versions are those of its namespaces up to mark, the
+-- context rows are those new since the previous checkpoint of the process (or all of them).
+CREATE TABLE checkpoints (
+    id      INTEGER PRIMARY KEY,
+    pid     INTEGER NOT NULL,
+    label   TEXT,
+    prev    INTEGER,                        -- the process's previous checkpoint
+    parent  INTEGER,                        -- the checkpoint this one was taken with (a child's, children=true)
+    mark    INTEGER NOT NULL,               -- the newest version seq when taken
+    audit   INTEGER NOT NULL,               -- the newest audit seq when taken: later outside effects are listed
+    ctxgen  INTEGER NOT NULL,
+    ctxlen  INTEGER NOT NULL,               -- context messages it holds (with those of the checkpoints before it)
+    ctxfrom INTEGER NOT NULL,               -- the first context seq kept in this checkpoint's own rows
+    body    TEXT NOT NULL,                  -- JSON: process record, capabilities, pending action, queue cursor
+    created REAL NOT NULL,
+    taker   INTEGER NOT NULL                -- who took it (0: the host)
+);
+CREATE INDEX checkpoints_pid ON checkpoints(pid, id);
+CREATE TABLE checkpoint_context (
+    ckpt INTEGER NOT NULL,
+    seq  INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (ckpt, seq)
+);
