@@ -11,14 +11,14 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from alos import codec, images
+from alos import codec, images, limits
 from alos.agent import Agent
 from alos.config import DEFAULT_STORE, ModelConfig
 from alos.config import load as load_config
 from alos.errors import Conflict, Invalid, NotFound
 from alos.images import is_path
 from alos.images.load import load as load_image
-from alos.kernel import Kernel, reads
+from alos.kernel import Kernel, objects, reads
 from alos.kernel.reads import ChainCheck
 from alos.kernel.sched import Scheduler
 from alos.providers.base import Clock, HumanIO, Model, Providers
@@ -254,6 +254,15 @@ class Runtime:
     def verify(self) -> ChainCheck:
         """Check the audit chain; return the verdict naming the first bad record."""
         return reads.verify(self.kernel)
+
+    def store_problems(self) -> list[dict[str, Any]]:
+        """Return every object version and image seed whose payload is missing or corrupt on disk,
+        each named (object and version, or image and seed name) with what is wrong."""
+        return reads.store_problems(self.kernel)
+
+    def sweep(self, grace: float = limits.BLOB_GC_GRACE_SECONDS) -> tuple[int, int]:
+        """Remove the blobs nothing names, older than ``grace`` seconds; return (files, bytes)."""
+        return objects.sweep(self.kernel, grace)
 
     def events(self, after: int = 0) -> list[Event]:
         """Return events after seq ``after``."""

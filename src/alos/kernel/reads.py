@@ -15,7 +15,7 @@ from typing import Any
 
 from alos import audit
 from alos.audit import ChainCheck
-from alos.kernel import images
+from alos.kernel import images, objects
 from alos.kernel.kernel import Kernel
 from alos.store import db, rows
 from alos.types import AuditRecord, Event, HumanRequest, Pid, Process, RequestState
@@ -125,3 +125,14 @@ __all__ = [
     "requests",
     "verify",
 ]
+
+
+def store_problems(kernel: Kernel) -> list[dict[str, Any]]:
+    """Return every object version and image seed whose payload is missing or corrupt on disk,
+    each named (object and version, or image and seed name) with what is wrong."""
+    out: list[dict[str, Any]] = [
+        {"object": f"{v.ns}/{v.name}", "version": v.version, "digest": v.digest, "problem": wrong}
+        for v, wrong in objects.problems(kernel)
+    ]
+    out += [{"image": ref, "seed": name, "problem": wrong} for ref, name, wrong in objects.seed_problems(kernel)]
+    return out
