@@ -15,7 +15,7 @@ import yaml
 
 from alos import codec, limits
 from alos.errors import Invalid, NotFound
-from alos.images import BUILTIN, IMAGES, Catalog, Image, digest, from_json, image, to_json
+from alos.images import BUILTIN, IMAGES, Catalog, Image, Seed, digest, form, from_json, image, to_json
 from alos.images.load import load
 from alos.images.schema import schema, validator
 from alos.syscall import TABLE
@@ -302,8 +302,25 @@ def test_the_json_form_round_trips_and_its_digest_is_of_canonical_json() -> None
     }  # fmt: skip
 
 
+DIGEST = "a3fcc9716a334296eaba3395fa4562834cf6cf2041b381bd74b08a77b578651a"
+NOTE_DIGEST = "65097f6940501471da28256d667217c715f3845adfdc7d1bdc3e200cf25d03ec"
+SEED = {"name": "notes/today", "type": "text", "digest": DIGEST, "bytes": 55}
 # what the schema lets through and from_json's checks (which the loader runs too) refuse
-LOADER_ONLY = [("name", "a\n"), ("tools", ["fs.nope"]), ("grants", [{"allow": "fs:*=fly"}])]
+LOADER_ONLY = [
+    ("name", "a\n"),
+    ("tools", ["fs.nope"]),
+    ("grants", [{"allow": "fs:*=fly"}]),
+    ("types", {"note": {"type": "nope"}}),
+    ("types", {"note": {"pattern": "("}}),
+    ("types", {"note": {"$ref": "https://example.com/note.json"}}),
+    ("types", {"note": {"items": {"$ref": "other.json#/a"}}}),
+    ("types", {"note": {"$ref": "#/$defs/none"}}),
+    ("types", {"note": {"$defs": {"a": {"$id": "urn:x"}}}}),
+    ("types", {"note": {"description": "x" * limits.OBJ_SCHEMA_MAX_BYTES}}),
+    ("objects", [{**SEED, "name": "a\n"}]),
+    ("objects", [{**SEED, "type": "point"}]),
+    ("objects", [SEED, SEED]),
+]
 BAD_FORMS = [
     ("name", "a\n"),  # re.search's $ would let a trailing newline through
     ("name", "A"),
@@ -333,6 +350,34 @@ BAD_FORMS = [
     ("model", {"top_p": 1}),
     ("context", {"max_tokens": 255}),
     ("context", []),
+    ("context", {"objects": "plan"}),
+    ("context", {"objects": ["plan", "plan"]}),
+    ("context", {"objects": [f"o{i}" for i in range(17)]}),
+    ("context", {"objects": [".."]}),
+    ("context", {"objects": [3]}),
+    ("types", []),
+    ("types", {"Note": {}}),
+    ("types", {"text": {}}),
+    ("types", {"note": ["type", "object"]}),
+    ("types", {"note": "object"}),
+    ("types", {f"t{i}": {} for i in range(limits.OBJ_TYPES_MAX + 1)}),
+    *((key, value) for key, value in LOADER_ONLY if key == "types"),
+    ("objects", {"plan": SEED}),
+    ("objects", ["plan"]),
+    ("objects", [{**SEED, "name": "../x"}]),
+    ("objects", [{**SEED, "name": "a//b"}]),
+    ("objects", [{**SEED, "name": "a/./b"}]),
+    ("objects", [{**SEED, "name": ""}]),
+    ("objects", [{**SEED, "name": "x" * (limits.OBJ_NAME_MAX_CHARS + 1)}]),
+    ("objects", [{**SEED, "type": "Note"}]),
+    ("objects", [{**SEED, "digest": "sha256:" + DIGEST}]),
+    ("objects", [{**SEED, "digest": DIGEST.upper()}]),
+    ("objects", [{**SEED, "bytes": -1}]),
+    ("objects", [{**SEED, "bytes": limits.OBJ_MAX_BYTES + 1}]),
+    ("objects", [{**SEED, "bytes": 1.0}]),
+    ("objects", [{**SEED, "size": 1}]),
+    ("objects", [{"name": "plan"}]),
+    *((key, value) for key, value in LOADER_ONLY if key == "objects"),
     ("extra", 1),
 ]
 
@@ -385,3 +430,216 @@ def test_the_example_of_the_docs_is_a_valid_image(tmp_path: Path) -> None:
         f = tmp_path / f"{i}.yaml"
         f.write_text(block)
         load(str(f))
+
+
+# -- Object Memory: types, seed objects, context.objects ---------------------------------------
+
+TYPED = """\
+name: notes
+description: keeps typed notes
+tools: [fs.read, proc.exit]
+context:
+  max_tokens: 8000
+  objects: [plan, notes/today]
+types:
+  note:
+    type: object
+    required: [title]
+    properties:
+      title: {type: string}
+      tags: {type: array, items: {$ref: "#/$defs/tag"}}
+      meta:
+        type: object
+        properties:
+          author:
+            type: object
+            properties:
+              name: {type: object, properties: {first: {type: string}}}
+    $defs:
+      tag: {type: string}
+objects:
+  - {name: plan, type: plan, digest: a3fcc9716a334296eaba3395fa4562834cf6cf2041b381bd74b08a77b578651a, bytes: 55}
+  - name: notes/today
+    type: note
+    digest: 65097f6940501471da28256d667217c715f3845adfdc7d1bdc3e200cf25d03ec
+    bytes: 63
+"""
+
+
+def test_types_seed_objects_and_shown_objects_load_and_round_trip(tmp_path: Path) -> None:
+    (tmp_path / "notes.yaml").write_text(TYPED)
+    img = load(str(tmp_path / "notes.yaml"))  # its schema nests deeper than any other field may
+    assert img.context_objects == ("plan", "notes/today") and img.context_tokens == 8000
+    assert img.objects == (Seed("plan", "plan", DIGEST, 55), Seed("notes/today", "note", NOTE_DIGEST, 63))
+    assert list(img.types) == ["note"] and img.types["note"]["$defs"] == {"tag": {"type": "string"}}
+    body = to_json(img)
+    assert body["context"] == {"max_tokens": 8000, "objects": ["plan", "notes/today"]}
+    assert body["objects"][0] == {"name": "plan", "type": "plan", "digest": DIGEST, "bytes": 55}
+    assert from_json(body, source=img.source) == img and Catalog().check(body) == body
+    assert [e.message for e in validator().iter_errors(body)] == []
+    assert hash(img) == hash(from_json(body, source=img.source))  # types are JSON, not hashed; the rest is
+    unset = to_json(image("reader"))
+    assert not {"types", "objects"} & set(unset) and "objects" not in unset["context"]  # digests stay as they were
+
+
+def test_an_images_types_are_its_own_copy() -> None:
+    body = {**to_json(image("reader")), "types": {"note": {"type": "object"}}}
+    img = from_json(body)
+    body["types"]["note"]["type"] = "string"
+    assert img.types == {"note": {"type": "object"}}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "where", "words"),
+    [
+        ("types", {"Note": {}}, "types.Note", "is not a type name; a type name is a lowercase letter"),
+        ("types", {"json": {}}, "types.json", "is a built-in object type (text, json, bytes, file_ref"),
+        ("types", {"note": []}, "types.note", "is a list; it must be a JSON Schema: a mapping"),
+        ("types", {"note": {"type": "nope"}}, "types.note", "is not a valid JSON Schema (draft 2020-12) at type:"),
+        ("types", {"note": {"properties": {"a": {"minimum": "0"}}}}, "types.note", "at properties/a/minimum: '0'"),
+        (
+            "types",
+            {"note": {"$ref": "https://x.example/n.json"}},
+            "types.note",
+            "$ref 'https://x.example/n.json' leaves",
+        ),
+        (
+            "types",
+            {"note": {"$dynamicRef": "n.json#meta"}},
+            "types.note",
+            "$dynamicRef 'n.json#meta' leaves the schema",
+        ),
+        ("types", {"note": {"$ref": "#anchor"}}, "types.note", "only a local '#/...' pointer is allowed"),
+        ("types", {"note": {"$ref": "#/$defs/gone"}}, "types.note", "$ref '#/$defs/gone' points at nothing"),
+        ("types", {"note": {"$defs": {"a": {"$id": "urn:a"}}}}, "types.note", "has a $id inside it"),
+        (
+            "types",
+            {"note": {"a": "x" * 70_000}},
+            "types.note",
+            "is 70008 bytes as JSON; a type's schema is at most 65536",
+        ),
+        ("types", {f"t{i}": {} for i in range(65)}, "types", "declares 65 types; at most 64"),
+        ("types", "note", "types", "is a string; it must be a mapping of type name: JSON Schema"),
+        ("objects", [{**SEED, "name": "a/../b"}], "objects[0].name", "'a/../b' is not valid; an object name is"),
+        ("objects", [{**SEED, "name": "x" * 201}], "objects[0].name", "has 201 characters; at most 200"),
+        ("objects", [{**SEED, "type": "point"}], "objects[0].type", "'point' is not an object type; the built-in"),
+        ("objects", [{**SEED, "digest": "sha256:" + DIGEST}], "objects[0].digest", "without a 'sha256:' prefix"),
+        ("objects", [{**SEED, "digest": "abc"}], "objects[0].digest", "'abc' is not valid; a digest is the sha256"),
+        ("objects", [{**SEED, "bytes": -1}], "objects[0].bytes", "-1 is out of range; an integer from 0 to 16777216"),
+        ("objects", [SEED, {**SEED, "type": "json"}], "objects[1].name", "'notes/today' is listed twice"),
+        ("objects", [{**SEED, "extra": 1}], "objects[0].extra", "is not a field of a seed object; its fields are"),
+        ("objects", [{"name": "plan"}], "objects[0].digest", "is missing; a seed object needs name, type, digest"),
+        ("objects", [7], "objects[0]", "is an integer; a seed object is a mapping of name, type, digest, bytes"),
+        ("objects", [SEED] * 10_001, "objects", "lists 10001 objects; at most 10000"),
+        ("context", {"objects": "plan"}, "context.objects", "is a string; it must be a list of object names"),
+        ("context", {"objects": list("abcdefghijklmnopq")}, "context.objects", "lists 17 objects; at most 16"),
+        ("context", {"objects": ["a", "b", "a"]}, "context.objects[2]", "'a' is listed twice"),
+        ("context", {"objects": ["/a"]}, "context.objects[0]", "'/a' is not valid; an object name is"),
+    ],
+)
+def test_each_object_memory_field_names_its_problem(key: str, value: object, where: str, words: str) -> None:
+    body = {**to_json(image("reader")), key: value}
+    found = [(form.field_name(w), what) for w, what in form.problems(body)]
+    assert any(w == where and words in what for w, what in found), found
+
+
+def test_a_seed_may_have_a_type_the_image_declares() -> None:
+    body = {**to_json(image("reader")), "types": {"point": {"type": "object"}}, "objects": [{**SEED, "type": "point"}]}
+    assert from_json(body).objects[0].type == "point"
+    del body["types"]
+    with pytest.raises(Invalid, match=r"objects\[0\]\.type: 'point' is not an object type; .*result, context$"):
+        from_json(body)
+
+
+def test_hostile_type_schemas_are_described_never_raised() -> None:
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(100_000):  # far past Python's recursion limit
+        node["not"] = {}
+        node = node["not"]  # type: ignore[assignment]
+    wide_enum: list[object] = []
+    inner = wide_enum
+    for _ in range(100_000):
+        inner.append([])
+        inner = inner[0]  # type: ignore[assignment]
+    hostile = [
+        (deep, "is nested more than 64 levels deep"),
+        ({"enum": wide_enum}, "is nested more than 64 levels deep"),
+        ({"minimum": float("nan")}, "is not JSON"),
+        ({"type": {1: 2}}, "is not JSON"),
+        ({"properties": {1: {}}}, "is not JSON: its keys are strings"),
+        ({"enum": [b"x"]}, "is not JSON"),
+        ({"title": "\ud800"}, "is not JSON: its strings must be UTF-8 text"),
+    ]
+    for bad, words in hostile:
+        found = form.problems({**to_json(image("reader")), "types": {"t": bad}})
+        assert [w for w, _ in found] == [("types", "t")] and words in found[0][1], found
+
+
+def test_data_in_a_schema_is_not_taken_for_a_ref() -> None:
+    data = {"properties": {"$ref": {"const": {"$ref": "https://x.example"}}, "$id": {"enum": ["$id"]}}}
+    assert form.problems({**to_json(image("reader")), "types": {"t": data}}) == []
+
+
+def test_a_yaml_schema_nested_past_the_json_limit_is_refused_with_its_line(tmp_path: Path) -> None:
+    f = tmp_path / "deep.yaml"
+    f.write_text("name: d\ndescription: x\ntools: [fs.read]\ntypes:\n  t: " + "{not: " * 70 + "{}" + "}" * 70 + "\n")
+    lines = errors_of(f)
+    assert any(x.startswith(f"{f}:5: types.t.not.not") and "is nested more than 66 levels deep" in x for x in lines)
+    assert all(len(x) < 800 for x in lines), lines
+
+
+def test_a_file_reports_each_object_memory_error_at_its_line(tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text(
+        "name: d\n"  # 1
+        "description: x\n"  # 2
+        "tools: [fs.read]\n"  # 3
+        "context:\n"  # 4
+        "  objects: [plan, ../up]\n"  # 5
+        "types:\n"  # 6
+        "  note: {$ref: 'https://x.example/n.json'}\n"  # 7
+        "objects:\n"  # 8
+        "  - name: plan\n"  # 9
+        "    type: point\n"  # 10
+        f"    digest: {DIGEST}\n"  # 11
+        "    bytes: 1\n"  # 12
+        f"  - {{name: plan, type: text, digest: {DIGEST}, bytes: 1}}\n"  # 13
+    )
+    lines = errors_of(f)
+    expected = [
+        (5, "context.objects[1]", "'../up' is not valid"),
+        (7, "types.note", "leaves the schema"),
+        (10, "objects[0].type", "'point' is not an object type"),
+        (13, "objects[1].name", "'plan' is listed twice"),
+    ]
+    assert len(lines) == len(expected), lines
+    for line, (number, field, words) in zip(lines, expected):
+        assert line.startswith(f"{f}:{number}: {field}: ") and words in line, line
+
+
+def test_the_schema_states_the_object_limits() -> None:
+    props = schema()["properties"]
+    seed = props["objects"]["items"]["properties"]
+    shown = props["context"]["properties"]["objects"]
+    assert props["types"]["maxProperties"] == limits.OBJ_TYPES_MAX
+    assert props["objects"]["maxItems"] == limits.OBJ_SEED_MAX
+    assert seed["bytes"]["maximum"] == limits.OBJ_MAX_BYTES
+    assert seed["name"]["maxLength"] == shown["items"]["maxLength"] == limits.OBJ_NAME_MAX_CHARS
+    assert seed["name"]["pattern"] == shown["items"]["pattern"]
+    assert shown["maxItems"] == form.CONTEXT_OBJECTS_MAX
+    assert f"(?!({'|'.join(form.OBJECT_TYPES)})$)" in props["types"]["propertyNames"]["pattern"]
+    assert str(limits.OBJ_SCHEMA_MAX_BYTES) in props["types"]["description"]
+
+
+def test_only_an_image_with_types_imports_jsonschema() -> None:
+    code = (
+        "import sys, alos.images as i\n"
+        "body = i.to_json(i.image('reader'))\n"
+        "i.from_json({**body, 'objects': [], 'context': {'objects': ['plan']}})\n"
+        "print('jsonschema' in sys.modules)\n"
+        "i.from_json({**body, 'types': {'t': {'type': 'object'}}})\n"
+        "print('jsonschema' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]

@@ -2,7 +2,8 @@
 
 An image is a name, a system prompt, a tool table (syscall names), the grants it *requests*
 (declarations a person may grant at ``alos run``, or grant less), default budgets, model
-defaults and a context budget (docs/images.md). Its JSON form (``to_json``/``from_json``) is
+defaults, a context budget and the objects it shows the model, and the object types and seed
+objects of Object Memory (docs/images.md). Its JSON form (``to_json``/``from_json``) is
 what the store keeps; an image file (``alos.images.load``) is that form written in YAML.
 
 The built-ins ``base``, ``reader``, ``coder`` and ``reviewer`` are YAML files in ``builtin/``,
@@ -16,13 +17,24 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from alos import codec
 from alos.errors import Invalid, NotFound
 from alos.images import form
 from alos.types import BUDGETS
+
+
+@dataclass(frozen=True, slots=True)
+class Seed:
+    """A seed object: one a process started from the image finds in its own namespace, its
+    payload in the store's blob directory under ``digest`` (docs/objects.md)."""
+
+    name: str  # an object name: segments of letters, digits, '.', '_', '-' joined by '/'
+    type: str  # a built-in object type or one the image declares
+    digest: str  # the sha256 of the payload, 64 lowercase hex digits
+    size: int  # bytes of the payload (the JSON form's ``bytes``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +54,10 @@ class Image:
     constrain: bool = False  # send a response_format allowing exactly one call of a declared tool
     context_tokens: int | None = None  # the context's token budget; past it old tool results are elided
     env: tuple[tuple[str, str], ...] = ()  # variables its shell commands get (docs/shell.md)
+    # object type name -> the JSON Schema its values must satisfy (docs/objects.md); not hashed (JSON)
+    types: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
+    objects: tuple[Seed, ...] = ()  # seed objects a process started from it finds in its namespace
+    context_objects: tuple[str, ...] = ()  # names in its namespace the model is shown (context.objects)
     source: str = "built-in"  # the file it was loaded from, or "built-in", or "store:NAME@VERSION"
 
 
@@ -52,8 +68,8 @@ _PROBLEMS_SHOWN = 50  # problems one Invalid lists; a hostile form may have thou
 
 def to_json(image: Image) -> dict[str, Any]:
     """Return the JSON form of ``image``: the fields of an image file, every one present
-    (``prompt``, ``grants``, ``budget``, ``model`` and ``context`` possibly empty), the version a
-    string. Its source is not part of it."""
+    (``prompt``, ``grants``, ``budget``, ``model`` and ``context`` possibly empty; ``env``,
+    ``types`` and ``objects`` only when set), the version a string. Its source is not part of it."""
     model: dict[str, Any] = {}
     if image.temperature is not None:
         model["temperature"] = image.temperature
@@ -72,8 +88,17 @@ def to_json(image: Image) -> dict[str, Any]:
         "model": model,
         "context": {} if image.context_tokens is None else {"max_tokens": image.context_tokens},
     }
-    if image.env:  # only when set: the digest of an image without it stays what it was
+    if image.context_objects:
+        shown["context"]["objects"] = list(image.context_objects)
+    # each only when set: the digest of an image without them stays what it was
+    if image.env:
         shown["env"] = dict(image.env)
+    if image.types:
+        shown["types"] = dict(image.types)
+    if image.objects:
+        shown["objects"] = [
+            {"name": s.name, "type": s.type, "digest": s.digest, "bytes": s.size} for s in image.objects
+        ]
     return shown
 
 
@@ -89,6 +114,7 @@ def from_json(data: Any, source: str = "store") -> Image:
         raise Invalid("image is not valid:\n" + "\n".join(lines))
     model = data.get("model", {})
     budget = data.get("budget", {})
+    context = data.get("context", {})
     temperature = model.get("temperature")
     return Image(
         name=data["name"],
@@ -101,8 +127,11 @@ def from_json(data: Any, source: str = "store") -> Image:
         temperature=None if temperature is None else float(temperature),
         max_tokens=model.get("max_tokens"),
         constrain=model.get("constrain", False),
-        context_tokens=data.get("context", {}).get("max_tokens"),
+        context_tokens=context.get("max_tokens"),
         env=tuple(sorted(data.get("env", {}).items())),
+        types={name: codec.loads(codec.dumps(schema)) for name, schema in data.get("types", {}).items()},  # a copy
+        objects=tuple(Seed(s["name"], s["type"], s["digest"], s["bytes"]) for s in data.get("objects", [])),
+        context_objects=tuple(context.get("objects", [])),
         source=source,
     )
 
@@ -204,4 +233,4 @@ def __getattr__(name: str) -> Image:
     return IMAGES[builtin]
 
 
-__all__ = ["BUILTIN", "IMAGES", "Catalog", "Image", "digest", "from_json", "image", "is_path", "to_json"]
+__all__ = ["BUILTIN", "IMAGES", "Catalog", "Image", "Seed", "digest", "from_json", "image", "is_path", "to_json"]

@@ -2,9 +2,9 @@
 ``image.register`` call carry, and what ``load()`` makes of an image file.
 
 ``problems()`` returns every problem with its field path (``alos.images.from_json`` turns a
-form without problems into an Image). Cheap: no jsonschema (schema.json says the same for
-files, and load() adds line numbers; a test keeps the two in step). It never raises on
-hostile input: it only describes it.
+form without problems into an Image). Cheap: jsonschema only for an image that declares object
+types, to check their schemas (schema.json says the rest for files, and load() adds line
+numbers; a test keeps the two in step). It never raises on hostile input: it only describes it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import math
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote
 
-from alos import limits
+from alos import codec, limits
 from alos.errors import Invalid
 from alos.rights import Effect, parse_grant
 from alos.types import BUDGETS
@@ -36,7 +37,10 @@ TEMPERATURE = (0.0, 2.0)
 MODEL_TOKENS = (1, 1_000_000)
 CONTEXT_TOKENS = (256, 10_000_000)
 
-FIELDS = ("name", "version", "description", "prompt", "tools", "grants", "budget", "model", "context", "env")
+FIELDS = (
+    "name", "version", "description", "prompt", "tools", "grants", "budget", "model", "context", "env", "types",
+    "objects",
+)  # fmt: skip
 ENV_MAX = 64  # variables an image may set for its shell commands
 ENV_VALUE_MAX_CHARS = 4_096
 ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
@@ -56,17 +60,37 @@ REQUIRED = ("name", "description", "tools")
 SECTIONS: dict[str, tuple[str, ...]] = {
     "budget": BUDGETS,
     "model": ("temperature", "max_tokens", "constrain"),
-    "context": ("max_tokens",),
+    "context": ("max_tokens", "objects"),
 }
 EFFECTS = tuple(e.value for e in Effect)
+# Object Memory (docs/objects.md). kernel/objects.py's BUILTIN_TYPES and its name rule say the same: an image
+# is checked without importing the kernel (``import alos.images`` stays cheap).
+OBJECT_TYPES = ("text", "json", "bytes", "file_ref", "plan", "result", "context")  # the built-in object types
+OBJECT_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+OBJECT_NAME_WORDS = (
+    f"an object name is 1 to {limits.OBJ_NAME_MAX_CHARS} characters: segments of letters, digits, '.', '_' or '-' "
+    "joined by '/', no segment '.' or '..', e.g. 'notes' or 'drafts/intro.md'"
+)
+DIGEST = re.compile(r"[0-9a-f]{64}")
+DIGEST_WORDS = "a digest is the sha256 of the payload: 64 lowercase hex digits, without a 'sha256:' prefix"
+SEED_FIELDS = ("name", "type", "digest", "bytes")
+_SEED_WORDS = ", ".join(SEED_FIELDS)
+CONTEXT_OBJECTS_MAX = 16  # objects an image shows the model (within 1/limits.CONTEXT_OBJECTS_SHARE of the context)
+_JSON_WORDS = "its keys are strings; its values strings, finite numbers, true, false, null, lists or mappings"
+_DATA_KEYWORDS = frozenset(("const", "enum", "default", "examples"))  # their values are data, not schemas
 _GRANT_WORKSPACE = "/"  # relative fs patterns are made absolute at `alos run`; here only the syntax counts
 
 
 def field_name(where: Field) -> str:
-    """Return ``where`` as a person writes it: ``grants[2].allow``; the top level is ``(image)``."""
+    """Return ``where`` as a person writes it: ``grants[2].allow``; the top level is ``(image)``.
+    A key is escaped and cut to 64 characters (a hostile file's keys are shown too)."""
     out = ""
     for part in where:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        key = codec.escape(part if len(part) <= 64 else part[:61] + "...")
+        out += f".{key}" if out else key
     return out or "(image)"
 
 
@@ -220,7 +244,14 @@ def problems(data: Any) -> list[Problem]:
     context = _section(data, "context", out) or {}
     if "max_tokens" in context:
         _whole(context["max_tokens"], ("context", "max_tokens"), *CONTEXT_TOKENS, out)
+    if "objects" in context:
+        _shown_objects(context["objects"], out)
     _env(data.get("env", {}), out)
+    types = data.get("types", {})
+    if "types" in data:
+        _types(types, out)
+    if "objects" in data:
+        _seeds(data["objects"], types if isinstance(types, dict) else {}, out)
     return out
 
 
@@ -254,3 +285,161 @@ def _model(model: dict[str, Any], out: list[Problem]) -> None:
         _whole(model["max_tokens"], ("model", "max_tokens"), *MODEL_TOKENS, out)
     if "constrain" in model and not isinstance(model["constrain"], bool):
         out.append((("model", "constrain"), f"is {kind_of(model['constrain'])}; it must be true or false"))
+
+
+def object_name(value: Any, where: Field, out: list[Problem]) -> bool:
+    """Check an object name (see OBJECT_NAME_WORDS); return whether it is one."""
+    if not _text(value, where, limits.OBJ_NAME_MAX_CHARS, out):
+        return False
+    if not all(seg not in (".", "..") and OBJECT_SEGMENT.fullmatch(seg) for seg in value.split("/")):
+        out.append((where, f"{shown(value)} is not valid; {OBJECT_NAME_WORDS}"))
+        return False
+    return True
+
+
+def _types(types: Any, out: list[Problem]) -> None:
+    """Check the object types an image declares: NAME -> a JSON Schema (draft 2020-12)."""
+    if not isinstance(types, dict):
+        out.append((("types",), f"is {kind_of(types)}; it must be a mapping of type name: JSON Schema"))
+        return
+    if len(types) > limits.OBJ_TYPES_MAX:
+        out.append((("types",), f"declares {len(types)} types; at most {limits.OBJ_TYPES_MAX}"))
+        return
+    if not types:
+        return
+    import jsonschema  # only an image declaring types pays for it (about 130 ms)
+
+    for name, schema in types.items():
+        where: Field = ("types", str(name))
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            out.append((where, f"is not a type name; {NAME_WORDS.replace('a name', 'a type name', 1)}"))
+        elif name in OBJECT_TYPES:
+            out.append((where, f"is a built-in object type ({', '.join(OBJECT_TYPES)}); name yours otherwise"))
+        elif not isinstance(schema, dict):
+            out.append((where, f"is {kind_of(schema)}; it must be a JSON Schema: a mapping such as {{type: object}}"))
+        else:
+            wrong = _schema_problem(schema)
+            if wrong is None:
+                try:
+                    jsonschema.Draft202012Validator.check_schema(schema)
+                except jsonschema.SchemaError as err:
+                    at = "/".join(str(p) for p in err.absolute_path)
+                    at = at if len(at) <= 80 else "..." + at[-77:]
+                    wrong = f"is not a valid JSON Schema (draft 2020-12){f' at {at}' if at else ''}: {err.message}"
+            if wrong is not None:
+                out.append((where, wrong[:500]))
+
+
+def _schema_problem(schema: dict[str, Any]) -> str | None:
+    """Return what makes ``schema`` unfit for a type (too deep, too big, not JSON, a $ref that
+    leaves it, an embedded $id), or None. Walks it without recursion: it may be hostile."""
+    todo: list[tuple[Any, int, bool]] = [(schema, 1, False)]  # (node, depth, whether it is data, not a schema)
+    refs: list[str] = []
+    while todo:
+        node, depth, data = todo.pop()
+        if depth > limits.JSON_MAX_DEPTH:
+            return f"is nested more than {limits.JSON_MAX_DEPTH} levels deep"
+        pairs = node.items() if isinstance(node, dict) else ((None, item) for item in node)
+        for key, value in pairs:
+            if (isinstance(node, dict) and not isinstance(key, str)) or not _plain_json(value):
+                return f"is not JSON: {_JSON_WORDS}"
+            if isinstance(value, (dict, list)):
+                todo.append((value, depth + 1, data or key in _DATA_KEYWORDS))
+            elif data or not isinstance(value, str):
+                continue
+            elif key in ("$ref", "$dynamicRef"):
+                if value != "#" and not value.startswith("#/"):
+                    return f"{key} {shown(value)} leaves the schema; only a local '#/...' pointer is allowed"
+                refs.append(value)
+            elif key == "$id" and node is not schema:
+                return "has a $id inside it, which changes what '#/...' points at; give $id only at the top"
+    try:
+        size = len(codec.dumps(schema).encode())
+    except (TypeError, ValueError):  # a lone surrogate
+        return "is not JSON: its strings must be UTF-8 text"
+    if size > limits.OBJ_SCHEMA_MAX_BYTES:
+        return f"is {size} bytes as JSON; a type's schema is at most {limits.OBJ_SCHEMA_MAX_BYTES}"
+    for ref in refs:
+        if not _points(schema, ref):
+            return f"$ref {shown(ref)} points at nothing in the schema"
+    return None
+
+
+def _plain_json(value: Any) -> bool:
+    """Return whether ``value`` is a JSON value (a float only when finite: JSON has no NaN)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, (str, int, bool, dict, list))
+
+
+def _points(schema: dict[str, Any], ref: str) -> bool:
+    """Return whether JSON pointer ``ref`` ('#/$defs/point') names a value inside ``schema``."""
+    node: Any = schema
+    for part in ref[2:].split("/") if ref != "#" else []:
+        key = unquote(part).replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            return False
+    return True
+
+
+def _seeds(seeds: Any, types: dict[str, Any], out: list[Problem]) -> None:
+    """Check the seed objects: each {name, type, digest, bytes}, names unique, types known."""
+    if not isinstance(seeds, list):
+        out.append((("objects",), f"is {kind_of(seeds)}; it must be a list of {{{', '.join(SEED_FIELDS)}}}"))
+        return
+    if len(seeds) > limits.OBJ_SEED_MAX:
+        out.append((("objects",), f"lists {len(seeds)} objects; at most {limits.OBJ_SEED_MAX}"))
+        return
+    seen: set[str] = set()
+    for i, seed in enumerate(seeds):
+        where: Field = ("objects", i)
+        if not isinstance(seed, dict):
+            out.append((where, f"is {kind_of(seed)}; a seed object is a mapping of {', '.join(SEED_FIELDS)}"))
+            continue
+        for key in seed:
+            if key not in SEED_FIELDS:
+                out.append(((*where, str(key)), f"is not a field of a seed object; its fields are {_SEED_WORDS}"))
+        for key in SEED_FIELDS:
+            if key not in seed:
+                out.append(((*where, key), f"is missing; a seed object needs {_SEED_WORDS}"))
+        name: Any = seed.get("name")
+        if "name" in seed and object_name(name, (*where, "name"), out):
+            if name in seen:
+                out.append(((*where, "name"), f"{shown(name)} is listed twice; give each object once"))
+            seen.add(name)
+        if "type" in seed:
+            _seed_type(seed["type"], (*where, "type"), types, out)
+        if "digest" in seed:
+            _text(seed["digest"], (*where, "digest"), 80, out, (DIGEST, DIGEST_WORDS))
+        if "bytes" in seed:
+            _whole(seed["bytes"], (*where, "bytes"), 0, limits.OBJ_MAX_BYTES, out)
+
+
+def _seed_type(kind: Any, where: Field, types: dict[str, Any], out: list[Problem]) -> None:
+    """Check a seed object's type: a built-in one or one the image declares under ``types``."""
+    if _text(kind, where, limits.OBJ_TYPE_MAX_CHARS, out) and kind not in OBJECT_TYPES and kind not in types:
+        declared = f"; the image declares {', '.join(map(str, types))}" if types else ""
+        out.append(
+            (where, f"{shown(kind)} is not an object type; the built-in ones are {', '.join(OBJECT_TYPES)}{declared}")
+        )
+
+
+def _shown_objects(names: Any, out: list[Problem]) -> None:
+    """Check context.objects: the names of the objects the model is shown, each once."""
+    where: Field = ("context", "objects")
+    if not isinstance(names, list):
+        out.append((where, f"is {kind_of(names)}; it must be a list of object names"))
+        return
+    if len(names) > CONTEXT_OBJECTS_MAX:
+        out.append((where, f"lists {len(names)} objects; at most {CONTEXT_OBJECTS_MAX}"))
+        return
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if object_name(name, (*where, i), out):
+            if name in seen:
+                out.append(((*where, i), f"{shown(name)} is listed twice; list each object once"))
+            seen.add(name)

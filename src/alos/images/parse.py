@@ -4,8 +4,9 @@ It reads yaml's event stream (the C parser when there is one) and builds the val
 so that a hostile file costs little: it stops after _EVENTS_MAX values, refuses anchors and
 aliases where they stand (no alias bomb ever expands), refuses tags other than the plain
 ones, keys that are not plain names, duplicate keys (naming both lines), more than one
-document and nesting deeper than any image needs. It never raises on bad input: everything
-wrong becomes an error with its line. Imports yaml: only load() imports this module.
+document and nesting deeper than any image needs (the JSON Schemas under ``types`` nest
+deeper). It never raises on bad input: everything wrong becomes an error with its line.
+Imports yaml: only load() imports this module.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from alos import limits
 from alos.images import form
 
 Spot = tuple[str, int]  # (file, line) where a field is written
@@ -26,6 +28,7 @@ _CORE = "tag:yaml.org,2002:"
 _SCALARS = frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
 _EVENTS_MAX = 20_000  # YAML events (values, keys, starts and ends) of one file; a valid image has under 1,000
 _DEPTH_MAX = 8  # nesting levels; a valid image has 4 (the top, grants, a grant, its value)
+_TYPES_DEPTH_MAX = 2 + limits.JSON_MAX_DEPTH  # under types: the top, types, then a JSON Schema (form.py checks it)
 _ALIAS = "anchors and aliases (&, *) are not accepted in an image; write the value out"
 _KEY = "a key must be a plain name (no lists, mappings, tags or merge keys)"
 _EXPECT_KEY = object()  # a mapping's state: its next scalar is a key
@@ -172,8 +175,8 @@ class _Builder:
         elif not skip and event.tag not in (None, "!", _CORE + ("map" if mapping else "seq")):
             self.fail(event, where, f"the tag {_tag(event.tag)} is not accepted; write plain values")
             skip = True
-        elif not skip and len(where) >= _DEPTH_MAX:
-            self.fail(event, where, f"is nested more than {_DEPTH_MAX} levels deep; no field of an image is")
+        elif not skip and len(where) >= (most := _TYPES_DEPTH_MAX if where[:1] == ("types",) else _DEPTH_MAX):
+            self.fail(event, where, f"is nested more than {most} levels deep; no field of an image is")
             skip = True
         self.stack.append(_Frame(where, {} if mapping else [], skip=skip))
 
