@@ -279,7 +279,9 @@ def test_the_builtin_tool_tables_stay_as_they_were() -> None:
     assert BASE.syscalls == (
         "fs.read", "fs.write", "fs.list", "fs.mkdir", "fs.delete", "human.ask", "human.tell", "proc.spawn",
         "proc.fork", "proc.exec", "proc.wait", "proc.merge", "proc.signal", "proc.list", "proc.chdir",
-        "msg.send", "msg.recv", "clock.now", "clock.sleep", "proc.exit",
+        "msg.send", "msg.recv", "clock.now", "clock.sleep", "obj.create", "obj.read", "obj.write", "obj.append",
+        "obj.list", "obj.log", "obj.link", "obj.delete", "obj.from_file", "obj.to_file", "obj.share", "ns.create",
+        "ckpt.create", "ckpt.list", "ckpt.diff", "ckpt.restore", "ckpt.fork", "proc.exit",
     )  # fmt: skip
     assert READER.syscalls == ("fs.read", "fs.list", "human.tell", "msg.send", "msg.recv", "clock.now", "proc.exit")
     assert list(IMAGES) == list(BUILTIN) == ["base", "reader", "coder", "reviewer"]
@@ -643,3 +645,22 @@ def test_only_an_image_with_types_imports_jsonschema() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "True"]
+
+
+def test_the_object_rules_are_the_kernels() -> None:
+    """form.py says the built-in object types and the name rule again, so that checking an image
+    imports no kernel; these keep the two in step."""
+    from alos.kernel import objects
+
+    assert form.OBJECT_TYPES == objects.BUILTIN_TYPES
+    names = ["plan", "drafts/intro.md", "a.b/c_d-e", "x" * 200, "x" * 201, "", ".", "..", "a/..", "./a", "a//b",
+             "/a", "a/", "a b", "a\n", "é", "a/.hidden", "..a"]  # fmt: skip
+    for name in names:
+        found: list[form.Problem] = []
+        form.object_name(name, ("n",), found)
+        try:
+            objects.check_name(name)
+        except Invalid:
+            assert found, f"the kernel refuses {name!r}; an image accepts it"
+        else:
+            assert not found, f"the kernel accepts {name!r}; an image refuses it: {found}"
