@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alos import context, limits, tools
+from alos import compaction, context, limits, tools
 from alos.errors import AlosError
 from alos.images import Image, from_json
 from alos.kernel import Kernel, Site, reads
@@ -99,18 +99,28 @@ class Agent:
         kernel = self.kernel
         image = loaded.image
         msgs = actions.context(kernel, pid)
+        budget = image.context_tokens or limits.CONTEXT_TOKENS
+        max_tokens = image.max_tokens or limits.MODEL_MAX_TOKENS
+        if image.compact and compaction.due(msgs, budget) and await compaction.compact(kernel, pid, msgs, budget,
+                                                                                        max_tokens):  # fmt: skip
+            if kernel.proc(pid).state is not ProcState.RUNNING:
+                return None
+            msgs = actions.context(kernel, pid)
         window = self._windows.get(pid)
         if window is None:
             if len(self._windows) >= limits.CONTEXTS_CACHED:  # as many as the kernel keeps contexts
                 del self._windows[next(iter(self._windows))]
             window = self._windows[pid] = context.Window()
         args: dict[str, object] = {
-            "messages": window.messages(msgs, image.context_tokens or limits.CONTEXT_TOKENS),
+            "messages": window.messages(msgs, budget),
             "tools": loaded.wire,
-            "max_tokens": image.max_tokens or limits.MODEL_MAX_TOKENS,
+            "max_tokens": max_tokens,
             "temperature": image.temperature,
             "constrain": image.constrain,
         }
+        if image.context_objects:
+            args["objects"] = list(image.context_objects)
+            args["object_tokens"] = budget // limits.CONTEXT_OBJECTS_SHARE
         if context.repairs(msgs) >= limits.MODEL_REPAIRS:  # a person decides whether it tries again
             args["stuck"] = context.last_repair(msgs)[:300]
         try:

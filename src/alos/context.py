@@ -72,8 +72,8 @@ def wire(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _wired(stored: dict[str, Any]) -> dict[str, Any]:
-    if "repair" in stored:  # alos's own mark: no provider is sent it
-        stored = {k: v for k, v in stored.items() if k != "repair"}
+    if "repair" in stored or "summary" in stored:  # alos's own marks: no provider is sent them
+        stored = {k: v for k, v in stored.items() if k not in ("repair", "summary")}
     calls = stored.get("tool_calls")
     if stored.get("role") != "assistant" or not calls:
         return stored

@@ -201,3 +201,4 @@ class ModelTurn:
     constrained: bool = False  # the server was asked to allow only one call of a declared tool
     request: str = ""  # the digest of the request it answers (model.call's audit record keeps it)
     sent: int = 0  # bytes of that request's messages and tools, as canonical JSON
+    shown: tuple[tuple[str, int, str], ...] = ()  # (object, version, digest) of each object version in the request

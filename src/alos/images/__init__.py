@@ -58,6 +58,7 @@ class Image:
     types: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
     objects: tuple[Seed, ...] = ()  # seed objects a process started from it finds in its namespace
     context_objects: tuple[str, ...] = ()  # names in its namespace the model is shown (context.objects)
+    compact: bool = False  # past the context budget, old turns are summarized into an object (context.compact)
     source: str = "built-in"  # the file it was loaded from, or "built-in", or "store:NAME@VERSION"
 
 
@@ -90,6 +91,8 @@ def to_json(image: Image) -> dict[str, Any]:
     }
     if image.context_objects:
         shown["context"]["objects"] = list(image.context_objects)
+    if image.compact:
+        shown["context"]["compact"] = True
     # each only when set: the digest of an image without them stays what it was
     if image.env:
         shown["env"] = dict(image.env)
@@ -132,6 +135,7 @@ def from_json(data: Any, source: str = "store") -> Image:
         types={name: codec.loads(codec.dumps(schema)) for name, schema in data.get("types", {}).items()},  # a copy
         objects=tuple(Seed(s["name"], s["type"], s["digest"], s["bytes"]) for s in data.get("objects", [])),
         context_objects=tuple(context.get("objects", [])),
+        compact=bool(context.get("compact", False)),
         source=source,
     )
 

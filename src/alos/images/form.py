@@ -60,7 +60,7 @@ REQUIRED = ("name", "description", "tools")
 SECTIONS: dict[str, tuple[str, ...]] = {
     "budget": BUDGETS,
     "model": ("temperature", "max_tokens", "constrain"),
-    "context": ("max_tokens", "objects"),
+    "context": ("max_tokens", "objects", "compact"),
 }
 EFFECTS = tuple(e.value for e in Effect)
 # Object Memory (docs/objects.md). kernel/objects.py's BUILTIN_TYPES and its name rule say the same: an image
@@ -246,6 +246,8 @@ def problems(data: Any) -> list[Problem]:
         _whole(context["max_tokens"], ("context", "max_tokens"), *CONTEXT_TOKENS, out)
     if "objects" in context:
         _shown_objects(context["objects"], out)
+    if "compact" in context and not isinstance(context["compact"], bool):
+        out.append((("context", "compact"), f"is {kind_of(context['compact'])}; it must be true or false"))
     _env(data.get("env", {}), out)
     types = data.get("types", {})
     if "types" in data:

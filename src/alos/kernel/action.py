@@ -18,7 +18,7 @@ from alos.errors import Conflict
 from alos.kernel import images
 from alos.kernel.kernel import Kernel, Site, Tx
 from alos.rights import Capability
-from alos.store import rows
+from alos.store import objrows, rows
 from alos.types import SHOWN_KINDS, Fork, ModelTurn, Pid, Process, ToolCall
 
 
@@ -102,6 +102,17 @@ def complete(msgs: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
     if owed:
         cut = open_at
     return msgs[:cut]
+
+
+def compact(kernel: Kernel, pid: Pid, keep: int, drop: int, summary: dict[str, Any]) -> None:
+    """Rewrite ``pid``'s context in one transaction: its first ``keep`` messages, ``summary`` in
+    place of the ``drop`` after them, then the rest (compaction.py)."""
+    msgs = context(kernel, pid)
+    new = [*msgs[:keep], summary, *msgs[keep + drop :]]
+    with kernel.transaction() as tx:
+        objrows.replace_context(tx.conn, pid, new)
+        tx.publish(pid, "compact", {"dropped": drop, "kept": len(new)})
+    kernel.contexts[pid] = new
 
 
 def reset(kernel: Kernel, tx: Tx, proc: Process, image: str, goal: str) -> Process:

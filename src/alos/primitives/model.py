@@ -16,14 +16,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from alos import codec, limits
-from alos.errors import Conflict, Invalid, NotFound, ProviderDown, Unavailable
-from alos.kernel import Kernel, Site, approval
+from alos.errors import Conflict, Corrupt, Invalid, NotFound, ProviderDown, Unavailable
+from alos.kernel import Kernel, Site, approval, objects
 from alos.providers.base import ModelRequest
 from alos.rights import Need, Right
+from alos.store import objrows
 from alos.types import HumanRequest, ModelTurn, Process, ProcState, RequestKind, RequestState
 
 _OUTSIDE = Site(-1, -1, -1)  # where dispatch() files the requests of a call made outside a pending action
@@ -39,6 +40,8 @@ class CallArgs:
     temperature: float | None = None
     constrain: bool = False
     stuck: str | None = None  # the last repair after limits.MODEL_REPAIRS malformed calls: a person decides
+    objects: list[str] = field(default_factory=list)  # names in the caller's namespace to show the model
+    object_tokens: int = 0  # how many tokens of the context the objects may take
 
 
 def resource(proc: Process) -> str:
@@ -82,6 +85,7 @@ def audited(args: CallArgs, turn: ModelTurn) -> dict[str, Any]:
         "tokens_sent": turn.sent // limits.CHARS_PER_TOKEN,
         "tool_calls": len(turn.tool_calls),
         "constrain": turn.constrained,
+        **({"shown": [{"object": o, "version": v, "digest": d} for o, v, d in turn.shown]} if turn.shown else {}),
     }
 
 
@@ -94,8 +98,10 @@ def describe(kernel: Kernel, proc: Process, args: CallArgs) -> dict[str, Any]:
 
 
 def call_needs(proc: Process, args: CallArgs) -> tuple[Need, ...]:
-    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
-    return (Need(resource(proc), Right.EXECUTE),)
+    """Return the (resource, right) pairs this call needs; dispatch() decides them: the model,
+    and a read of each object it is shown."""
+    ns = objects.own(proc.pid)
+    return (Need(resource(proc), Right.EXECUTE), *(Need(objects.resource(ns, n), Right.READ) for n in args.objects))
 
 
 async def call(kernel: Kernel, proc: Process, args: CallArgs) -> ModelTurn:
@@ -129,8 +135,9 @@ async def call(kernel: Kernel, proc: Process, args: CallArgs) -> ModelTurn:
         for listen in streams:
             listen(pid, text)
 
+    messages, shown = _with_objects(kernel, proc, args)
     request = ModelRequest(
-        proc.name, proc.turns, args.messages, args.tools, pid=pid, max_tokens=args.max_tokens,
+        proc.name, proc.turns, messages, args.tools, pid=pid, max_tokens=args.max_tokens,
         temperature=args.temperature, constrain=args.constrain or bool(getattr(model, "constrain", False)),
         stream=stream if streams else None,
     )  # fmt: skip
@@ -139,8 +146,9 @@ async def call(kernel: Kernel, proc: Process, args: CallArgs) -> ModelTurn:
         turn = await model.complete(request)
         digest, sent = _digest(kernel, pid, args)
         return replace(
-            turn, elapsed=time.monotonic() - started, constrained=request.constrain, request=digest, sent=sent
-        )
+            turn, elapsed=time.monotonic() - started, constrained=request.constrain, request=digest, sent=sent,
+            shown=shown,
+        )  # fmt: skip
     task = asyncio.ensure_future(model.complete(request))
     try:
         while True:
@@ -158,8 +166,48 @@ async def call(kernel: Kernel, proc: Process, args: CallArgs) -> ModelTurn:
         raise
     digest, sent = _digest(kernel, pid, args)
     return replace(
-        task.result(), elapsed=time.monotonic() - started, constrained=request.constrain, request=digest, sent=sent
-    )
+        task.result(), elapsed=time.monotonic() - started, constrained=request.constrain, request=digest, sent=sent,
+        shown=shown,
+    )  # fmt: skip
+
+
+def _with_objects(kernel: Kernel, proc: Process, args: CallArgs) -> tuple[list[Any], tuple[tuple[str, int, str], ...]]:
+    """Return the messages with the objects the image shows the model put after the system prompt
+    (newest versions, within ``object_tokens``: what does not fit is named with its size), and
+    (object, version, digest) of each version shown."""
+    if not args.objects:
+        return args.messages, ()
+    ns = objects.own(proc.pid)
+    room = max(0, args.object_tokens) * limits.CHARS_PER_TOKEN
+    parts: list[str] = []
+    shown: list[tuple[str, int, str]] = []
+    for name in args.objects:
+        head = objrows.head(kernel.store.conn, ns, name)
+        if head is None or head.digest is None:
+            parts.append(f"## {name}\n(no such object yet)")
+            continue
+        try:
+            data = objects.payload(kernel, head)
+        except Corrupt as err:
+            parts.append(f"## {name}\n({err.message})")
+            continue
+        text = codec.text_of(data) if head.type != "bytes" else None
+        if text is None:
+            parts.append(f"## {name} (version {head.version}, {head.type})\n({head.size} bytes, not text)")
+        elif len(text) > room:
+            parts.append(
+                f"## {name} (version {head.version}, {head.type})\n{text[:room]}\n[cut: {len(text)} characters]"
+            )
+        else:
+            parts.append(f"## {name} (version {head.version}, {head.type})\n{text}")
+        room = max(0, room - len(text or ""))
+        shown.append((f"{ns}/{name}", head.version, head.digest))
+    note = {
+        "role": "user",
+        "content": "[the objects your image keeps in view, as they are now]\n\n" + "\n\n".join(parts),
+    }
+    msgs = list(args.messages)
+    return [*msgs[:1], note, *msgs[1:]], tuple(shown)
 
 
 class _Running:
