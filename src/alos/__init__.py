@@ -14,7 +14,7 @@ the states it carries (ProcState, Wait, Exit); and the errors a caller catches. 
 
 from typing import TYPE_CHECKING, Any
 
-from alos.errors import AlosError, Conflict, Denied, Invalid, Limit, NotFound, Unavailable
+from alos.errors import AlosError, Conflict, Corrupt, Denied, Exists, Invalid, Limit, NotFound, Unavailable
 from alos.rights import Effect, parse_grant
 from alos.types import Exit, Parked, Process, ProcState, Wait
 
@@ -37,8 +37,10 @@ __version__ = "0.1.0"
 __all__ = [
     "AlosError",
     "Conflict",
+    "Corrupt",
     "Denied",
     "Effect",
+    "Exists",
     "Exit",
     "Invalid",
     "Limit",

@@ -5,8 +5,9 @@ When its context passes the budget, the loop asks the process's model, through d
 (budgeted and audited like every model call), to summarize the turns between the goal and
 the latest turn; the summary becomes a new version of the object ``context/summary`` (type
 ``context``) in the process's namespace, written through dispatch() too; and the context is
-rewritten as: system prompt, goal, the summary, the latest turn. A host that dies between the
-object and the rewrite compacts again next turn.
+rewritten as: system prompt, goal, the summary, the latest turn. The summary's call counts as a
+turn of the process (a scripted model answers it from its own line). A host that dies between
+the object and the rewrite compacts again next turn.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ async def compact(kernel: Kernel, pid: Pid, msgs: list[dict[str, Any]], budget: 
     text = _transcript(old, budget * limits.CHARS_PER_TOKEN // 2)
     request = [{"role": "system", "content": _ASK}, {"role": "user", "content": text}]
     try:
+        actions.count_turn(kernel, pid)
         turn = await dispatch(kernel, pid, "model.call", {"messages": request, "tools": [], "max_tokens": max_tokens})
     except AlosError:
         return False

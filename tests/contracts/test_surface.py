@@ -11,8 +11,10 @@ import alos
 SURFACE = [
     "AlosError",
     "Conflict",
+    "Corrupt",
     "Denied",
     "Effect",
+    "Exists",
     "Exit",
     "Invalid",
     "Limit",
@@ -41,7 +43,7 @@ def test_every_public_name_exists() -> None:
 
 
 def test_every_error_in_the_surface_is_an_alos_error() -> None:
-    for name in ("Conflict", "Denied", "Invalid", "Limit", "NotFound", "Unavailable"):
+    for name in ("Conflict", "Corrupt", "Denied", "Exists", "Invalid", "Limit", "NotFound", "Unavailable"):
         assert issubclass(getattr(alos, name), alos.AlosError), name
 
 

@@ -104,6 +104,17 @@ def complete(msgs: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
     return msgs[:cut]
 
 
+def count_turn(kernel: Kernel, pid: Pid) -> None:
+    """Count a model turn that is not an action (a compaction's summary): turns number the
+    process's model calls, so a scripted model answers each from its own line."""
+    proc = kernel.proc(pid)
+    new = proc.changed(turns=proc.turns + 1, updated=kernel.clock.now())
+    with kernel.transaction() as tx:
+        if not rows.update_process(tx.conn, pid, proc.state, {"turns": new.turns, "updated": new.updated}):
+            raise Conflict(f"process {pid} was changed by another connection")
+        tx.on_commit.append(lambda: kernel.remember(new))
+
+
 def compact(kernel: Kernel, pid: Pid, keep: int, drop: int, summary: dict[str, Any]) -> None:
     """Rewrite ``pid``'s context in one transaction: its first ``keep`` messages, ``summary`` in
     place of the ``drop`` after them, then the rest (compaction.py)."""
