@@ -194,7 +194,8 @@ async def diff(kernel: Kernel, proc: Process, plan: Plan) -> dict[str, Any]:
     upto = b.mark if b is not None else None
     namespaces = list(dict.fromkeys([*a.body["namespaces"], *(b.body["namespaces"] if b else
                                                                 objrows.owned_namespaces(conn, a.pid))]))  # fmt: skip
-    changed = [f"{ns}/{n}" for ns in namespaces for n in objrows.changed_since(conn, ns, a.mark, upto)]
+    changed = [f"{ns}/{n}" for ns in namespaces for n in objrows.changed_since(conn, ns, a.mark, upto)
+               if _differs(conn, ns, n, a.mark, upto)]  # fmt: skip
     caps_then = set(a.body["capabilities"])
     caps_now = set(b.body["capabilities"]) if b else {c.id for c in rows.capabilities_of(conn, a.pid)}
     record_now = b.body["process"] if b else ({k: getattr(now, k) for k in ckpt.KEPT} if now else {})
@@ -212,6 +213,14 @@ async def diff(kernel: Kernel, proc: Process, plan: Plan) -> dict[str, Any]:
         "record": {k: [v, record_now.get(k)] for k, v in a.body["process"].items() if record_now.get(k) != v},
         **ckpt.listed(effects),
     }
+
+
+def _differs(conn: Any, ns: str, name: str, mark: int, upto: int | None) -> bool:
+    """Return whether ``ns``/``name`` holds another payload (or type) at ``upto`` (now: None) than at ``mark``."""
+    then = objrows.as_of(conn, ns, name, mark)
+    now = objrows.as_of(conn, ns, name, upto) if upto is not None else objrows.head(conn, ns, name)
+    key = lambda v: None if v is None or v.digest is None else (v.digest, v.type)  # noqa: E731
+    return key(then) != key(now)
 
 
 def restore(kernel: Kernel, tx: Tx, proc: Process, plan: Plan) -> dict[str, Any]:
