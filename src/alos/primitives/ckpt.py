@@ -219,8 +219,11 @@ def _differs(conn: Any, ns: str, name: str, mark: int, upto: int | None) -> bool
     """Return whether ``ns``/``name`` holds another payload (or type) at ``upto`` (now: None) than at ``mark``."""
     then = objrows.as_of(conn, ns, name, mark)
     now = objrows.as_of(conn, ns, name, upto) if upto is not None else objrows.head(conn, ns, name)
-    key = lambda v: None if v is None or v.digest is None else (v.digest, v.type)  # noqa: E731
-    return key(then) != key(now)
+    return _held(then) != _held(now)
+
+
+def _held(v: objrows.Version | None) -> tuple[str, str] | None:
+    return None if v is None or v.digest is None else (v.digest, v.type)
 
 
 def restore(kernel: Kernel, tx: Tx, proc: Process, plan: Plan) -> dict[str, Any]:
