@@ -1,4 +1,5 @@
 import os
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -91,7 +92,11 @@ def test_a_version_1_store_migrates_forward_and_keeps_its_processes(tmp_path: Pa
         version = rt.store.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
         assert version == str(limits.SCHEMA_VERSION)
         tables = {r[0] for r in rt.store.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"messages", "budgets"} <= tables
+        assert {"messages", "budgets", "objects", "versions", "checkpoints"} <= tables
+        # a live process of an old store gets the namespace and the rights a new one gets
+        assert {f"obj:proc/{p.pid}/*", f"ns:proc/{p.pid}"} <= {c.pattern for c in rt.kernel.caps(p.pid)}
+        made = asyncio.run(rt.dispatch(p.pid, "obj.create", {"name": "n", "type": "text", "value": "kept"}))
+        assert made["version"] == 1
     finally:
         rt.close()
 
