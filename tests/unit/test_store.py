@@ -1,5 +1,5 @@
-import os
 import asyncio
+import os
 import sqlite3
 from pathlib import Path
 
