@@ -15,6 +15,9 @@ TARGETS = (
     "src/alos/shellforms.py",
     "src/alos/git.py",
     "src/alos/primitives/shell.py",
+    "src/alos/primitives/obj.py",
+    "src/alos/primitives/ns.py",
+    "src/alos/kernel/ckpt.py",
 )
 # the tests that exercise authority: unit tests and the scenarios of dispatch, grants, approvals,
 # processes, turns and recovery, and the CLI runs that show decisions (a few minutes traced on a
@@ -34,6 +37,8 @@ POOL = (
     "tests/scenarios/test_cli_run.py",
     "tests/scenarios/test_model_repairs.py",
     "tests/scenarios/test_image_registry.py",
+    "tests/scenarios/test_objects.py",
+    "tests/scenarios/test_checkpoints.py",
     "tests/scenarios/test_model_image_hostile.py",
     "tests/scenarios/test_shell.py",
     "tests/scenarios/test_bb_shell.py",
