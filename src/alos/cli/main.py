@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from alos.cli import look, show
+from alos.cli import ckpts, look, objects, show
 from alos.cli.drive import EXIT_FAILED, Driver, who
 from alos.cli.grants import parse_budget, parse_grants, requested
 from alos.cli.host import open_host
@@ -363,6 +363,8 @@ def demo(workspace: str | None, interactive: bool, real: bool) -> None:
 
 
 for _command in (look.ps, look.approvals, look.audit, image_group, models_group):
+    cli.add_command(_command)
+for _command in (objects.obj, objects.store, ckpts.ckpt):
     cli.add_command(_command)
 
 
