@@ -192,10 +192,14 @@ def _object_pattern(kind: str, body: str, star: bool, spec: str) -> str:
     """Return an ``obj:`` or ``ns:`` pattern checked: segments of letters, digits, '.', '_' or '-'
     joined by '/' (``obj:NS/NAME``, ``obj:NS/*``, ``ns:NS``, ``KIND:*``)."""
     words = body.rstrip("/")
-    if words and not all(seg and seg not in (".", "..") and _SEGMENT.fullmatch(seg) for seg in words.split("/")):
+    segs = words.split("/") if words else []
+    ns = 2 if segs[:1] == ["proc"] else 1  # segments that name the namespace
+    fits = len(segs) >= ns + (0 if star or kind == "ns" else 1) and (kind == "obj" or star or len(segs) == ns)
+    if segs and (not fits or not all(s and s not in (".", "..") and _SEGMENT.fullmatch(s) for s in segs)):
         raise Invalid(
-            f"grant {spec!r}: an {kind} resource is segments of letters, digits, '.', '_' or '-' joined by '/', "
-            "e.g. 'obj:proc/4/notes', 'obj:research/*' or 'ns:research'"
+            f"grant {spec!r}: write an object as obj:NAMESPACE/NAME or obj:NAMESPACE/*, a namespace as "
+            "ns:NAMESPACE (a namespace is proc/<pid> or a made name; names are segments of letters, digits, "
+            "'.', '_' or '-' joined by '/'), e.g. 'obj:proc/4/notes', 'obj:research/*' or 'ns:research'"
         )
     return f"{kind}:{words}/*" if star and words else f"{kind}:{words or '*'}" if star else f"{kind}:{words}"
 
