@@ -65,10 +65,12 @@ class Agent:
             turn = await self._think(pid, loaded)
             if turn is None:
                 return
+            if kernel.proc(pid).epoch != proc.epoch:
+                return  # exec'd or restored from elsewhere while its model thought: that turn is of the past
             if turn.exhausted:
                 await dispatch(kernel, pid, "proc.exit", {"status": "ok", "result": _last_words(kernel, pid)})
                 return
-            act = actions.start(kernel, kernel.proc(pid), turn)
+            act = actions.start(kernel, kernel.proc(pid), turn, proc.epoch)
             if not act.calls and not turn.content.strip():
                 self._repair(pid, "your reply was empty: call one of your tools (proc_exit when you are done)")
                 return

@@ -41,6 +41,8 @@ MESSAGES_SHOWN = 20  # interrupts and human messages put into the context at mos
 WAIT_MAX_SECONDS = 30 * 86_400.0  # seconds: the longest clock.sleep or wait timeout (30 days)
 CONTEXTS_CACHED = 512  # process contexts kept in memory; more are read back from the store
 ANCESTRY_MAX = 64  # generations of processes below a root: a deeper spawn is refused
+PROC_NAME_MAX_CHARS = 64  # characters of a process's name
+IMAGE_DESCRIPTION_MAX_CHARS = 500  # characters of an image's description
 BUDGET_MAX = 1 << 62  # the largest budget limit: the store keeps 64-bit integers
 
 # models and their clients (docs/models.md)
@@ -111,4 +113,6 @@ CKPT_LABEL_MAX_CHARS = 200  # characters of a checkpoint's label
 CKPT_LIST_MAX = 1_000  # checkpoints ckpt.list returns
 CKPT_EFFECTS_MAX = 200  # outside effects a restore or a diff lists by name; more are counted
 CKPT_CHANGES_MAX = 1_000  # changed object names a diff lists; more are counted
+CKPT_CONTEXT_CHAIN = 32  # checkpoints that keep only the context's new messages before one keeps it whole
+CKPT_EFFECTS_NOTED = 20  # outside effects a restored process's context note names; the result lists more
 CONTEXT_OBJECTS_SHARE = 4  # 1/N of the context's token budget may go to the objects an image shows the model

@@ -34,7 +34,7 @@ from alos.errors import AlosError, BadArguments, Conflict, Denied, NotFound, Pro
 from alos.kernel import Deferred, Kernel, Site, Tx, approval
 from alos.kernel import action as actions
 from alos.primitives import cap, ckpt, clock, fs, human, image, model, msg, net, ns, obj, objfile, proc, shell, signal
-from alos.rights import Capability, Effect, Need, kind
+from alos.rights import Capability, Effect, Need, Right, kind
 from alos.store import rows
 from alos.types import HOST, Fork, Parked, Process, ProcState, RequestKind, RequestState, Wait
 
@@ -159,7 +159,7 @@ TABLE: dict[str, Entry[Any, Any]] = {
         ),
         Entry("proc.exec", proc.ExecArgs, proc.exec_needs, Change(proc.exec_)),
         Entry("proc.wait", signal.WaitArgs, signal.wait_needs, Change(signal.wait)),
-        Entry("proc.merge", signal.MergeArgs, signal.merge_needs, Change(signal.merge)),
+        Entry("proc.merge", signal.MergeArgs, signal.merge_needs, Change(signal.merge), signal.resolve_merge),
         Entry("proc.signal", signal.SignalArgs, signal.signal_needs, Change(signal.signal), reaches=True),
         Entry(
             "proc.exit", signal.ExitArgs, signal.exit_needs, Change(signal.exit_, journaled=False), signal.resolve_exit,
@@ -205,8 +205,8 @@ TABLE: dict[str, Entry[Any, Any]] = {
             objfile.resolve, objfile.describe_to,
         ),
         Entry("obj.share", ns.ShareArgs, ns.share_needs, Change(ns.share), ns.resolve_share, reaches=True),
-        Entry("ns.create", ns.CreateArgs, ns.create_needs, Change(ns.create), ns.resolve_create),
-        Entry("ckpt.create", ckpt.CreateArgs, ckpt.create_needs, Change(ckpt.create_checkpoint)),
+        Entry("ns.create", ns.CreateArgs, ns.create_needs, Change(ns.create), ns.resolve_create, reaches=True),
+        Entry("ckpt.create", ckpt.CreateArgs, ckpt.create_needs, Change(ckpt.create_checkpoint), ckpt.resolve_create),
         Entry("ckpt.list", ckpt.ListArgs, ckpt.list_needs, Read(ckpt.list_checkpoints)),
         Entry("ckpt.diff", ckpt.DiffArgs, ckpt.diff_needs, Read(ckpt.diff), ckpt.resolve),
         Entry("ckpt.restore", ckpt.RestoreArgs, ckpt.restore_needs, Change(ckpt.restore), ckpt.resolve, reaches=True),
@@ -413,6 +413,14 @@ class _Call:
                 Denied(
                     f"process {self.subject} is speculative: it makes no outside effects ({self.name}); "
                     "its parent takes its result with proc_merge"
+                )
+            )
+        beyond = _beyond_own(p, self.needs) if p.mode is Fork.SPECULATIVE else None
+        if beyond is not None:
+            raise self.refused(
+                Denied(
+                    f"process {self.subject} is speculative: it changes nothing outside its own namespace, not "
+                    f"{self.show(beyond)}; its parent takes what it wrote with proc_merge"
                 )
             )
         kernel = self.kernel
@@ -699,12 +707,19 @@ class _Call:
         out: dict[str, Any] = {}
         if self.args is not None:
             items = [(f, getattr(self.args, f)) for f in self.args.__dataclass_fields__]
+            # a plan (the call's arguments and what resolving them found): its arguments first
+            inner = [(k, v) for k, v in items if hasattr(v, "__dataclass_fields__")]
+            items = [(f, getattr(v, f)) for _, v in inner for f in v.__dataclass_fields__] + [
+                (k, v) for k, v in items if not hasattr(v, "__dataclass_fields__")
+            ]
         elif isinstance(self.raw, dict):
             items = list(self.raw.items())
         else:
             return {"args": "<not an object>"}
         for key, value in items:
-            if isinstance(value, str):
+            if key == "value" and self.name.startswith("obj."):  # an object's payload: its size only
+                out[key] = f"<{len(codec.dumps(value))} bytes of JSON>"
+            elif isinstance(value, str):
                 out[key] = value if len(value) <= 120 else f"<{len(value)} chars>"
             elif isinstance(value, (int, float, bool)) or value is None:
                 out[key] = value
@@ -713,6 +728,22 @@ class _Call:
         if self._digest is not None:
             out["digest"] = self._digest
         return out
+
+
+_CHANGES = frozenset({Right.WRITE, Right.DELETE, Right.ADMIN})
+
+
+def _beyond_own(p: Process, needs: Sequence[Need]) -> str | None:
+    """Return the first object or namespace outside ``p``'s own namespace that a call would change,
+    or another process it would act on (signal), or None."""
+    own = f"proc/{p.pid}"
+    for need in needs:
+        mine = need.resource == f"ns:{own}" or need.resource.startswith(f"obj:{own}/")
+        if need.right in _CHANGES and kind(need.resource) in ("obj", "ns") and not mine:
+            return need.resource
+        if need.right is Right.SIGNAL:
+            return need.resource
+    return None
 
 
 def refuse(kernel: Kernel, subject: int, resource: str, err: AlosError) -> None:

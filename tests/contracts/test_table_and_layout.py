@@ -40,6 +40,16 @@ def test_a_restore_lists_every_effect_that_reaches_outside_the_process() -> None
 
     reaching = {name for name, e in TABLE.items() if isinstance(e.effect, Outside) or e.reaches}
     assert reaching <= set(OUTSIDE), sorted(reaching - set(OUTSIDE))
+
+
+def test_the_index_of_effects_names_what_a_restore_lists() -> None:
+    import re
+
+    from alos.kernel.ckpt import OBJECT_CHANGES, OUTSIDE
+
+    schema = (Path(__file__).parents[2] / "src" / "alos" / "store" / "schema.sql").read_text()
+    index = schema[schema.index("CREATE INDEX audit_effects") :].split(");")[0]
+    assert set(re.findall(r"'([a-z_.]+)'", index)) - {"ok"} == set(OUTSIDE + OBJECT_CHANGES)
     assert {name for name, e in TABLE.items() if e.host_only} == {"human.answer", "cap.grant", "cap.revoke"}
 
 

@@ -383,11 +383,6 @@ def test_the_audit_log_shows_the_hosts_reads(store: str, ws: Path) -> None:
     ok(alos_cli("audit", "verify", store=store))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="syscall.summary keeps string arguments up to 120 characters: obj.create and "
-    "obj.write put a short value in the audit record, which obj.py's contract says never happens",
-)
 def test_a_short_payload_never_enters_an_audit_record(store: str, ws: Path) -> None:
     make_process(store, ws)
     ok(alos_cli("obj", "put", "1", "notes", "--value", "private", store=store))

@@ -122,8 +122,24 @@ def compact(kernel: Kernel, pid: Pid, keep: int, drop: int, summary: dict[str, A
     new = [*msgs[:keep], summary, *msgs[keep + drop :]]
     with kernel.transaction() as tx:
         objrows.replace_context(tx.conn, pid, new)
-        tx.publish(pid, "compact", {"dropped": drop, "kept": len(new)})
+        tx.event(pid, "compact", {"dropped": drop, "kept": len(new)})
     kernel.contexts[pid] = new
+
+
+def closed(msgs: Sequence[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """Return ``msgs`` with a result ``text`` for each tool call of the last turn that has none
+    (a turn in progress when a checkpoint was taken: the calls it made stay in view)."""
+    out = list(msgs)
+    for i in range(len(out) - 1, -1, -1):
+        msg = out[i]
+        if msg.get("role") == "assistant":
+            answered = {m.get("tool_call_id") for m in out[i + 1 :] if m.get("role") == "tool"}
+            for call in msg.get("tool_calls") or ():
+                if call.get("id") not in answered:
+                    answer = {"role": "tool", "tool_call_id": call.get("id"), "name": call.get("name"), "content": text}
+                    out.append(answer)
+            break
+    return out
 
 
 def reset(kernel: Kernel, tx: Tx, proc: Process, image: str, goal: str) -> Process:
@@ -170,14 +186,15 @@ def note(kernel: Kernel, pid: Pid, text: str, repair: int = 0) -> None:
         _append(kernel, tx, pid, "user", body)
 
 
-def start(kernel: Kernel, proc: Process, turn: ModelTurn) -> Action:
+def start(kernel: Kernel, proc: Process, turn: ModelTurn, epoch: int | None = None) -> Action:
     """Make the model's turn and its tool calls the pending action; return it.
 
     The turn is written with the host's next transaction, which is at the latest the one that
     commits its first call's intent (an outside effect), its first change to the store, or its
     first result: until a call has done something, a host that dies loses only the model call,
     which the process makes again. So a step that reads commits once. If another connection
-    moved the process meanwhile (a kill from another terminal), the turn is not written and
+    moved the process meanwhile (a kill from another terminal), or exec'd or restored it since
+    ``epoch`` (when the model was asked), the turn is not written and
     that move stands, and no call of the turn is carried out (``recorded`` refuses them).
     A turn without calls is committed at once: the next model call, the process's last words
     and a fork read it.
@@ -191,7 +208,8 @@ def start(kernel: Kernel, proc: Process, turn: ModelTurn) -> Action:
     kernel.remember(new)
 
     def write(tx: Tx) -> None:
-        if not rows.update_process(tx.conn, proc.pid, proc.state, {"turns": new.turns, "updated": new.updated}):
+        changes = {"turns": new.turns, "updated": new.updated}
+        if not rows.update_process(tx.conn, proc.pid, proc.state, changes, proc.epoch if epoch is None else epoch):
             kernel.forget_process(proc.pid)
             return
         _append(kernel, tx, proc.pid, "assistant", body)

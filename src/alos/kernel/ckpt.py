@@ -35,10 +35,10 @@ from alos.types import Pid, Process, ProcState
 OUTSIDE = (
     "fs.write", "fs.mkdir", "fs.delete", "shell.run", "net.fetch", "human.tell", "human.ask", "msg.send",
     "proc.signal", "proc.spawn", "proc.fork", "image.register", "obj.to_file", "obj.share", "ckpt.fork",
-    "ckpt.commit", "ckpt.restore",
+    "ckpt.commit", "ckpt.restore", "ckpt.create", "ns.create",
 )  # fmt: skip
 # object changes outside the namespaces a restore rolls back are listed too
-OBJECT_CHANGES = ("obj.create", "obj.write", "obj.append", "obj.delete", "obj.link", "obj.from_file", "ns.create")
+OBJECT_CHANGES = ("obj.create", "obj.write", "obj.append", "obj.delete", "obj.link", "obj.from_file")
 KEPT = ("name", "image", "model", "cwd", "goal", "priority", "state", "wait", "exit", "result", "epoch", "turns")
 
 
@@ -52,8 +52,11 @@ def take(kernel: Kernel, tx: Tx, pid: Pid, taker: Pid, label: str | None, parent
     conn = tx.conn
     prev = objrows.last_checkpoint(conn, pid)
     gen, length = objrows.context_generation(conn, pid), objrows.context_length(conn, pid)
-    # the context only grows between rewrites: keep only what is new since the last checkpoint
-    first = prev.ctxlen if prev is not None and prev.ctxgen == gen and prev.ctxlen <= length else 0
+    # the context only grows between rewrites: keep only what is new since the last checkpoint, and
+    # all of it every CKPT_CONTEXT_CHAIN checkpoints, so that a restore reads a bounded chain
+    depth = int(prev.body.get("depth", 0)) + 1 if prev is not None else 0
+    grown = prev is not None and prev.ctxgen == gen and prev.ctxlen <= length
+    first = prev.ctxlen if prev is not None and grown and depth < limits.CKPT_CONTEXT_CHAIN else 0
     pending = rows.load_action(conn, pid)
     newest, waiting = objrows.message_cursor(conn, pid)
     body: dict[str, Any] = {
@@ -62,6 +65,7 @@ def take(kernel: Kernel, tx: Tx, pid: Pid, taker: Pid, label: str | None, parent
         "action": {"action": pending[0], "calls": pending[1], "next": pending[2]} if pending else None,
         "queue": {"newest": newest, "waiting": waiting},
         "namespaces": objrows.owned_namespaces(conn, pid),
+        "depth": depth if first else 0,  # checkpoints since the last that kept the whole context
     }
     c = Checkpoint(0, pid, label, prev.id if prev else None, parent, objrows.newest_seq(conn), rows.audit_head(conn)[0],
                    gen, length, first, body, tx.now, taker)  # fmt: skip
@@ -101,11 +105,15 @@ def effects_since(conn: Any, c: Checkpoint, pids: Sequence[Pid], skip: Sequence[
     for seq, when, pid, syscall, resource, _ in objrows.audit_after(conn, pids, c.audit, OUTSIDE + OBJECT_CHANGES):
         if syscall in OBJECT_CHANGES and any(resource.startswith((f"obj:{ns}/", f"ns:{ns}")) for ns in skip):
             continue
+        if syscall == "ckpt.create" and resource == f"proc:{pid}":
+            continue  # a checkpoint of itself changed nothing outside it
         out.append({"audit": seq, "time": when, "pid": pid, "syscall": syscall, "resource": resource})
     return out
 
 
 def listed(effects: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return ``effects`` as a result lists them: at most CKPT_EFFECTS_MAX, counted past that, with
+    the note that they were not undone."""
     shown = effects[: limits.CKPT_EFFECTS_MAX]
     out: dict[str, Any] = {"effects": shown}
     if len(effects) > len(shown):
@@ -113,29 +121,67 @@ def listed(effects: list[dict[str, Any]]) -> dict[str, Any]:
     if effects:
         out["effects_note"] = (
             "these outside effects happened after the checkpoint; a restore does not undo them "
-            "(files stay written, commands ran, messages were sent)"
+            "(files stay written, commands ran, messages were sent); one in doubt may or may not have happened"
         )
     return out
 
 
-def restore(kernel: Kernel, tx: Tx, c: Checkpoint, by: Pid) -> dict[str, Any]:
-    """Roll process ``c.pid`` back to checkpoint ``c`` inside ``tx``; return what was done."""
+Rollback = tuple[tuple[str, str, str], ...]  # (namespace, name, "write" | "delete") a restore would make
+
+
+def namespaces(conn: Any, c: Checkpoint) -> list[str]:
+    """Return the namespaces a restore of ``c`` rolls back: those its process owned then or owns now."""
+    return list(dict.fromkeys([*c.body["namespaces"], *objrows.owned_namespaces(conn, c.pid)]))
+
+
+def rollback(conn: Any, c: Checkpoint) -> Rollback:
+    """Return what restoring ``c`` would change in its namespaces: each object changed since is
+    written back (a new version with the old payload) or deleted (made since). Costs what changed."""
+    out: list[tuple[str, str, str]] = []
+    for ns in namespaces(conn, c):
+        for name in objrows.changed_since(conn, ns, c.mark):
+            was = objrows.as_of(conn, ns, name, c.mark)
+            head = objrows.head(conn, ns, name)
+            assert head is not None
+            if was is None or was.digest is None:
+                if head.digest is not None:
+                    out.append((ns, name, "delete"))
+            elif head.digest != was.digest or head.type != was.type:
+                out.append((ns, name, "write"))
+    return tuple(out)
+
+
+def restore(kernel: Kernel, tx: Tx, c: Checkpoint, by: Pid, plan: Rollback) -> dict[str, Any]:
+    """Roll process ``c.pid`` back to checkpoint ``c`` inside ``tx``, its objects as ``plan`` (the
+    rollback dispatch() decided) says; return what was done. Raises Conflict when the objects
+    changed since the plan was made."""
     conn = tx.conn
     proc = rows.load_process(conn, c.pid)
     if proc is None or proc.state is ProcState.EXITED:
         raise Conflict(f"process {c.pid} has exited; ckpt_fork starts a new process from its checkpoint {c.id}")
-    namespaces = list(dict.fromkeys([*c.body["namespaces"], *objrows.owned_namespaces(conn, c.pid)]))
-    effects = effects_since(conn, c, [c.pid], namespaces)
-    restored = _roll_back_objects(kernel, tx, namespaces, c.mark, by)
+    if rollback(conn, c) != plan:
+        raise Conflict(f"process {c.pid}'s objects changed while the restore was decided; restore again")
+    effects = effects_since(conn, c, [c.pid], namespaces(conn, c))
+    effects += [{"syscall": s, "pid": c.pid, "in_doubt": True} for s in objrows.intents(conn, c.pid)]
+    for ns, name, change in plan:
+        if change == "delete":
+            head = objrows.head(conn, ns, name)
+            assert head is not None
+            om.put(kernel, tx, ns, name, head.type, None, by)
+        else:
+            was = objrows.as_of(conn, ns, name, c.mark)
+            assert was is not None
+            om.copy(kernel, tx, was, ns, name, by)
     dropped = _drop_allows_since(kernel, tx, c)
     returned = objrows.untake_messages(conn, c.pid, c.body["queue"]["newest"], c.body["queue"]["waiting"])
     rows.clear_action(conn, c.pid)
     rows.cancel_requests_of(conn, c.pid, "restore", tx.now)
-    msgs = list(actions.complete(context_at(conn, c)))
+    msgs = actions.closed(context_at(conn, c), f"[no result: the process was restored to checkpoint {c.id}]")
     note = f"[restored to checkpoint {c.id}: your objects, context and queue are as they were then."
     if effects:
         note += f" {len(effects)} outside effect(s) since then were not undone: " + "; ".join(
-            f"{e['syscall']} {e['resource']}" for e in effects[:20]
+            f"{e['syscall']} {e.get('resource', '(may or may not have happened)')}"
+            for e in effects[: limits.CKPT_EFFECTS_NOTED]
         )
     objrows.replace_context(conn, c.pid, [*msgs, {"role": "user", "content": note + "]"}])
     was = c.body["process"]
@@ -151,8 +197,8 @@ def restore(kernel: Kernel, tx: Tx, c: Checkpoint, by: Pid) -> dict[str, Any]:
         now = now.changed(wait=None)
     kernel.contexts.pop(c.pid, None)
     tx.on_commit.append(lambda: _forget(kernel, c.pid))
-    tx.event(c.pid, "restore", {"checkpoint": c.id, "by": by, "objects": restored, "dropped": dropped})
-    return {"pid": c.pid, "checkpoint": c.id, "objects_restored": restored, "capabilities_dropped": dropped,
+    tx.event(c.pid, "restore", {"checkpoint": c.id, "by": by, "objects": len(plan), "dropped": dropped})
+    return {"pid": c.pid, "checkpoint": c.id, "objects_restored": len(plan), "capabilities_dropped": dropped,
             "messages_returned": returned, "context_messages": len(msgs), **listed(effects)}  # fmt: skip
 
 
@@ -162,31 +208,17 @@ def _forget(kernel: Kernel, pid: Pid) -> None:
     kernel.quiet.discard(pid)
 
 
-def _roll_back_objects(kernel: Kernel, tx: Tx, namespaces: Sequence[str], mark: int, by: Pid) -> int:
-    """Make every object of ``namespaces`` changed after ``mark`` as it was at ``mark`` (a new
-    version; an object made since is deleted); return how many were changed."""
-    n = 0
-    for ns in namespaces:
-        for name in objrows.changed_since(tx.conn, ns, mark):
-            was = objrows.as_of(tx.conn, ns, name, mark)
-            head = objrows.head(tx.conn, ns, name)
-            assert head is not None
-            if was is None or was.digest is None:
-                if head.digest is not None:
-                    om.put(kernel, tx, ns, name, head.type, None, by)
-                    n += 1
-            elif head.digest != was.digest or head.type != was.type:
-                om.copy(kernel, tx, was, ns, name, by)
-                n += 1
-    return n
-
-
 def _drop_allows_since(kernel: Kernel, tx: Tx, c: Checkpoint) -> list[int]:
     """Revoke the allows ``c.pid`` was issued after ``c``; return their ids. Denies and asks stay,
     and what was revoked or spent since stays so."""
     then = set(c.body["capabilities"])
     live = rows.capabilities_of(tx.conn, c.pid)
-    dropped = [cap.id for cap in live if cap.id not in then and cap.effect is Effect.ALLOW]
+    # its rights on children it made since stay: those children live on, and it answers for them
+    dropped = [
+        cap.id
+        for cap in live
+        if cap.id not in then and cap.effect is Effect.ALLOW and not cap.issuer.startswith("spawn:")
+    ]
     for cap_id in dropped:
         caps.revoke(tx.conn, cap_id)
     return dropped
@@ -207,7 +239,7 @@ def passed_on(kernel: Kernel, tx: Tx, c: Checkpoint, caller: Pid, child: Pid) ->
         if not caller:
             issued.append(caps.issue(tx.conn, child, grant, "host", cap.id))
             continue
-        if cap.effect is not Effect.ALLOW:  # a deny or an ask binds the fork too
+        if cap.effect is Effect.DENY:  # a deny binds the fork too; an ask is passed only if held, as an allow
             issued.append(caps.issue(tx.conn, child, grant, f"pid:{caller}", cap.id))
             continue
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -22,15 +23,13 @@ from alos import codec, limits
 from alos.errors import Corrupt, Invalid, Limit
 from alos.kernel import images
 from alos.kernel.kernel import Kernel, Tx
-from alos.store import objrows
+from alos.store import objrows, rows
 from alos.store.objrows import Version
 from alos.types import HOST, Pid
 
 BUILTIN_TYPES = ("text", "json", "bytes", "file_ref", "plan", "result", "context")
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
-_NS = re.compile(r"[a-z][a-z0-9_-]{0,63}")
-_TYPE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
-LINK_KINDS = ("derived_from", "cites", "result_of")
+_NS = re.compile(rf"[a-z][a-z0-9_-]{{0,{limits.NS_NAME_MAX_CHARS - 1}}}")
 NAME_WORDS = (
     f"an object name is 1 to {limits.OBJ_NAME_MAX_CHARS} characters: segments of letters, digits, '.', '_' or '-' "
     "joined by '/', no segment '.' or '..', e.g. 'notes' or 'drafts/intro.md'"
@@ -88,11 +87,12 @@ def check_ns(ns: str) -> None:
         )
 
 
-def check_type(kernel: Kernel, image: str, type_: str) -> None:
-    """Raise Invalid unless ``type_`` is a built-in type or one the image ``image`` declares."""
+def check_type(kernel: Kernel, image: str, ns: str, type_: str) -> None:
+    """Raise Invalid unless ``type_`` is a built-in type or one declared by the image of the
+    namespace's owner or by the caller's ``image``."""
     if type_ in BUILTIN_TYPES:
         return
-    declared = _declared(kernel, image)
+    declared = _declared(kernel, image, ns)
     if type_ not in declared:
         extra = f"; the image declares {', '.join(sorted(declared))}" if declared else ""
         raise Invalid(
@@ -100,18 +100,24 @@ def check_type(kernel: Kernel, image: str, type_: str) -> None:
         )
 
 
-def _declared(kernel: Kernel, image: str) -> dict[str, Any]:
-    if image == "-":  # the host
-        return {}
-    types = images.body(kernel, image).get("types")
-    return types if isinstance(types, dict) else {}
+def _declared(kernel: Kernel, image: str, ns: str) -> dict[str, Any]:
+    """Return the object types the namespace's owner's image declares, with those of the caller's
+    ``image`` it does not (an object lives by its namespace's declarations)."""
+    out: dict[str, Any] = {}
+    owner = objrows.namespace_owner(kernel.store.conn, ns)
+    proc = rows.load_process(kernel.store.conn, owner) if owner else None
+    for ref in (image, proc.image if proc is not None else "-"):
+        if ref != "-":  # the host's
+            types = images.body(kernel, ref).get("types")
+            out.update(types if isinstance(types, dict) else {})
+    return out
 
 
-def encode(kernel: Kernel, image: str, type_: str, value: Any) -> bytes:
-    """Return the payload of ``value`` as an object of ``type_``: text as UTF-8, bytes from base64,
-    everything else canonical JSON checked against its type's schema. Raises Invalid naming what
-    is wrong, Limit when it is too big."""
-    check_type(kernel, image, type_)
+def encode(kernel: Kernel, image: str, ns: str, type_: str, value: Any) -> bytes:
+    """Return the payload of ``value`` as an object of ``type_`` in namespace ``ns``: text as UTF-8,
+    bytes from base64, everything else canonical JSON (no NaN or infinity: JSON has none) checked
+    against its type's schema. Raises Invalid naming what is wrong, Limit when it is too big."""
+    check_type(kernel, image, ns, type_)
     if type_ == "text":
         if not isinstance(value, str):
             raise Invalid(f"a text object's value is a string, not {type(value).__name__}")
@@ -124,7 +130,8 @@ def encode(kernel: Kernel, image: str, type_: str, value: Any) -> bytes:
         except (binascii.Error, ValueError):
             raise Invalid("a bytes object's value is a base64 string; this one is not valid base64") from None
     else:
-        schema = _SHAPES.get(type_) or _declared(kernel, image).get(type_)
+        _json_only(value)
+        schema = _SHAPES.get(type_) or _declared(kernel, image, ns).get(type_)
         if schema is not None:
             _validate(type_, value, schema)
         try:
@@ -136,14 +143,30 @@ def encode(kernel: Kernel, image: str, type_: str, value: Any) -> bytes:
     return data
 
 
+def _json_only(value: Any) -> None:
+    """Raise Invalid for a float JSON cannot hold (NaN, infinity), at any depth (no recursion)."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise Invalid(f"a JSON value holds no {item}: JSON has no NaN or infinity")
+        if isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+
+
 def _validate(type_: str, value: Any, schema: dict[str, Any]) -> None:
+    """Raise Invalid naming where ``value`` fails ``schema`` and which rule of the schema it fails,
+    never the value itself (it may hold what a file held: obj.from_file)."""
     import jsonschema  # only a typed write pays for importing it
 
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.path))
     if errors:
         first = errors[0]
-        where = "/".join(str(p) for p in first.path) or "(value)"
-        raise Invalid(f"the value is not a valid {type_}: at {where}: {first.message[:300]}")
+        where = codec.escape("/".join(str(p) for p in first.path)[:200]) or "(the value)"
+        rule = codec.escape(codec.dumps(first.validator_value)[:200])
+        raise Invalid(f"the value is not a valid {type_}: at {where} it fails the schema's {first.validator} {rule}")
 
 
 def decode(type_: str, data: bytes) -> Any:
@@ -230,36 +253,50 @@ def shown(v: Version, **extra: Any) -> dict[str, Any]:
     return out
 
 
-def merge(kernel: Kernel, tx: Tx, child: Pid, parent: Pid) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Bring the objects ``child`` changed in its namespace into ``parent``'s; return (merged,
-    conflicts). An object a fork copied is merged when the child wrote it and the parent's has
-    not moved since the copy; one the child made is merged when the parent has no live object
-    of that name. A conflict is listed and left as it is in both."""
+Merge = tuple[tuple[str, str], ...]  # (name, "write" | "delete" | "create") of what a merge would change
+
+
+def merge_plan(conn: Any, child: Pid, parent: Pid) -> tuple[Merge, list[dict[str, Any]]]:
+    """Return what merging ``child``'s objects into ``parent``'s namespace would change, and the
+    conflicts it would leave. An object a fork copied is merged when the child wrote it and the
+    parent's has not moved since the copy; one the child made is merged when the parent has no
+    live object of that name; one merged before is not merged again."""
     src, dst = own(child), own(parent)
-    merged: list[dict[str, Any]] = []
+    plan: list[tuple[str, str]] = []
     conflicts: list[dict[str, Any]] = []
-    for name in objrows.changed_since(tx.conn, src, 0):
-        mine = objrows.head(tx.conn, src, name)
+    for name in objrows.changed_since(conn, src, 0):
+        mine = objrows.head(conn, src, name)
         assert mine is not None
-        base = objrows.base_of(tx.conn, src, name)
-        theirs = objrows.head(tx.conn, dst, name)
-        if (base is not None and mine.version == 1 and mine.digest is not None) or (
-            theirs is not None and theirs.digest == mine.digest
+        base = objrows.base_of(conn, src, name)
+        theirs = objrows.head(conn, dst, name)
+        if (
+            (base is not None and mine.version == 1 and mine.digest is not None)
+            or (theirs is not None and theirs.digest == mine.digest)
+            or (base is None and mine.digest is None)
+            or objrows.derived_in(conn, dst, mine.seq)
         ):
-            continue  # the copy as the fork made it, or what the parent has already: nothing to bring
+            continue  # the copy as the fork made it, what the parent has, made and deleted, or merged before
         if base is not None and (theirs is None or theirs.seq != base):
             conflicts.append({"name": name, "why": f"process {parent}'s object changed since the fork"})
-            continue
-        if base is None and theirs is not None and theirs.digest is not None:
+        elif base is None and theirs is not None and theirs.digest is not None:
             conflicts.append({"name": name, "why": f"process {parent} has an object of that name"})
-            continue
-        if base is None and mine.digest is None:
-            continue  # made and deleted by the child
-        v = copy(kernel, tx, mine, dst, name, child)
+        else:
+            live = theirs is not None and theirs.digest is not None
+            plan.append((name, "delete" if mine.digest is None else "write" if live else "create"))
+    return tuple(plan), conflicts
+
+
+def merge(kernel: Kernel, tx: Tx, child: Pid, parent: Pid, plan: Merge) -> list[dict[str, Any]]:
+    """Carry out ``plan`` (merge_plan's, decided by dispatch()): each merged version links
+    ``derived_from`` the child's; return the versions written."""
+    merged = []
+    for name, _ in plan:
+        mine = objrows.head(tx.conn, own(child), name)
+        assert mine is not None
+        v = copy(kernel, tx, mine, own(parent), name, child)
         objrows.insert_link(tx.conn, v.seq, "derived_from", mine.seq)
-        objrows.set_base(tx.conn, src, name, v.seq)  # merged: a second merge finds nothing new
         merged.append(shown(v))
-    return merged, conflicts
+    return merged
 
 
 def seed(kernel: Kernel, tx: Tx, pid: Pid, seeds: Any) -> int:
@@ -276,10 +313,12 @@ def seed(kernel: Kernel, tx: Tx, pid: Pid, seeds: Any) -> int:
 def sweep(kernel: Kernel, grace: float = limits.BLOB_GC_GRACE_SECONDS) -> tuple[int, int]:
     """Remove the blobs no version and no image names (and writers' leftovers), older than
     ``grace`` seconds; return (files removed, bytes freed). Checkpoints name versions, which are
-    never removed, so a blob a checkpoint holds is never collected."""
-    conn = kernel.store.conn
-    seeds = objrows.image_seeds(conn)
-    return kernel.blobs.sweep(lambda digest: digest in seeds or objrows.blob_in_use(conn, digest), grace)
+    never removed, so a blob a checkpoint holds is never collected. It holds the store's write lock
+    throughout: a writer puts its blob and commits the row that names it inside that lock, so no
+    blob is swept between the two (writers wait for the sweep)."""
+    with kernel.transaction() as tx:
+        seeds = objrows.image_seeds(tx.conn)
+        return kernel.blobs.sweep(lambda digest: digest in seeds or objrows.blob_in_use(tx.conn, digest), grace)
 
 
 def seed_problems(kernel: Kernel) -> Iterator[tuple[str, str, str]]:

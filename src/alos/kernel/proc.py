@@ -263,12 +263,24 @@ CHILD_RIGHTS = frozenset({Right.READ, Right.SIGNAL, Right.SEND})  # what a paren
 
 
 def parent_rights(kernel: Kernel, tx: Tx, parent: Pid, child: Pid) -> None:
-    """Give ``parent`` the rights to wait on, signal and write to the child it made."""
-    own = Grant(f"proc:{child}", CHILD_RIGHTS, Effect.ALLOW)
-    cid = caps.issue(tx.conn, parent, own, f"spawn:{child}")
-    made = Capability(cid, parent, own.pattern, own.rights, own.effect, f"spawn:{child}", None, None, False, None,
-                      False, None, None)  # fmt: skip
-    tx.on_commit.append(lambda: kernel.learn_cap(made))
+    """Give ``parent`` the rights to wait on, signal and write to the child it made, and to list,
+    read and change its objects (what proc.merge reads and a restore of its checkpoints writes)."""
+    issuer = f"spawn:{child}"
+    made: list[Capability] = []
+    for own in (
+        Grant(f"proc:{child}", CHILD_RIGHTS, Effect.ALLOW),
+        Grant(f"obj:proc/{child}/*", OWN_OBJECTS, Effect.ALLOW),
+        Grant(f"ns:proc/{child}", OWN_NAMESPACE, Effect.ALLOW),
+    ):
+        cid = caps.issue(tx.conn, parent, own, issuer)
+        made.append(Capability(cid, parent, own.pattern, own.rights, own.effect, issuer, None, None, False, None,
+                               False, None, None))  # fmt: skip
+
+    def learn() -> None:
+        for cap in made:
+            kernel.learn_cap(cap)
+
+    tx.on_commit.append(learn)
 
 
 def move(kernel: Kernel, tx: Tx, proc: Process, cwd: str) -> Process:

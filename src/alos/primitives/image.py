@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alos import limits
-from alos.errors import Invalid
+from alos.errors import Denied, Invalid
 from alos.kernel import Kernel, Tx
 from alos.kernel import images as registry
 from alos.rights import Need, Right
@@ -49,6 +49,12 @@ def resolve_register(kernel: Kernel, proc: Process, args: RegisterArgs) -> Regis
     if not isinstance(name, str):
         raise Invalid("image.register: the image needs a 'name' (a letter, then letters, digits, - or _)")
     registry.check_name(name)
+    if proc.pid != HOST and args.image.get("objects"):
+        # a seed names a payload by digest: from a process, that would read whatever the digest names
+        raise Denied(
+            "image.register: a process may not register seed objects (objects); they come from the "
+            "checkpoints it may read, through ckpt_commit"
+        )
     return RegisterArgs(kernel.images.check(args.image), args.listed)
 
 

@@ -199,7 +199,7 @@ def create(kernel: Kernel, tx: Tx, proc: Process, args: CreateArgs) -> dict[str,
     head = objrows.head(tx.conn, args.ns, args.name)
     if head is not None and head.digest is not None:
         raise Exists(f"object {args.ns}/{args.name} exists (version {head.version}); obj_write writes a new version")
-    data = om.encode(kernel, proc.image, args.type, args.value)
+    data = om.encode(kernel, proc.image, args.ns, args.type, args.value)
     v = om.put(kernel, tx, args.ns, args.name, args.type, data, proc.pid)
     return om.shown(v)
 
@@ -234,7 +234,7 @@ def write(kernel: Kernel, tx: Tx, proc: Process, args: WriteArgs | AppendArgs) -
             f"object {args.ns}/{args.name} is at version {head.version}, not {args.expect}: someone wrote it since "
             "you read it. Read it again and write from that"
         )
-    data = om.encode(kernel, proc.image, head.type, args.value)
+    data = om.encode(kernel, proc.image, args.ns, head.type, args.value)
     if isinstance(args, AppendArgs):
         data = om.combine(head.type, om.payload(kernel, head), data)
         if len(data) > limits.OBJ_MAX_BYTES:
@@ -254,6 +254,8 @@ def delete(kernel: Kernel, tx: Tx, proc: Process, args: DeleteArgs) -> dict[str,
 async def list_objects(kernel: Kernel, proc: Process, args: ListArgs) -> dict[str, Any]:
     """Return the live objects of the namespace (name order) and where a next call goes on."""
     assert args.ns is not None
+    if objrows.namespace_owner(kernel.store.conn, args.ns) is None:
+        raise NotFound(f"no namespace {args.ns}")
     found = objrows.listing(kernel.store.conn, args.ns, args.prefix, args.after, args.limit + 1)
     more = len(found) > args.limit
     found = found[: args.limit]

@@ -100,7 +100,7 @@ def from_file(kernel: Kernel, tx: Tx, proc: Process, args: FromFileArgs) -> dict
             raise Invalid(
                 f"{args.path} is not JSON; {args.ns}/{args.name} is a {type_} object, which holds JSON"
             ) from None
-        data = om.encode(kernel, proc.image, type_, value)
+        data = om.encode(kernel, proc.image, args.ns, type_, value)
     v = om.put(kernel, tx, args.ns, args.name, type_, data, proc.pid)
     return om.shown(v, path=args.path)
 

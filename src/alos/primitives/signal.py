@@ -69,11 +69,31 @@ def wait_needs(proc: Process, args: WaitArgs) -> tuple[Need, ...]:
     return (Need(f"proc:{args.pid}", Right.READ),) if args.pid is not None else ()
 
 
-def merge_needs(proc: Process, args: MergeArgs) -> tuple[Need, ...]:
-    """Return the (resource, right) pairs this call needs; dispatch() decides them."""
-    needs = [Need(f"proc:{args.pid}", Right.READ)]
-    if args.objects:  # it writes names into the caller's namespace
-        needs.append(Need(f"ns:{objects.own(proc.pid)}", Right.WRITE))
+@dataclass(frozen=True, slots=True)
+class MergePlan:
+    """A merge as it was decided: what it would change in the caller's namespace (objects.merge_plan)."""
+
+    args: MergeArgs
+    changes: objects.Merge
+
+
+def resolve_merge(kernel: Kernel, proc: Process, args: MergeArgs) -> MergePlan:
+    """Return the merge's plan, so that each object it reads and writes is decided."""
+    if not args.objects or proc.pid == HOST:
+        return MergePlan(args, ())
+    return MergePlan(args, objects.merge_plan(kernel.store.conn, args.pid, proc.pid)[0])
+
+
+def merge_needs(proc: Process, plan: MergePlan) -> tuple[Need, ...]:
+    """Return the (resource, right) pairs this call needs; dispatch() decides them: the child, and
+    for each object merged a read of the child's and a write (or delete) of the caller's."""
+    child, mine = objects.own(plan.args.pid), objects.own(proc.pid)
+    needs = [Need(f"proc:{plan.args.pid}", Right.READ)]
+    if plan.changes:  # names are listed before any object is named in a refusal
+        needs += [Need(f"ns:{child}", Right.LIST), Need(f"ns:{mine}", Right.WRITE)]
+    for name, change in plan.changes:
+        needs.append(Need(objects.resource(child, name), Right.READ))
+        needs.append(Need(objects.resource(mine, name), Right.DELETE if change == "delete" else Right.WRITE))
     return tuple(needs)
 
 
@@ -126,14 +146,21 @@ def _exited(child: Process) -> dict[str, Any]:
     return out
 
 
-def merge(kernel: Kernel, tx: Tx, proc: Process, args: MergeArgs) -> dict[str, Any]:
-    """Return the result of an exited child and merge the objects it wrote (objects.merge)."""
+def merge(kernel: Kernel, tx: Tx, proc: Process, plan: MergePlan) -> dict[str, Any]:
+    """Return the result of an exited child and merge the objects it wrote as decided (objects.merge)."""
+    args = plan.args
     child = rows.load_process(tx.conn, args.pid)
     if child is None or child.parent != proc.pid:
         raise NotFound(f"process {args.pid} is not a child of process {proc.pid}")
     if child.state is not ProcState.EXITED:
         raise Conflict(f"process {args.pid} has not exited yet; wait for it first")
-    merged, conflicts = objects.merge(kernel, tx, args.pid, proc.pid) if args.objects else ([], [])
+    merged: list[dict[str, Any]] = []
+    conflicts: list[dict[str, Any]] = []
+    if args.objects:
+        changes, conflicts = objects.merge_plan(tx.conn, args.pid, proc.pid)
+        if changes != plan.changes:
+            raise Conflict(f"process {args.pid}'s objects or yours changed while the merge was decided; merge again")
+        merged = objects.merge(kernel, tx, args.pid, proc.pid, changes)
     tx.event(proc.pid, "merge", {"child": args.pid, "objects": len(merged), "conflicts": len(conflicts)})
     out: dict[str, Any] = {"pid": args.pid, "status": (child.exit or Exit.OK).value, "result": child.result}
     if args.objects:

@@ -34,6 +34,7 @@ class Blobs:
         """Write ``data`` as blob ``digest`` and make it durable; an intact blob is kept as it is."""
         path = self.path(digest)
         if self.problem(digest, len(data)) is None:
+            os.utime(path)  # in use again: a sweep's grace period starts over
             return
         folder = os.path.dirname(path)
         os.makedirs(folder, mode=0o700, exist_ok=True)
@@ -56,7 +57,9 @@ class Blobs:
             with open(self.path(digest), "rb") as f:
                 data = f.read(size + 1)
         except FileNotFoundError:
-            raise Corrupt(f"{named}: its payload (blob {digest[7:23]}...) is missing from {self.root}") from None
+            raise Corrupt(
+                f"{named}: its payload (blob {digest[7:23]}...) is missing from the store's blob directory"
+            ) from None
         except OSError as err:
             raise Corrupt(f"{named}: its payload (blob {digest[7:23]}...) cannot be read: {err.strerror}") from None
         if len(data) != size or "sha256:" + hashlib.sha256(data).hexdigest() != digest:

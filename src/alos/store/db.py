@@ -48,7 +48,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     4: (  # Object Memory and checkpoints: the tables from schema.sql, each process's own namespace
         "ALTER TABLE processes ADD COLUMN ctxgen INTEGER NOT NULL DEFAULT 0",
-        "<schema from: -- Object Memory>",
+        "<schema 4>",
         # every live process gets its own namespace and the rights on it that a new one gets
         "INSERT INTO namespaces (name, owner, created) SELECT 'proc/' || pid, pid, updated FROM processes",
         "INSERT INTO capabilities (pid, pattern, rights, effect, issuer, delegable) SELECT pid, 'obj:proc/' || pid"
@@ -322,12 +322,14 @@ def _statements(text: str) -> Iterator[str]:
 
 
 def _expanded(statements: tuple[str, ...]) -> Iterator[str]:
-    """Yield ``statements`` with each ``<schema from: MARKER>`` replaced by the statements of
-    schema.sql from the line MARKER on (the tables a version added are written down once)."""
+    """Yield ``statements`` with each ``<schema N>`` replaced by the statements of schema.sql between
+    its lines ``-- schema N begins`` and ``-- schema N ends`` (what a version added is written once)."""
     schema = resources.files("alos.store").joinpath("schema.sql").read_text()
     for statement in statements:
-        if statement.startswith("<schema from: "):
-            yield from _statements(schema[schema.index(statement[14:-1]) :])
+        if statement.startswith("<schema "):
+            version = statement[8:-1]
+            begin = schema.index(f"-- schema {version} begins")
+            yield from _statements(schema[begin : schema.index(f"-- schema {version} ends")])
         else:
             yield statement
 

@@ -38,6 +38,8 @@ class Version:
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
+    """A checkpoint row: its manifest (``body``) and where its objects, audit and context stand."""
+
     id: int
     pid: Pid
     label: str | None
@@ -99,12 +101,6 @@ def version_of(conn: Conn, ns: str, name: str, version: int) -> Version | None:
     return _version(row) if row else None
 
 
-def version_at(conn: Conn, seq: int) -> Version | None:
-    """Return the version with store-wide number ``seq``, or None."""
-    row = conn.execute(f"SELECT {_V} {_JOIN} WHERE v.seq=?", (seq,)).fetchone()
-    return _version(row) if row else None
-
-
 def base_of(conn: Conn, ns: str, name: str) -> int | None:
     """Return the seq of the version ``ns``/``name`` was copied from by a fork, or None."""
     row = conn.execute("SELECT base FROM objects WHERE ns=? AND name=?", (ns, name)).fetchone()
@@ -140,11 +136,6 @@ def insert_version(
     ).fetchone()[0]
     conn.execute("UPDATE objects SET head=? WHERE id=?", (seq, obj))
     return Version(seq, obj, number, ns, name, type_, digest, size, body, pid, when)
-
-
-def set_base(conn: Conn, ns: str, name: str, base: int | None) -> None:
-    """Record the version ``ns``/``name`` now descends from (a merge moves it on)."""
-    conn.execute("UPDATE objects SET base=? WHERE ns=? AND name=?", (base, ns, name))
 
 
 def listing(conn: Conn, ns: str, prefix: str, after: str, most: int) -> list[Version]:
@@ -240,6 +231,12 @@ def links_from(conn: Conn, src: int) -> list[tuple[str, Version]]:
     rows = conn.execute(f"SELECT l.kind, {_V} FROM links l JOIN versions v ON v.seq = l.dst"
                         " JOIN objects o ON o.id = v.object WHERE l.src=? ORDER BY l.kind, l.dst", (src,))  # fmt: skip
     return [(r[0], _version(r[1:])) for r in rows]
+
+
+def derived_in(conn: Conn, ns: str, src: int) -> bool:
+    """Return whether a version in ``ns`` links ``derived_from`` version ``src`` (a merge brought it)."""
+    sql = "SELECT 1 FROM links l JOIN versions v ON v.seq = l.src WHERE l.dst=? AND l.kind='derived_from' AND v.ns=?"
+    return conn.execute(sql + " LIMIT 1", (src, ns)).fetchone() is not None
 
 
 def count_links(conn: Conn, src: int) -> int:
@@ -355,13 +352,21 @@ def untake_messages(conn: Conn, pid: Pid, newest: int, waiting: Sequence[int]) -
     return n
 
 
+def intents(conn: Conn, pid: Pid) -> list[str]:
+    """Return the syscalls of ``pid``'s journaled effects whose outcome was never recorded."""
+    return [r[0] for r in conn.execute("SELECT syscall FROM journal WHERE pid=? AND state='intent'", (pid,))]
+
+
 def audit_after(conn: Conn, pids: Sequence[Pid], after: int, syscalls: Sequence[str]) -> list[tuple[Any, ...]]:
     """Return (seq, time, pid, syscall, resource, outcome) of the audit records of ``pids`` after
     seq ``after`` whose syscall is one of ``syscalls`` and whose effect was carried out."""
     marks = ",".join("?" * len(pids))
-    names = ",".join("?" * len(syscalls))
+    if not all(n.replace(".", "").replace("_", "").isalpha() for n in syscalls):
+        raise ValueError(f"not syscall names: {syscalls!r}")
+    # the names as literals, as the partial index audit_effects names them, so that it is used
+    names = ", ".join(f"'{n}'" for n in syscalls)
     sql = (
-        f"SELECT seq, time, pid, syscall, resource, outcome FROM audit WHERE seq > ? AND pid IN ({marks})"
-        f" AND syscall IN ({names}) AND outcome = 'ok' ORDER BY seq"
+        f"SELECT seq, time, pid, syscall, resource, outcome FROM audit WHERE pid IN ({marks}) AND seq > ?"
+        f" AND outcome = 'ok' AND syscall IN ({names}) ORDER BY seq"
     )
-    return list(conn.execute(sql, (after, *pids, *syscalls)))
+    return list(conn.execute(sql, (*pids, after)))

@@ -105,16 +105,20 @@ _MUTABLE = frozenset(
 )  # fmt: skip
 
 
-def update_process(conn: Conn, pid: Pid, was: ProcState, changes: dict[str, Any]) -> bool:
+def update_process(conn: Conn, pid: Pid, was: ProcState, changes: dict[str, Any], epoch: int | None = None) -> bool:
     """Write only the ``changes`` (column -> value) of process ``pid`` if its stored state is still
-    ``was``; return False when another connection moved it. Columns not named are left as they
-    are, so a write never undoes another connection's change to them."""
+    ``was`` (and its epoch ``epoch``, when given); return False when another connection moved it.
+    Columns not named are left as they are, so a write never undoes another connection's change."""
     bad = set(changes) - _MUTABLE
     if bad:
         raise ValueError(f"not a mutable process column: {sorted(bad)}")
     cols = ", ".join(f"{name}=?" for name in changes)
     values = [int(v) if isinstance(v, bool) else v for v in changes.values()]
-    cur = conn.execute(f"UPDATE processes SET {cols} WHERE pid=? AND state=?", (*values, pid, was))
+    if epoch is None:
+        cur = conn.execute(f"UPDATE processes SET {cols} WHERE pid=? AND state=?", (*values, pid, was))
+    else:
+        sql = f"UPDATE processes SET {cols} WHERE pid=? AND state=? AND epoch=?"
+        cur = conn.execute(sql, (*values, pid, was, epoch))
     return cur.rowcount == 1
 
 

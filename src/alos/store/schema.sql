@@ -164,6 +164,7 @@ CREATE TABLE images (
 );
 CREATE UNIQUE INDEX images_version ON images(name, version) WHERE version IS NOT NULL;
 
+-- schema 4 begins: Object Memory and checkpoints (db.MIGRATIONS creates what is between these lines)
 -- Object Memory (docs/objects.md). A namespace holds names; each name is an object whose
 -- versions are immutable rows, addressed by the digest of their payload.
 CREATE TABLE namespaces (
@@ -201,6 +202,7 @@ CREATE TABLE links (
     dst  INTEGER NOT NULL,
     PRIMARY KEY (src, kind, dst)
 );
+CREATE INDEX links_dst ON links(dst);
 -- A checkpoint is a manifest: the object versions are those of its namespaces up to mark, the
 -- context rows are those new since the previous checkpoint of the process (or all of them).
 CREATE TABLE checkpoints (
@@ -219,9 +221,18 @@ CREATE TABLE checkpoints (
     taker   INTEGER NOT NULL                -- who took it (0: the host)
 );
 CREATE INDEX checkpoints_pid ON checkpoints(pid, id);
+-- the effects a restore lists: each process's calls after a checkpoint that reached outside its
+-- own state (kernel/ckpt.py OUTSIDE and OBJECT_CHANGES; a test keeps the list in step)
+CREATE INDEX audit_effects ON audit(pid, seq) WHERE outcome = 'ok' AND syscall IN (
+    'fs.write', 'fs.mkdir', 'fs.delete', 'shell.run', 'net.fetch', 'human.tell', 'human.ask',
+    'msg.send', 'proc.signal', 'proc.spawn', 'proc.fork', 'image.register', 'obj.to_file',
+    'obj.share', 'ckpt.fork', 'ckpt.commit', 'ckpt.restore', 'ckpt.create', 'ns.create',
+    'obj.create', 'obj.write', 'obj.append', 'obj.delete', 'obj.link', 'obj.from_file'
+);
 CREATE TABLE checkpoint_context (
     ckpt INTEGER NOT NULL,
     seq  INTEGER NOT NULL,
     body TEXT NOT NULL,
     PRIMARY KEY (ckpt, seq)
 );
+-- schema 4 ends
