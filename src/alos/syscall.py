@@ -199,10 +199,13 @@ TABLE: dict[str, Entry[Any, Any]] = {
         Entry("obj.log", obj.LogArgs, obj.read_needs, Read(obj.log), obj.resolve),
         Entry("obj.link", obj.LinkArgs, obj.link_needs, Change(obj.link), obj.resolve),
         Entry("obj.delete", obj.DeleteArgs, obj.delete_needs, Change(obj.delete), obj.resolve),
-        Entry("obj.from_file", objfile.FromFileArgs, objfile.from_needs, Change(objfile.from_file), objfile.resolve),
+        Entry(
+            "obj.from_file", objfile.FromFileArgs, objfile.from_needs, Change(objfile.from_file), objfile.resolve,
+            cost=objfile.cost, used=objfile.moved,
+        ),
         Entry(
             "obj.to_file", objfile.ToFileArgs, objfile.to_needs, Outside(objfile.to_file, objfile.target),
-            objfile.resolve, objfile.describe_to,
+            objfile.resolve, objfile.describe_to, cost=objfile.cost, used=objfile.moved,
         ),
         Entry("obj.share", ns.ShareArgs, ns.share_needs, Change(ns.share), ns.resolve_share, reaches=True),
         Entry("ns.create", ns.CreateArgs, ns.create_needs, Change(ns.create), ns.resolve_create, reaches=True),
@@ -611,6 +614,9 @@ class _Call:
                 self._record(label, "parked" if isinstance(result, Parked) else "ok", tx=tx, spent=spent)
         except AlosError as err:
             raise self.failed(label, err, spent) from None
+        used = self.entry.used if self.entry is not None else None
+        if used is not None and self._charged is not None and not isinstance(result, Parked):
+            kernel.ledger.charge(self._charged[0], used(self.args, result))  # what it moved, once it is done
         return result
 
     def stall(self, entry: Entry[Any, Any], p: Process, label: str, err: ProviderDown) -> Parked:

@@ -407,3 +407,15 @@ def test_a_kill_9_during_large_writes_leaves_a_whole_version(store: str, ws: Pat
             assert rt.store_problems() == []
         finally:
             rt.close()
+
+
+def test_the_bridge_counts_the_bytes_it_moves_against_the_budget(runtime, ws: Path, tmp_path: Path) -> None:
+    (ws / "big.txt").write_text("x" * 100_000)
+    model = write_script(tmp_path / "none.jsonl", [])
+    pid = asyncio.run(runtime.spawn("base", "g", workspace=str(ws), model=model, budget={"bytes_written": 50},
+                                    grants=grants(ws, allow=("fs:*=read,write",))))  # fmt: skip
+    assert d(runtime, pid, "obj.from_file", path="big.txt", name="big", new=True)["bytes"] == 100_000
+    assert runtime.budgets()[pid]["bytes_written"] == (50, 100_000)  # charged once it was moved
+    with pytest.raises(alos.Limit, match="bytes_written exhausted"):
+        d(runtime, pid, "obj.to_file", name="big", path="out.txt")
+    assert not (ws / "out.txt").exists()

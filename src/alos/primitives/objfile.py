@@ -69,6 +69,18 @@ def to_needs(proc: Process, args: ToFileArgs) -> tuple[Need, ...]:
     return (Need(om.resource(args.ns or "", args.name), Right.READ), Need(f"fs:{args.path}", Right.WRITE))
 
 
+def cost(args: FromFileArgs | ToFileArgs) -> dict[str, int]:
+    """Charge a call, and one byte: a call is refused once no bytes_written budget is left."""
+    return {"tool_calls": 1, "bytes_written": 1}
+
+
+def moved(args: FromFileArgs | ToFileArgs, result: dict[str, Any]) -> dict[str, int]:
+    """Charge the bytes a call moved, once it has moved them (less the byte ``cost`` charged): its
+    size is not known before, so a call may pass the budget by one file, as a model call may pass
+    a tokens budget by one reply."""
+    return {"bytes_written": int(result.get("bytes", 0)) - 1}
+
+
 def from_file(kernel: Kernel, tx: Tx, proc: Process, args: FromFileArgs) -> dict[str, Any]:
     """Read the file and write it as a version of the object; return the version (no content)."""
     assert args.ns is not None
