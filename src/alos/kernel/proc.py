@@ -240,7 +240,6 @@ def create(
     )
     pid = rows.insert_process(tx.conn, blank)
     proc = dataclasses.replace(blank, pid=pid)
-    own_namespace(kernel, tx, pid)
     tx.event(pid, "spawn", {"name": name, "image": image, "parent": parent, "goal": goal, "mode": mode})
     tx.on_commit.append(lambda: kernel.remember(proc))
     return proc
@@ -253,7 +252,8 @@ OWN_NAMESPACE = frozenset({Right.LIST, Right.WRITE})
 
 def own_namespace(kernel: Kernel, tx: Tx, pid: Pid) -> None:
     """Make ``proc/<pid>`` and give ``pid`` its rights there: explicit capabilities like any
-    other (a person may revoke them, or deny beside them), which it may pass on."""
+    other (a person may revoke them, or deny beside them), which it may pass on. Called by who
+    creates a process, after the grants it passes (their ids come first)."""
     objrows.insert_namespace(tx.conn, f"proc/{pid}", pid, tx.now)
     caps.issue(tx.conn, pid, Grant(f"obj:proc/{pid}/*", OWN_OBJECTS, Effect.ALLOW, delegable=True), OWN)
     caps.issue(tx.conn, pid, Grant(f"ns:proc/{pid}", OWN_NAMESPACE, Effect.ALLOW, delegable=True), OWN)

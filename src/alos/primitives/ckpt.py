@@ -17,7 +17,7 @@ from alos import limits
 from alos.errors import Conflict, Invalid, Limit, NotFound
 from alos.kernel import Kernel, Tx, ckpt, images, objects
 from alos.kernel.action import closed
-from alos.kernel.proc import create, parent_rights
+from alos.kernel.proc import create, own_namespace, parent_rights
 from alos.rights import Need, Right
 from alos.store import objrows, rows
 from alos.store.objrows import Checkpoint
@@ -346,6 +346,7 @@ def fork(kernel: Kernel, tx: Tx, proc: Process, plan: Plan) -> dict[str, Any]:
         objects.copy(kernel, tx, v, objects.own(child.pid), v.name, child.pid)
         copied += 1
     issued, missing = ckpt.passed_on(kernel, tx, c, proc.pid, child.pid)
+    own_namespace(kernel, tx, child.pid)
     if parent is not None:
         parent_rights(kernel, tx, parent, child.pid)
     tx.on_commit.append(lambda: kernel.forget_caps(child.pid))

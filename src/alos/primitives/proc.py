@@ -21,7 +21,7 @@ from alos import caps, limits
 from alos.errors import Denied, Invalid, Limit, NotFound
 from alos.kernel import Kernel, Tx, action, images, objects
 from alos.kernel.budget import check_names
-from alos.kernel.proc import OWN, create, move, parent_rights
+from alos.kernel.proc import OWN, create, move, own_namespace, parent_rights
 from alos.rights import Effect, Grant, Need, Right, covers, kind, make_grant, normalize_pattern
 from alos.store import objrows, rows
 from alos.types import HOST, Fork, Process
@@ -242,6 +242,7 @@ def _make(
         action.seed(kernel, tx, child, inherit=action.context(kernel, proc.pid))
     issuer = "host" if proc.pid == HOST else f"pid:{proc.pid}"
     ids = [caps.issue(tx.conn, child.pid, g, issuer, source) for g, source in issued]
+    own_namespace(kernel, tx, child.pid)
     if parent is not None:
         parent_rights(kernel, tx, parent, child.pid)
     if mode is Fork.SPAWN:
