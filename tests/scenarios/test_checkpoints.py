@@ -176,6 +176,10 @@ def test_a_committed_image_seeds_its_objects_and_grants_nothing_its_runner_did_n
         d(runtime, runner, "fs.write", path="x.txt", content="the original could; this one was granted nothing")
     with pytest.raises(alos.Denied, match="lacks write on image:other"):
         d(runtime, pid, "ckpt.commit", id=ck["id"], name="other")
+    # its seeds are read by starting it: a process starts another image only with execute on it
+    spawner = spawn(runtime, ws, allow=("proc:spawn=spawn",))
+    with pytest.raises(alos.Denied, match="lacks execute on image:notes"):
+        d(runtime, spawner, "proc.spawn", name="thief", goal="read the seeds", image="notes")
     assert runtime.store_problems() == []
 
 

@@ -118,6 +118,9 @@ def resolve_chdir(kernel: Kernel, proc: Process, args: ChdirArgs) -> ChdirArgs:
 def spawn_needs(proc: Process, args: SpawnArgs) -> tuple[Need, ...]:
     """Return the (resource, right) pairs this call needs; dispatch() decides them."""
     needs = [Need("proc:spawn", Right.SPAWN)]
+    if args.image is not None and args.image.partition("@")[0] != proc.image.partition("@")[0]:
+        # another image, as exec: its prompt and seed objects are the caller's to start only with a right
+        needs.append(Need(f"image:{args.image.partition('@')[0]}", Right.EXECUTE))
     if args.cwd is not None and args.cwd != proc.cwd:
         needs.append(Need(f"fs:{args.cwd}", Right.LIST))
     if args.model is not None and args.model != proc.model:
