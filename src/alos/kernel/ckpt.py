@@ -6,11 +6,12 @@ the context messages new since its previous checkpoint. The object versions it h
 not copied: versions are never changed or deleted, so the newest version seq when it was
 taken (its mark) names them. Taking one costs in proportion to what changed since the last.
 
-Restoring never adds authority: allows issued since the checkpoint are dropped, nothing
-revoked or spent is brought back, denies and asks stay. It rolls back the objects of the
-namespaces the process owns, its context (to the last complete turn: a turn in progress is
-asked again, never half re-run), its queue and its record; outside effects recorded since
-are listed, not undone.
+Restoring never adds authority: allows issued since the checkpoint are dropped (not the rights
+on children made since), nothing revoked or spent is brought back, denies and asks stay. It
+rolls back the objects of the namespaces the process owns (each write decided by dispatch(),
+from the plan ``rollback`` makes), its context (a turn in progress stays in view with the
+results it had; nothing of it is re-run), its queue and its record; outside effects recorded
+since are listed, not undone, and effects in doubt are listed as such.
 """
 
 from __future__ import annotations
