@@ -317,7 +317,9 @@ def check_tree_done_exactly_once(run: Run) -> None:
     run.assert_verified()
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+# Each seed kills the host 7 to 13 times (a tree run is about 75 audit records); two seeds, 15 to
+# 25 kill points, and the tree with sleeping children below adds more. A third seed added 10 s of CPU.
+@pytest.mark.parametrize("seed", [1, 2])
 def test_kill_9_at_random_points_of_a_tree_loses_nothing_and_repeats_nothing(tmp_path: Path, seed: int) -> None:
     run = tree_run(tmp_path)
     kills = crash_loop(run, random.Random(seed))
@@ -686,7 +688,9 @@ def test_term_from_another_terminal_kills_a_busy_process_within_two_quanta(tmp_p
     run.assert_verified()
 
 
-@pytest.mark.parametrize("seed", [21, 22])
+# One seed: max_step 6 over about 70 audit records kills the host 9 to 13 times; a second seed
+# repeated the same sends and receives at other points for another 10 s of CPU.
+@pytest.mark.parametrize("seed", [21])
 def test_messages_between_processes_under_kill_9_arrive_once_in_order(tmp_path: Path, seed: int) -> None:
     """pinger sends inbox 12 messages, one per turn; the host is killed at random points."""
     n = 12

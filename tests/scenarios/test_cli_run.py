@@ -262,7 +262,9 @@ def test_kill_9_at_random_points_loses_nothing_and_repeats_nothing(tmp_path: Pat
         "never",
     ]
 
-    code, kills = crash_until_done(first, store, kill_after_syscalls(store, rng, kills=10, most=150))
+    # 5 kills (each a host start, a ps and often approvals: about 2 s of CPU) over ~900 audit records;
+    # the write-once check below holds at every one of them
+    code, kills = crash_until_done(first, store, kill_after_syscalls(store, rng, kills=5, most=150))
     assert code == 0 and kills >= 3, kills
     for i in range(n):
         assert (ws / f"f{i}.txt").read_text() == f"{i}\n"
