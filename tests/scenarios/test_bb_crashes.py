@@ -532,7 +532,7 @@ def files_of(run: Run, name: str) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [11, 12])
+@pytest.mark.parametrize("seed", [11])  # the seed moves the pause in time; a second one took the same path
 def test_pause_from_another_terminal_stops_progress_and_resume_pid_finishes_it(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
     n = 40
