@@ -359,10 +359,12 @@ def root_state(store: Path) -> tuple[str, str | None, str | None]:
     return p.state.value, p.wait.value if p.wait else None, p.exit.value if p.exit else None
 
 
-# Every pair: each command declares its own PID argument. One CLI start per pair: the store is a
-# copy of one built once, and the check that nothing changed reads it in-process.
+# Each command declares its own PID argument (click.IntRange(1, 2**63 - 1)), so each meets one pid
+# of each way to fail it: below the range ("0"; "-1" is the same check), above it, and not an
+# integer ("abc"; "1.5" and "" fail the same int()). One CLI start a case: the store is a copy of
+# one built once, and the check that nothing changed reads it in-process.
 @pytest.mark.parametrize("cmd", [["kill"], ["pause"], ["resume"], ["send"]])
-@pytest.mark.parametrize("pid", ["0", "-1", "99999999999999999999999", "abc", "1.5", ""])
+@pytest.mark.parametrize("pid", ["0", "99999999999999999999999", "abc"])
 def test_cli_bad_pids_are_usage_errors(tmp_path: Path, asking: Env, cmd: list[str], pid: str) -> None:
     e = copy_env(asking, tmp_path)
     args = [*cmd, "--store", str(e.store), "--", pid]
