@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.scenarios.bb_support import alos, call, json_lines, make_env, result_texts, turn, write_script
+from tests.scenarios.bb_support import Env, alos, call, json_lines, make_env, result_texts, turn, write_script
 
 COMMANDS = ["run", "approvals", "approve", "deny", "answer", "resume", "ps", "audit", "demo"]
 
@@ -177,11 +177,17 @@ def test_resume_json_stdout_is_only_json(tmp_path: Path) -> None:
             json.loads(ln)
 
 
-@pytest.mark.parametrize("cmd", [["ps"], ["approvals"], ["approvals", "--all"], ["audit"]])
-def test_listing_commands_json_is_pure(tmp_path: Path, cmd: list[str]) -> None:
-    e = make_env(tmp_path)
+@pytest.fixture(scope="module")
+def hostile_request(tmp_path_factory: pytest.TempPathFactory) -> Env:
+    """A store whose root asks to write an escape and a brace, built once: the listings only read it."""
+    e = make_env(tmp_path_factory.mktemp("hostile"))
     e.run([turn(call("fs_write", path="a.txt", content="\x1b[31m{not json"))], "--ask", "fs:*=write")
-    r = e.cmd(*cmd, "--json")
+    return e
+
+
+@pytest.mark.parametrize("cmd", [["ps"], ["approvals"], ["approvals", "--all"], ["audit"]])
+def test_listing_commands_json_is_pure(hostile_request: Env, cmd: list[str]) -> None:
+    r = hostile_request.cmd(*cmd, "--json")
     assert r.returncode == 0, r.stderr
     rows = json_lines(r.stdout)
     assert rows and all(isinstance(x, dict) for x in rows)
