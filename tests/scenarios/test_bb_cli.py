@@ -408,8 +408,8 @@ def test_store_missing_a_table_is_refused_clearly(tmp_path: Path, real_store: Pa
 def test_commands_on_a_missing_store_fail_and_create_nothing(tmp_path: Path, cmd: list[str]) -> None:
     store = tmp_path / "nostore" / "store.db"
     r = alos(*cmd, "--store", str(store))
-    assert r.returncode != 0
-    assert r.stderr.strip() and "Traceback" not in r.stderr
+    assert r.returncode == 1 and "no alos store" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
     assert not store.exists() and not store.parent.exists()
 
 

@@ -141,13 +141,6 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path: Path, ws: Path) -> N
     assert len(jsonl(run_cli("audit", "--json", "--store", store).stdout)) == before
 
 
-def test_commands_without_a_store_say_so(tmp_path: Path) -> None:
-    for cmd in (["ps"], ["approvals"], ["audit"], ["resume"], ["approve", "1"]):
-        r = run_cli(*cmd, "--store", str(tmp_path / "none.db"))
-        assert r.returncode == 1 and "no alos store" in r.stderr, cmd
-    assert not (tmp_path / "none.db").exists()
-
-
 def test_demo_runs_offline_and_verifies(tmp_path: Path) -> None:
     r = run_cli("demo", "--workspace", str(tmp_path / "demo"))
     assert r.returncode == 0, r.stdout + r.stderr
