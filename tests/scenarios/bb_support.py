@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -146,3 +147,17 @@ def make_env(tmp_path: Path) -> Env:
     ws.mkdir(parents=True)
     (ws / "README.md").write_text("hello readme\n")
     return Env(root=tmp_path, ws=ws, store=tmp_path / "state" / "store.db")
+
+
+def copy_env(template: Env, tmp_path: Path) -> Env:
+    """Return a copy of ``template`` (workspace, store, scripts) under ``tmp_path``.
+
+    For tests that each start from the same store (a module-scoped template) and tamper with it or
+    show that a command leaves it alone: an `alos run` to build a store costs a CLI start, a copy
+    costs nothing. The store still names the template's paths (a process's workspace, its script),
+    so resume a copy only where every process of the template has exited.
+    """
+    shutil.copytree(template.root, tmp_path, dirs_exist_ok=True)
+    return Env(
+        root=tmp_path, ws=tmp_path / template.ws.name, store=tmp_path / template.store.relative_to(template.root)
+    )

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.scenarios.bb_support import ALOS, call, make_env, result_texts, turn
+import alos as alos_api
+from tests.scenarios.bb_support import ALOS, Env, alos, call, copy_env, make_env, result_texts, turn
 
 ESC = "\x1b"
 
@@ -398,26 +399,36 @@ def test_approve_with_wrong_store_does_not_touch_the_real_one(tmp_path: Path) ->
     e = make_env(tmp_path)
     e.run([turn(call("fs_write", path="out.txt", content="x"))], "--ask", "fs:*=write")
     other = tmp_path / "other" / "store.db"
-    from tests.scenarios.bb_support import alos
-
     r = alos("approve", "1", "--store", str(other))
     assert r.returncode != 0
     assert not other.exists()
     assert e.approvals()[0]["state"] == "pending"
 
 
-@pytest.mark.parametrize("verb", ["approve", "deny", "answer"])
-def test_non_integer_or_negative_request_id_fails_cleanly(tmp_path: Path, verb: str) -> None:
-    e = make_env(tmp_path)
-    e.run([turn(call("fs_write", path="out.txt", content="x"))], "--ask", "fs:*=write")
-    from tests.scenarios.bb_support import alos
+@pytest.fixture(scope="module")
+def asking(tmp_path_factory: pytest.TempPathFactory) -> Env:
+    """A store with one write waiting for approval, built once: the tests below work on copies."""
+    e = make_env(tmp_path_factory.mktemp("asking"))
+    assert e.run([turn(call("fs_write", path="out.txt", content="x"))], "--ask", "fs:*=write").returncode == 3
+    return e
 
-    for bad in ("abc", "-1", "0", "1.0", "99999999999999999999999"):
+
+# Each verb declares its own REQUEST_ID (click.IntRange(1, 2**63 - 1)) and meets one id of each way
+# to fail it: not an integer ("abc"; "1.0" fails the same int()), below the range ("0"; "-1" is the
+# same check), above it. The request's state is read in-process (what `alos approvals` shows).
+@pytest.mark.parametrize("verb", ["approve", "deny", "answer"])
+def test_non_integer_or_negative_request_id_fails_cleanly(tmp_path: Path, asking: Env, verb: str) -> None:
+    e = copy_env(asking, tmp_path)
+    for bad in ("abc", "0", "99999999999999999999999"):
         extra = ["some text"] if verb == "answer" else []
         r = alos(verb, "--store", str(e.store), "--", bad, *extra)
         assert r.returncode != 0, bad
         assert "Traceback" not in r.stderr, r.stderr
-    assert e.approvals()[0]["state"] == "pending"
+    rt = alos_api.open(str(e.store), create=False)
+    try:
+        assert [q.state.value for q in rt.requests(None)] == ["pending"]
+    finally:
+        rt.close()
 
 
 def test_approving_one_process_request_does_not_authorize_an_identical_call_of_another(tmp_path: Path) -> None:

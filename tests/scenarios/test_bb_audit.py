@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.scenarios.bb_support import Env, call, make_env, turn
+from tests.scenarios.bb_support import Env, call, copy_env, make_env, turn
 
 
 def populated(tmp_path: Path) -> Env:
@@ -34,6 +34,23 @@ def populated(tmp_path: Path) -> Env:
     return e
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Env:
+    """The populated store, built once a module (three CLI starts); each test gets a copy."""
+    return populated(tmp_path_factory.mktemp("populated"))
+
+
+@pytest.fixture(scope="module")
+def records(template: Env) -> list[dict]:
+    """The template's audit records, as `alos audit --json` shows them: the tests pick what to tamper with here."""
+    return template.audit()
+
+
+@pytest.fixture
+def e(template: Env, tmp_path: Path) -> Env:
+    return copy_env(template, tmp_path)
+
+
 def verify(e: Env):
     return e.cmd("audit", "verify")
 
@@ -42,8 +59,7 @@ def first_bad_named(out: str, seq: int) -> bool:
     return re.search(rf"\b{seq}\b", out) is not None
 
 
-def test_audit_json_has_required_fields_and_records_every_decision_kind(tmp_path: Path) -> None:
-    e = populated(tmp_path)
+def test_audit_json_has_required_fields_and_records_every_decision_kind(e: Env) -> None:
     recs = e.audit()
     for r in recs:
         for k in ("seq", "pid", "syscall", "resource", "decision", "outcome"):
@@ -60,8 +76,7 @@ def test_audit_json_has_required_fields_and_records_every_decision_kind(tmp_path
     assert verify(e).returncode == 0
 
 
-def test_audit_pid_filter_only_shows_that_process(tmp_path: Path) -> None:
-    e = populated(tmp_path)
+def test_audit_pid_filter_only_shows_that_process(e: Env) -> None:
     e.run([turn(call("fs_read", path="README.md"))], "--allow", "fs:*=read", script_name="second.jsonl")
     pids = {p["pid"] for p in e.ps()}
     assert len(pids) == 2
@@ -70,8 +85,7 @@ def test_audit_pid_filter_only_shows_that_process(tmp_path: Path) -> None:
         assert recs and all(r["pid"] == pid for r in recs)
 
 
-def test_audit_json_is_pure_json(tmp_path: Path) -> None:
-    e = populated(tmp_path)
+def test_audit_json_is_pure_json(e: Env) -> None:
     out = e.cmd("audit", "--json")
     assert out.returncode == 0
     for line in out.stdout.splitlines():
@@ -79,8 +93,7 @@ def test_audit_json_is_pure_json(tmp_path: Path) -> None:
         __import__("json").loads(line)
 
 
-def test_verify_ok_on_an_untouched_store(tmp_path: Path) -> None:
-    e = populated(tmp_path)
+def test_verify_ok_on_an_untouched_store(e: Env) -> None:
     v = verify(e)
     assert v.returncode == 0, v.stdout + v.stderr
 
@@ -106,17 +119,17 @@ def tamper(e: Env, *sql: str, params: tuple = ()) -> None:
         ("syscall", "'fs.list'"),
     ],
 )
-def test_verify_detects_an_edited_field_and_names_the_record(tmp_path: Path, column: str, value: str) -> None:
-    e = populated(tmp_path)
-    target = [r for r in e.audit() if r["decision"] == "deny"][0]["seq"]
+def test_verify_detects_an_edited_field_and_names_the_record(
+    e: Env, records: list[dict], column: str, value: str
+) -> None:
+    target = [r for r in records if r["decision"] == "deny"][0]["seq"]
     tamper(e, f'UPDATE audit SET "{column}" = {value} WHERE seq = {target}')
     v = verify(e)
     assert v.returncode != 0, v.stdout
     assert first_bad_named(v.stdout + v.stderr, target), v.stdout + v.stderr
 
 
-def test_verify_names_the_first_of_two_edited_records(tmp_path: Path) -> None:
-    e = populated(tmp_path)
+def test_verify_names_the_first_of_two_edited_records(e: Env) -> None:
     tamper(e, "UPDATE audit SET outcome='x' WHERE seq=7", "UPDATE audit SET outcome='x' WHERE seq=4")
     v = verify(e)
     assert v.returncode != 0
@@ -124,40 +137,35 @@ def test_verify_names_the_first_of_two_edited_records(tmp_path: Path) -> None:
     assert first_bad_named(text, 4), text
 
 
-def test_verify_detects_a_deleted_middle_record(tmp_path: Path) -> None:
-    e = populated(tmp_path)
-    n = len(e.audit())
+def test_verify_detects_a_deleted_middle_record(e: Env, records: list[dict]) -> None:
+    n = len(records)
     mid = n // 2
     tamper(e, f"DELETE FROM audit WHERE seq={mid}")
     v = verify(e)
     assert v.returncode != 0 and first_bad_named(v.stdout + v.stderr, mid), v.stdout + v.stderr
 
 
-def test_verify_detects_a_deleted_last_record(tmp_path: Path) -> None:
-    e = populated(tmp_path)
-    n = max(r["seq"] for r in e.audit())
+def test_verify_detects_a_deleted_last_record(e: Env, records: list[dict]) -> None:
+    n = max(r["seq"] for r in records)
     tamper(e, f"DELETE FROM audit WHERE seq={n}")
     v = verify(e)
     assert v.returncode != 0, v.stdout
     assert first_bad_named(v.stdout + v.stderr, n), v.stdout + v.stderr
 
 
-def test_verify_detects_deleting_the_first_record(tmp_path: Path) -> None:
-    e = populated(tmp_path)
+def test_verify_detects_deleting_the_first_record(e: Env) -> None:
     tamper(e, "DELETE FROM audit WHERE seq=1")
     v = verify(e)
     assert v.returncode != 0 and first_bad_named(v.stdout + v.stderr, 1)
 
 
-def test_verify_detects_wiping_the_whole_log(tmp_path: Path) -> None:
-    e = populated(tmp_path)
+def test_verify_detects_wiping_the_whole_log(e: Env) -> None:
     tamper(e, "DELETE FROM audit")
     v = verify(e)
     assert v.returncode != 0, v.stdout
 
 
-def test_verify_detects_two_records_swapped(tmp_path: Path) -> None:
-    e = populated(tmp_path)
+def test_verify_detects_two_records_swapped(e: Env) -> None:
     tamper(
         e,
         "UPDATE audit SET seq=-3 WHERE seq=3",
@@ -168,8 +176,7 @@ def test_verify_detects_two_records_swapped(tmp_path: Path) -> None:
     assert v.returncode != 0 and first_bad_named(v.stdout + v.stderr, 3), v.stdout + v.stderr
 
 
-def test_verify_detects_an_inserted_forged_record(tmp_path: Path) -> None:
-    e = populated(tmp_path)
+def test_verify_detects_an_inserted_forged_record(e: Env) -> None:
     con = sqlite3.connect(e.store)
     last = con.execute("SELECT seq, digest FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     con.execute(
@@ -183,25 +190,22 @@ def test_verify_detects_an_inserted_forged_record(tmp_path: Path) -> None:
     assert v.returncode != 0 and first_bad_named(v.stdout + v.stderr, last[0] + 1), v.stdout + v.stderr
 
 
-def test_a_tampered_log_is_not_silently_extended_by_resume(tmp_path: Path) -> None:
+def test_a_tampered_log_is_not_silently_extended_by_resume(e: Env, records: list[dict]) -> None:
     """After tampering, further runs must not 'heal' the chain: verify still fails."""
-    e = populated(tmp_path)
-    target = [r for r in e.audit() if r["decision"] == "deny"][0]["seq"]
+    target = [r for r in records if r["decision"] == "deny"][0]["seq"]
     tamper(e, f"UPDATE audit SET outcome='ok', decision='allow' WHERE seq={target}")
     e.run([turn(call("fs_read", path="README.md"))], "--allow", "fs:*=read", script_name="more.jsonl")
     v = verify(e)
     assert v.returncode != 0 and first_bad_named(v.stdout + v.stderr, target), v.stdout + v.stderr
 
 
-def test_verify_on_a_store_without_the_audit_table_fails_clearly(tmp_path: Path) -> None:
-    e = populated(tmp_path)
+def test_verify_on_a_store_without_the_audit_table_fails_clearly(e: Env) -> None:
     tamper(e, "DROP TABLE audit")
     v = verify(e)
     assert v.returncode != 0
     assert "Traceback" not in v.stderr and "internal error" not in v.stderr, v.stderr[:500]
 
 
-def test_audit_pid_with_huge_number_fails_cleanly(tmp_path: Path) -> None:
-    e = populated(tmp_path)
+def test_audit_pid_with_huge_number_fails_cleanly(e: Env) -> None:
     r = e.cmd("audit", "--pid", "99999999999999999999999")
     assert "Traceback" not in r.stderr, r.stderr[-300:]

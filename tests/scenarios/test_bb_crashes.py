@@ -183,11 +183,13 @@ def crash_loop(
     max_step: int = 12,
     rounds: int = 60,
     first_kill: Callable[[], bool] | None = None,
+    most_kills: int | None = None,
 ) -> int:
     """Run, kill -9 the host once the audit passes a random count, resume; until exit 0.
 
-    Returns how many times the host was killed. A round that exits with anything but 0, 3
-    (a crash's recovery request, approved here) or -9 fails the test, naming what happened.
+    Returns how many times the host was killed (``most_kills`` at most: then the hosts run to
+    the end). A round that exits with anything but 0, 3 (a crash's recovery request, approved
+    here) or -9 fails the test, naming what happened.
     """
     host = run.start()
     kills = 0
@@ -197,6 +199,8 @@ def crash_loop(
             if host.running():
                 host.kill9()
                 kills += 1
+        elif most_kills is not None and kills >= most_kills:
+            pass  # no more kills: this host runs until it exits
         else:
             threshold = run.audit_count() + rng.randint(1, max_step)
             while host.running():
@@ -317,7 +321,9 @@ def check_tree_done_exactly_once(run: Run) -> None:
     run.assert_verified()
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+# Each seed kills the host 7 to 13 times (a tree run is about 75 audit records); two seeds, 15 to
+# 25 kill points, and the tree with sleeping children below adds more. A third seed added 10 s of CPU.
+@pytest.mark.parametrize("seed", [1, 2])
 def test_kill_9_at_random_points_of_a_tree_loses_nothing_and_repeats_nothing(tmp_path: Path, seed: int) -> None:
     run = tree_run(tmp_path)
     kills = crash_loop(run, random.Random(seed))
@@ -331,7 +337,9 @@ def test_kill_9_at_random_points_of_a_tree_whose_children_sleep(tmp_path: Path) 
     def a_child_sleeps() -> bool:
         return any(r["wait"] == "timer" for r in run.ps().values())
 
-    crash_loop(run, random.Random(7), first_kill=a_child_sleeps)
+    # The kill while a child sleeps is this test's own; one random kill after it. Random points of
+    # the tree are the test above's (it killed 4 more times here, at 1.5 s of CPU each).
+    crash_loop(run, random.Random(7), first_kill=a_child_sleeps, most_kills=2)
     check_tree_done_exactly_once(run)
 
 
@@ -530,7 +538,7 @@ def files_of(run: Run, name: str) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [11, 12])
+@pytest.mark.parametrize("seed", [11])  # the seed moves the pause in time; a second one took the same path
 def test_pause_from_another_terminal_stops_progress_and_resume_pid_finishes_it(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
     n = 40
@@ -686,7 +694,9 @@ def test_term_from_another_terminal_kills_a_busy_process_within_two_quanta(tmp_p
     run.assert_verified()
 
 
-@pytest.mark.parametrize("seed", [21, 22])
+# One seed: max_step 6 over about 70 audit records kills the host 9 to 13 times; a second seed
+# repeated the same sends and receives at other points for another 10 s of CPU.
+@pytest.mark.parametrize("seed", [21])
 def test_messages_between_processes_under_kill_9_arrive_once_in_order(tmp_path: Path, seed: int) -> None:
     """pinger sends inbox 12 messages, one per turn; the host is killed at random points."""
     n = 12
@@ -764,7 +774,10 @@ def test_cli_send_from_another_terminal_reaches_a_running_process_once(tmp_path:
 def test_ps_while_the_first_host_creates_the_store_never_calls_it_unusable(tmp_path: Path) -> None:
     turns = [turn(call("clock_sleep", seconds=0.2), content="nap")]
     bad: list[str] = []
-    for attempt in range(30):
+    # 10 tries, 30 peeks: about a third of the peeks open the store while the host is creating it
+    # (9 of 30 reached store/db.py's _created_elsewhere, measured with coverage), so every run
+    # meets that window several times; 30 tries met the same window more often for a minute of CPU.
+    for attempt in range(10):
         run = Run(tmp_path / f"try{attempt}", turns)
         host = run.start()
         time.sleep(0.01 * (attempt % 5))
@@ -787,7 +800,9 @@ def test_ps_while_the_first_host_creates_the_store_never_calls_it_unusable(tmp_p
 
 
 def test_ctrl_c_exits_130_and_resume_carries_on_without_repeating_a_turn(tmp_path: Path) -> None:
-    n = 1500
+    # Ctrl-C lands about 30 turns in (after 50 audit records), also with both cores busy; 300 turns
+    # leave it ten times that. (1500 made the resume run 1,470 turns for nothing: 5 s of CPU.)
+    n = 300
     turns = [turn(call("clock_now"), content=f"tick {i}") for i in range(n)]
     turns.append(turn(call("fs_write", path="end.txt", content="end\n"), content="end"))
     run = Run(tmp_path, turns)

@@ -13,8 +13,8 @@ import pytest
 import alos
 from alos.providers.clock import ManualClock
 from alos.types import Event
+from tests.scenarios.bb_support import Env, copy_env, json_lines, make_env, turn, write_script
 from tests.scenarios.bb_support import alos as alos_cli
-from tests.scenarios.bb_support import json_lines, make_env, turn, write_script
 
 EFFECT = {"allow": alos.Effect.ALLOW, "ask": alos.Effect.ASK, "deny": alos.Effect.DENY}
 MODEL = {"pattern": "model:script", "rights": ["execute"]}
@@ -341,24 +341,44 @@ def test_cli_signalling_an_exited_process_changes_nothing(tmp_path: Path) -> Non
     assert (p["state"], p["exit"], p["result"]) == ("exited", "ok", "fine")
 
 
+@pytest.fixture(scope="module")
+def asking(tmp_path_factory: pytest.TempPathFactory) -> Env:
+    """A store whose root waits on a human, built once: each test below works on a copy of it."""
+    e = make_env(tmp_path_factory.mktemp("asking"))
+    assert e.run([turn(call("human_ask", question="q"))]).returncode == 3
+    return e
+
+
+def root_state(store: Path) -> tuple[str, str | None, str | None]:
+    """The root's (state, wait, exit), read in-process (what `alos ps` shows, without a CLI start)."""
+    rt = alos.open(str(store), create=False)
+    try:
+        [p] = [p for p in rt.processes() if p.pid == 1]
+    finally:
+        rt.close()
+    return p.state.value, p.wait.value if p.wait else None, p.exit.value if p.exit else None
+
+
+# Each command declares its own PID argument (click.IntRange(1, 2**63 - 1)), so each meets one pid
+# of each way to fail it: below the range ("0"; "-1" is the same check), above it, and not an
+# integer ("abc"; "1.5" and "" fail the same int()). One CLI start a case: the store is a copy of
+# one built once, and the check that nothing changed reads it in-process.
 @pytest.mark.parametrize("cmd", [["kill"], ["pause"], ["resume"], ["send"]])
-@pytest.mark.parametrize("pid", ["0", "-1", "99999999999999999999999", "abc", "1.5", ""])
-def test_cli_bad_pids_are_usage_errors(tmp_path: Path, cmd: list[str], pid: str) -> None:
-    e = make_env(tmp_path)
-    e.run([turn(call("human_ask", question="q"))])
+@pytest.mark.parametrize("pid", ["0", "99999999999999999999999", "abc"])
+def test_cli_bad_pids_are_usage_errors(tmp_path: Path, asking: Env, cmd: list[str], pid: str) -> None:
+    e = copy_env(asking, tmp_path)
     args = [*cmd, "--store", str(e.store), "--", pid]
     if cmd == ["send"]:
         args.append("text")
     cp = alos_cli(*args)
     assert cp.returncode == 2, (cp.stdout, cp.stderr)
     assert "Traceback" not in cp.stderr
-    assert state(e) == ("waiting", "human", None)
+    assert root_state(e.store) == ("waiting", "human", None)
 
 
 @pytest.mark.parametrize("cmd", [["kill", "7"], ["pause", "7"], ["resume", "7"], ["send", "7", "hi"]])
-def test_cli_unknown_pid_is_an_error_naming_it(tmp_path: Path, cmd: list[str]) -> None:
-    e = make_env(tmp_path)
-    e.run([turn(call("human_ask", question="q"))])
+def test_cli_unknown_pid_is_an_error_naming_it(tmp_path: Path, asking: Env, cmd: list[str]) -> None:
+    e = copy_env(asking, tmp_path)
     cp = e.cmd(*cmd)
     assert cp.returncode == 1, (cp.stdout, cp.stderr)
     assert cp.stderr.startswith("alos: ") and "7" in cp.stderr and "Traceback" not in cp.stderr

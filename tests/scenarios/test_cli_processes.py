@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 import time
@@ -104,13 +103,6 @@ def test_an_unknown_pid_is_named(tmp_path: Path, ws: Path) -> None:
     assert r.returncode == 1 and "no process 99" in r.stderr
 
 
-@pytest.mark.parametrize("spec", ["coins=3", "tokens", "tokens=-1", "tokens=lots", "=5"])
-def test_a_bad_budget_is_a_usage_error_before_anything_runs(tmp_path: Path, ws: Path, spec: str) -> None:
-    store, r = run(tmp_path, ws, [], "--budget", spec)
-    assert r.returncode == 2 and "--budget" in r.stderr, r.stderr
-    assert not os.path.exists(store)
-
-
 @pytest.mark.slow
 def test_kill_9_of_a_process_tree_at_random_points_loses_and_repeats_nothing(tmp_path: Path, ws: Path) -> None:
     rng = random.Random(11)
@@ -131,7 +123,9 @@ def test_kill_9_of_a_process_tree_at_random_points_loses_and_repeats_nothing(tmp
         *ALOS, "run", "base", "manage", "--workspace", str(ws), "--store", store, "--model", model,
         "--allow", "fs:*=read,write", "--allow", "proc:spawn=spawn", "--approve", "never",
     ]  # fmt: skip
-    code, kills = crash_until_done(first, store, kill_after_syscalls(store, rng, kills=12, most=80))
+    # 6 kills (each a host start, a ps and often approvals: about 2 s of CPU) over ~620 audit records;
+    # the tree tests of test_bb_crashes.py kill spawns, waits and writes at 20 more points
+    code, kills = crash_until_done(first, store, kill_after_syscalls(store, rng, kills=6, most=80))
     assert code == 0 and kills >= 3, (code, kills)
     procs = jsonl(run_cli("ps", "--all", "--json", "--store", store).stdout)
     assert sorted(p["name"] for p in procs) == ["main", "w0", "w1", "w2"]  # no spawn made twice

@@ -141,20 +141,6 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path: Path, ws: Path) -> N
     assert len(jsonl(run_cli("audit", "--json", "--store", store).stdout)) == before
 
 
-def test_commands_without_a_store_say_so(tmp_path: Path) -> None:
-    for cmd in (["ps"], ["approvals"], ["audit"], ["resume"], ["approve", "1"]):
-        r = run_cli(*cmd, "--store", str(tmp_path / "none.db"))
-        assert r.returncode == 1 and "no alos store" in r.stderr, cmd
-    assert not (tmp_path / "none.db").exists()
-
-
-def test_every_command_has_help() -> None:
-    for cmd in ("run", "resume", "ps", "approvals", "approve", "deny", "answer", "audit", "demo"):
-        r = run_cli(cmd, "--help")
-        assert r.returncode == 0 and "Usage:" in r.stdout, cmd
-    assert run_cli("audit", "verify", "--help").returncode == 0
-
-
 def test_demo_runs_offline_and_verifies(tmp_path: Path) -> None:
     r = run_cli("demo", "--workspace", str(tmp_path / "demo"))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -262,7 +248,9 @@ def test_kill_9_at_random_points_loses_nothing_and_repeats_nothing(tmp_path: Pat
         "never",
     ]
 
-    code, kills = crash_until_done(first, store, kill_after_syscalls(store, rng, kills=10, most=150))
+    # 5 kills (each a host start, a ps and often approvals: about 2 s of CPU) over ~900 audit records;
+    # the write-once check below holds at every one of them
+    code, kills = crash_until_done(first, store, kill_after_syscalls(store, rng, kills=5, most=150))
     assert code == 0 and kills >= 3, kills
     for i in range(n):
         assert (ws / f"f{i}.txt").read_text() == f"{i}\n"
