@@ -493,7 +493,16 @@ def test_spawn_approval_shows_grants_budget_image_and_model(tmp_path: Path) -> N
         grants=[{"pattern": "fs:*", "rights": ["write", "delete"]}, MODEL],
         budget={"model_calls": 7, "bytes_written": 43210},
     )
-    r = w.run([turn(spawn)], "--allow", "fs:*=read,write,delete", "--ask", "proc:spawn=spawn")
+    # another image than its own: execute on it, as exec needs (starting an image reads its seed objects)
+    r = w.run(
+        [turn(spawn)],
+        "--allow",
+        "fs:*=read,write,delete",
+        "--allow",
+        "image:reader=execute",
+        "--ask",
+        "proc:spawn=spawn",
+    )
     assert r.returncode == 3, r.stdout + r.stderr
     text = w.cmd("approvals")
     assert text.returncode == 0, text.stderr
