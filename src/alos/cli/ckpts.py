@@ -12,7 +12,6 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 
 from alos.cli.objects import host_call, opened, when, who
 from alos.cli.options import json_option, store_option
@@ -57,6 +56,8 @@ def ls(pid: int | None, store: str, as_json: bool) -> None:
     if not found:
         out.say(f"no checkpoints{'' if pid is None else f' of process {pid}'}; '{command()} ckpt create PID' takes one")
         return
+    from rich.table import Table  # on first use, as look.py does
+
     table = Table(box=None, header_style="bold")
     for col in ("ID", "PID", "TIME", "BY", "WITH", "STATE", "CONTEXT", "LABEL"):
         table.add_column(col, no_wrap=col != "LABEL")

@@ -8,7 +8,6 @@ shown escaped and bytes are refused; to a pipe a value goes as its exact bytes.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import shlex
@@ -19,7 +18,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 
 from alos import codec, limits
 from alos.cli.look import reader
@@ -55,6 +53,8 @@ def host_call(rt: Runtime, name: str, args: dict[str, Any]) -> Any:
     """Return the result of syscall ``name`` dispatched as the host (decided and audited); raises
     its AlosError, with a hint meant for a model said as a person at the command line does it."""
     try:
+        import asyncio  # on first use: --help and the other commands do not pay for it
+
         return asyncio.run(rt.dispatch(HOST, name, args))
     except AlosError as err:
         told = err.message
@@ -153,6 +153,8 @@ def ls(where: str, prefix: str, store: str, as_json: bool) -> None:
         )
         out.say(f"no objects in {ns}{starting}{missing}")
         return
+    from rich.table import Table  # on first use, as look.py does
+
     table = Table(box=None, header_style="bold")
     for col in ("NAME", "TYPE", "VERSION", "BYTES", "DIGEST"):
         table.add_column(col, no_wrap=col != "NAME")
@@ -225,6 +227,8 @@ def log(where: str, name: str, store: str, as_json: bool) -> None:
         for v in versions:
             out.json({"object": got["object"], **v})
         return
+    from rich.table import Table  # on first use, as look.py does
+
     table = Table(box=None, header_style="bold")
     for col in ("VERSION", "TYPE", "BYTES", "DIGEST", "BY", "TIME"):
         table.add_column(col, no_wrap=True)
