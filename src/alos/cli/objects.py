@@ -4,6 +4,8 @@ Every read and every change is a syscall dispatched as the host, so it is decide
 (reading a process's objects is the host's authority, and the audit log shows it); this module
 never reaches the store, capabilities or primitives. A value is hostile: on a terminal text is
 shown escaped and bytes are refused; to a pipe a value goes as its exact bytes.
+Size: the two command groups share the host-call helpers that ckpts.py imports too; split
+``store`` out if either grows.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@
 form without problems into an Image). Cheap: jsonschema only for an image that declares object
 types, to check their schemas (schema.json says the rest for files, and load() adds line
 numbers; a test keeps the two in step). It never raises on hostile input: it only describes it.
+Size: one small check per field of the form, read together as schema.json is; the object types'
+checks (types, objects, context.objects) are the candidates to move if it grows.
 """
 
 from __future__ import annotations
