@@ -39,6 +39,8 @@ POOL = (
     "tests/scenarios/test_image_registry.py",
     "tests/scenarios/test_objects.py",
     "tests/scenarios/test_checkpoints.py",
+    "tests/scenarios/test_bb_objects.py",
+    "tests/scenarios/test_bb_checkpoints.py",
     "tests/scenarios/test_model_image_hostile.py",
     "tests/scenarios/test_shell.py",
     "tests/scenarios/test_bb_shell.py",
