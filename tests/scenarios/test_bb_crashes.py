@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.scenarios.bb_support import ALOS, json_lines, make_env, turn, wait_until, write_script
+from tests.support import stored_processes
 
 MODEL = {"pattern": "model:script", "rights": ["execute"], "delegable": True}
 CLOCK = {"pattern": "clock", "rights": ["read"], "delegable": True}
@@ -119,6 +120,11 @@ class Run:
         names = [r["name"] for r in rows]
         assert len(names) == len(set(names)), f"a process appears twice: {names}"
         return {r["name"]: r for r in rows}
+
+    def waits(self) -> dict[str, str | None]:
+        """Why each process waits (None: it does not), by name, read in-process: what the polls for a
+        kill point look at, many times a run (an `alos ps` each look was a CLI start each)."""
+        return {p.name: p.wait.value if p.wait else None for p in stored_processes(self.store)}
 
     def audit(self, pid: int | None = None) -> list[dict[str, Any]]:
         args = ["audit", "--json"] + (["--pid", str(pid)] if pid is not None else [])
@@ -335,7 +341,7 @@ def test_kill_9_at_random_points_of_a_tree_whose_children_sleep(tmp_path: Path) 
     run = tree_run(tmp_path, sleep=0.5)
 
     def a_child_sleeps() -> bool:
-        return any(r["wait"] == "timer" for r in run.ps().values())
+        return "timer" in run.waits().values()
 
     # The kill while a child sleeps is this test's own; one random kill after it. Random points of
     # the tree are the test above's (it killed 4 more times here, at 1.5 s of CPU each).
@@ -364,7 +370,7 @@ def test_a_timed_wait_interrupted_by_kill_9_completes_after_resume(tmp_path: Pat
     run = Run(tmp_path, turns)
     started = time.monotonic()
     host = run.start()
-    wait_until(lambda: run.ps().get("main", {}).get("wait") == reason, what=f"main waiting {reason}")
+    wait_until(lambda: run.waits().get("main") == reason, what=f"main waiting {reason}")
     host.kill9()
     assert run.ps()["main"]["wait"] == reason
 
@@ -408,12 +414,8 @@ def test_waits_for_a_child_and_a_message_survive_kill_9_and_a_message_sent_with_
     host = run.start()
 
     def parked() -> bool:
-        ps = run.ps()
-        return (
-            ps.get("main", {}).get("wait") == "child"
-            and ps.get("inbox", {}).get("wait") == "message"
-            and ps.get("keeper", {}).get("wait") == "timer"
-        )
+        waits = run.waits()
+        return waits.get("main") == "child" and waits.get("inbox") == "message" and waits.get("keeper") == "timer"
 
     wait_until(parked, what="main waiting child, inbox waiting message")
     host.kill9()
@@ -452,7 +454,7 @@ def test_a_second_host_is_refused_naming_the_first_while_read_only_commands_work
     ]
     run = Run(tmp_path, turns)
     first = run.start()
-    wait_until(lambda: run.ps().get("main", {}).get("wait") == "timer", what="main asleep")
+    wait_until(lambda: run.waits().get("main") == "timer", what="main asleep")
 
     for second in (run.resume(), run.start()):
         rc = second.wait(timeout=30)
@@ -754,7 +756,7 @@ def test_cli_send_from_another_terminal_reaches_a_running_process_once(tmp_path:
     turns += [turn(call("clock_sleep", seconds=0.05), content=f"nap {i}", proc="inbox") for i in range(120)]
     run = Run(tmp_path, turns)
     host = run.start()
-    wait_until(lambda: run.ps().get("inbox", {}).get("wait") == "message", what="inbox waiting")
+    wait_until(lambda: run.waits().get("inbox") == "message", what="inbox waiting")
     rng = random.Random(3)
     for i in range(k):
         cp = run.cmd("send", "2", f"note {i}")

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.scenarios.bb_support import ALOS, turn, write_script
+from tests.support import stored_processes
 
 BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
 # What a model or process might choose, aimed at the operator's terminal: OSC 52 (clipboard),
@@ -152,10 +153,7 @@ def start_sleeping_host(w: World) -> tuple[subprocess.Popen[bytes], Path]:
     def parked() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"the host exited early ({proc.returncode}): {err.read_text()}")
-        if not w.store.exists():
-            return False
-        r = w.cmd("ps", "--json")
-        return r.returncode == 0 and any(p.get("state") == "waiting" for p in json_lines(r.stdout))
+        return any(p.state.value == "waiting" for p in stored_processes(w.store))  # in-process: a poll
 
     try:
         wait_until(parked, what="the host's process to sleep")
