@@ -115,9 +115,9 @@ def crash_until_done(
         if code == 0:
             break
         if code == 3:  # an effect was cut between intent and outcome: a human says retry
-            for req in jsonl(run_cli("approvals", "--json", "--store", store).stdout):
-                assert req["kind"] == "recovery", req
-                run_cli("approve", str(req["id"]), "--store", store)
+            for req in stored_requests(store):  # what `alos approvals` lists, read in-process
+                assert req.kind.value == "recovery", req
+                run_cli("approve", str(req.id), "--store", store)
     return code, kills
 
 

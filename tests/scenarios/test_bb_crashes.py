@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.scenarios.bb_support import ALOS, json_lines, make_env, turn, wait_until, write_script
-from tests.support import stored_processes
+from tests.support import stored_processes, stored_requests
 
 MODEL = {"pattern": "model:script", "rights": ["execute"], "delegable": True}
 CLOCK = {"pattern": "clock", "rights": ["read"], "delegable": True}
@@ -168,18 +168,17 @@ class Run:
 
         Anything else waiting on a human is a failure of the test's scenario.
         """
-        cp = self.cmd("approvals", "--json")
-        assert cp.returncode == 0, cp.stderr
-        reqs = json_lines(cp.stdout)
+        reqs = stored_requests(self.store)  # what `alos approvals` lists, read in-process: once a kill
         assert reqs, f"exit 3 but nothing waits on a human; ps: {self.cmd('ps').stdout}"
         for r in reqs:
-            assert r["kind"] == "recovery", r
-            ok = self.cmd("approve", str(r["id"]))
+            assert r.kind.value == "recovery", r
+            ok = self.cmd("approve", str(r.id))
             assert ok.returncode == 0, ok.stderr
         return len(reqs)
 
-    def ok_writes(self) -> Counter[str]:
-        return Counter(a["resource"] for a in self.audit() if a["syscall"] == "fs.write" and a["outcome"] == "ok")
+    def ok_writes(self, audit: list[dict[str, Any]] | None = None) -> Counter[str]:
+        records = self.audit() if audit is None else audit
+        return Counter(a["resource"] for a in records if a["syscall"] == "fs.write" and a["outcome"] == "ok")
 
 
 def crash_loop(
@@ -284,12 +283,11 @@ def check_tree_done_exactly_once(run: Run) -> None:
     ws = run.e.ws
     expect = {str(ws / "main.txt"): "main done\n"}
     expect |= {str(ws / k / f"{j}.txt"): f"{k}{j}\n" for k in KIDS for j in range(3)}
-    writes = run.ok_writes()
+    audit = run.audit()
+    writes = run.ok_writes(audit)
     assert writes == Counter({f"fs:{p}": 1 for p in expect}), writes
     for p, content in expect.items():
         assert Path(p).read_text() == content
-
-    audit = run.audit()
 
     def ok(pid: int, syscall: str) -> Counter[str]:
         return Counter(
