@@ -18,6 +18,7 @@ import pytest
 
 import alos
 from alos.rights import Effect, parse_grant
+from alos.types import HumanRequest
 
 ALOS = [sys.executable, "-m", "alos.cli"]
 
@@ -109,15 +110,49 @@ def crash_until_done(
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         code = stop(p)
         kills += code is None
-        started = os.path.exists(store) and jsonl(run_cli("ps", "--all", "--json", "--store", store).stdout)
+        started = bool(stored_processes(store))
         cmd = [*ALOS, "resume", "--store", store, "--approve", "never"] if started else first
         if code == 0:
             break
         if code == 3:  # an effect was cut between intent and outcome: a human says retry
-            for req in jsonl(run_cli("approvals", "--json", "--store", store).stdout):
-                assert req["kind"] == "recovery", req
-                run_cli("approve", str(req["id"]), "--store", store)
+            for req in stored_requests(store):  # what `alos approvals` lists, read in-process
+                assert req.kind.value == "recovery", req
+                run_cli("approve", str(req.id), "--store", store)
     return code, kills
+
+
+def stored_processes(store: str | os.PathLike[str]) -> list[alos.Process]:
+    """Return the store's processes, read in-process as ``alos ps`` reads them; [] before a host has
+    made the store or while another program keeps it locked (a failed ``alos ps``). For loops that
+    poll until a host gets somewhere: an ``alos ps`` each look costs a CLI start (half a second of
+    CPU under coverage) and is no part of what the test checks."""
+    rt = _reader(store)
+    if rt is None:
+        return []
+    try:
+        return rt.processes()
+    finally:
+        rt.close()
+
+
+def stored_requests(store: str | os.PathLike[str]) -> list[HumanRequest]:
+    """Return the store's pending human requests, read in-process, for polls as stored_processes."""
+    rt = _reader(store)
+    if rt is None:
+        return []
+    try:
+        return rt.requests()
+    finally:
+        rt.close()
+
+
+def _reader(store: str | os.PathLike[str]) -> alos.Runtime | None:
+    if not os.path.exists(store):
+        return None
+    try:
+        return alos.open(str(store), create=False)
+    except alos.Unavailable:
+        return None
 
 
 def audited(store: str) -> int:

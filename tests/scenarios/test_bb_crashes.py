@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.scenarios.bb_support import ALOS, json_lines, make_env, turn, wait_until, write_script
+from tests.support import stored_processes, stored_requests
 
 MODEL = {"pattern": "model:script", "rights": ["execute"], "delegable": True}
 CLOCK = {"pattern": "clock", "rights": ["read"], "delegable": True}
@@ -120,6 +121,11 @@ class Run:
         assert len(names) == len(set(names)), f"a process appears twice: {names}"
         return {r["name"]: r for r in rows}
 
+    def waits(self) -> dict[str, str | None]:
+        """Why each process waits (None: it does not), by name, read in-process: what the polls for a
+        kill point look at, many times a run (an `alos ps` each look was a CLI start each)."""
+        return {p.name: p.wait.value if p.wait else None for p in stored_processes(self.store)}
+
     def audit(self, pid: int | None = None) -> list[dict[str, Any]]:
         args = ["audit", "--json"] + (["--pid", str(pid)] if pid is not None else [])
         cp = self.cmd(*args)
@@ -162,18 +168,17 @@ class Run:
 
         Anything else waiting on a human is a failure of the test's scenario.
         """
-        cp = self.cmd("approvals", "--json")
-        assert cp.returncode == 0, cp.stderr
-        reqs = json_lines(cp.stdout)
+        reqs = stored_requests(self.store)  # what `alos approvals` lists, read in-process: once a kill
         assert reqs, f"exit 3 but nothing waits on a human; ps: {self.cmd('ps').stdout}"
         for r in reqs:
-            assert r["kind"] == "recovery", r
-            ok = self.cmd("approve", str(r["id"]))
+            assert r.kind.value == "recovery", r
+            ok = self.cmd("approve", str(r.id))
             assert ok.returncode == 0, ok.stderr
         return len(reqs)
 
-    def ok_writes(self) -> Counter[str]:
-        return Counter(a["resource"] for a in self.audit() if a["syscall"] == "fs.write" and a["outcome"] == "ok")
+    def ok_writes(self, audit: list[dict[str, Any]] | None = None) -> Counter[str]:
+        records = self.audit() if audit is None else audit
+        return Counter(a["resource"] for a in records if a["syscall"] == "fs.write" and a["outcome"] == "ok")
 
 
 def crash_loop(
@@ -278,12 +283,11 @@ def check_tree_done_exactly_once(run: Run) -> None:
     ws = run.e.ws
     expect = {str(ws / "main.txt"): "main done\n"}
     expect |= {str(ws / k / f"{j}.txt"): f"{k}{j}\n" for k in KIDS for j in range(3)}
-    writes = run.ok_writes()
+    audit = run.audit()
+    writes = run.ok_writes(audit)
     assert writes == Counter({f"fs:{p}": 1 for p in expect}), writes
     for p, content in expect.items():
         assert Path(p).read_text() == content
-
-    audit = run.audit()
 
     def ok(pid: int, syscall: str) -> Counter[str]:
         return Counter(
@@ -335,7 +339,7 @@ def test_kill_9_at_random_points_of_a_tree_whose_children_sleep(tmp_path: Path) 
     run = tree_run(tmp_path, sleep=0.5)
 
     def a_child_sleeps() -> bool:
-        return any(r["wait"] == "timer" for r in run.ps().values())
+        return "timer" in run.waits().values()
 
     # The kill while a child sleeps is this test's own; one random kill after it. Random points of
     # the tree are the test above's (it killed 4 more times here, at 1.5 s of CPU each).
@@ -364,7 +368,7 @@ def test_a_timed_wait_interrupted_by_kill_9_completes_after_resume(tmp_path: Pat
     run = Run(tmp_path, turns)
     started = time.monotonic()
     host = run.start()
-    wait_until(lambda: run.ps().get("main", {}).get("wait") == reason, what=f"main waiting {reason}")
+    wait_until(lambda: run.waits().get("main") == reason, what=f"main waiting {reason}")
     host.kill9()
     assert run.ps()["main"]["wait"] == reason
 
@@ -408,12 +412,8 @@ def test_waits_for_a_child_and_a_message_survive_kill_9_and_a_message_sent_with_
     host = run.start()
 
     def parked() -> bool:
-        ps = run.ps()
-        return (
-            ps.get("main", {}).get("wait") == "child"
-            and ps.get("inbox", {}).get("wait") == "message"
-            and ps.get("keeper", {}).get("wait") == "timer"
-        )
+        waits = run.waits()
+        return waits.get("main") == "child" and waits.get("inbox") == "message" and waits.get("keeper") == "timer"
 
     wait_until(parked, what="main waiting child, inbox waiting message")
     host.kill9()
@@ -452,7 +452,7 @@ def test_a_second_host_is_refused_naming_the_first_while_read_only_commands_work
     ]
     run = Run(tmp_path, turns)
     first = run.start()
-    wait_until(lambda: run.ps().get("main", {}).get("wait") == "timer", what="main asleep")
+    wait_until(lambda: run.waits().get("main") == "timer", what="main asleep")
 
     for second in (run.resume(), run.start()):
         rc = second.wait(timeout=30)
@@ -754,7 +754,7 @@ def test_cli_send_from_another_terminal_reaches_a_running_process_once(tmp_path:
     turns += [turn(call("clock_sleep", seconds=0.05), content=f"nap {i}", proc="inbox") for i in range(120)]
     run = Run(tmp_path, turns)
     host = run.start()
-    wait_until(lambda: run.ps().get("inbox", {}).get("wait") == "message", what="inbox waiting")
+    wait_until(lambda: run.waits().get("inbox") == "message", what="inbox waiting")
     rng = random.Random(3)
     for i in range(k):
         cp = run.cmd("send", "2", f"note {i}")
@@ -811,7 +811,7 @@ def test_ctrl_c_exits_130_and_resume_carries_on_without_repeating_a_turn(tmp_pat
     host.proc.send_signal(signal.SIGINT)
     rc = host.wait(timeout=30)
     assert rc == 130, (rc, host.stderr())
-    assert "Traceback" not in host.stderr()
+    assert "Traceback" not in host.stderr() and "alos resume" in host.stderr(), host.stderr()
     assert run.ps()["main"]["state"] == "runnable"  # docs/cli.md: left runnable for the next host
 
     assert run.resume().wait(timeout=60) == 0, run.hosts[-1].stderr()

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.scenarios.bb_support import ALOS, turn, write_script
+from tests.support import stored_processes
 
 BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
 # What a model or process might choose, aimed at the operator's terminal: OSC 52 (clipboard),
@@ -152,10 +153,7 @@ def start_sleeping_host(w: World) -> tuple[subprocess.Popen[bytes], Path]:
     def parked() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"the host exited early ({proc.returncode}): {err.read_text()}")
-        if not w.store.exists():
-            return False
-        r = w.cmd("ps", "--json")
-        return r.returncode == 0 and any(p.get("state") == "waiting" for p in json_lines(r.stdout))
+        return any(p.state.value == "waiting" for p in stored_processes(w.store))  # in-process: a poll
 
     try:
         wait_until(parked, what="the host's process to sleep")
@@ -293,19 +291,17 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 
 
-def _spawn_with_model(w: World, spec: str) -> tuple[subprocess.CompletedProcess[str], str]:
-    """Root spawns child 'kid' naming model SPEC, then waits for it. Returns the run and all output
-    (run, resume, audit) as one text."""
-    turns = [
-        turn(
-            call("proc_spawn", name="kid", goal="kid goal", model=spec, grants=[MODEL]),
-            call("proc_wait"),
-            content="spawning",
-        )
+def _spawn_with_model(w: World, *specs: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Root spawns a child naming each model SPEC (kid, kid1, ...) in one turn, then waits for them.
+    Returns the run and all output (run, resume, audit) as one text. Each spawn is decided on its
+    own, so one run tries several specs (one host start, not one a spec)."""
+    spawns = [
+        call("proc_spawn", name=f"kid{i or ''}", goal="kid goal", model=spec, grants=[MODEL])
+        for i, spec in enumerate(specs)
     ]
+    turns = [turn(*spawns, *[call("proc_wait") for _ in specs], content="spawning")]
     args = w.run_args(turns, "--allow", "fs:*=read", "--allow", "proc:spawn=spawn", "--json")
     env = {**os.environ, "NO_COLOR": "1"}
-    t0 = time.monotonic()
     try:
         r = subprocess.run(
             [ALOS, *args],
@@ -318,60 +314,47 @@ def _spawn_with_model(w: World, spec: str) -> tuple[subprocess.CompletedProcess[
             preexec_fn=_limit_memory,
         )
     except subprocess.TimeoutExpired:
-        raise AssertionError(f"alos run hung on a child with model {spec}") from None
+        raise AssertionError(f"alos run hung on a child with model {specs}") from None
     no_crash(r)  # the timeout and the memory limit above catch a host that reads the device
     assert "MemoryError" not in r.stdout + r.stderr, r.stdout + r.stderr
     assert r.returncode == 0, ("a refused spawn is a result the parent reads; it exits ok", r.stdout, r.stderr)
     try:
         again = cli("resume", "--store", str(w.store), "--approve", "never", "--json", timeout=20)
     except subprocess.TimeoutExpired:
-        raise AssertionError(f"alos resume hung replaying the spawn of model {spec}") from None
+        raise AssertionError(f"alos resume hung replaying the spawn of model {specs}") from None
     no_crash(again)
     [root] = [p for p in w.every_process() if p["pid"] == 1]
     assert (root["state"], root["exit"]) == ("exited", "ok"), root
     audit = w.audit()
+    tried = [a for a in audit if a["pid"] == 1 and a["syscall"] == "proc.spawn"]
+    assert len(tried) == len(specs), tried  # every spec was decided, not only the first
     kid_calls = [a for a in audit if a["pid"] not in (0, 1) and a["syscall"] == "model.call" and a["outcome"] == "ok"]
-    assert not kid_calls, f"the child thought with model {spec}: {kid_calls}"
+    assert not kid_calls, f"a child thought with model {specs}: {kid_calls}"
     everything = r.stdout + r.stderr + again.stdout + again.stderr + json.dumps(audit)
     return r, everything
 
 
-def test_spawn_with_model_dev_zero_is_refused_quickly(tmp_path: Path) -> None:
-    _spawn_with_model(World(tmp_path), "script:/dev/zero")
-
-
-def test_spawn_with_model_on_a_fifo_does_not_block_the_host(tmp_path: Path) -> None:
+def test_spawn_with_model_dev_zero_a_fifo_or_a_directory_is_refused_quickly_and_never_blocks(tmp_path: Path) -> None:
     w = World(tmp_path)
     fifo = tmp_path / "pipe.jsonl"
     os.mkfifo(fifo)
-    _spawn_with_model(w, f"script:{fifo}")
-
-
-def test_spawn_with_model_on_a_directory_is_refused(tmp_path: Path) -> None:
-    w = World(tmp_path)
     (tmp_path / "adir").mkdir()
-    _spawn_with_model(w, f"script:{tmp_path / 'adir'}")
+    _spawn_with_model(w, "script:/dev/zero", f"script:{fifo}", f"script:{tmp_path / 'adir'}")
 
 
-def test_spawn_with_a_json_file_outside_the_grants_never_quotes_it(tmp_path: Path) -> None:
+def test_spawn_with_files_outside_the_grants_never_quotes_or_replays_them(tmp_path: Path) -> None:
     w = World(tmp_path)
     secret = tmp_path / "outside" / "config.json"
     secret.parent.mkdir()
     secret.write_text(json.dumps({"MARKER_KEY_q7zx": "MARKER_VALUE_q7zx", "password": "hunter2"}) + "\n")
-    _, everything = _spawn_with_model(w, f"script:{secret}")
-    assert "MARKER_KEY_q7zx" not in everything and "MARKER_VALUE_q7zx" not in everything
-    assert "hunter2" not in everything
-
-
-def test_spawn_with_a_jsonl_script_outside_the_grants_is_not_replayed(tmp_path: Path) -> None:
-    w = World(tmp_path)
     other = tmp_path / "outside" / "turns.jsonl"
-    other.parent.mkdir()
     write_script(
         other,
-        [turn(call("human_tell", text="MARKER_TELL_k3p9"), content="MARKER_CONTENT_k3p9", proc="kid")],
+        [turn(call("human_tell", text="MARKER_TELL_k3p9"), content="MARKER_CONTENT_k3p9", proc="kid1")],
     )
-    _, everything = _spawn_with_model(w, f"script:{other}")
+    _, everything = _spawn_with_model(w, f"script:{secret}", f"script:{other}")
+    assert "MARKER_KEY_q7zx" not in everything and "MARKER_VALUE_q7zx" not in everything
+    assert "hunter2" not in everything
     assert "MARKER_TELL_k3p9" not in everything and "MARKER_CONTENT_k3p9" not in everything
 
 

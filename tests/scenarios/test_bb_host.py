@@ -10,7 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.scenarios.bb_support import ALOS, call, json_lines, make_env, turn, write_script
+from tests.scenarios.bb_support import ALOS, call, make_env, turn, write_script
+from tests.support import stored_requests
 
 
 def start_tty_host(e, turns, *grants: str, json_out: bool = False):
@@ -37,16 +38,8 @@ def start_tty_host(e, turns, *grants: str, json_out: bool = False):
     os.close(slave)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if e.store.exists():
-            r = subprocess.run(
-                [ALOS, "approvals", "--json", "--store", str(e.store)],
-                capture_output=True,
-                text=True,
-                stdin=subprocess.DEVNULL,
-                timeout=60,
-            )
-            if r.returncode == 0 and json_lines(r.stdout):
-                return proc, master
+        if stored_requests(e.store):  # in-process: a poll
+            return proc, master
         if proc.poll() is not None:
             break
         time.sleep(0.05)

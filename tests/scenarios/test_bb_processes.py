@@ -24,6 +24,7 @@ import alos
 from alos.providers.clock import ManualClock
 from tests.scenarios.bb_support import ALOS, json_lines, make_env, results, turn, write_script
 from tests.scenarios.bb_support import alos as alos_cli
+from tests.support import stored_processes
 
 EFFECT = {"allow": alos.Effect.ALLOW, "ask": alos.Effect.ASK, "deny": alos.Effect.DENY}
 MODEL = {"pattern": "model:script", "rights": ["execute"]}
@@ -684,10 +685,9 @@ def test_kill_9_during_a_childs_sleep_then_resume_nothing_lost_or_done_twice(tmp
     try:
         deadline = time.time() + 20
         while time.time() < deadline:
-            if e.store.exists():
-                rows = {p["pid"]: p for p in e.ps()}
-                if rows.get(2, {}).get("wait") == "timer":
-                    break
+            waits = {p.pid: p.wait for p in stored_processes(e.store)}  # in-process: a poll
+            if waits.get(2) is alos.Wait.TIMER:
+                break
             time.sleep(0.05)
         else:
             pytest.fail("the child never went to sleep")

@@ -213,16 +213,3 @@ def test_a_pause_from_another_terminal_holds_a_running_agent_until_resumed(tmp_p
     assert r.returncode == 0, r.stdout + r.stderr
     (p,) = jsonl(run_cli("ps", "--all", "--json", "--store", store).stdout)
     assert (p["exit"], p["turns"]) == ("ok", 400)
-
-
-def test_ctrl_c_leaves_no_process_running_without_a_host(tmp_path: Path, ws: Path) -> None:
-    import signal
-
-    store, host = start_host(
-        tmp_path, ws, [{"content": f"{i}", "tool_calls": [call("clock_now")]} for i in range(20_000)]
-    )
-    host.send_signal(signal.SIGINT)
-    out, err = host.communicate(timeout=30)
-    assert host.returncode == 130 and "alos resume" in err, out + err
-    (p,) = jsonl(run_cli("ps", "--all", "--json", "--store", store).stdout)
-    assert p["state"] == "runnable", p

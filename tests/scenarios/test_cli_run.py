@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ALOS, call, crash_until_done, jsonl, kill_after_syscalls, run_cli, write_script
+from tests.support import (
+    ALOS,
+    call,
+    crash_until_done,
+    jsonl,
+    kill_after_syscalls,
+    run_cli,
+    stored_requests,
+    write_script,
+)
 
 WRITE_TURNS = [
     {"content": "read", "tool_calls": [call("fs_read", path="README.md")]},
@@ -167,7 +176,7 @@ def host_in_tty(tmp_path: Path, ws: Path, turns, *grants: str) -> tuple[subproce
     os.close(slave)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if os.path.exists(store) and jsonl(run_cli("approvals", "--json", "--store", store).stdout):
+        if stored_requests(store):  # in-process: a poll
             return proc, store, master
         time.sleep(0.05)
     proc.kill()
