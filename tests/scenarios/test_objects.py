@@ -419,3 +419,26 @@ def test_the_bridge_counts_the_bytes_it_moves_against_the_budget(runtime, ws: Pa
     with pytest.raises(alos.Limit, match="bytes_written exhausted"):
         d(runtime, pid, "obj.to_file", name="big", path="out.txt")
     assert not (ws / "out.txt").exists()
+
+
+def test_an_object_write_under_ask_shows_the_person_what_it_would_write(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws, allow=("proc:spawn=spawn",))
+    d(runtime, pid, "obj.create", name="plan", type="text", value="v1")
+    d(runtime, 0, "cap.grant", pid=pid, pattern=f"obj:proc/{pid}/plan", rights=["write"], effect="ask")
+    parked = d(runtime, pid, "obj.write", name="plan", value="\x1b[31mred\x1b[0m and more", expect=1)
+    assert isinstance(parked, alos.Parked)
+    shown = runtime.requests()[0].detail
+    assert shown["object"] == f"proc/{pid}/plan" and shown["current_version"] == 1 and shown["expect"] == 1
+    assert shown["bytes"] == len("\x1b[31mred\x1b[0m and more") and "\x1b" not in shown["preview"]
+    assert shown["append"] is False and shown["truncated"] is False
+
+
+def test_bad_arguments_name_what_is_wrong(runtime, ws: Path) -> None:
+    pid = spawn(runtime, ws)
+    d(runtime, pid, "obj.create", name="a", type="text", value="x")
+    with pytest.raises(alos.Invalid, match="object name"):
+        d(runtime, pid, "obj.link", name="a", kind="cites", to="../b")
+    with pytest.raises(alos.Invalid, match="version"):
+        d(runtime, pid, "obj.read", name="a", version=0)
+    with pytest.raises(alos.NotFound, match="no namespace nowhere"):
+        d(runtime, 0, "obj.create", name="a", type="text", value="x", ns="nowhere")
