@@ -456,9 +456,17 @@ def test_demo_runs_offline_in_a_given_workspace_and_shows_a_verified_chain(tmp_p
     assert "hunter2" not in out and "sk-demo" not in out
     assert "decisions: allow 19, approved 1, ask 1, deny 3" in out, out
     assert "alos audit verify: chain intact (26 records)" in out, out
+    # what test_cli_run's demo test and test_bb_first_contact's demo in a new directory checked
+    assert "store directory" in out and "process 2 checker exited ok" in out, out
+    assert "calls=3/3" in out  # the checker's budget, shown in the process tree
+    assert (ws / "SUMMARY.md").exists() and "Traceback" not in r.stdout + r.stderr
 
 
-def test_demo_default_does_not_litter_the_current_directory(tmp_path: Path) -> None:
-    r = alos("demo", cwd=tmp_path)
+def test_demo_default_does_not_litter_the_current_directory_or_leave_a_temporary_one(tmp_path: Path) -> None:
+    cwd, tmpdir = tmp_path / "cwd", tmp_path / "tmp"
+    cwd.mkdir()
+    tmpdir.mkdir()
+    r = alos("demo", cwd=cwd, env={**os.environ, "TMPDIR": str(tmpdir), "NO_COLOR": "1"})
     assert r.returncode == 0, r.stdout + r.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert list(cwd.iterdir()) == []
+    assert list(tmpdir.iterdir()) == [], "the demo left its temporary directory behind"

@@ -238,23 +238,6 @@ def test_demo_in_an_empty_directory_runs(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_demo_without_workspace_leaves_no_temporary_directory(tmp_path: Path) -> None:
-    tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir()
-    r = cli("demo", env={"TMPDIR": str(tmpdir)}, cwd=tmp_path)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert sorted(p.name for p in tmpdir.iterdir()) == [], "the demo left its temporary directory behind"
-
-
-def test_demo_in_a_workspace_that_does_not_exist_runs(tmp_path: Path) -> None:
-    tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir()
-    target = tmp_path / "fresh-demo"
-    r = cli("demo", "--workspace", str(target), env={"TMPDIR": str(tmpdir)}, cwd=tmp_path)
-    assert r.returncode == 0, r.stdout + r.stderr
-    no_crash(r)
-
-
 # -- a host notices that its store is gone ---------------------------------------------------
 
 

@@ -150,15 +150,6 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path: Path, ws: Path) -> N
     assert len(jsonl(run_cli("audit", "--json", "--store", store).stdout)) == before
 
 
-def test_demo_runs_offline_and_verifies(tmp_path: Path) -> None:
-    r = run_cli("demo", "--workspace", str(tmp_path / "demo"))
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "chain intact" in r.stdout and "store directory" in r.stdout and "approved" in r.stdout
-    assert (tmp_path / "demo" / "SUMMARY.md").exists()
-    assert "process 2 checker exited ok" in r.stdout and "process 2 lacks read on" in r.stdout
-    assert "calls=3/3" in r.stdout  # the checker's budget, shown in the process tree
-
-
 # -- a host that waits at its prompt (a real TTY) ----------------------------------------
 
 
