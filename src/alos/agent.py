@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alos import compaction, context, limits, tools
+from alos import compaction, context, limits, tooljit, tools
 from alos.errors import AlosError
 from alos.images import Image, from_json
 from alos.kernel import Kernel, Site, reads
 from alos.kernel import action as actions
 from alos.syscall import dispatch
+from alos.tools import ToolSpec
 from alos.types import ModelTurn, Parked, Pid, ProcState
 
 
@@ -53,6 +54,13 @@ class Agent:
         """Return the tool table of image ``ref``."""
         return self.loaded(ref).table
 
+    def _jit(self, pid: Pid, loaded: _Loaded) -> dict[str, tooljit.JitSpec]:
+        """Return the JIT tools of ``pid`` (read each quantum: a tool registered is callable next turn)."""
+        return tooljit.table(self.kernel, pid, loaded.image.tool_tables, set(loaded.table))
+
+    def _with_jit(self, pid: Pid, loaded: _Loaded) -> dict[str, ToolSpec | tooljit.JitSpec]:
+        return {**loaded.table, **self._jit(pid, loaded)}
+
     async def quantum(self, pid: Pid) -> None:
         """Run one quantum of process ``pid``."""
         kernel = self.kernel
@@ -75,7 +83,7 @@ class Agent:
                 self._repair(pid, "your reply was empty: call one of your tools (proc_exit when you are done)")
                 return
         epoch = proc.epoch
-        table = loaded.table
+        table = self._with_jit(pid, loaded)
         repair = 0  # the number of this turn's repair, once one of its calls is malformed
         for index in range(act.next, len(act.calls)):
             if kernel.proc(pid).state is not ProcState.RUNNING:  # the cache was refreshed after the last call
@@ -115,7 +123,7 @@ class Agent:
             window = self._windows[pid] = context.Window()
         args: dict[str, object] = {
             "messages": window.messages(msgs, budget),
-            "tools": loaded.wire,
+            "tools": loaded.wire + [t.wire() for t in self._jit(pid, loaded).values()],
             "max_tokens": max_tokens,
             "temperature": image.temperature,
             "constrain": image.constrain,

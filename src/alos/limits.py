@@ -5,7 +5,7 @@ Pure data. Change a limit here, never inline a number elsewhere.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4  # store schema this code writes; older stores migrate forward, newer are refused
+SCHEMA_VERSION = 5  # store schema this code writes; older stores migrate forward, newer are refused
 SQLITE_BUSY_TIMEOUT_MS = 5_000  # ms another writer may hold the store before we report it busy
 # NORMAL in WAL mode: a commit survives kill -9 of the host (it is in the WAL, handed to the
 # OS); only a power loss can drop the last commits. FULL costs ~150 us per commit here.
@@ -116,3 +116,21 @@ CKPT_CHANGES_MAX = 1_000  # changed object names a diff lists; more are counted
 CKPT_CONTEXT_CHAIN = 32  # checkpoints that keep only the context's new messages before one keeps it whole
 CKPT_EFFECTS_NOTED = 20  # outside effects a restored process's context note names; the result lists more
 CONTEXT_OBJECTS_SHARE = 4  # 1/N of the context's token budget may go to the objects an image shows the model
+
+# JIT tools (docs/jit.md)
+JIT_SOURCE_MAX_BYTES = 64 << 10  # bytes of one tool's TypeScript source
+JIT_SOURCE_MAX_LINES = 2_000  # lines of one tool's source
+JIT_NAME_MAX_CHARS = 48  # characters of a tool name (a letter, then letters, digits and '_')
+JIT_DESCRIPTION_MAX_CHARS = 1_000  # characters of a tool's description
+JIT_SCHEMA_MAX_BYTES = 16 << 10  # bytes of a tool's JSON Schema for its arguments
+JIT_TOOLS_MAX = 64  # tools one table may hold
+JIT_HEAP_MB = 128  # MiB of V8 old space a tool may use (--max-old-space-size): a memory bomb ends there
+JIT_DATA_BYTES = 2 << 30  # bytes of data segment of a Deno worker (RLIMIT_DATA; never RLIMIT_AS: V8 reserves)
+JIT_CPU_SECONDS = 5  # s of CPU time one tool call may use (RLIMIT_CPU, set afresh before each call)
+JIT_WALL_SECONDS = 10.0  # s one tool call may run, not counting the syscalls it waits on
+JIT_OUTPUT_MAX_BYTES = 256 << 10  # bytes of one message from a tool (its result, a syscall's arguments, console output)
+JIT_SYSCALLS_MAX = 256  # syscalls one tool call may make
+JIT_WORKERS_WARM = 2  # Deno workers started ahead of need
+JIT_WORKERS_KEPT = 4  # workers kept for the processes that used them last (a worker serves one process)
+JIT_START_SECONDS = 15.0  # s a Deno worker may take to start and say it is ready
+JIT_CHECK_SECONDS = 60.0  # s deno check and deno info may take for one tool (a cold check is ~1 s)

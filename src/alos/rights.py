@@ -23,7 +23,7 @@ _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 BARE = frozenset({"clock"})  # resources that are a kind alone (ARCHITECTURE.md section 4)
 # the resource kinds some syscall of this release needs: a grant on any other kind would be a
 # capability nothing ever checks, so it is refused (add a kind with the syscall that needs it)
-KINDS = frozenset({"fs", "proc", "human", "image", "model", "clock", "shell", "net", "obj", "ns"})
+KINDS = frozenset({"fs", "proc", "human", "image", "model", "clock", "shell", "net", "obj", "ns", "tool"})
 
 
 class Right(enum.StrEnum):

@@ -273,6 +273,7 @@ class Runtime:
         its processes runnable, not 'running' with no host to run them."""
         try:
             self.kernel.shell.close()  # no command outlives the host
+            self.kernel.jit.close()  # nor a JIT tool
             self.kernel.flush()  # first: a 'running' move may still be held for the next commit
             if self.store.hosting:
                 self.scheduler.recover()

@@ -14,6 +14,7 @@ An entry says what its effect is, and so how dispatch() carries it out:
   target stays as approved.
 - ``Change``: a change inside the store, made in the transaction that audits it. Inside a
   pending action its result is journaled with it, so a re-dispatch answers from the journal.
+  ``before`` (optional) runs first, outside the transaction, and hands apply what it made.
 - ``Question``: a change that files a human request at the call's site and, dispatched there
   again, returns the answer.
 Size: the table and one dispatch's bookkeeping (decide, park, replay, perform, audit) are kept
@@ -33,7 +34,24 @@ from alos import caps, codec
 from alos.errors import AlosError, BadArguments, Conflict, Denied, NotFound, ProviderDown, Unavailable
 from alos.kernel import Deferred, Kernel, Site, Tx, approval
 from alos.kernel import action as actions
-from alos.primitives import cap, ckpt, clock, fs, human, image, model, msg, net, ns, obj, objfile, proc, shell, signal
+from alos.primitives import (
+    cap,
+    ckpt,
+    clock,
+    fs,
+    human,
+    image,
+    model,
+    msg,
+    net,
+    ns,
+    obj,
+    objfile,
+    proc,
+    shell,
+    signal,
+    tool,
+)  # fmt: skip
 from alos.rights import Capability, Effect, Need, Right, kind
 from alos.store import rows
 from alos.types import HOST, Fork, Parked, Process, ProcState, RequestKind, RequestState, Wait
@@ -64,6 +82,8 @@ class Change(Generic[A, R]):
 
     apply: Callable[[Kernel, Tx, Process, A], R]
     journaled: bool = True
+    # run after the decision, outside any transaction: what may take time (a type check); apply gets what it returns
+    before: Callable[[Kernel, Process, A], Awaitable[Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +238,21 @@ TABLE: dict[str, Entry[Any, Any]] = {
             cost=ckpt.spawning,
         ),
         Entry("ckpt.commit", ckpt.CommitArgs, ckpt.commit_needs, Change(ckpt.commit), ckpt.resolve, reaches=True),
+        Entry("tool.propose", tool.ProposeArgs, tool.propose_needs, Change(tool.propose), tool.resolve_named),
+        Entry("tool.validate", tool.ValidateArgs, tool.validate_needs, Read(tool.validate), tool.resolve_named),
+        Entry(
+            "tool.register", tool.RegisterArgs, tool.register_needs,
+            Change(tool.register, before=tool.check_registration), tool.resolve_named, reaches=True,
+        ),
+        Entry(
+            "tool.unregister", tool.UnregisterArgs, tool.unregister_needs, Change(tool.unregister), tool.resolve_named,
+            reaches=True,
+        ),
+        Entry("tool.list", tool.ListArgs, tool.list_needs, Read(tool.list_tools), tool.resolve_list),
+        Entry(
+            "tool.open", tool.OpenArgs, tool.open_needs, Read(tool.open_tool), tool.resolve_named, audited=tool.opened,
+        ),
+        Entry("tool.permit", tool.PermitArgs, tool.permit_needs, Read(tool.permit), tool.resolve_permit, cost=_free),
         Entry("cap.grant", cap.GrantArgs, cap.grant_needs, Change(cap.grant, journaled=False), host_only=True),
         Entry("cap.revoke", cap.RevokeArgs, cap.revoke_needs, Change(cap.revoke, journaled=False), host_only=True),
     )
@@ -565,6 +600,11 @@ class _Call:
         label = "approved" if self.retry is not None else _label(decision)
         spent = [c for c in decision.caps if c.uses is not None]
         effect = entry.effect
+        if isinstance(effect, Change) and effect.before is not None:
+            try:
+                self.args = await effect.before(self.kernel, p, self.args)
+            except AlosError as err:
+                raise self.failed(label, err, spent) from None
         if isinstance(effect, (Change, Question)):
             return self._change(effect, entry.journaled, p, label, spent)
         kernel = self.kernel

@@ -11,17 +11,19 @@ import copy
 import dataclasses
 import functools
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from alos import codec, limits
+from alos import codec, limits, tooljit
 from alos.errors import AlosError, BadArguments, Invalid
 from alos.images import Image
 from alos.kernel import Kernel, Site
 from alos.providers.calls import INVALID
 from alos.syscall import TABLE, dispatch, refuse
+from alos.tooljit import JitSpec
 from alos.types import Parked, ToolCall
 
 
@@ -106,7 +108,7 @@ def render(value: Any) -> str:
 
 
 async def call(
-    kernel: Kernel, pid: int, tools: dict[str, ToolSpec], tc: ToolCall, site: Site | None = None
+    kernel: Kernel, pid: int, tools: Mapping[str, ToolSpec | JitSpec], tc: ToolCall, site: Site | None = None
 ) -> ToolResult | Parked:
     """Run tool call ``tc`` for ``pid`` at ``site`` of its pending action; return its result or
     Parked (nothing performed)."""
@@ -116,6 +118,9 @@ async def call(
         err = Invalid(f"no tool named {named!r} in this image; its tools are {', '.join(sorted(tools))}")
         refuse(kernel, pid, f"tool:{named}", err)
         return ToolResult(str(err), ok=False, malformed=True)
+    if isinstance(tool, JitSpec):
+        done = await tooljit.call(kernel, pid, tool, tc, site)
+        return done if isinstance(done, Parked) else ToolResult(*done)
     bad = tc.arguments.get(INVALID)  # a client's stand-in for arguments that were not a JSON object
     if isinstance(bad, str) and len(tc.arguments) == 1:
         err = Invalid(f"the arguments of {tool.name} were not a JSON object: {bad[:200]!r}")

@@ -59,10 +59,11 @@ class Image:
     objects: tuple[Seed, ...] = ()  # seed objects a process started from it finds in its namespace
     context_objects: tuple[str, ...] = ()  # names in its namespace the model is shown (context.objects)
     compact: bool = False  # past the context budget, old turns are summarized into an object (context.compact)
+    tool_tables: tuple[str, ...] = ()  # shared JIT tool tables whose tools the model is shown (docs/jit.md)
     source: str = "built-in"  # the file it was loaded from, or "built-in", or "store:NAME@VERSION"
 
 
-BUILTIN = ("base", "reader", "coder", "reviewer")  # the built-in images, in the order they are listed
+BUILTIN = ("base", "reader", "coder", "reviewer", "toolmaker")  # the built-in images, in the order they are listed
 _FOLDER = os.path.join(os.path.dirname(__file__), "builtin")
 _PROBLEMS_SHOWN = 50  # problems one Invalid lists; a hostile form may have thousands
 
@@ -96,6 +97,8 @@ def to_json(image: Image) -> dict[str, Any]:
     # each only when set: the digest of an image without them stays what it was
     if image.env:
         shown["env"] = dict(image.env)
+    if image.tool_tables:
+        shown["tool_tables"] = list(image.tool_tables)
     if image.types:
         shown["types"] = dict(image.types)
     if image.objects:
@@ -136,6 +139,7 @@ def from_json(data: Any, source: str = "store") -> Image:
         objects=tuple(Seed(s["name"], s["type"], s["digest"], s["bytes"]) for s in data.get("objects", [])),
         context_objects=tuple(context.get("objects", [])),
         compact=bool(context.get("compact", False)),
+        tool_tables=tuple(data.get("tool_tables", [])),
         source=source,
     )
 

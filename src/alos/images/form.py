@@ -41,8 +41,10 @@ CONTEXT_TOKENS = (256, 10_000_000)
 
 FIELDS = (
     "name", "version", "description", "prompt", "tools", "grants", "budget", "model", "context", "env", "types",
-    "objects",
+    "objects", "tool_tables",
 )  # fmt: skip
+TOOL_TABLE = re.compile(r"[a-z][a-z0-9_-]{0,63}")  # a shared JIT tool table's name (docs/jit.md)
+TOOL_TABLES_MAX = 16
 ENV_MAX = 64  # variables an image may set for its shell commands
 ENV_VALUE_MAX_CHARS = 4_096
 ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
@@ -256,7 +258,19 @@ def problems(data: Any) -> list[Problem]:
         _types(types, out)
     if "objects" in data:
         _seeds(data["objects"], types if isinstance(types, dict) else {}, out)
+    if "tool_tables" in data:
+        _tool_tables(data["tool_tables"], out)
     return out
+
+
+def _tool_tables(value: Any, out: list[Problem]) -> None:
+    if not isinstance(value, list) or len(value) > TOOL_TABLES_MAX:
+        out.append((("tool_tables",), f"must be a list of at most {TOOL_TABLES_MAX} shared tool table names"))
+        return
+    for i, name in enumerate(value):
+        if not isinstance(name, str) or not TOOL_TABLE.fullmatch(name) or value.index(name) != i:
+            out.append((("tool_tables", str(i)), "must be a table name (a lowercase letter, then lowercase letters, "
+                        "digits, '_' and '-'), each once"))  # fmt: skip
 
 
 def _env(env: Any, out: list[Problem]) -> None:

@@ -27,7 +27,7 @@ from alos.kernel import objects as om
 from alos.kernel.kernel import Kernel, Tx
 from alos.kernel.proc import OWN, transition
 from alos.rights import Effect
-from alos.store import objrows, rows
+from alos.store import objrows, rows, toolrows
 from alos.store.objrows import Checkpoint
 from alos.types import Pid, Process, ProcState
 
@@ -36,7 +36,7 @@ from alos.types import Pid, Process, ProcState
 OUTSIDE = (
     "fs.write", "fs.mkdir", "fs.delete", "shell.run", "net.fetch", "human.tell", "human.ask", "msg.send",
     "proc.signal", "proc.spawn", "proc.fork", "image.register", "obj.to_file", "obj.share", "ckpt.fork",
-    "ckpt.commit", "ckpt.restore", "ckpt.create", "ns.create",
+    "ckpt.commit", "ckpt.restore", "ckpt.create", "ns.create", "tool.register", "tool.unregister",
 )  # fmt: skip
 # object changes outside the namespaces a restore rolls back are listed too
 OBJECT_CHANGES = ("obj.create", "obj.write", "obj.append", "obj.delete", "obj.link", "obj.from_file")
@@ -66,6 +66,7 @@ def take(kernel: Kernel, tx: Tx, pid: Pid, taker: Pid, label: str | None, parent
         "action": {"action": pending[0], "calls": pending[1], "next": pending[2]} if pending else None,
         "queue": {"newest": newest, "waiting": waiting},
         "namespaces": objrows.owned_namespaces(conn, pid),
+        "tools": toolrows.manifest(conn, f"proc/{pid}"),  # its own JIT tool table, by digest
         "depth": depth if first else 0,  # checkpoints since the last that kept the whole context
     }
     c = Checkpoint(0, pid, label, prev.id if prev else None, parent, objrows.newest_seq(conn), rows.audit_head(conn)[0],
@@ -174,6 +175,8 @@ def restore(kernel: Kernel, tx: Tx, c: Checkpoint, by: Pid, plan: Rollback) -> d
             assert was is not None
             om.copy(kernel, tx, was, ns, name, by)
     dropped = _drop_allows_since(kernel, tx, c)
+    if "tools" in c.body:  # taken before JIT tools: the table is left as it is
+        toolrows.set_table(conn, f"proc/{c.pid}", c.body["tools"])
     returned = objrows.untake_messages(conn, c.pid, c.body["queue"]["newest"], c.body["queue"]["waiting"])
     rows.clear_action(conn, c.pid)
     rows.cancel_requests_of(conn, c.pid, "restore", tx.now)
@@ -200,6 +203,7 @@ def restore(kernel: Kernel, tx: Tx, c: Checkpoint, by: Pid, plan: Rollback) -> d
     tx.on_commit.append(lambda: _forget(kernel, c.pid))
     tx.event(c.pid, "restore", {"checkpoint": c.id, "by": by, "objects": len(plan), "dropped": dropped})
     return {"pid": c.pid, "checkpoint": c.id, "objects_restored": len(plan), "capabilities_dropped": dropped,
+            "tools": [t[0] for t in c.body.get("tools", [])],
             "messages_returned": returned, "context_messages": len(msgs), **listed(effects)}  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from alos import audit, limits
 from alos.errors import NotFound
 from alos.kernel.budget import Ledger
 from alos.providers.base import Clock, FileSystem, HumanIO, ImageCatalog, Model, Network, Shell
+from alos.providers.jit import Jit
 from alos.rights import Capability, kind
 from alos.store import rows
 from alos.store.blobs import Blobs
@@ -97,6 +98,7 @@ class Kernel:
         shell: Shell,
         net: Network,
         isolate: str = "auto",
+        jit: Jit | None = None,
     ) -> None:
         self.store = store
         self.blobs = Blobs(store.path)  # large object payloads, beside the store
@@ -104,6 +106,7 @@ class Kernel:
         self.shell = shell
         self.net = net
         self.isolate = isolate  # shell.run isolation: auto (bwrap when installed) | off | required
+        self.jit = jit if jit is not None else Jit(isolate=isolate)  # Deno workers for JIT tools, started on first use
         self.human = human
         self.clock = clock
         self._open_model = models
@@ -290,12 +293,13 @@ class Kernel:
             self._bykind.pop(pid, None)
 
     async def close_models(self) -> None:
-        """Release every opened model's connections, and the network's; they are opened again when
-        next needed."""
+        """Release every opened model's connections, the network's and the JIT workers; they are
+        opened again when next needed."""
         opened, self._models = self._models, {}
         for m in opened.values():
             await m.aclose()
         await self.net.aclose()  # its connections belong to this event loop too
+        await self.jit.aclose()  # so do the Deno workers' pipes
 
     def model(self, spec: str) -> Model:
         """Return the model provider for ``spec``, opened once."""

@@ -248,15 +248,18 @@ def create(
 OWN = "own"  # the issuer of a process's rights on its own namespace (exec keeps them)
 OWN_OBJECTS = frozenset({Right.READ, Right.WRITE, Right.DELETE})
 OWN_NAMESPACE = frozenset({Right.LIST, Right.WRITE})
+OWN_TOOLS = frozenset({Right.EXECUTE, Right.LIST})  # run and list its own JIT tools; registering is granted
 
 
 def own_namespace(kernel: Kernel, tx: Tx, pid: Pid) -> None:
-    """Make ``proc/<pid>`` and give ``pid`` its rights there: explicit capabilities like any
-    other (a person may revoke them, or deny beside them), which it may pass on. Called by who
+    """Make ``proc/<pid>`` and give ``pid`` its rights there and on its own JIT tool table:
+    capabilities like any other (a person may revoke them, or deny beside them), which it may
+    pass on. Called by who
     creates a process, after the grants it passes (their ids come first)."""
     objrows.insert_namespace(tx.conn, f"proc/{pid}", pid, tx.now)
     caps.issue(tx.conn, pid, Grant(f"obj:proc/{pid}/*", OWN_OBJECTS, Effect.ALLOW, delegable=True), OWN)
     caps.issue(tx.conn, pid, Grant(f"ns:proc/{pid}", OWN_NAMESPACE, Effect.ALLOW, delegable=True), OWN)
+    caps.issue(tx.conn, pid, Grant(f"tool:proc/{pid}/*", OWN_TOOLS, Effect.ALLOW, delegable=True), OWN)
 
 
 CHILD_RIGHTS = frozenset({Right.READ, Right.SIGNAL, Right.SEND})  # what a parent holds on its child

@@ -17,7 +17,7 @@ from alos import audit
 from alos.audit import ChainCheck
 from alos.kernel import images, objects
 from alos.kernel.kernel import Kernel
-from alos.store import db, rows
+from alos.store import db, rows, toolrows
 from alos.types import AuditRecord, Event, HumanRequest, Pid, Process, RequestState
 
 
@@ -136,3 +136,9 @@ def store_problems(kernel: Kernel) -> list[dict[str, Any]]:
     ]
     out += [{"image": ref, "seed": name, "problem": wrong} for ref, name, wrong in objects.seed_problems(kernel)]
     return out
+
+
+def tools(kernel: Kernel, table: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """Return the JIT tools registered in ``table``: (name, description, JSON Schema of its arguments)."""
+    return [(t.name, str(t.spec.get("description", "")), dict(t.spec.get("parameters") or {"type": "object"}))
+            for t in toolrows.of_table(kernel.store.conn, table)]  # fmt: skip

@@ -19,7 +19,7 @@ from alos.kernel import Kernel, Tx, ckpt, images, objects
 from alos.kernel.action import closed
 from alos.kernel.proc import create, own_namespace, parent_rights
 from alos.rights import Need, Right
-from alos.store import objrows, rows
+from alos.store import objrows, rows, toolrows
 from alos.store.objrows import Checkpoint
 from alos.types import HOST, Fork, Pid, Process, ProcState
 
@@ -345,6 +345,7 @@ def fork(kernel: Kernel, tx: Tx, proc: Process, plan: Plan) -> dict[str, Any]:
     for v in objrows.view(tx.conn, objects.own(c.pid), c.mark):
         objects.copy(kernel, tx, v, objects.own(child.pid), v.name, child.pid)
         copied += 1
+    toolrows.set_table(tx.conn, f"proc/{child.pid}", c.body.get("tools", []))  # the tools it had registered
     issued, missing = ckpt.passed_on(kernel, tx, c, proc.pid, child.pid)
     own_namespace(kernel, tx, child.pid)
     if parent is not None:

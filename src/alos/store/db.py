@@ -56,6 +56,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "INSERT INTO capabilities (pid, pattern, rights, effect, issuer, delegable) SELECT pid, 'ns:proc/' || pid,"
         " 'list,write', 'allow', 'own', 1 FROM processes WHERE state != 'exited'",
     ),
+    5: (  # JIT tools; every live process may list and run the tools of its own table
+        "DROP INDEX IF EXISTS audit_effects",  # made again by schema 5, naming the tool changes too
+        "<schema 5>",
+        "INSERT INTO capabilities (pid, pattern, rights, effect, issuer, delegable) SELECT pid, 'tool:proc/' || pid"
+        " || '/*', 'execute,list', 'allow', 'own', 1 FROM processes WHERE state != 'exited'",
+    ),
 }
 REQUIRED_TABLES = frozenset(
     {
@@ -77,6 +83,8 @@ REQUIRED_TABLES = frozenset(
         "links",
         "checkpoints",
         "checkpoint_context",
+        "tools",
+        "tool_specs",
     }
 )
 

@@ -221,14 +221,6 @@ CREATE TABLE checkpoints (
     taker   INTEGER NOT NULL                -- who took it (0: the host)
 );
 CREATE INDEX checkpoints_pid ON checkpoints(pid, id);
--- the effects a restore lists: each process's calls after a checkpoint that reached outside its
--- own state (kernel/ckpt.py OUTSIDE and OBJECT_CHANGES; a test keeps the list in step)
-CREATE INDEX audit_effects ON audit(pid, seq) WHERE outcome = 'ok' AND syscall IN (
-    'fs.write', 'fs.mkdir', 'fs.delete', 'shell.run', 'net.fetch', 'human.tell', 'human.ask',
-    'msg.send', 'proc.signal', 'proc.spawn', 'proc.fork', 'image.register', 'obj.to_file',
-    'obj.share', 'ckpt.fork', 'ckpt.commit', 'ckpt.restore', 'ckpt.create', 'ns.create',
-    'obj.create', 'obj.write', 'obj.append', 'obj.delete', 'obj.link', 'obj.from_file'
-);
 CREATE TABLE checkpoint_context (
     ckpt INTEGER NOT NULL,
     seq  INTEGER NOT NULL,
@@ -236,3 +228,32 @@ CREATE TABLE checkpoint_context (
     PRIMARY KEY (ckpt, seq)
 );
 -- schema 4 ends
+
+-- schema 5 begins: JIT tools (docs/jit.md)
+-- A registered tool: the TypeScript a process proposed and validated, in a table (proc/<pid>,
+-- the process's own, or a shared table's name). Its spec (source, description, schema) is kept
+-- by digest and never changed or removed, so a checkpoint names a table's tools by digest and
+-- a restore brings back a tool unregistered since.
+CREATE TABLE tool_specs (
+    digest TEXT PRIMARY KEY,                -- sha256 of the spec's canonical JSON
+    spec   TEXT NOT NULL                    -- JSON: source, description, parameters (the JSON Schema of its arguments)
+);
+CREATE TABLE tools (
+    tbl     TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    digest  TEXT NOT NULL,                  -- sha256 of the source
+    spec    TEXT NOT NULL,                  -- tool_specs.digest
+    pid     INTEGER NOT NULL,               -- who registered it
+    created REAL NOT NULL,
+    PRIMARY KEY (tbl, name)
+);
+-- the effects a restore lists: each process's calls after a checkpoint that reached outside its
+-- own state (kernel/ckpt.py OUTSIDE and OBJECT_CHANGES; a test keeps the list in step)
+CREATE INDEX audit_effects ON audit(pid, seq) WHERE outcome = 'ok' AND syscall IN (
+    'fs.write', 'fs.mkdir', 'fs.delete', 'shell.run', 'net.fetch', 'human.tell', 'human.ask',
+    'msg.send', 'proc.signal', 'proc.spawn', 'proc.fork', 'image.register', 'obj.to_file',
+    'obj.share', 'ckpt.fork', 'ckpt.commit', 'ckpt.restore', 'ckpt.create', 'ns.create',
+    'obj.create', 'obj.write', 'obj.append', 'obj.delete', 'obj.link', 'obj.from_file',
+    'tool.register', 'tool.unregister'
+);
+-- schema 5 ends

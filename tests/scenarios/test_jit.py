@@ -1,0 +1,158 @@
+"""JIT tools end to end: a scripted toolmaker proposes, validates, registers and calls a tool;
+the tool's syscalls are the process's own (decided, audited, parked for approval); hostile
+tools are stopped with a clear error and an audit record while the host carries on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import alos
+from tests.support import grants, write_script
+
+pytestmark = pytest.mark.slow
+
+COUNT = """
+export async function run(args: { path: string }, libos: Libos) {
+  const text: string = await libos.fs.read(args.path);
+  return { lines: text.split("\\n").length - 1 };
+}
+"""
+SCHEMA = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}
+
+
+def maker(rt: alos.Runtime, ws: Path, turns: list[dict[str, Any]], **kw: tuple[str, ...]) -> int:
+    """Spawn a toolmaker in ``ws`` with a script of ``turns`` and grants ``allow/ask/deny``."""
+    model = write_script(ws.parent / f"script-{len(list(ws.parent.iterdir()))}.jsonl", turns)
+    kw.setdefault("allow", ("fs:*=read,list", "tool:proc/*=register"))
+    return asyncio.run(rt.spawn("toolmaker", "make a tool", workspace=str(ws), model=model, grants=grants(ws, **kw)))
+
+
+def call(tool: str, **arguments: Any) -> dict[str, Any]:
+    return {"name": tool, "arguments": arguments}
+
+
+def make(name: str, source: str, schema: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The turns that propose, validate and register tool ``name``."""
+    return [
+        {"tool_calls": [call("tool_propose", name=name, source=source, description=f"the {name} tool",
+                             parameters=schema or {"type": "object"})]},
+        {"tool_calls": [call("tool_validate", name=name)]},
+        {"tool_calls": [call("tool_register", name=name)]},
+    ]  # fmt: skip
+
+
+def results(rt: alos.Runtime, pid: int) -> list[str]:
+    return [str(m["content"]) for m in rt.context(pid) if m.get("role") == "tool"]
+
+
+def test_a_toolmaker_writes_validates_registers_and_calls_its_tool(runtime: alos.Runtime, ws: Path) -> None:
+    turns = [*make("count_lines", COUNT, SCHEMA), {"tool_calls": [call("count_lines", path="README.md")]},
+             {"tool_calls": [call("proc_exit", status="ok", result="done")]}]  # fmt: skip
+    pid = maker(runtime, ws, turns)
+    asyncio.run(runtime.run())
+    got = results(runtime, pid)
+    assert json.loads(got[1])["ok"] is True, got[1]
+    assert '"registered":"count_lines"' in got[2].replace(" ", "")
+    assert json.loads(got[3]) == {"lines": 1}
+    assert runtime.process(pid).exit is not None and runtime.process(pid).exit.value == "ok"
+    records = [r for r in runtime.audit(pid) if r.syscall in ("tool.open", "fs.read")]
+    assert [r.syscall for r in records] == ["tool.open", "fs.read"]  # the tool's read is the process's own
+
+
+def test_a_tool_s_syscall_is_decided_on_the_process_s_rights(runtime: alos.Runtime, ws: Path) -> None:
+    turns = [*make("count_lines", COUNT, SCHEMA), {"tool_calls": [call("count_lines", path=".env")]},
+             {"tool_calls": [call("proc_exit", status="ok", result="done")]}]  # fmt: skip
+    pid = maker(runtime, ws, turns, allow=("fs:*=read,list", "tool:proc/*=register"), deny=("fs:.env=read",))
+    asyncio.run(runtime.run())
+    got = results(runtime, pid)[3]
+    assert "denied" in got and ".env" in got and "SECRET" not in got
+    denied = [r for r in runtime.audit(pid) if r.syscall == "fs.read"]
+    assert denied and denied[-1].decision == "deny"
+
+
+def test_registration_without_the_register_right_is_refused(runtime: alos.Runtime, ws: Path) -> None:
+    turns = [*make("count_lines", COUNT, SCHEMA), {"tool_calls": [call("proc_exit", status="ok", result="done")]}]
+    pid = maker(runtime, ws, turns, allow=("fs:*=read,list",))
+    asyncio.run(runtime.run())
+    got = results(runtime, pid)[2]
+    assert got.startswith("denied") and "register" in got and "tool:proc/" in got
+    assert [r.decision for r in runtime.audit(pid) if r.syscall == "tool.register"] == ["deny"]
+
+
+HOSTILE = {
+    "reads_a_file": ("Deno.readTextFile('/etc/passwd')", "not allowed"),
+    "fetches": ("fetch('http://127.0.0.1:9/')", "not allowed"),
+}
+
+
+@pytest.mark.parametrize(
+    "body", ["while (true) {}", "const a: number[][] = []; while (true) a.push(new Array(1e6).fill(1));"]
+)
+def test_a_runaway_tool_is_stopped_and_the_process_goes_on(runtime: alos.Runtime, ws: Path, body: str) -> None:
+    source = f"export async function run(args: Record<string, unknown>, libos: Libos) {{ {body} }}\n"
+    turns = [*make("runaway", source), {"tool_calls": [call("runaway")]},
+             {"tool_calls": [call("proc_exit", status="ok", result="still here")]}]  # fmt: skip
+    pid = maker(runtime, ws, turns)
+    asyncio.run(runtime.run())
+    got = results(runtime, pid)[3]
+    assert "runaway stopped" in got and ("CPU" in got or "memory" in got), got
+    assert runtime.process(pid).result == "still here"
+    stopped = [r for r in runtime.audit(pid) if r.resource == f"tool:proc/{pid}/runaway" and r.outcome != "ok"]
+    assert stopped, "the stop is audited"
+
+
+def test_an_approval_inside_a_tool_parks_and_the_same_call_resumes(runtime: alos.Runtime, ws: Path) -> None:
+    source = """
+export async function run(args: { text: string }, libos: Libos) {
+  const before = await libos.fs.read("README.md");
+  await libos.fs.write("out.txt", { content: args.text + before });
+  return "written";
+}
+"""
+    schema = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+    turns = [*make("writer", source, schema), {"tool_calls": [call("writer", text="x")]},
+             {"tool_calls": [call("proc_exit", status="ok", result="done")]}]  # fmt: skip
+    pid = maker(runtime, ws, turns, allow=("fs:*=read,list", "tool:proc/*=register"), ask=("fs:*=write",))
+    asyncio.run(runtime.run())
+    assert runtime.process(pid).state.value == "waiting"
+    [req] = runtime.requests()
+    assert req.resource.endswith("out.txt")
+    assert not (ws / "out.txt").exists()
+    asyncio.run(runtime.answer(req.id, "once"))
+    asyncio.run(runtime.run())
+    assert (ws / "out.txt").read_text() == "xhello\n"
+    assert results(runtime, pid)[3] == '"written"'
+    assert runtime.process(pid).result == "done"
+
+
+def d(rt: alos.Runtime, who: int, syscall: str, /, **args: Any) -> Any:
+    return asyncio.run(rt.dispatch(who, syscall, args))
+
+
+def test_registered_tools_survive_a_restart_and_a_checkpoint_restore_brings_them_back(store: str, ws: Path) -> None:
+    rt = alos.open(store, host=True)
+    pid = maker(rt, ws, [], allow=("fs:*=read,list", "tool:proc/*=register", "proc:spawn=spawn"))
+    d(rt, pid, "tool.propose", name="count_lines", source=COUNT, description="count", parameters=SCHEMA)
+    assert d(rt, pid, "tool.register", name="count_lines")["registered"] == "count_lines"
+    ckpt = d(rt, pid, "ckpt.create")["id"]
+    d(rt, pid, "tool.unregister", name="count_lines")
+    assert d(rt, pid, "tool.list")["tools"] == []
+    rt.close()
+    rt = alos.open(store, host=True)  # a new host: the store holds everything
+    try:
+        restored = d(rt, pid, "ckpt.restore", id=ckpt)
+        assert restored["tools"] == ["count_lines"]
+        assert [t["name"] for t in d(rt, pid, "tool.list")["tools"]] == ["count_lines"]
+        forked = d(rt, pid, "ckpt.fork", id=ckpt)["pid"]
+        assert [t["name"] for t in d(rt, forked, "tool.list")["tools"]] == ["count_lines"]
+        other = maker(rt, ws, [])  # tool names are per process: another has none of them
+        assert d(rt, other, "tool.list")["tools"] == []
+        with pytest.raises(alos.Denied):
+            d(rt, other, "tool.list", table=f"proc/{pid}")
+    finally:
+        rt.close()
