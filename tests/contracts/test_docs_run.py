@@ -7,8 +7,8 @@ stdin, and `make demo` / `make test` standing for what they run (`alos demo`; th
 A shell command that is meant to fail says so on its line: `# exits 3` (or any of its
 continuation lines); every other command must succeed, and an annotated one must exit so.
 Commands stand one a line (no `&&`, `||`: bash would not report a failure before them).
-JSON, TOML and YAML blocks must parse (JSON: one value, or JSON lines); every fenced block
-names its language.
+JSON, TOML and YAML blocks must parse (JSON: one value, or JSON lines); a TypeScript block (a
+JIT tool) must pass the static policy; every fenced block names its language.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.M | re.S)
 SHELL, PYTHON, DATA = {"sh", "bash"}, {"python"}, {"json", "jsonl"}
-KNOWN = SHELL | PYTHON | DATA | {"text", "toml", "yaml"}
+TYPESCRIPT = {"ts"}  # a JIT tool: it must pass the static policy a tool is registered under
+KNOWN = SHELL | PYTHON | DATA | TYPESCRIPT | {"text", "toml", "yaml"}
 EXITS = re.compile(r"#.*\bexits (\d+)")
 
 PREAMBLE = """set -o pipefail
@@ -137,6 +138,10 @@ def test_every_example_of_the_page_runs(page: Path, tmp_path: Path) -> None:
             run_python(code, tmp_path, env, origin)
         elif lang in DATA:
             check_json(code, origin)
+        elif lang in TYPESCRIPT:
+            from alos.providers.jitcheck import static_problems
+
+            assert not static_problems(code), f"{origin}: {static_problems(code)}"
         elif lang == "toml":
             tomllib.loads(code)  # a config example that does not parse fails here
         elif lang == "yaml":
