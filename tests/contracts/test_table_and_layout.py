@@ -31,7 +31,7 @@ def test_what_is_journaled_follows_from_the_kind_of_effect() -> None:
         "human.ask", "proc.spawn", "proc.fork", "proc.exec", "proc.wait", "proc.merge", "proc.signal",
         "proc.chdir", "msg.send", "msg.recv", "clock.sleep", "image.register", "obj.create", "obj.write",
         "obj.append", "obj.link", "obj.delete", "obj.from_file", "obj.share", "ns.create", "ckpt.create",
-        "ckpt.restore", "ckpt.fork", "ckpt.commit",
+        "ckpt.restore", "ckpt.fork", "ckpt.commit", "tool.propose", "tool.register", "tool.unregister",
     }  # fmt: skip
 
 

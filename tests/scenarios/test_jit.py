@@ -156,3 +156,21 @@ def test_registered_tools_survive_a_restart_and_a_checkpoint_restore_brings_them
             d(rt, other, "tool.list", table=f"proc/{pid}")
     finally:
         rt.close()
+
+
+def test_a_shared_table_needs_register_to_fill_and_execute_to_run(runtime: alos.Runtime, ws: Path) -> None:
+    writer = maker(runtime, ws, [], allow=("fs:*=read,list", "tool:team/*=register"))
+    d(runtime, writer, "tool.propose", name="count_lines", source=COUNT, description="count", parameters=SCHEMA)
+    with pytest.raises(alos.Denied, match="another process's own"):
+        d(runtime, writer, "tool.register", name="count_lines", table=f"proc/{writer + 99}")
+    assert d(runtime, writer, "tool.register", name="count_lines", table="team")["table"] == "team"
+    user = maker(runtime, ws, [], allow=("fs:*=read,list",))
+    with pytest.raises(alos.Denied, match="lacks execute on tool:team/count_lines"):
+        d(runtime, user, "tool.open", name="count_lines", table="team")
+    trusted = maker(runtime, ws, [], allow=("fs:*=read,list", "tool:team/*=execute,list"))
+    opened = d(runtime, trusted, "tool.open", name="count_lines", table="team")
+    assert opened["source"] == COUNT and [
+        t["name"] for t in d(runtime, trusted, "tool.list", table="team")["tools"]
+    ] == ["count_lines"]
+    record = [r for r in runtime.audit(trusted) if r.syscall == "tool.open"][-1]
+    assert "libos" not in json.dumps(record.detail) and opened["digest"] in json.dumps(record.detail)

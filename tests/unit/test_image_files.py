@@ -284,9 +284,10 @@ def test_the_builtin_tool_tables_stay_as_they_were() -> None:
         "ckpt.create", "ckpt.list", "ckpt.diff", "ckpt.restore", "ckpt.fork", "proc.exit",
     )  # fmt: skip
     assert READER.syscalls == ("fs.read", "fs.list", "human.tell", "msg.send", "msg.recv", "clock.now", "proc.exit")
-    assert list(IMAGES) == list(BUILTIN) == ["base", "reader", "coder", "reviewer"]
+    assert list(IMAGES) == list(BUILTIN) == ["base", "reader", "coder", "reviewer", "toolmaker"]
+    assert "tool.register" in image("toolmaker").syscalls and "tool.register" not in BASE.syscalls
     assert "fs.write" not in READER.syscalls and "proc.spawn" in image("coder").syscalls
-    with pytest.raises(NotFound, match="no image 'nosuch'; known images: base, coder, reader, reviewer"):
+    with pytest.raises(NotFound, match="no image 'nosuch'; known images: base, coder, reader, reviewer, toolmaker"):
         image("nosuch")
 
 

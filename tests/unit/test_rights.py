@@ -49,7 +49,7 @@ def test_dotdot_in_a_grant_is_normalized_not_kept(tmp_path) -> None:
         ("fs:src/*=", "names no rights"),
         ("fs:src/*=read,fly", "unknown right 'fly'"),
         ("disk:/x=read", "no syscall of this alos uses resources of kind 'disk'"),
-        ("tool:x=register", "the kinds are clock, fs, human, image, model, net, ns, obj, proc, shell"),
+        ("mcp:x=register", "the kinds are clock, fs, human, image, model, net, ns, obj, proc, shell, tool"),
         ("shell:no-such-program-x=execute", "no program 'no-such-program-x' on the search path"),
         ("shell:git diff * x=execute", "may only end the argv"),
         ("disk=read", "KIND:NAME"),
