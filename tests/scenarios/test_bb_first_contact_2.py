@@ -137,7 +137,7 @@ USAGE_ERRORS = {
     "obj without an object name": ["--allow", "obj:x=read"],
     "shell program not found": ["--allow", "shell:no-such-program-here=execute"],
     "shell argv unbalanced quote": ["--allow", "shell:git 'status=execute"],
-    "kind tool": ["--allow", "tool:x=register"],
+    "kind mcp": ["--allow", "mcp:x=register"],
     "kind mem": ["--allow", "mem:x=list"],
     "ns that is an object": ["--deny", "ns:team/notes=read"],
     "net without host": ["--ask", "net:=read"],
@@ -170,7 +170,7 @@ def test_run_with_an_unknown_image_exits_2_and_creates_no_store(tmp_path: Path) 
     _no_store_at(w.store)
 
 
-@pytest.mark.parametrize("spec", ["mem:x=read", "tool:x=register"])
+@pytest.mark.parametrize("spec", ["mem:x=read", "mcp:x=register"])
 def test_a_grant_on_an_unused_kind_names_the_kinds_that_exist(tmp_path: Path, spec: str) -> None:
     w = World(tmp_path)
     r = w.run(DONE, "--allow", spec)

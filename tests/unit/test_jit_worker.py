@@ -274,8 +274,6 @@ def test_wall_time_ends_a_sleeping_tool_but_does_not_count_syscalls(monkeypatch:
     play("auto", body)
 
 
-@pytest.mark.xfail(strict=True, reason="finding: a tool that adds a SIGXCPU listener outlives its CPU time: "
-                   "RLIMIT_CPU is set soft only (hard stays unlimited) and the signal's default action is replaced")  # fmt: skip
 def test_a_tool_cannot_catch_the_cpu_limit_s_signal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(limits, "JIT_CPU_SECONDS", 1)
 
@@ -290,8 +288,6 @@ def test_a_tool_cannot_catch_the_cpu_limit_s_signal(monkeypatch: pytest.MonkeyPa
     play("auto", body)
 
 
-@pytest.mark.xfail(strict=True, reason="finding: the result cap is the stdout stream's limit, 2 x "
-                   "JIT_OUTPUT_MAX_BYTES + 4096, not JIT_OUTPUT_MAX_BYTES as docs/jit.md says")  # fmt: skip
 def test_a_result_past_the_output_cap_is_stopped() -> None:
     async def body(jit: Jit) -> None:
         got = await call(jit, Host(), tool(f"return 'x'.repeat({limits.JIT_OUTPUT_MAX_BYTES + 100_000});"))
@@ -300,8 +296,6 @@ def test_a_result_past_the_output_cap_is_stopped() -> None:
     play("auto", body)
 
 
-@pytest.mark.xfail(strict=True, reason="finding: the runner counts console output in UTF-16 code units, "
-                   "not bytes, so non-ASCII output passes the cap up to its 3 UTF-8 bytes a unit")  # fmt: skip
 def test_non_ascii_console_output_past_the_cap_is_stopped() -> None:
     async def body(jit: Jit) -> None:
         units = limits.JIT_OUTPUT_MAX_BYTES * 6 // 10  # 0.6 x the cap in units, 1.8 x in bytes

@@ -81,6 +81,8 @@ class Worker:
     calls: int = 0
     inside: str = ""  # the worker's directory as Deno sees it (/w under bubblewrap)
     drainer: asyncio.Task[None] | None = None
+    cpu_began: float = 0.0  # CPU seconds Deno had used when the call began
+    cpu: float = 0.0  # when the last call ended: a worker that used CPU since, idle, is not reused
 
     def alive(self) -> bool:
         return self.proc.returncode is None and not self.loop.is_closed()
@@ -169,6 +171,10 @@ class Jit:
             raise
         finally:
             worker.decide = None
+        worker.cpu = _cpu_used(worker.deno_pid)
+        if outcome.ok and worker.cpu - worker.cpu_began > limits.JIT_CPU_SECONDS:  # the signal was caught
+            outcome = Outcome(False, error=f"the tool used its CPU time ({limits.JIT_CPU_SECONDS} s)", limit="cpu",
+                              syscalls=outcome.syscalls)  # fmt: skip
         if outcome.ok and worker.alive():
             self._keep(owner, worker)
         else:  # a failed call may have left anything behind in the worker's globals
@@ -193,7 +199,7 @@ class Jit:
         if w.wrappers != table:
             self._send(w, {"op": "init", "wrappers": wrappers})
             w.wrappers = table
-        _limit_cpu(w.deno_pid)
+        w.cpu_began = _limit_cpu(w.deno_pid)
         w.calls += 1
         self._send(w, {"op": "run", "id": w.calls, "pid": pid, "module": module, "args": args})
         budget, made = limits.JIT_WALL_SECONDS, 0
@@ -223,6 +229,9 @@ class Jit:
                 if "error" in msg:
                     return Outcome(False, error=f"the tool failed: {_text(msg['error'])}", output=output,
                                    syscalls=made)  # fmt: skip
+                if len(json.dumps(msg.get("ok"))) > limits.JIT_OUTPUT_MAX_BYTES:
+                    return Outcome(False, error=f"the tool's result is past the output cap "
+                                   f"({limits.JIT_OUTPUT_MAX_BYTES} bytes)", limit="output", syscalls=made)  # fmt: skip
                 return Outcome(True, value=msg.get("ok"), output=output, syscalls=made)
             if op != "syscall":
                 return Outcome(False, error=f"malformed message from the tool: op {_text(op)!r}", syscalls=made)
@@ -267,7 +276,7 @@ class Jit:
         """Return the worker ``owner`` used last, or a fresh one (starting another in its place)."""
         loop = asyncio.get_running_loop()
         mine = self._kept.pop(owner, None)
-        if mine is not None and mine.alive() and mine.loop is loop:
+        if mine is not None and mine.alive() and mine.loop is loop and _cpu_used(mine.deno_pid) - mine.cpu < 0.5:
             return mine
         if mine is not None:
             self._kill(mine)
@@ -567,16 +576,20 @@ def _cpu_used(pid: int) -> float:
         return 0.0
 
 
-def _limit_cpu(pid: int) -> None:
-    """Let Deno use JIT_CPU_SECONDS more CPU time from now (the soft limit: SIGXCPU past it)."""
+def _limit_cpu(pid: int) -> float:
+    """Let Deno use JIT_CPU_SECONDS more CPU time from now (the soft limit: SIGXCPU past it; a
+    tool that catches the signal is stopped by the wall time and found out after the call);
+    return the CPU seconds it has used."""
     if not pid:
-        return
-    soft = math.ceil(_cpu_used(pid)) + limits.JIT_CPU_SECONDS
+        return 0.0
+    used = _cpu_used(pid)
+    soft = math.ceil(used) + limits.JIT_CPU_SECONDS
     with contextlib.suppress(OSError):
         import resource
 
         hard = resource.prlimit(pid, resource.RLIMIT_CPU)[1]
         resource.prlimit(pid, resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+    return used
 
 
 def _set_data_limit(pid: int) -> None:

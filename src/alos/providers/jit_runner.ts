@@ -59,7 +59,7 @@ function makeLibos(wrappers: Record<string, string | null>): Record<string, unkn
 function keep(parts: unknown[]): void {
   if (current === null) return;
   const line = parts.map((p) => (typeof p === "string" ? p : safeJson(p))).join(" ");
-  current.size += line.length + 1;
+  current.size += encoder.encode(line).length + 1; // bytes, as the cap is
   if (current.size > OUTPUT_MAX) {
     current.capped = true; // stays set if the tool catches the error
     throw new Error(`console output passed ${OUTPUT_MAX} bytes: the output cap`);
