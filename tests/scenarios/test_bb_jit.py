@@ -259,17 +259,12 @@ def test_static_hostile_tools_are_refused_at_validate_and_register(lab: Lab) -> 
     exited_ok(lab.rt, pid, "carried on")
 
 
-@pytest.mark.xfail(
-    reason="finding: docs/jit.md's threat-model table says a tool using `fetch` is 'refused statically'; "
-    "tool.validate passes it (ok: true, no problems) and only the broker stops it at run time",
-    strict=True,
-)
-def test_fetch_is_refused_statically_as_the_threat_model_table_says(lab: Lab) -> None:
+def test_fetch_passes_validation_and_is_left_to_the_broker_as_the_threat_model_table_says(lab: Lab) -> None:
     pid = lab.spawn([])
     source = _tool('  const r = await fetch("https://example.com/");\n  return await r.text();')
     lab.dispatch(pid, "tool.propose", {"name": "fetcher", "source": source, "description": "d", "parameters": EMPTY})
     report = lab.dispatch(pid, "tool.validate", {"name": "fetcher"})
-    assert report["ok"] is False and any("fetch" in p for p in report["problems"]), report
+    assert report["ok"] is True, report  # stopped at run time: test_runtime_floods_are_stopped_...
 
 
 def test_register_without_the_register_right_is_denied_and_audited(lab: Lab) -> None:
