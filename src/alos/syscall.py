@@ -813,6 +813,11 @@ def _guess(name: str, raw: Any, cwd: str) -> str:
     family = name.partition(".")[0]
     if isinstance(raw, dict) and isinstance(raw.get("path"), str) and "\x00" not in raw["path"]:
         return f"{family}:{_by_name(cwd, raw['path'])}"
+    if name == "tool.permit" and isinstance(raw, dict):  # a host API a JIT tool reached for
+        return f"tool:permit/{codec.escape(str(raw.get('permission'))[:40])}"
+    if family == "tool" and isinstance(raw, dict) and isinstance(raw.get("name"), str):
+        table = raw.get("table") if isinstance(raw.get("table"), str) and raw.get("table") else "?"
+        return f"tool:{codec.escape(str(table)[:80])}/{codec.escape(raw['name'][:80])}"
     return f"{family}:?"
 
 

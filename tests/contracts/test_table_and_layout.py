@@ -42,6 +42,12 @@ def test_a_restore_lists_every_effect_that_reaches_outside_the_process() -> None
     assert reaching <= set(OUTSIDE), sorted(reaching - set(OUTSIDE))
 
 
+def test_no_jit_tool_name_can_be_an_image_tool_s() -> None:
+    from alos.primitives.tool import _FAMILIES
+
+    assert {name.partition(".")[0] for name in TABLE} <= _FAMILIES
+
+
 def test_the_index_of_effects_names_what_a_restore_lists() -> None:
     import re
 

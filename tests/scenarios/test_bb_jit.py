@@ -546,7 +546,9 @@ def test_a_tool_named_like_an_image_tool_never_shadows_it(lab: Lab) -> None:
             {"tool_calls": [tc("proc_exit", status="ok", result="carried on")]},
         ]
     )
-    lab.register(pid, "fs_read", _tool('  return "shadowed";'), EMPTY)
+    for name in ("fs_read", "tool_propose", "obj_new"):  # no name an image tool has, or could have
+        with pytest.raises(alos.Invalid, match="never shadows one"):
+            lab.register(pid, name, _tool('  return "shadowed";'), EMPTY)
     lab.run()
     assert results(lab.rt, pid) == [("fs_read", "hello\n")]
     exited_ok(lab.rt, pid, "carried on")

@@ -11,10 +11,10 @@ from tests.support import run_cli
 def test_list_without_a_store_shows_the_built_ins_and_as_json_one_line_each(tmp_path: Path) -> None:
     r = run_cli("image", "list", "--store", str(tmp_path / "none.db"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert all(name in r.stdout for name in ("base", "reader", "coder", "reviewer"))
+    assert all(name in r.stdout for name in ("base", "reader", "coder", "reviewer", "toolmaker"))
     r = run_cli("image", "list", "--json", "--store", str(tmp_path / "none.db"), cwd=tmp_path)
     rows = [json.loads(line) for line in r.stdout.splitlines()]
-    assert [row["name"] for row in rows] == ["base", "reader", "coder", "reviewer"]
+    assert [row["name"] for row in rows] == ["base", "reader", "coder", "reviewer", "toolmaker"]
     assert not (tmp_path / "none.db").exists()  # looking creates no store
 
 

@@ -320,7 +320,7 @@ def write_line(text: str) -> str:
 def test_forged_and_malformed_lines_end_the_call(isolate: str) -> None:
     forged = "JSON.stringify({op: 'syscall', id: 1, pid: 1, name: 'fs.read', args: {path: '/etc/shadow'}})"
     cases = {
-        forged: "malformed message from the tool: it names pid '1', but the call is process 7's (a forged pid)",
+        forged: "malformed message from the tool: it names pid 1, but the call is process 7's (a forged pid)",
         "'\\x1b[31mhello'": "malformed message from the tool: not JSON: ",
         "'[1, 2]'": "malformed message from the tool: not a JSON object",
         "JSON.stringify({op: 'exec'})": "malformed message from the tool: op 'exec'",

@@ -30,6 +30,9 @@ from alos.types import Process
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _SHARED = re.compile(r"[a-z][a-z0-9_-]*")
+# the syscall families: an image's tools are named <family>_<name>, and a JIT tool is named otherwise
+_FAMILIES = frozenset({"fs", "human", "proc", "msg", "clock", "obj", "ns", "ckpt", "tool", "shell", "net", "image",
+                       "model", "cap"})  # fmt: skip
 KIND = "json"  # the object type of a proposal
 
 
@@ -105,6 +108,10 @@ def _check_name(name: str) -> None:
             f"tool name {codec.escape(name[:80])!r}: a lowercase letter, then lowercase letters, digits and '_' "
             f"(at most {limits.JIT_NAME_MAX_CHARS} characters)"
         )
+    family = name.partition("_")[0]
+    if family in _FAMILIES:
+        raise Invalid(f"tool name {name!r} starts with {family}_, as the image's own tools do (fs_read ...); "
+                      "a JIT tool never shadows one: choose another name")  # fmt: skip
 
 
 def table_of(proc: Process, table: str) -> str:
@@ -112,8 +119,8 @@ def table_of(proc: Process, table: str) -> str:
     if not table or table == f"proc/{proc.pid}":
         return f"proc/{proc.pid}"
     if table.startswith("proc/"):
-        raise Denied(f"table {codec.escape(table[:80])!r} is another process's own: a process registers tools only "
-                     "in its own table or a shared one")  # fmt: skip
+        raise Denied(f"table {codec.escape(table[:80])!r} is another process's own: a process reaches only its own "
+                     "tool table and shared ones")  # fmt: skip
     if not (len(table) <= limits.NS_NAME_MAX_CHARS and _SHARED.fullmatch(table)):
         raise Invalid(f"shared table name {codec.escape(table[:80])!r}: a lowercase letter, then lowercase letters, "
                       "digits, '_' and '-'")  # fmt: skip

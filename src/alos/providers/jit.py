@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import math
 import os
 import shutil
 import signal
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from alos import limits
 from alos.errors import Unavailable
+from alos.providers import denoproc, jitwire
 
 if TYPE_CHECKING:
     from alos.providers import jitcheck
@@ -171,7 +171,7 @@ class Jit:
             raise
         finally:
             worker.decide = None
-        worker.cpu = _cpu_used(worker.deno_pid)
+        worker.cpu = denoproc.cpu_used(worker.deno_pid)
         if outcome.ok and worker.cpu - worker.cpu_began > limits.JIT_CPU_SECONDS:  # the signal was caught
             outcome = Outcome(False, error=f"the tool used its CPU time ({limits.JIT_CPU_SECONDS} s)", limit="cpu",
                               syscalls=outcome.syscalls)  # fmt: skip
@@ -199,7 +199,7 @@ class Jit:
         if w.wrappers != table:
             self._send(w, {"op": "init", "wrappers": wrappers})
             w.wrappers = table
-        w.cpu_began = _limit_cpu(w.deno_pid)
+        w.cpu_began = denoproc.limit_cpu(w.deno_pid)
         w.calls += 1
         self._send(w, {"op": "run", "id": w.calls, "pid": pid, "module": module, "args": args})
         budget, made = limits.JIT_WALL_SECONDS, 0
@@ -217,25 +217,25 @@ class Jit:
             budget -= time.monotonic() - began
             if not line:
                 return await self._ended(w, made)
-            msg = _parse(line)
+            msg = jitwire.parse(line)
             if isinstance(msg, str):
                 return Outcome(False, error=f"malformed message from the tool: {msg}", syscalls=made)
             op = msg.get("op")
             if op == "done" and msg.get("id") == w.calls:
-                output = _lines(msg.get("output"))
+                output = jitwire.lines(msg.get("output"))
                 if msg.get("limit") == "output":
                     return Outcome(False, error=f"the tool's console output passed the output cap "
                                    f"({limits.JIT_OUTPUT_MAX_BYTES} bytes)", limit="output", syscalls=made)  # fmt: skip
                 if "error" in msg:
-                    return Outcome(False, error=f"the tool failed: {_text(msg['error'])}", output=output,
+                    return Outcome(False, error=f"the tool failed: {jitwire.text(msg['error'])}", output=output,
                                    syscalls=made)  # fmt: skip
                 if len(json.dumps(msg.get("ok"))) > limits.JIT_OUTPUT_MAX_BYTES:
                     return Outcome(False, error=f"the tool's result is past the output cap "
                                    f"({limits.JIT_OUTPUT_MAX_BYTES} bytes)", limit="output", syscalls=made)  # fmt: skip
                 return Outcome(True, value=msg.get("ok"), output=output, syscalls=made)
             if op != "syscall":
-                return Outcome(False, error=f"malformed message from the tool: op {_text(op)!r}", syscalls=made)
-            problem = _bad_syscall(msg, pid)
+                return Outcome(False, error=f"malformed message from the tool: op '{jitwire.text(op)}'", syscalls=made)
+            problem = jitwire.bad_syscall(msg, pid)
             if problem:
                 return Outcome(False, error=f"malformed message from the tool: {problem}", syscalls=made)
             made += 1
@@ -264,7 +264,7 @@ class Jit:
             return Outcome(False, error=f"the tool ran out of its memory ({limits.JIT_HEAP_MB} MiB of heap)",
                            limit="memory", syscalls=made)  # fmt: skip
         last = " ".join(said.split())[-300:]
-        return Outcome(False, error=f"the Deno worker ended (exit {code}): {_text(last)}", syscalls=made)
+        return Outcome(False, error=f"the Deno worker ended (exit {code}): {jitwire.text(last)}", syscalls=made)
 
     def _send(self, w: Worker, message: dict[str, Any]) -> None:
         assert w.proc.stdin is not None
@@ -276,7 +276,12 @@ class Jit:
         """Return the worker ``owner`` used last, or a fresh one (starting another in its place)."""
         loop = asyncio.get_running_loop()
         mine = self._kept.pop(owner, None)
-        if mine is not None and mine.alive() and mine.loop is loop and _cpu_used(mine.deno_pid) - mine.cpu < 0.5:
+        if (
+            mine is not None
+            and mine.alive()
+            and mine.loop is loop
+            and denoproc.cpu_used(mine.deno_pid) - mine.cpu < 0.5
+        ):
             return mine
         if mine is not None:
             self._kill(mine)
@@ -355,16 +360,16 @@ class Jit:
         except BaseException:  # cancelled (the host is closing): the worker goes with it
             self._kill(w)
             raise
-        if _parse(line) != {"op": "ready"}:
+        if jitwire.parse(line) != {"op": "ready"}:
             self._kill(w)
             said = " ".join(bytes(w.err).decode(errors="replace").split())[-300:]
             if server is not None and self.broker == "unknown":  # try once more without the broker
                 self._broker_on = False
-                self.broker = f"not used: a worker with it did not start ({_text(said)})"
+                self.broker = f"not used: a worker with it did not start ({jitwire.text(said)})"
                 return await self._start()
-            raise Unavailable(f"a Deno worker did not start: {_text(said) or 'no message'}")
-        w.deno_pid = _deno_pid(proc.pid, deno if not self._bwrap else "/alos/deno")
-        _set_data_limit(w.deno_pid)
+            raise Unavailable(f"a Deno worker did not start: {jitwire.text(said) or 'no message'}")
+        w.deno_pid = denoproc.deno_pid(proc.pid, deno if not self._bwrap else "/alos/deno")
+        denoproc.set_data_limit(w.deno_pid)
         if server is not None:
             if w.probed:
                 self.broker = "used"
@@ -471,7 +476,7 @@ async def _serve_broker(holder: list[Worker], reader: asyncio.StreamReader, writ
     """Answer Deno's permission requests for the worker in ``holder`` (JSON lines; fail closed)."""
     try:
         while line := await reader.readline():
-            req = _parse(line)
+            req = jitwire.parse(line)
             if isinstance(req, str) or not isinstance(req.get("id"), int):
                 break  # Deno ends the process when it gets no answer: fail closed
             permission, value = str(req.get("permission")), req.get("value")
@@ -511,92 +516,3 @@ def _kill_quietly(w: Worker) -> None:
         if target:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(target, signal.SIGKILL)
-
-
-def _parse(line: bytes) -> dict[str, Any] | str:
-    """Return a worker's line as a JSON object, or what is wrong with it."""
-    try:
-        msg = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
-        return f"not JSON: {_text(line[:120].decode(errors='replace'))!r}"
-    if not isinstance(msg, dict):
-        return "not a JSON object"
-    return msg
-
-
-def _bad_syscall(msg: dict[str, Any], pid: int) -> str:
-    """Return what is wrong with a syscall message of the call for ``pid`` ("" when nothing is)."""
-    if msg.get("pid") != pid:
-        return f"it names pid {_text(msg.get('pid'))!r}, but the call is process {pid}'s (a forged pid)"
-    if not isinstance(msg.get("id"), int):
-        return "a syscall without an integer id"
-    if not isinstance(msg.get("name"), str) or not 0 < len(msg["name"]) <= 64:
-        return "a syscall without a name"
-    if not isinstance(msg.get("args"), dict):
-        return f"the arguments of {_text(msg['name'])!r} are not a JSON object"
-    return ""
-
-
-def _text(value: object) -> str:
-    """Return ``value`` as one line of printable text (a worker's words are hostile)."""
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else "?" for c in text[:2000])
-
-
-def _lines(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        return ()
-    return tuple(v for v in value if isinstance(v, str))
-
-
-def _deno_pid(top: int, exe_name: str) -> int:
-    """Return the pid of the Deno process: ``top`` itself, or (under bubblewrap) its descendant."""
-    seen, todo = 0, [top]
-    while todo and seen < 16:
-        pid = todo.pop()
-        seen += 1
-        try:
-            with open(f"/proc/{pid}/comm") as f:
-                if f.read().strip() == "deno":
-                    return pid
-            with open(f"/proc/{pid}/task/{pid}/children") as f:
-                todo += [int(p) for p in f.read().split()]
-        except (OSError, ValueError):
-            continue
-    return 0
-
-
-def _cpu_used(pid: int) -> float:
-    """Return the CPU seconds process ``pid`` has used (0 when it cannot be read)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
-def _limit_cpu(pid: int) -> float:
-    """Let Deno use JIT_CPU_SECONDS more CPU time from now (the soft limit: SIGXCPU past it; a
-    tool that catches the signal is stopped by the wall time and found out after the call);
-    return the CPU seconds it has used."""
-    if not pid:
-        return 0.0
-    used = _cpu_used(pid)
-    soft = math.ceil(used) + limits.JIT_CPU_SECONDS
-    with contextlib.suppress(OSError):
-        import resource
-
-        hard = resource.prlimit(pid, resource.RLIMIT_CPU)[1]
-        resource.prlimit(pid, resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
-    return used
-
-
-def _set_data_limit(pid: int) -> None:
-    if not pid:
-        return
-    import resource
-
-    with contextlib.suppress(OSError):
-        resource.prlimit(pid, resource.RLIMIT_DATA, (limits.JIT_DATA_BYTES, limits.JIT_DATA_BYTES))
-        resource.prlimit(pid, resource.RLIMIT_CORE, (0, 0))
