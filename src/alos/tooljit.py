@@ -7,7 +7,8 @@ A process's tool table is its image's tools and the JIT tools registered in its 
 3. run it in a Deno worker (providers/jit.py); each ``libos.syscall`` it makes is dispatched as
    the process, at the next step of the same site, so a re-run after a park or a restart is
    answered from the journal for what already ran, and an approval parks the process (the
-   tool is stopped; it runs again, from the start, once the person has answered);
+   tool is stopped; it runs again, from the start, once the person has answered). The outcome
+   of a journaled call is committed before the tool reads it, as before the model reads one;
 4. a tool that fails or hits a limit is audited (``refuse``) with what stopped it.
 
 ``declarations()`` and ``wrappers()`` are made from the syscall table: the typed ``Libos`` a
@@ -87,6 +88,9 @@ async def call(
         if isinstance(result, Parked):
             held.append(result)
             return PARK
+        entry = TABLE.get(name)
+        if entry is not None and entry.journaled:  # the tool acts on it next: its outcome is durable first
+            kernel.flush()
         return {"ok": result}
 
     async def decide(permission: str, value: str | None) -> Any:

@@ -122,3 +122,11 @@ def test_every_resource_kind_a_grant_may_name_is_checked_by_some_syscall() -> No
                 strings.add(tok.string.lstrip("rbfRBF").strip("\"'"))
     for kind in KINDS:
         assert any(s == kind or s.startswith(f"{kind}:") for s in strings), f"no syscall needs a {kind}: resource"
+
+
+def test_the_libos_a_tool_is_checked_against_is_made_from_the_table() -> None:
+    from alos.tooljit import declarations, wrappers
+
+    shipped = (Path(__file__).parents[2] / "src" / "alos" / "providers" / "jit_libos.ts").read_text()
+    assert shipped == declarations(), "run: python -m alos.tooljit > src/alos/providers/jit_libos.ts"
+    assert "cap.grant" not in wrappers() and "tool.open" not in wrappers() and wrappers()["fs.read"] == "path"

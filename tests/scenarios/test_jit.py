@@ -174,3 +174,78 @@ def test_a_shared_table_needs_register_to_fill_and_execute_to_run(runtime: alos.
     ] == ["count_lines"]
     record = [r for r in runtime.audit(trusted) if r.syscall == "tool.open"][-1]
     assert "libos" not in json.dumps(record.detail) and opened["digest"] in json.dumps(record.detail)
+
+
+HOST = """
+import asyncio, sys, alos
+store, ws, script = sys.argv[1:4]
+async def main():
+    rt = alos.open(store, host=True)
+    grants = [alos.parse_grant(g, alos.Effect.ALLOW, ws) for g in ("fs:*=read,list,write", "tool:proc/*=register")]
+    await rt.spawn("toolmaker", "write once", workspace=ws, model="script:" + script, grants=grants)
+    await rt.run()
+asyncio.run(main())
+"""
+ONCE = """
+export async function run(args: Record<string, unknown>, libos: Libos) {
+  await libos.fs.write("marker.txt", { content: "written by the tool" });
+  const began = Date.now();
+  while (Date.now() - began < 2500) { /* the host is killed here */ }
+  return "finished";
+}
+"""
+
+
+def test_a_host_killed_in_the_middle_of_a_tool_call_never_repeats_its_effect(store: str, ws: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    turns = [*make("once", ONCE), {"tool_calls": [call("once")]},
+             {"tool_calls": [call("proc_exit", status="ok", result="done")]}]  # fmt: skip
+    script = write_script(ws.parent / "once.jsonl", turns)[len("script:") :]
+    host = subprocess.Popen([sys.executable, "-c", HOST, store, str(ws), script], start_new_session=True)
+    marker = ws / "marker.txt"
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline and host.poll() is None:
+        time.sleep(0.02)
+    assert marker.exists(), "the tool wrote its marker"
+    time.sleep(0.3)  # its outcome is committed before the tool goes on (a kill before it: a recovery request)
+    os.killpg(host.pid, signal.SIGKILL)
+    host.wait()
+    marker.write_text("changed after the crash")  # a second write by a re-run tool would undo this
+    rt = alos.open(store, host=True)
+    try:
+        [pid] = rt.recover()  # it was running when its host died
+        asyncio.run(rt.run())
+        assert rt.process(pid).result == "done"
+        assert results(rt, pid)[-1] == '"finished"'
+        assert marker.read_text() == "changed after the crash"
+        writes = [r for r in rt.audit(pid) if r.syscall == "fs.write"]
+        assert len(writes) == 1 and writes[0].outcome == "ok"
+    finally:
+        rt.close()
+
+
+def test_a_tool_that_does_not_repeat_its_calls_after_a_park_gets_a_conflict(runtime: alos.Runtime, ws: Path) -> None:
+    source = """
+export async function run(args: Record<string, unknown>, libos: Libos) {
+  await libos.fs.write(`random/${Math.random()}.txt`, { content: "first" });
+  await libos.fs.write("asked.txt", { content: "second" });
+  return "both";
+}
+"""
+    turns = [*make("fickle", source), {"tool_calls": [call("fickle")]},
+             {"tool_calls": [call("proc_exit", status="ok", result="done")]}]  # fmt: skip
+    (ws / "random").mkdir()
+    pid = maker(runtime, ws, turns, allow=("fs:*=read,list", "fs:random/*=write", "tool:proc/*=register"),
+                ask=("fs:asked.txt=write",))  # fmt: skip
+    asyncio.run(runtime.run())
+    [req] = runtime.requests()
+    asyncio.run(runtime.answer(req.id, "once"))
+    asyncio.run(runtime.run())
+    got = results(runtime, pid)[3]
+    assert "not deterministic" in got, got
+    assert len(list((ws / "random").glob("*.txt"))) == 1 and not (ws / "asked.txt").exists()
