@@ -123,6 +123,7 @@ JIT_SOURCE_MAX_LINES = 2_000  # lines of one tool's source
 JIT_NAME_MAX_CHARS = 48  # characters of a tool name (a letter, then letters, digits and '_')
 JIT_DESCRIPTION_MAX_CHARS = 1_000  # characters of a tool's description
 JIT_SCHEMA_MAX_BYTES = 16 << 10  # bytes of a tool's JSON Schema for its arguments
+JIT_SCHEMA_MAX_DEPTH = 16  # nesting levels of that schema (a deeper one would recurse in the checks)
 JIT_TOOLS_MAX = 64  # tools one table may hold
 JIT_HEAP_MB = 128  # MiB of V8 old space a tool may use (--max-old-space-size): a memory bomb ends there
 JIT_DATA_BYTES = 2 << 30  # bytes of data segment of a Deno worker (RLIMIT_DATA; never RLIMIT_AS: V8 reserves)

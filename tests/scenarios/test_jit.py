@@ -249,3 +249,20 @@ export async function run(args: Record<string, unknown>, libos: Libos) {
     got = results(runtime, pid)[3]
     assert "not deterministic" in got, got
     assert len(list((ws / "random").glob("*.txt"))) == 1 and not (ws / "asked.txt").exists()
+
+
+def test_a_schema_that_could_hold_the_host_is_refused_and_a_property_may_be_named_pattern(
+    runtime: alos.Runtime, ws: Path
+) -> None:
+    pid = maker(runtime, ws, [])
+    for bad, said in (
+        ({"type": "object", "properties": {"p": {"type": "string", "pattern": "^(a+)+$"}}}, "uses pattern"),
+        ({"type": "object", "properties": {"p": {"$ref": "https://example.com/s.json"}}}, "uses \\$ref"),
+        ({"type": "object", "items": {"items": {"items": {"items": {"items": {"items": {"items": {"items": {
+            "items": {"items": {"items": {"items": {"items": {"items": {"items": {"items": {}}}}}}}}}}}}}}}}},
+         "nests deeper"),
+    ):  # fmt: skip
+        with pytest.raises(alos.Invalid, match=said):
+            d(runtime, pid, "tool.propose", name="grep", source=COUNT, description="d", parameters=bad)
+    fine = {"type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]}
+    assert d(runtime, pid, "tool.propose", name="grep", source=COUNT, description="d", parameters=fine)["version"] == 1

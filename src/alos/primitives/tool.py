@@ -176,8 +176,14 @@ def _spec_problems(args: ProposeArgs) -> list[str]:
         found.append(f"the source is over {limits.JIT_SOURCE_MAX_BYTES} bytes")
     if len(args.description) > limits.JIT_DESCRIPTION_MAX_CHARS:
         found.append(f"the description is over {limits.JIT_DESCRIPTION_MAX_CHARS} characters")
-    if len(codec.dumps(args.parameters)) > limits.JIT_SCHEMA_MAX_BYTES:
+    if not _within_depth(args.parameters, limits.JIT_SCHEMA_MAX_DEPTH):
+        found.append(f"the parameters schema nests deeper than {limits.JIT_SCHEMA_MAX_DEPTH} levels")
+    elif len(codec.dumps(args.parameters)) > limits.JIT_SCHEMA_MAX_BYTES:
         found.append(f"the parameters schema is over {limits.JIT_SCHEMA_MAX_BYTES} bytes")
+    elif _keys(args.parameters) & _UNCHECKED:
+        found.append(f"the parameters schema uses {', '.join(sorted(_keys(args.parameters) & _UNCHECKED))}: a regular "
+                     "expression could hold the host while it checks arguments, and a reference could reach "
+                     "outside the schema; check such forms in the tool itself")  # fmt: skip
     elif args.parameters.get("type") != "object":
         found.append('the parameters schema must be a JSON Schema with "type": "object"')
     else:
@@ -187,6 +193,48 @@ def _spec_problems(args: ProposeArgs) -> list[str]:
             jsonschema.Draft202012Validator.check_schema(args.parameters)
         except jsonschema.SchemaError as err:
             found.append(f"the parameters schema is not a JSON Schema: {codec.escape(str(err.message)[:200])}")
+    return found
+
+
+_UNCHECKED = frozenset({"pattern", "patternProperties", "$ref", "$dynamicRef", "$id", "$anchor", "$dynamicAnchor"})
+
+
+def _within_depth(value: Any, most: int) -> bool:
+    """Return whether ``value`` nests at most ``most`` lists and objects deep (no recursion)."""
+    todo: list[tuple[Any, int]] = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (dict, list)):
+            if depth > most:
+                return False
+            todo.extend((c, depth + 1) for c in (item.values() if isinstance(item, dict) else item))
+    return True
+
+
+_NAMED = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")  # name -> schema
+_ONE = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames",
+        "unevaluatedItems", "unevaluatedProperties", "additionalItems")  # fmt: skip
+_MANY = ("allOf", "anyOf", "oneOf", "prefixItems")
+
+
+def _keys(schema: Any) -> set[str]:
+    """Return the keywords used anywhere in JSON Schema ``schema`` (property names are not keywords)."""
+    found: set[str] = set()
+    todo = [schema]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, dict):
+            continue
+        found.update(str(k) for k in item)
+        for key in _NAMED:
+            if isinstance(item.get(key), dict):
+                todo.extend(item[key].values())
+        todo.extend(item[key] for key in _ONE if key in item)
+        for key in _MANY:
+            if isinstance(item.get(key), list):
+                todo.extend(item[key])
+        if isinstance(item.get("items"), list):
+            todo.extend(item["items"])
     return found
 
 
@@ -295,7 +343,7 @@ def resolve_permit(kernel: Kernel, proc: Process, args: PermitArgs) -> PermitArg
     value = args.value or ""
     if not value.startswith("/") or "\0" in value:
         raise Denied(f"a JIT tool may read only a file named by its absolute path, not {codec.escape(value[:200])!r}")
-    path = os.path.normpath(value)
+    path = os.path.realpath(value)  # as fs.* decides: a symlink is decided where it leads
     if path == "/proc" or path.startswith("/proc/"):
         raise Denied("a JIT tool never reads /proc")
     return replace(args, value=path)

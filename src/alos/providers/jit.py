@@ -322,6 +322,7 @@ class Jit:
         deno = self.binary()
         home = tempfile.mkdtemp(prefix="w-", dir=self._dir())
         os.mkdir(os.path.join(home, "t"))
+        os.mkdir(os.path.join(home, "cache"))
         runner = resources.files("alos.providers").joinpath("jit_runner.ts").read_text()
         with open(os.path.join(home, "runner.ts"), "w", encoding="utf-8") as f:
             f.write(runner)
@@ -380,7 +381,7 @@ class Jit:
 
     def _command(self, deno: str, home: str, inside: str, broker: bool) -> tuple[list[str], dict[str, str]]:
         """Return the command line and environment of a worker in ``home`` (``inside`` as Deno sees it)."""
-        cache = os.path.join(self._dir(), "cache") if not self._bwrap else "/cache"
+        cache = os.path.join(inside, "cache")  # its own: Deno keeps localStorage and caches there too
         env = {"HOME": inside, "DENO_DIR": cache, "NO_COLOR": "1", "DENO_NO_UPDATE_CHECK": "1",
                "PATH": "/usr/bin:/bin"}  # fmt: skip
         if broker:
@@ -392,7 +393,7 @@ class Jit:
 
     def _wrap(self, home: str, argv: list[str]) -> list[str]:
         """Return ``argv`` run under bubblewrap: /usr read-only, the worker's directory at /w,
-        the Deno cache at /cache, a fresh /dev and /tmp; no /proc, no home, no network."""
+        its Deno cache in it, a fresh /dev and /tmp; no /proc, no home, no network."""
         assert self._bwrap is not None
         args = [self._bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--ro-bind", "/usr", "/usr"]
         for name in ("lib", "lib64", "bin"):
@@ -402,7 +403,7 @@ class Jit:
             elif os.path.isdir(path):
                 args += ["--ro-bind", path, path]
         args += ["--ro-bind", argv[0], "/alos/deno", "--bind", home, "/w",
-                 "--bind", os.path.join(self._dir(), "cache"), "/cache", "--dev", "/dev", "--tmpfs", "/tmp",
+                 "--dev", "/dev", "--tmpfs", "/tmp",
                  "--chdir", "/w", "--", "/alos/deno", *argv[1:]]  # fmt: skip
         return args
 

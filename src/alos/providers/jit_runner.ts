@@ -11,7 +11,10 @@ const decoder = new TextDecoder();
 const OUTPUT_MAX = Number(Deno.args[0] ?? 262144); // bytes of console output one call keeps
 const g = globalThis as Record<string, unknown>;
 // what a tool has no use for and could reach a file through (a module loaded by URL)
-for (const name of ["Worker", "SharedWorker"]) delete g[name];
+// and storage Deno keeps on disk, decided by no permission (each worker has its own DENO_DIR too)
+for (const name of ["Worker", "SharedWorker", "localStorage", "sessionStorage", "caches", "indexedDB"]) {
+  delete g[name];
+}
 
 function send(message: unknown): void {
   const bytes = encoder.encode(JSON.stringify(message) + "\n");

@@ -47,6 +47,12 @@ _REFUSED = {
     "global": _GLOBAL,  # Deno 2 names the global object so too
     "self": _GLOBAL,
     "window": _GLOBAL,
+    # storage Deno keeps on disk beside its cache, decided by no permission: a channel between processes
+    "localStorage": "a tool keeps nothing between calls outside libos: use objects (libos.obj.write)",
+    "sessionStorage": "a tool keeps nothing between calls outside libos: use objects (libos.obj.write)",
+    "caches": "a tool keeps nothing between calls outside libos: use objects (libos.obj.write)",
+    "indexedDB": "a tool keeps nothing between calls outside libos: use objects (libos.obj.write)",
+    "BroadcastChannel": "a tool talks to nothing but libos",
 }
 # After these words a '/' begins a regular expression; after any other name it divides.
 _OPERAND_NEXT = {"return", "typeof", "instanceof", "in", "new", "delete", "void", "throw", "case", "do", "else"}
