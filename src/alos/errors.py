@@ -57,6 +57,12 @@ class Conflict(AlosError):
     code = "conflict"
 
 
+class Diverged(Conflict):
+    """A re-dispatched action made another call than the journal holds at that step (a tool
+    that is not deterministic): what it would do next could land on another call's step, so
+    the tool call ends here."""
+
+
 class Limit(AlosError):
     code = "limit"
 

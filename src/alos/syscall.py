@@ -31,7 +31,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from alos import caps, codec
-from alos.errors import AlosError, BadArguments, Conflict, Denied, NotFound, ProviderDown, Unavailable
+from alos.errors import AlosError, BadArguments, Conflict, Denied, Diverged, NotFound, ProviderDown, Unavailable
 from alos.kernel import Deferred, Kernel, Site, Tx, approval
 from alos.kernel import action as actions
 from alos.primitives import (
@@ -399,7 +399,7 @@ class _Call:
         syscall, dig, state, result, carried = found
         if syscall != self.name or dig != self.digest():
             raise self.refused(
-                Conflict(
+                Diverged(
                     f"re-dispatch of process {self.subject}'s action made {self.name} where the journal "
                     f"has {syscall} with other arguments; the tool is not deterministic"
                 )

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from alos import codec
-from alos.errors import AlosError, BadArguments, Invalid, Limit
+from alos.errors import AlosError, BadArguments, Conflict, Diverged, Invalid, Limit
 from alos.kernel import Kernel, Site, reads
+from alos.kernel import action as actions
 from alos.providers.jit import PARK, Outcome
 from alos.syscall import TABLE, dispatch, refuse
 from alos.types import Parked, ToolCall
@@ -67,54 +68,96 @@ async def call(
         return str(err), False, False
     if isinstance(opened, Parked):
         return opened
+    run = _Run(kernel, pid, site)
+    changed = run.same(site, "tool.open", str(opened["digest"]))  # a re-run runs the source the call began with
+    if changed:
+        refuse(kernel, pid, named, Conflict(changed))
+        return f"{changed}; call it again", False, False
     problem = _bad_arguments(opened.get("parameters"), tc.arguments)
     if problem:
         unfit = Invalid(f"the arguments of {tool.name} do not fit its schema: {problem}")
         refuse(kernel, pid, named, unfit)
         return f"{unfit}; they must match: {codec.dumps(opened.get('parameters'))}", False, True
-    step = site.step if site is not None else 0
-    held: list[Parked] = []  # the park a syscall (or the broker) made: the process waits on it
+    module = f"{opened['digest']}.ts"
+    try:
+        outcome = await kernel.jit.run(pid, module, opened["source"], tc.arguments, run.syscall, run.decide, wrappers())
+    except AlosError as err:
+        refuse(kernel, pid, named, err)
+        return f"{tool.name} could not run: {err}", False, False
+    if outcome.parked and run.held:
+        return run.held[-1]
+    return _result(kernel, pid, named, tool.name, outcome)
 
-    async def syscall(name: str, args: dict[str, Any]) -> Any:
-        nonlocal step
-        step += 1
-        at = dataclasses.replace(site, step=step) if site is not None else None
+
+_BROKER_STEPS = 1 << 20  # the broker's requests are numbered apart: they may interleave with syscalls
+
+
+class _Run:
+    """One run of a tool: the steps of its syscalls (from the tool call's own step up) and of its
+    broker requests (from _BROKER_STEPS up), each the same on every re-run of a deterministic tool.
+
+    Every step is recorded: journaled calls by dispatch(), the rest traced here, so a re-run whose
+    call at a step differs from the first run's is refused as not deterministic, before it can
+    land an effect on a step the journal answers for another call."""
+
+    def __init__(self, kernel: Kernel, pid: int, site: Site | None) -> None:
+        self.kernel, self.pid, self.site = kernel, pid, site
+        self.step = site.step if site is not None else 0
+        self.asked = _BROKER_STEPS
+        self.held: list[Parked] = []  # the park a syscall (or the broker) made: the process waits on it
+
+    def same(self, at: Site | None, name: str, digest: str) -> str:
+        """Return why the call ``name`` (``digest``) may not be made at ``at`` ("" when it may),
+        tracing it there when nothing is recorded yet and it is not journaled."""
+        if at is None:
+            return ""
+        before = actions.seen(self.kernel, self.pid, at)
+        if before is None:
+            entry = TABLE.get(name)
+            if entry is None or not entry.journaled:
+                actions.trace(self.kernel, self.pid, at, name, digest)
+            return ""
+        if before[0] != name or (before[1] != digest and not TABLE[name].journaled):
+            return (f"conflict: the re-run of process {self.pid}'s tool made {name} where its first run made "
+                    f"{before[0]} with other arguments; the tool is not deterministic")  # fmt: skip
+        return ""  # a journaled call: dispatch() compares its arguments and answers from the journal
+
+    async def syscall(self, name: str, args: dict[str, Any]) -> Any:
+        self.step += 1
+        at = dataclasses.replace(self.site, step=self.step) if self.site is not None else None
+        return await self._dispatch(at, name, args)
+
+    async def decide(self, permission: str, value: str | None) -> Any:
+        self.asked += 1
+        at = dataclasses.replace(self.site, step=self.asked) if self.site is not None else None
         try:
-            result = await dispatch(kernel, pid, name, args, at)
+            answer = await self._dispatch(at, "tool.permit", {"permission": permission, "value": value})
+        except Diverged as err:  # refused: a permit has no effect, and its steps are apart from the syscalls'
+            return str(err)
+        if answer is PARK:
+            return PARK
+        return answer.get("error", "")
+
+    async def _dispatch(self, at: Site | None, name: str, args: dict[str, Any]) -> Any:
+        kernel = self.kernel
+        differs = self.same(at, name, codec.digest_value([name, self.pid, args]))
+        if differs:
+            raise Diverged(differs)  # ends the run: its next call could land on another call's step
+        try:
+            result = await dispatch(kernel, self.pid, name, args, at)
+        except Diverged:
+            raise
         except BadArguments as err:
             return {"error": f"bad arguments: {err}"}
         except AlosError as err:
             return {"error": str(err)}
         if isinstance(result, Parked):
-            held.append(result)
+            self.held.append(result)
             return PARK
         entry = TABLE.get(name)
         if entry is not None and entry.journaled:  # the tool acts on it next: its outcome is durable first
             kernel.flush()
         return {"ok": result}
-
-    async def decide(permission: str, value: str | None) -> Any:
-        nonlocal step
-        step += 1
-        at = dataclasses.replace(site, step=step) if site is not None else None
-        try:
-            result = await dispatch(kernel, pid, "tool.permit", {"permission": permission, "value": value}, at)
-        except AlosError as err:
-            return str(err)
-        if isinstance(result, Parked):
-            held.append(result)
-            return PARK
-        return ""
-
-    module = f"{opened['digest']}.ts"
-    try:
-        outcome = await kernel.jit.run(pid, module, opened["source"], tc.arguments, syscall, decide, wrappers())
-    except AlosError as err:
-        refuse(kernel, pid, named, err)
-        return f"{tool.name} could not run: {err}", False, False
-    if outcome.parked and held:
-        return held[-1]
-    return _result(kernel, pid, named, tool.name, outcome)
 
 
 def _result(kernel: Kernel, pid: int, named: str, name: str, outcome: Outcome) -> tuple[str, bool, bool]:

@@ -266,3 +266,33 @@ def test_a_schema_that_could_hold_the_host_is_refused_and_a_property_may_be_name
             d(runtime, pid, "tool.propose", name="grep", source=COUNT, description="d", parameters=bad)
     fine = {"type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]}
     assert d(runtime, pid, "tool.propose", name="grep", source=COUNT, description="d", parameters=fine)["version"] == 1
+
+
+def test_a_tool_whose_state_changes_its_calls_is_stopped_before_an_effect_runs_twice(
+    runtime: alos.Runtime, ws: Path
+) -> None:
+    source = """
+let calls = 0;  // lives as long as the worker: a warm worker's second call differs from a fresh one's
+export async function run(args: { warm: boolean }, libos: Libos) {
+  calls += 1;
+  if (args.warm) return "warm";
+  if (calls === 1) await libos.fs.read("README.md");
+  await libos.human.tell("told once");
+  await libos.fs.write("asked.txt", { content: "x" });
+  return "done";
+}
+"""
+    schema = {"type": "object", "properties": {"warm": {"type": "boolean"}}, "required": ["warm"]}
+    turns = [*make("stateful", source, schema), {"tool_calls": [call("stateful", warm=True)]},
+             {"tool_calls": [call("stateful", warm=False)]},
+             {"tool_calls": [call("proc_exit", status="ok", result="done")]}]  # fmt: skip
+    pid = maker(runtime, ws, turns, allow=("fs:*=read,list", "tool:proc/*=register", "human:console=send"),
+                ask=("fs:asked.txt=write",))  # fmt: skip
+    asyncio.run(runtime.run())
+    [req] = runtime.requests()  # parked in the warm worker, where the read was skipped
+    asyncio.run(runtime.answer(req.id, "once"))
+    asyncio.run(runtime.run())  # the re-run is in a fresh worker: it reads first
+    got = results(runtime, pid)[4]
+    assert "not deterministic" in got, got
+    told = [r for r in runtime.audit(pid) if r.syscall == "human.tell" and r.outcome == "ok"]
+    assert len(told) == 1 and not (ws / "asked.txt").exists()

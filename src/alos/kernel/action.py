@@ -262,6 +262,18 @@ def journaled(kernel: Kernel, pid: Pid, site: Site) -> tuple[str, str, str, Any,
     return rows.journal_entry(kernel.store.conn, pid, site.action, site.call, site.step)
 
 
+def seen(kernel: Kernel, pid: Pid, site: Site) -> tuple[str, str] | None:
+    """Return (syscall, digest) of the call made at ``site`` before (journaled or traced), or None."""
+    found = rows.journal_entry(kernel.store.conn, pid, site.action, site.call, site.step)
+    return (found[0], found[1]) if found is not None else None
+
+
+def trace(kernel: Kernel, pid: Pid, site: Site, syscall: str, digest: str) -> None:
+    """Record, with the host's next transaction, that a JIT tool made ``syscall`` at ``site``
+    (a call that changes nothing is not journaled, yet a re-run must make it at the same step)."""
+    kernel.defer(lambda tx: rows.journal_seen(tx.conn, pid, site.action, site.call, site.step, syscall, digest))
+
+
 def intend(
     kernel: Kernel,
     pid: Pid,

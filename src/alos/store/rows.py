@@ -397,6 +397,16 @@ def journal_entry(
     return (row[0], row[1], row[2], codec.loads(row[3]) if row[3] is not None else None, row[4])
 
 
+def journal_seen(conn: Conn, pid: Pid, action: int, call: int, step: int, syscall: str, digest: str) -> None:
+    """Record which call a JIT tool made at this call site when it changes nothing (no result is kept):
+    a re-run of the tool must make the same call there."""
+    conn.execute(
+        "INSERT OR IGNORE INTO journal (pid, action, call, step, syscall, digest, state)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'done')",
+        (pid, action, call, step, syscall, digest),
+    )
+
+
 def journal_intent(
     conn: Conn, pid: Pid, action: int, call: int, step: int, syscall: str, digest: str, request: int | None
 ) -> None:
