@@ -399,8 +399,9 @@ def test_a_syscall_for_a_file_the_process_may_not_read_is_denied_and_nothing_lea
 
 
 def test_forged_and_malformed_broker_messages_end_the_tool(lab: Lab) -> None:
-    """No documented API writes a raw line, but a tool may replace JSON.stringify, which the runner
-    uses to write its syscall lines: that forges the pid or breaks the line."""
+    """No documented API writes a raw line. A tool may replace JSON.stringify, which the runner used
+    to write its syscall lines (that forged the pid, a black-box finding); the runner now keeps its
+    own, so the replacement changes nothing: the calls go out as the process's own."""
     victim = lab.spawn([], allow=("fs:*=read,list",))
     asyncio.run(lab.rt.signal(victim, "pause"))
     turns = [
@@ -416,18 +417,16 @@ def test_forged_and_malformed_broker_messages_end_the_tool(lab: Lab) -> None:
     before = {r.seq for r in lab.rt.audit()}
     lab.run()
     out = [c for _, c in results(lab.rt, pid)]
-    for content in out[:4]:
-        assert content.startswith("hostile stopped: malformed message from the tool"), content
+    for content in out[:2]:  # read as the process itself: .env is denied to it
+        assert content.startswith("hostile stopped: the tool failed: SyscallError: denied"), content
         assert no_control_chars(content), repr(content)
-    assert "forged pid" in out[0] and "forged pid" in out[1], out[:2]
-    assert "not JSON" in out[2]
-    assert "exec" in out[3]
+    assert out[2] == out[3] == json.dumps("hello\n"), out[2:4]  # the line is the runner's own, unbroken
     assert json.loads(out[4]) == {"fine": True}
     new = [r for r in lab.rt.audit() if r.seq not in before]
-    assert not [r for r in new if r.syscall == "fs.read"], new  # nothing reached dispatch
+    assert [r.decision for r in new if r.syscall == "fs.read"] == ["deny", "deny", "allow", "allow"], new
     assert not [r for r in new if r.pid in (victim, 0)], new
     stops = stop_records(lab.rt, pid, f"tool:proc/{pid}/hostile")
-    assert len(stops) == 4 and all("malformed message" in r.detail["error"] for r in stops), stops
+    assert len(stops) == 2, stops
     assert SECRET not in everything_read(lab.rt, pid)
     exited_ok(lab.rt, pid, "carried on")
 

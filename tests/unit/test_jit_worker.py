@@ -327,6 +327,8 @@ def test_forged_and_malformed_lines_end_the_call(isolate: str) -> None:
         "JSON.stringify({op: 'done', id: 99, ok: 'forged'})": "malformed message from the tool: op 'done'",
         "JSON.stringify({op: 'syscall', id: 1, pid: 7, name: 'fs.read', args: [1]})":
             "malformed message from the tool: the arguments of 'fs.read' are not a JSON object",
+        "JSON.stringify({op: 'syscall', id: 1, pid: 7, name: 'fs.read', args: {path: 'a'}})":
+            "malformed message from the tool: a line that is not of this call (a tool wrote it, not the runner)",
     }  # fmt: skip
 
     async def body(jit: Jit) -> None:
@@ -393,3 +395,21 @@ def test_aclose_leaves_no_deno_process_behind(isolate: str) -> None:
         assert deno_children() == []
 
     asyncio.run(main())
+
+
+def test_a_libos_kept_past_its_call_cannot_act_in_the_next_one() -> None:
+    """A tool leaves a timer that calls libos (or writes a syscall line) during the process's next
+    call in the same worker: the runner refuses the old libos, and a raw line lacks the call's nonce."""
+
+    async def body(jit: Jit) -> None:
+        leave = tool(
+            "setTimeout(() => { libos.syscall('fs.read', {path: 'planted'}).catch(() => {}); }, 300);\nreturn 1;"
+        )
+        host = Host(verdict="")
+        first = await call(jit, host, leave)
+        wait = tool("await new Promise((r) => setTimeout(r, 700));\nreturn 2;")
+        second = await call(jit, host, wait)
+        assert (first.value, second.value) == (1, 2), (first, second)
+        assert [n for n, a in host.calls if a.get("path") == "planted"] == []
+
+    play("auto", body)

@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import tempfile
@@ -201,7 +202,8 @@ class Jit:
             w.wrappers = table
         w.cpu_began = denoproc.limit_cpu(w.deno_pid)
         w.calls += 1
-        self._send(w, {"op": "run", "id": w.calls, "pid": pid, "module": module, "args": args})
+        nonce = secrets.token_hex(16)  # on every line of this call; no tool can read it
+        self._send(w, {"op": "run", "id": w.calls, "nonce": nonce, "pid": pid, "module": module, "args": args})
         budget, made = limits.JIT_WALL_SECONDS, 0
         assert w.proc.stdout is not None
         while True:
@@ -221,7 +223,10 @@ class Jit:
             if isinstance(msg, str):
                 return Outcome(False, error=f"malformed message from the tool: {msg}", syscalls=made)
             op = msg.get("op")
-            if op == "done" and msg.get("id") == w.calls:
+            problem = _misplaced(msg, pid, w.calls, nonce)
+            if problem:
+                return Outcome(False, error=f"malformed message from the tool: {problem}", syscalls=made)
+            if op == "done":
                 output = jitwire.lines(msg.get("output"))
                 if msg.get("limit") == "output":
                     return Outcome(False, error=f"the tool's console output passed the output cap "
@@ -233,11 +238,6 @@ class Jit:
                     return Outcome(False, error=f"the tool's result is past the output cap "
                                    f"({limits.JIT_OUTPUT_MAX_BYTES} bytes)", limit="output", syscalls=made)  # fmt: skip
                 return Outcome(True, value=msg.get("ok"), output=output, syscalls=made)
-            if op != "syscall":
-                return Outcome(False, error=f"malformed message from the tool: op '{jitwire.text(op)}'", syscalls=made)
-            problem = jitwire.bad_syscall(msg, pid)
-            if problem:
-                return Outcome(False, error=f"malformed message from the tool: {problem}", syscalls=made)
             made += 1
             if made > limits.JIT_SYSCALLS_MAX:
                 return Outcome(False, error=f"the tool made more than {limits.JIT_SYSCALLS_MAX} syscalls in one call",
@@ -454,6 +454,17 @@ class Jit:
         self._idle.clear()
         self._kept.clear()
         return dropped
+
+
+def _misplaced(msg: dict[str, Any], pid: int, call: int, nonce: str) -> str:
+    """Return what is wrong with a line in the middle of call ``call`` ("" when nothing is)."""
+    op = msg.get("op")
+    if (op == "done" and msg.get("id") != call) or op not in ("done", "syscall"):
+        return f"op '{jitwire.text(op)}'"
+    problem = jitwire.bad_syscall(msg, pid) if op == "syscall" else ""
+    if not problem and msg.get("call") != nonce:  # the runner writes the nonce; a tool cannot read it
+        return "a line that is not of this call (a tool wrote it, not the runner)"
+    return problem
 
 
 async def _reap(w: Worker) -> None:

@@ -4,10 +4,25 @@
 // and {"op": "result"} lines on stdin; the runner writes {"op": "ready"}, {"op": "syscall"} and
 // {"op": "done"} lines on stdout. A tool's only way out is libos.syscall (and the typed
 // wrappers made from the syscall table), each one line out and one line in, carrying the pid
-// the host named for this call. The host checks every line; this file is not trusted to.
+// the host named for this call and the call's nonce, which no tool can read. The host checks
+// every line; this file is not trusted to.
+//
+// A tool shares this realm: it could replace a global the runner uses after it has run. So
+// what the runner needs is taken before any tool runs (stringify, parse, the writer, Promise),
+// each call gets its own libos (a libos kept from an earlier call is refused), and the
+// pending syscalls live in an object with no prototype.
 
+const stringify = JSON.stringify;
+const parse = JSON.parse;
+const PromiseOf = Promise;
 const encoder = new TextEncoder();
+const encode = encoder.encode.bind(encoder);
 const decoder = new TextDecoder();
+const decode = decoder.decode.bind(decoder);
+const stdout = Deno.stdout;
+const writeSync = stdout.writeSync.bind(stdout);
+const freeze = Object.freeze;
+const entries = Object.entries;
 const OUTPUT_MAX = Number(Deno.args[0] ?? 262144); // bytes of console output one call keeps
 const g = globalThis as Record<string, unknown>;
 // what a tool has no use for and could reach a file through (a module loaded by URL)
@@ -17,15 +32,16 @@ for (const name of ["Worker", "SharedWorker", "localStorage", "sessionStorage", 
 }
 
 function send(message: unknown): void {
-  const bytes = encoder.encode(JSON.stringify(message) + "\n");
+  const bytes = encode(stringify(message) + "\n");
   let done = 0;
-  while (done < bytes.length) done += Deno.stdout.writeSync(bytes.subarray(done));
+  while (done < bytes.length) done += writeSync(bytes.subarray(done));
 }
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
-let current: { id: number; pid: number; output: string[]; size: number; capped: boolean } | null = null;
+type Call = { id: number; nonce: string; pid: number; output: string[]; size: number; capped: boolean };
+let current: Call | null = null;
 let nextSyscall = 1;
-const pending = new Map<number, Pending>();
+let pending: Record<number, Pending> = Object.create(null);
 
 class SyscallError extends Error {
   constructor(message: string) {
@@ -34,20 +50,24 @@ class SyscallError extends Error {
   }
 }
 
-function syscall(name: string, args: Record<string, unknown> = {}): Promise<unknown> {
-  if (current === null) return Promise.reject(new SyscallError("no tool call is running"));
-  if (typeof name !== "string") return Promise.reject(new SyscallError("a syscall name is a string"));
-  const id = nextSyscall++;
-  const pid = current.pid;
-  return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject });
-    send({ op: "syscall", id, pid, name, args });
-  });
+function syscallFor(call: Call): (name: string, args?: Record<string, unknown>) => Promise<unknown> {
+  return (name: string, args: Record<string, unknown> = {}) => {
+    if (current !== call) return PromiseOf.reject(new SyscallError("this tool call has ended"));
+    if (typeof name !== "string") return PromiseOf.reject(new SyscallError("a syscall name is a string"));
+    const id = nextSyscall++;
+    return new PromiseOf((resolve, reject) => {
+      pending[id] = { resolve, reject };
+      send({ op: "syscall", id, pid: call.pid, call: call.nonce, name, args });
+    });
+  };
 }
 
-function makeLibos(wrappers: Record<string, string | null>): Record<string, unknown> {
+let wrappers: Record<string, string | null> = {};
+
+function makeLibos(call: Call): Record<string, unknown> {
+  const syscall = syscallFor(call);
   const libos: Record<string, unknown> = { syscall };
-  for (const [name, first] of Object.entries(wrappers)) {
+  for (const [name, first] of entries(wrappers)) {
     const [family, op] = name.split(".");
     const group = (libos[family] ??= {}) as Record<string, unknown>;
     group[op] = (a?: unknown, rest: Record<string, unknown> = {}) => {
@@ -56,13 +76,14 @@ function makeLibos(wrappers: Record<string, string | null>): Record<string, unkn
       return syscall(name, { ...rest, [first]: a });
     };
   }
-  return Object.freeze(libos);
+  for (const group of Object.values(libos)) if (typeof group === "object") freeze(group);
+  return freeze(libos);
 }
 
 function keep(parts: unknown[]): void {
   if (current === null) return;
   const line = parts.map((p) => (typeof p === "string" ? p : safeJson(p))).join(" ");
-  current.size += encoder.encode(line).length + 1; // bytes, as the cap is
+  current.size += encode(line).length + 1; // bytes, as the cap is
   if (current.size > OUTPUT_MAX) {
     current.capped = true; // stays set if the tool catches the error
     throw new Error(`console output passed ${OUTPUT_MAX} bytes: the output cap`);
@@ -72,7 +93,7 @@ function keep(parts: unknown[]): void {
 
 function safeJson(value: unknown): string {
   try {
-    return JSON.stringify(value) ?? String(value);
+    return stringify(value) ?? String(value);
   } catch {
     return String(value);
   }
@@ -82,25 +103,31 @@ for (const level of ["log", "info", "warn", "error", "debug", "trace"]) {
   (console as unknown as Record<string, unknown>)[level] = (...parts: unknown[]) => keep(parts);
 }
 
-let libos: Record<string, unknown> = makeLibos({});
-
 async function runTool(message: Record<string, unknown>): Promise<void> {
-  const id = Number(message.id);
-  current = { id, pid: Number(message.pid), output: [], size: 0, capped: false };
+  const call: Call = {
+    id: Number(message.id),
+    nonce: String(message.nonce),
+    pid: Number(message.pid),
+    output: [],
+    size: 0,
+    capped: false,
+  };
+  current = call;
+  const done = { op: "done", id: call.id, call: call.nonce };
   try {
     const mod = await import(`./t/${message.module}`);
     if (typeof mod.run !== "function") throw new Error("the tool exports no function run(args, libos)");
-    const value = await mod.run(message.args, libos);
-    if (current.capped) throw new Error(`console output passed ${OUTPUT_MAX} bytes: the output cap`);
-    send({ op: "done", id, ok: value === undefined ? null : value, output: current.output });
+    const value = await mod.run(message.args, makeLibos(call));
+    if (call.capped) throw new Error(`console output passed ${OUTPUT_MAX} bytes: the output cap`);
+    send({ ...done, ok: value === undefined ? null : value, output: call.output });
   } catch (err) {
     const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-    const limit = current?.capped ? "output" : undefined;
-    send({ op: "done", id, error: text, limit, output: current?.output ?? [] });
+    send({ ...done, error: text, limit: call.capped ? "output" : undefined, output: call.output });
   } finally {
     current = null;
-    for (const [, p] of pending) p.reject(new SyscallError("the tool call ended"));
-    pending.clear();
+    const left = pending;
+    pending = Object.create(null);
+    for (const id in left) left[id].reject(new SyscallError("the tool call ended"));
   }
 }
 
@@ -113,17 +140,18 @@ async function main(): Promise<void> {
   }
   send({ op: "ready" });
   for await (const chunk of Deno.stdin.readable) {
-    buffered += decoder.decode(chunk, { stream: true });
+    buffered += decode(chunk, { stream: true });
     let cut: number;
     while ((cut = buffered.indexOf("\n")) >= 0) {
       const line = buffered.slice(0, cut);
       buffered = buffered.slice(cut + 1);
-      const message = JSON.parse(line) as Record<string, unknown>;
-      if (message.op === "init") libos = makeLibos(message.wrappers as Record<string, string | null>);
+      const message = parse(line) as Record<string, unknown>;
+      if (message.op === "init") wrappers = message.wrappers as Record<string, string | null>;
       else if (message.op === "run") void runTool(message);
       else if (message.op === "result") {
-        const waiting = pending.get(Number(message.id));
-        pending.delete(Number(message.id));
+        const id = Number(message.id);
+        const waiting = pending[id];
+        delete pending[id];
         if (waiting === undefined) continue;
         if ("error" in message) waiting.reject(new SyscallError(String(message.error)));
         else waiting.resolve(message.ok);
