@@ -242,7 +242,8 @@ TABLE: dict[str, Entry[Any, Any]] = {
         Entry("tool.validate", tool.ValidateArgs, tool.validate_needs, Read(tool.validate), tool.resolve_named),
         Entry(
             "tool.register", tool.RegisterArgs, tool.register_needs,
-            Change(tool.register, before=tool.check_registration), tool.resolve_named, reaches=True,
+            Change(tool.register, before=tool.check_registration), tool.resolve_register, tool.describe_register,
+            reaches=True,
         ),
         Entry(
             "tool.unregister", tool.UnregisterArgs, tool.unregister_needs, Change(tool.unregister), tool.resolve_named,
@@ -252,7 +253,7 @@ TABLE: dict[str, Entry[Any, Any]] = {
         Entry(
             "tool.open", tool.OpenArgs, tool.open_needs, Read(tool.open_tool), tool.resolve_named, audited=tool.opened,
         ),
-        Entry("tool.permit", tool.PermitArgs, tool.permit_needs, Read(tool.permit), tool.resolve_permit, cost=_free),
+        Entry("tool.permit", tool.PermitArgs, tool.permit_needs, Read(tool.permit), tool.resolve_permit),
         Entry("cap.grant", cap.GrantArgs, cap.grant_needs, Change(cap.grant, journaled=False), host_only=True),
         Entry("cap.revoke", cap.RevokeArgs, cap.revoke_needs, Change(cap.revoke, journaled=False), host_only=True),
     )

@@ -296,3 +296,19 @@ export async function run(args: { warm: boolean }, libos: Libos) {
     assert "not deterministic" in got, got
     told = [r for r in runtime.audit(pid) if r.syscall == "human.tell" and r.outcome == "ok"]
     assert len(told) == 1 and not (ws / "asked.txt").exists()
+
+
+def test_approving_a_registration_shows_the_source_and_binds_it(runtime: alos.Runtime, ws: Path) -> None:
+    turns = [make("count_lines", COUNT, SCHEMA)[0], make("count_lines", COUNT, SCHEMA)[2],
+             {"tool_calls": [call("proc_exit", status="ok", result="done")]}]  # fmt: skip
+    pid = maker(runtime, ws, turns, allow=("fs:*=read,list",), ask=("tool:proc/*=register",))
+    asyncio.run(runtime.run())
+    [req] = runtime.requests()
+    assert req.detail["preview"] == COUNT and req.detail["bytes"] == len(COUNT) and req.detail["table"] == f"proc/{pid}"
+    other = COUNT.replace("length - 1", "length + 100")  # proposed again while the person looks
+    d(runtime, pid, "tool.propose", name="count_lines", source=other, description="count", parameters=SCHEMA)
+    asyncio.run(runtime.answer(req.id, "once"))
+    asyncio.run(runtime.run())
+    [again] = runtime.requests()  # the approval was of the first source: the second is asked for
+    assert again.id != req.id and again.detail["preview"] == other
+    assert d(runtime, pid, "tool.list")["tools"] == []

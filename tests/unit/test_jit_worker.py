@@ -413,3 +413,16 @@ def test_a_libos_kept_past_its_call_cannot_act_in_the_next_one() -> None:
         assert [n for n, a in host.calls if a.get("path") == "planted"] == []
 
     play("auto", body)
+
+
+def test_a_flood_of_broker_requests_ends_the_call() -> None:
+    async def body(jit: Jit) -> None:
+        host = Host()
+        flood = tool(
+            "for (let i = 0; i < 100000; i++) { try { await fetch('http://example.com/'); } catch { }; }\nreturn 1;"
+        )
+        got = await call(jit, host, flood)
+        assert (got.ok, got.limit) == (False, "syscalls") and "permission broker" in got.error, got
+        assert len(host.asked) <= limits.JIT_SYSCALLS_MAX
+
+    play("auto", body)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from alos import codec, limits
-from alos.errors import Denied, Invalid, Limit, NotFound
+from alos.errors import AlosError, Conflict, Denied, Invalid, Limit, NotFound
 from alos.kernel import Kernel, Tx
 from alos.kernel import objects as om
 from alos.rights import Need, Right
@@ -65,6 +65,7 @@ class RegisterArgs:
 
     name: str
     table: str = ""
+    source: str = ""  # set by the runtime: the digest of the proposal now, what an approval is bound to
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,27 @@ def resolve_named(kernel: Kernel, proc: Process, args: Any) -> Any:
     """Check the tool name and make ``table`` the table it names."""
     _check_name(args.name)
     return replace(args, table=table_of(proc, getattr(args, "table", ""))) if hasattr(args, "table") else args
+
+
+def resolve_register(kernel: Kernel, proc: Process, args: RegisterArgs) -> Any:
+    """Check the names and bind the call to the source proposed now (an approval is of that source)."""
+    named = resolve_named(kernel, proc, args)
+    v = objrows.head(kernel.store.conn, om.own(proc.pid), f"tools/{args.name}")
+    return replace(named, source=v.digest if v is not None and v.digest is not None else "")
+
+
+def describe_register(kernel: Kernel, proc: Process, args: RegisterArgs) -> dict[str, Any]:
+    """What a person approving a registration sees: the source itself (its digest, size, a preview)."""
+    shown: dict[str, Any] = {"name": args.name, "table": args.table}
+    try:
+        body = _proposed(kernel, proc.pid, args.name)
+    except AlosError as err:
+        return {**shown, "problem": err.message}
+    source = str(body["source"])
+    most = limits.PREVIEW_CHARS * 4
+    return {**shown, "description": str(body.get("description", ""))[: limits.PREVIEW_CHARS],
+            "digest": codec.digest(source.encode()), "bytes": len(source.encode()),
+            "preview": source[:most], "truncated": len(source) > most}  # fmt: skip
 
 
 def resolve_list(kernel: Kernel, proc: Process, args: ListArgs) -> ListArgs:
@@ -282,7 +304,11 @@ class Checked:
 
 
 async def check_registration(kernel: Kernel, proc: Process, args: RegisterArgs) -> Checked:
-    """Check the proposal again; raise Invalid naming its problems."""
+    """Check the proposal again; raise Invalid naming its problems, Conflict if it changed since
+    the call was decided (an approval was of the source proposed then)."""
+    v = objrows.head(kernel.store.conn, om.own(proc.pid), f"tools/{args.name}")
+    if v is not None and v.digest != args.source:
+        raise Conflict(f"tool {args.name} was proposed again while its registration was decided; register it again")
     body = _proposed(kernel, proc.pid, args.name)
     problems = await _problems(kernel, body["source"])
     if problems:

@@ -78,6 +78,8 @@ class Worker:
     decide: Decide | None = None  # the broker's callback while a call runs
     parked: bool = False
     probed: bool = False
+    asked: int = 0  # broker requests in the call in progress
+    flooded: bool = False  # past JIT_SYSCALLS_MAX of them: the worker was killed
     err: bytearray = field(default_factory=bytearray)
     calls: int = 0
     inside: str = ""  # the worker's directory as Deno sees it (/w under bubblewrap)
@@ -165,6 +167,7 @@ class Jit:
         worker = await self._take(owner)
         worker.owner = owner
         worker.decide = decide
+        worker.asked = 0
         try:
             outcome = await self._call(worker, owner, module, source, args, syscall, wrappers)
         except BaseException:
@@ -251,6 +254,9 @@ class Jit:
         """Return why a worker's stdout closed in the middle of a call (it died)."""
         if w.parked:
             return Outcome(False, parked=True, syscalls=made)
+        if w.flooded:
+            return Outcome(False, error=f"the tool asked Deno's permission broker more than {limits.JIT_SYSCALLS_MAX} "
+                           "times in one call", limit="syscalls", syscalls=made)  # fmt: skip
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(w.proc.wait(), 2.0)
         code = w.proc.returncode
@@ -500,6 +506,11 @@ async def _serve_broker(holder: list[Worker], reader: asyncio.StreamReader, writ
             elif w is not None and w.decide is not None and permission == "read" and _within(value, w.inside + "/t/"):
                 reason = ""  # the runner loading the process's own tools
             elif w is not None and w.decide is not None:
+                w.asked += 1
+                if w.asked > limits.JIT_SYSCALLS_MAX:  # each is an audited decision: a flood ends the call
+                    w.flooded = True
+                    _kill_quietly(w)
+                    break
                 reason = await w.decide(permission, value)
                 if reason is PARK:
                     w.parked = True

@@ -157,8 +157,8 @@ declare global {
       propose(args: { name: string; source: string; description: string; parameters?: Record<string, unknown> }): Promise<any>;
       propose(name: string, rest?: { name?: string; source: string; description: string; parameters?: Record<string, unknown> }): Promise<any>;
       /** Register proposed tool ``name`` in your own tool table, or in shared table ``table`` (it is checked again first). Once registered, it is one of the tools you can call. */
-      register(args: { name: string; table?: string }): Promise<any>;
-      register(name: string, rest?: { name?: string; table?: string }): Promise<any>;
+      register(args: { name: string; table?: string; source?: string }): Promise<any>;
+      register(name: string, rest?: { name?: string; table?: string; source?: string }): Promise<any>;
       /** Remove tool ``name`` from your own tool table, or from shared table ``table``. */
       unregister(args: { name: string; table?: string }): Promise<any>;
       unregister(name: string, rest?: { name?: string; table?: string }): Promise<any>;
