@@ -134,4 +134,5 @@ JIT_SYSCALLS_MAX = 256  # syscalls one tool call may make
 JIT_WORKERS_WARM = 2  # Deno workers started ahead of need
 JIT_WORKERS_KEPT = 4  # workers kept for the processes that used them last (a worker serves one process)
 JIT_START_SECONDS = 15.0  # s a Deno worker may take to start and say it is ready
+JIT_CHECK_HEAP_MB = 1024  # MiB of V8 heap deno check may use for one tool (it runs outside bubblewrap)
 JIT_CHECK_SECONDS = 60.0  # s deno check and deno info may take for one tool (a cold check is ~1 s)

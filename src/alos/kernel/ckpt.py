@@ -109,6 +109,8 @@ def effects_since(conn: Any, c: Checkpoint, pids: Sequence[Pid], skip: Sequence[
             continue
         if syscall == "ckpt.create" and resource == f"proc:{pid}":
             continue  # a checkpoint of itself changed nothing outside it
+        if syscall in ("tool.register", "tool.unregister") and resource.startswith(f"tool:proc/{pid}/"):
+            continue  # its own tool table: a restore sets it back
         out.append({"audit": seq, "time": when, "pid": pid, "syscall": syscall, "resource": resource})
     return out
 

@@ -17,7 +17,7 @@ reported by ``broker`` and workers run without it (no permissions at all).
 
 A worker serves one process at a time: it is kept for the process that used it last, handed to
 no other, and killed after a call that failed, parked or hit a limit. This module knows nothing
-of capabilities: ``syscall`` and ``decide`` are the caller's (tools/jit.py goes to dispatch()).
+of capabilities: ``syscall`` and ``decide`` are the caller's (tooljit.py goes to dispatch()).
 """
 
 from __future__ import annotations

@@ -397,7 +397,8 @@ async def check(deno: str, source: str, declarations: str, cache_dir: str | None
         problems = _graph_problems(info, work)
         if problems:
             return Verdict(tuple(problems), checked=False)
-        ran = await _deno([deno, "check", *flags, "--cached-only", "check.ts"], work, env)
+        heap = f"--v8-flags=--max-old-space-size={limits.JIT_CHECK_HEAP_MB}"  # a type-level bomb ends there
+        ran = await _deno([deno, "check", *flags, heap, "--cached-only", "check.ts"], work, env)
         if ran.timed_out:
             return Verdict((f"deno check took longer than {limits.JIT_CHECK_SECONDS:g} s: simplify the types",), True)
         if ran.code == 0:
