@@ -92,11 +92,15 @@ def test_a_version_1_store_migrates_forward_and_keeps_its_processes(tmp_path: Pa
         version = rt.store.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
         assert version == str(limits.SCHEMA_VERSION)
         tables = {r[0] for r in rt.store.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"messages", "budgets", "objects", "versions", "checkpoints"} <= tables
-        # a live process of an old store gets the namespace and the rights a new one gets
-        assert {f"obj:proc/{p.pid}/*", f"ns:proc/{p.pid}"} <= {c.pattern for c in rt.kernel.caps(p.pid)}
+        assert {"messages", "budgets", "objects", "versions", "checkpoints", "tools", "tool_specs"} <= tables
+        # a live process of an old store gets the namespace, tool table and rights a new one gets
+        held = {c.pattern for c in rt.kernel.caps(p.pid)}
+        assert {f"obj:proc/{p.pid}/*", f"ns:proc/{p.pid}", f"tool:proc/{p.pid}/*"} <= held
         made = asyncio.run(rt.dispatch(p.pid, "obj.create", {"name": "n", "type": "text", "value": "kept"}))
         assert made["version"] == 1
+        assert asyncio.run(rt.dispatch(p.pid, "tool.list", {}))["tools"] == []
+        index = rt.store.conn.execute("SELECT sql FROM sqlite_master WHERE name='audit_effects'").fetchone()[0]
+        assert "'tool.register'" in index  # made again by the migration to schema 5
     finally:
         rt.close()
 
