@@ -112,8 +112,46 @@ async def jit_syscall(plan: Plan) -> Result:
                   Target("median", SYSCALL_TARGET_US), note=note)  # fmt: skip
 
 
+async def jit_dispatch(plan: Plan) -> Result:
+    """A registered tool's libos.syscall as a process makes it: clock.now through dispatch()
+    (decided and audited), the runtime's own path (tooljit.call), per syscall."""
+    from alos import tooljit
+    from alos.rights import Effect, parse_grant
+    from alos.types import ToolCall
+    from benchmarks.fixture import environment
+
+    per_call = limits.JIT_SYSCALLS_MAX - 6
+    async with environment() as env:
+        rt = env.rt
+        grant = [parse_grant("tool:proc/*=register", Effect.ALLOW, env.workspace),
+                 parse_grant("clock=read", Effect.ALLOW, env.workspace)]  # fmt: skip
+        pid = await rt.spawn("base", "benchmark", workspace=env.workspace, model=env.script([]), grants=grant)
+        params = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+        await rt.dispatch(
+            pid, "tool.propose", {"name": "loop", "source": LOOP, "description": "d", "parameters": params}
+        )
+        await rt.dispatch(pid, "tool.register", {"name": "loop"})
+        [spec] = tooljit.table(rt.kernel, pid, (), set()).values()
+        await tooljit.call(rt.kernel, pid, spec, ToolCall("w", "loop", {"n": 10}), None)  # warm-up
+        samples: list[int] = []
+        for i in range(max(2, plan.calls // 500)):
+            start = time.perf_counter_ns()
+            text, ok, _ = await tooljit.call(rt.kernel, pid, spec, ToolCall(str(i), "loop", {"n": per_call}), None)
+            took = time.perf_counter_ns() - start
+            if not ok or text != str(per_call):
+                raise RuntimeError(f"the tool returned {text!r:.300}")
+            samples += [took // per_call] * per_call
+        how = _how(rt.kernel.jit)
+        await rt.kernel.jit.aclose()
+    summary = summarize(samples)
+    note = f"per syscall of calls of {per_call}, each decided and audited; {how}"
+    return Result("JIT syscall through dispatch (clock.now)", summary, summary.per_second, "syscalls/s", None,
+                  note=note)  # fmt: skip
+
+
 BENCHES: dict[str, Bench] = {
     "jit_cold": jit_cold,
     "jit_warm": jit_warm,
     "jit_syscall": jit_syscall,
+    "jit_dispatch": jit_dispatch,
 }
