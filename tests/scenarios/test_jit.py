@@ -55,6 +55,7 @@ def test_a_toolmaker_writes_validates_registers_and_calls_its_tool(runtime: alos
              {"tool_calls": [call("proc_exit", status="ok", result="done")]}]  # fmt: skip
     pid = maker(runtime, ws, turns)
     asyncio.run(runtime.run())
+    assert runtime.kernel.jit.broker == "used"  # Deno asked alos, its permission broker
     got = results(runtime, pid)
     assert json.loads(got[1])["ok"] is True, got[1]
     assert '"registered":"count_lines"' in got[2].replace(" ", "")

@@ -23,6 +23,7 @@ of capabilities: ``syscall`` and ``decide`` are the caller's (tooljit.py goes to
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import hashlib
 import json
@@ -79,6 +80,7 @@ class Worker:
     parked: bool = False
     probed: bool = False
     asked: int = 0  # broker requests in the call in progress
+    brokered: bool = False  # Deno has connected to its broker socket (once: no other connection is served)
     flooded: bool = False  # past JIT_SYSCALLS_MAX of them: the worker was killed
     err: bytearray = field(default_factory=bytearray)
     calls: int = 0
@@ -134,6 +136,7 @@ class Jit:
         if self._root is None or not os.path.isdir(self._root):
             self._root = tempfile.mkdtemp(prefix="alos-jit-")
             os.mkdir(os.path.join(self._root, "cache"), 0o700)
+            atexit.register(shutil.rmtree, self._root, True)  # a host that never closed its Jit leaves none
         return self._root
 
     async def check(self, source: str) -> jitcheck.Verdict:
@@ -491,7 +494,16 @@ async def _drain(w: Worker) -> None:
 
 
 async def _serve_broker(holder: list[Worker], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Answer Deno's permission requests for the worker in ``holder`` (JSON lines; fail closed)."""
+    """Answer Deno's permission requests for the worker in ``holder`` (JSON lines; fail closed).
+    Deno connects once, at its start: a second connection to the socket is not Deno's, and is closed."""
+    for _ in range(int(limits.JIT_START_SECONDS * 100)):  # Deno may connect before its start has returned
+        if holder:
+            break
+        await asyncio.sleep(0.01)
+    if not holder or holder[0].brokered:
+        writer.close()
+        return
+    holder[0].brokered = True
     try:
         while line := await reader.readline():
             req = jitwire.parse(line)
