@@ -18,6 +18,9 @@ TARGETS = (
     "src/alos/primitives/obj.py",
     "src/alos/primitives/ns.py",
     "src/alos/kernel/ckpt.py",
+    "src/alos/primitives/tool.py",
+    "src/alos/tooljit.py",
+    "src/alos/providers/jitwire.py",
 )
 # the tests that exercise authority: unit tests and the scenarios of dispatch, grants, approvals,
 # processes, turns and recovery, and the CLI runs that show decisions (a few minutes traced on a
@@ -45,4 +48,7 @@ POOL = (
     "tests/scenarios/test_shell.py",
     "tests/scenarios/test_bb_shell.py",
     "tests/scenarios/test_net_fetch.py",
+    "tests/scenarios/test_jit.py",
+    "tests/scenarios/test_bb_jit.py",
+    "tests/scenarios/test_redteam_jit.py",
 )

@@ -18,6 +18,11 @@ reported by ``broker`` and workers run without it (no permissions at all).
 A worker serves one process at a time: it is kept for the process that used it last, handed to
 no other, and killed after a call that failed, parked or hit a limit. This module knows nothing
 of capabilities: ``syscall`` and ``decide`` are the caller's (tooljit.py goes to dispatch()).
+The run/ffi/sys and /proc refusal here repeats tool.permit's on purpose: the broker fails closed
+even if a caller's ``decide`` allowed them.
+Size: a worker's life (start, call, broker, kill) and the pool that keeps workers act on the one
+Worker record; the protocol's checks (jitwire.py) and the Deno process's limits (denoproc.py)
+are apart already.
 """
 
 from __future__ import annotations
