@@ -313,3 +313,65 @@ def test_approving_a_registration_shows_the_source_and_binds_it(runtime: alos.Ru
     [again] = runtime.requests()  # the approval was of the first source: the second is asked for
     assert again.id != req.id and again.detail["preview"] == other
     assert d(runtime, pid, "tool.list")["tools"] == []
+
+
+def test_arguments_that_do_not_fit_the_schema_are_a_repair_and_the_tool_never_runs(
+    runtime: alos.Runtime, ws: Path
+) -> None:
+    turns = [*make("count_lines", COUNT, SCHEMA), {"tool_calls": [call("count_lines", file="README.md")]},
+             {"tool_calls": [call("proc_exit", status="ok", result="done")]}]  # fmt: skip
+    pid = maker(runtime, ws, turns)
+    asyncio.run(runtime.run())
+    got = results(runtime, pid)[3]
+    assert "do not fit its schema" in got and "'path' is a required property" in got, got
+    assert not [r for r in runtime.audit(pid) if r.syscall == "fs.read"]  # it never ran
+    assert runtime.process(pid).result == "done"
+
+
+def test_a_schema_must_be_an_object_s_and_a_pattern_is_found_wherever_it_is(runtime: alos.Runtime, ws: Path) -> None:
+    pid = maker(runtime, ws, [])
+    for bad, said in (
+        ({"type": "array"}, 'must be a JSON Schema with "type": "object"'),
+        ({"type": "object", "properties": {"xs": {"type": "array", "items": {"pattern": "(a+)+$"}}}}, "uses pattern"),
+        ({"type": "object", "anyOf": [{"patternProperties": {"^a": {}}}]}, "uses patternProperties"),
+    ):
+        with pytest.raises(alos.Invalid, match=said):
+            d(runtime, pid, "tool.propose", name="t", source=COUNT, description="d", parameters=bad)
+
+
+def test_the_broker_may_ask_only_about_a_file_by_its_absolute_path(runtime: alos.Runtime, ws: Path) -> None:
+    pid = maker(runtime, ws, [])
+    for value in ("README.md", "/tmp/a\x00b", None):
+        with pytest.raises(alos.Denied, match="absolute path"):
+            d(runtime, pid, "tool.permit", permission="read", value=value)
+    with pytest.raises(alos.Denied, match="never reads /proc"):
+        d(runtime, pid, "tool.permit", permission="read", value="/proc/self/environ")
+    assert d(runtime, pid, "tool.permit", permission="read", value=str(ws / "README.md")) == "allow"
+
+
+def test_a_process_s_own_tool_comes_before_a_shared_one_of_the_same_name(runtime: alos.Runtime, ws: Path) -> None:
+    from alos import tooljit
+
+    pid = maker(runtime, ws, [], allow=("fs:*=read,list", "tool:proc/*=register", "tool:team/*=register"))
+    d(runtime, pid, "tool.propose", name="count_lines", source=COUNT, description="mine", parameters=SCHEMA)
+    d(runtime, pid, "tool.register", name="count_lines")
+    d(runtime, pid, "tool.register", name="count_lines", table="team")
+    d(runtime, pid, "tool.propose", name="other", source=COUNT, description="shared", parameters=SCHEMA)
+    d(runtime, pid, "tool.register", name="other", table="team")
+    seen = tooljit.table(runtime.kernel, pid, ("team",), {"fs_read"})
+    assert {n: (t.table, t.description) for n, t in seen.items()} == {
+        "count_lines": (f"proc/{pid}", "mine"), "other": ("team", "shared")
+    }  # fmt: skip
+
+
+def test_running_a_tool_under_ask_parks_before_it_runs(runtime: alos.Runtime, ws: Path) -> None:
+    turns = [*make("count_lines", COUNT, SCHEMA), {"tool_calls": [call("count_lines", path="README.md")]},
+             {"tool_calls": [call("proc_exit", status="ok", result="done")]}]  # fmt: skip
+    pid = maker(runtime, ws, turns)
+    d(runtime, 0, "cap.grant", pid=pid, pattern=f"tool:proc/{pid}/count_lines", rights=["execute"], effect="ask")
+    asyncio.run(runtime.run())
+    [req] = runtime.requests()
+    assert req.syscall == "tool.open" and not [r for r in runtime.audit(pid) if r.syscall == "fs.read"]
+    asyncio.run(runtime.answer(req.id, "once"))
+    asyncio.run(runtime.run())
+    assert json.loads(results(runtime, pid)[3]) == {"lines": 1}
