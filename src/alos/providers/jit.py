@@ -1,4 +1,7 @@
 """The JIT provider: runs agent-written TypeScript tools in Deno workers (docs/jit.md).
+Size: a worker's life (start, call, broker, kill) and the pool that keeps workers act on the one
+Worker record; the protocol's checks (jitwire.py) and the Deno process's limits (denoproc.py)
+are apart already.
 
 A worker is one ``deno run`` of jit_runner.ts with no ``--allow-*`` flag, ``--no-remote
 --no-npm --cached-only --no-config``, V8 flags that cap the heap and refuse code made from
@@ -20,9 +23,6 @@ no other, and killed after a call that failed, parked or hit a limit. This modul
 of capabilities: ``syscall`` and ``decide`` are the caller's (tooljit.py goes to dispatch()).
 The run/ffi/sys and /proc refusal here repeats tool.permit's on purpose: the broker fails closed
 even if a caller's ``decide`` allowed them.
-Size: a worker's life (start, call, broker, kill) and the pool that keeps workers act on the one
-Worker record; the protocol's checks (jitwire.py) and the Deno process's limits (denoproc.py)
-are apart already.
 """
 
 from __future__ import annotations
