@@ -58,19 +58,17 @@ class Agent:
         """Return the JIT tools of ``pid`` (read each quantum: a tool registered is callable next turn)."""
         return tooljit.table(self.kernel, pid, loaded.image.tool_tables, set(loaded.table))
 
-    def _with_jit(self, pid: Pid, loaded: _Loaded) -> dict[str, ToolSpec | tooljit.JitSpec]:
-        return {**loaded.table, **self._jit(pid, loaded)}
-
     async def quantum(self, pid: Pid) -> None:
         """Run one quantum of process ``pid``."""
         kernel = self.kernel
         proc = kernel.proc(pid)
         loaded = self.loaded(proc.image)
+        jit = self._jit(pid, loaded)  # read once a quantum: a tool registered is callable from the next
         act = actions.pending(kernel, pid)
         replay = act is not None  # re-entered: earlier dispatches may have journaled effects
         if act is None:
             actions.deliver(kernel, pid)
-            turn = await self._think(pid, loaded)
+            turn = await self._think(pid, loaded, jit)
             if turn is None:
                 return
             if kernel.proc(pid).epoch != proc.epoch:
@@ -83,7 +81,7 @@ class Agent:
                 self._repair(pid, "your reply was empty: call one of your tools (proc_exit when you are done)")
                 return
         epoch = proc.epoch
-        table = self._with_jit(pid, loaded)
+        table: dict[str, ToolSpec | tooljit.JitSpec] = {**loaded.table, **jit}
         repair = 0  # the number of this turn's repair, once one of its calls is malformed
         for index in range(act.next, len(act.calls)):
             if kernel.proc(pid).state is not ProcState.RUNNING:  # the cache was refreshed after the last call
@@ -103,7 +101,7 @@ class Agent:
                 text = f"{context.REPAIR}{repair} of {limits.MODEL_REPAIRS}] {text}"
             actions.finish_call(kernel, pid, act, index, text, result.ok, number)
 
-    async def _think(self, pid: Pid, loaded: _Loaded) -> ModelTurn | None:
+    async def _think(self, pid: Pid, loaded: _Loaded, jit: dict[str, tooljit.JitSpec]) -> ModelTurn | None:
         """Make the process's model call; return its turn, or None when the process stopped,
         parked, or failed (then it has exited)."""
         kernel = self.kernel
@@ -123,7 +121,7 @@ class Agent:
             window = self._windows[pid] = context.Window()
         args: dict[str, object] = {
             "messages": window.messages(msgs, budget),
-            "tools": loaded.wire + [t.wire() for t in self._jit(pid, loaded).values()],
+            "tools": loaded.wire + [t.wire() for t in jit.values()],
             "max_tokens": max_tokens,
             "temperature": image.temperature,
             "constrain": image.constrain,

@@ -41,12 +41,12 @@ def parse(text: str | bytes) -> Any:
         value = None
     else:
         opens = text.count("[") + text.count("{") if isinstance(text, str) else text.count(b"[") + text.count(b"{")
-        if opens <= limits.JSON_MAX_DEPTH or _depth_within(value, limits.JSON_MAX_DEPTH):
+        if opens <= limits.JSON_MAX_DEPTH or depth_within(value, limits.JSON_MAX_DEPTH):
             return value
     raise msgspec.DecodeError(f"JSON nested deeper than {limits.JSON_MAX_DEPTH} levels is refused")
 
 
-def _depth_within(value: Any, most: int) -> bool:
+def depth_within(value: Any, most: int) -> bool:
     """Return whether ``value`` nests at most ``most`` lists and objects deep (no recursion)."""
     todo: list[tuple[Any, int]] = [(value, 1)]
     while todo:

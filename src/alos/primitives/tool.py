@@ -198,7 +198,7 @@ def _spec_problems(args: ProposeArgs) -> list[str]:
         found.append(f"the source is over {limits.JIT_SOURCE_MAX_BYTES} bytes")
     if len(args.description) > limits.JIT_DESCRIPTION_MAX_CHARS:
         found.append(f"the description is over {limits.JIT_DESCRIPTION_MAX_CHARS} characters")
-    if not _within_depth(args.parameters, limits.JIT_SCHEMA_MAX_DEPTH):
+    if not codec.depth_within(args.parameters, limits.JIT_SCHEMA_MAX_DEPTH):
         found.append(f"the parameters schema nests deeper than {limits.JIT_SCHEMA_MAX_DEPTH} levels")
     elif len(codec.dumps(args.parameters)) > limits.JIT_SCHEMA_MAX_BYTES:
         found.append(f"the parameters schema is over {limits.JIT_SCHEMA_MAX_BYTES} bytes")
@@ -219,18 +219,6 @@ def _spec_problems(args: ProposeArgs) -> list[str]:
 
 
 _UNCHECKED = frozenset({"pattern", "patternProperties", "$ref", "$dynamicRef", "$id", "$anchor", "$dynamicAnchor"})
-
-
-def _within_depth(value: Any, most: int) -> bool:
-    """Return whether ``value`` nests at most ``most`` lists and objects deep (no recursion)."""
-    todo: list[tuple[Any, int]] = [(value, 1)]
-    while todo:
-        item, depth = todo.pop()
-        if isinstance(item, (dict, list)):
-            if depth > most:
-                return False
-            todo.extend((c, depth + 1) for c in (item.values() if isinstance(item, dict) else item))
-    return True
 
 
 _NAMED = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")  # name -> schema
