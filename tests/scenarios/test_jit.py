@@ -375,3 +375,9 @@ def test_running_a_tool_under_ask_parks_before_it_runs(runtime: alos.Runtime, ws
     asyncio.run(runtime.answer(req.id, "once"))
     asyncio.run(runtime.run())
     assert json.loads(results(runtime, pid)[3]) == {"lines": 1}
+
+
+def test_unregistering_a_tool_that_is_not_there_says_so(runtime: alos.Runtime, ws: Path) -> None:
+    pid = maker(runtime, ws, [])
+    with pytest.raises(alos.NotFound, match=f"no tool nothing_here in table proc/{pid}"):
+        d(runtime, pid, "tool.unregister", name="nothing_here")
