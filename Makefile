@@ -61,14 +61,19 @@ real-model: $(STAMP)
 	$(BIN)/python -m alos.realmodel install
 	$(BIN)/python -m alos.realcheck
 
-# The Debian packages alos uses where present: bubblewrap isolates shell commands (docs/shell.md). As
-# root with apt-get it installs them; otherwise it says what to install. Without them alos still runs
-# (commands unisolated) and the tests of isolation are skipped.
+# The Debian packages alos uses where present: bubblewrap isolates shell commands and JIT tools
+# (docs/shell.md); chromium is the browser the console's tests drive (docs/console.md). As root with
+# apt-get it installs what is missing; otherwise it says what to install. Without bubblewrap alos
+# still runs (commands unisolated) and the isolation tests are skipped; without chromium the
+# browser tests are skipped.
 system-packages:
-	@if command -v bwrap > /dev/null; then echo "bubblewrap is installed: $$(bwrap --version)"; \
-	elif command -v apt-get > /dev/null && [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap > /dev/null && bwrap --version; \
-	else echo "bubblewrap is not installed: 'sudo apt-get install bubblewrap' lets alos isolate shell commands"; fi
+	@missing=""; command -v bwrap > /dev/null || missing="$$missing bubblewrap"; \
+	  test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	  if [ -z "$$missing" ]; then echo "bubblewrap and chromium are installed"; \
+	  elif command -v apt-get > /dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing > /dev/null \
+	    && echo "installed:$$missing"; \
+	  else echo "not installed:$$missing ('sudo apt-get install$$missing'): see docs/shell.md and docs/console.md"; fi
 
 # Re-pin every dependency to the newest release that fits pyproject.toml, in a throwaway venv.
 lock:

@@ -15,7 +15,7 @@ from alos import codec, images, limits
 from alos.agent import Agent
 from alos.config import DEFAULT_STORE, ModelConfig
 from alos.config import load as load_config
-from alos.errors import Conflict, Invalid, NotFound
+from alos.errors import Conflict, Invalid, NotFound, Unavailable
 from alos.images import is_path
 from alos.images.load import load as load_image
 from alos.kernel import Kernel, objects, reads
@@ -29,7 +29,7 @@ from alos.providers.model import open_model
 from alos.providers.net import HostNetwork
 from alos.providers.shell import HostShell
 from alos.rights import Effect, Grant, Right
-from alos.syscall import dispatch
+from alos.syscall import TABLE, dispatch
 from alos.types import HOST, AuditRecord, Event, HumanRequest, Pid, Process, RequestState
 
 
@@ -51,14 +51,15 @@ class Runtime:
 
     # -- changing things: always through dispatch() as the host ------------------------
 
-    async def dispatch(self, pid: Pid, name: str, args: dict[str, Any]) -> Any:
+    async def dispatch(self, pid: Pid, name: str, args: dict[str, Any], via: str | None = None) -> Any:
         """Perform syscall ``name`` as process ``pid`` (0 is the host); see syscall.dispatch.
+        ``via`` names the host's front end that asks (e.g. "console"): its audit record says so.
 
         Its audit record is durable before this returns or raises, refusals and reads included
         (the agent loop instead writes them with the transaction that records the tool result).
         """
         try:
-            return await dispatch(self.kernel, pid, name, args)
+            return await dispatch(self.kernel, pid, name, args, by=via)
         finally:
             self.kernel.flush()
 
@@ -166,23 +167,27 @@ class Runtime:
         result: dict[str, Any] = await self.dispatch(HOST, "image.register", {"image": images.to_json(image)})
         return result
 
-    async def signal(self, pid: Pid, signal: str, text: str = "") -> dict[str, Any]:
+    async def signal(self, pid: Pid, signal: str, text: str = "", via: str | None = None) -> dict[str, Any]:
         """Send process ``pid`` a signal as the host: interrupt | pause | resume | term | kill."""
-        result: dict[str, Any] = await self.dispatch(HOST, "proc.signal", {"pid": pid, "signal": signal, "text": text})
+        args = {"pid": pid, "signal": signal, "text": text}
+        result: dict[str, Any] = await self.dispatch(HOST, "proc.signal", args, via)
         return result
 
-    async def send(self, pid: Pid, text: str, kind: str = "human") -> dict[str, Any]:
+    async def send(self, pid: Pid, text: str, kind: str = "human", via: str | None = None) -> dict[str, Any]:
         """Queue ``text`` for process ``pid`` as the host; a 'human' message is shown to its model
         before its next model call, and wakes it if it waits on its queue."""
-        result: dict[str, Any] = await self.dispatch(HOST, "msg.send", {"pid": pid, "body": text, "kind": kind})
+        result: dict[str, Any] = await self.dispatch(HOST, "msg.send", {"pid": pid, "body": text, "kind": kind}, via)
         return result
 
-    async def answer(self, request_id: int, verdict: str, text: str | None = None, by: str = "host") -> dict[str, Any]:
+    async def answer(
+        self, request_id: int, verdict: str, text: str | None = None, by: str = "host", via: str | None = None
+    ) -> dict[str, Any]:
         """Answer a human request as the host (once | always | deny | answer); see approval.answer."""
         result: dict[str, Any] = await self.dispatch(
             HOST,
             "human.answer",
             {"request": request_id, "verdict": verdict, "text": text, "by": by},
+            via,
         )
         return result
 
@@ -209,11 +214,31 @@ class Runtime:
         finally:
             await self.kernel.close_models()
 
+    async def serve(self) -> None:
+        """Run every process, those other programs start, answer, signal or message included, until
+        cancelled; asleep (no polling) while nothing is runnable. Needs ``open(..., host=True)``.
+        Cancelled, it leaves its processes runnable for the next host (with ``close``)."""
+        if not self.store.hosting:
+            raise Unavailable("only the store's host serves its processes: open it with host=True")
+        self.recover()
+        try:
+            await self.scheduler.run(stay=True)
+        finally:
+            await self.kernel.close_models()
+
+    def host_running(self) -> bool:
+        """Return whether a host (this program or another) runs this store's processes now."""
+        return self.store.host_running()
+
     def recover(self) -> list[Pid]:
         """Make processes a dead host left running runnable again; return their pids."""
         return self.scheduler.recover()
 
     # -- reading ------------------------------------------------------------------------
+
+    def syscalls(self) -> list[str]:
+        """Return the names of every syscall, sorted."""
+        return sorted(TABLE)
 
     def refresh(self) -> bool:
         """Notice changes other terminals made; return whether there were any."""
@@ -272,6 +297,7 @@ class Runtime:
         """Write what is held, then release the store. A host stopped mid-quantum (Ctrl-C) leaves
         its processes runnable, not 'running' with no host to run them."""
         try:
+            self.scheduler.close()
             self.kernel.shell.close()  # no command outlives the host
             self.kernel.jit.close()  # nor a JIT tool
             self.kernel.flush()  # first: a 'running' move may still be held for the next commit

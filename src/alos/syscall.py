@@ -277,8 +277,13 @@ _HOST_PROC = Process(
 )
 
 
-async def dispatch(kernel: Kernel, subject: int, name: str, raw: dict[str, Any], site: Site | None = None) -> Any:
+async def dispatch(
+    kernel: Kernel, subject: int, name: str, raw: dict[str, Any], site: Site | None = None, *, by: str | None = None
+) -> Any:
     """Perform syscall ``name`` with arguments ``raw`` as process ``subject`` (0: the host).
+
+    ``by`` says which of the host's front ends made a host call (e.g. "console"); its audit
+    record names it. It is the host's word, never an argument: a process cannot set it.
 
     ``site`` is where the call stands inside the process's pending action (None outside one):
     there its outside effects and store changes are journaled, and a re-dispatch answers
@@ -287,7 +292,10 @@ async def dispatch(kernel: Kernel, subject: int, name: str, raw: dict[str, Any],
     is refused or fails.
     """
     kernel.refresh()
+    if by is not None and subject != HOST:
+        raise ValueError("only the host's calls carry who made them")
     call = _Call(kernel, subject, name, raw, site)
+    call.by = by
     entry, p = call.prepare()
     if entry.journaled and site is not None and site.replay:
         replayed = call.replay(entry, p)
@@ -337,6 +345,7 @@ class _Call:
         self.name = name
         self.raw = raw
         self.site = site
+        self.by: str | None = None  # the host's front end that made it, for the audit
         self.entry: Entry[Any, Any] | None = None  # set once looked up
         self.args: Any = None
         self.resource = ""  # set from the needs once resolved, or guessed when resolution fails
@@ -719,6 +728,8 @@ class _Call:
         detail = self.summary()
         if extra:
             detail.update(extra)
+        if self.by is not None:
+            detail["via"] = self.by
         when = tx.now if tx is not None else kernel.clock.now()
         record = Deferred(when, subject, self.name, self.resource, self.right, label, outcome, detail)
 

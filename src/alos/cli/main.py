@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from alos.cli import ckpts, look, objects, show
+from alos.cli import ckpts, look, objects, serve, show
 from alos.cli.drive import EXIT_FAILED, Driver, who
 from alos.cli.grants import parse_budget, parse_grants, requested
 from alos.cli.host import open_host
@@ -124,6 +124,12 @@ def cli() -> None:
     default=None,
     help="Share of quanta, 1 to 9 (default 5); children never get more than their parent.",
 )
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="Only start it: store the process, print its pid and return at once, for the host that "
+    "'alos serve' runs (with that host's model settings).",
+)
 @host_options
 @approve_option
 @json_option
@@ -144,6 +150,7 @@ def run(
     budget: tuple[str, ...],
     priority: int | None,
     isolate: str,
+    detach: bool,
     answers: str | None,
     approve: str,
     as_json: bool,
@@ -174,6 +181,12 @@ def run(
     except AlosError as err:
         raise click.UsageError(err.message) from None
     ui, out = _screens(as_json)
+    if detach:
+        if answers is not None or record is not None:
+            raise click.UsageError("--answers and --record are the host's: pass them to 'alos serve'")
+        start = serve.Start(image, goal, workspace, spec, grants, limits_, priority, grant_requested, approve)
+        serve.detach(store, start, ui, out if as_json else None)
+        return
     names: dict[int, str] = {}
     rt = open_host(
         store, ui, names, models=config, record=record, isolate=isolate, answers=answers, workspace=workspace
@@ -364,7 +377,7 @@ def demo(workspace: str | None, interactive: bool, real: bool) -> None:
 
 for _command in (look.ps, look.approvals, look.audit, image_group, models_group):
     cli.add_command(_command)
-for _command in (objects.obj, objects.store, ckpts.ckpt):
+for _command in (objects.obj, objects.store, ckpts.ckpt, serve.serve, serve.console):
     cli.add_command(_command)
 
 

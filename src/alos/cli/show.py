@@ -14,6 +14,7 @@ from rich.text import Text
 
 from alos import codec, limits
 from alos.cli.screen import Screen, clip, clip_left, command, row, text
+from alos.requestform import form
 from alos.types import Event, HumanRequest, Process, ProcState
 
 
@@ -151,81 +152,51 @@ def tell(screen: Screen, names: dict[int, str]) -> Any:
     return show
 
 
-# detail keys the panel shows in its own way, or not at all (JSON carries them all)
-_SPECIAL = frozenset({"syscall", "note", "preview", "truncated", "diff", "diff_omitted", "state", "question"})
-
-
 def request_panel(req: HumanRequest, full: bool = False) -> Panel:
-    """Return a panel showing everything that answering ``req`` would let happen.
+    """Return a panel showing everything that answering ``req`` would let happen (requestform.form,
+    as the console shows it too).
 
     A diff longer than limits.DIFF_SHOWN_LINES is cut, saying how much is not shown and how to
     see all of it, unless ``full``.
     """
-    d = req.detail
+    f = form(req)
     body = Text(overflow="fold")
-    if req.kind.value == "question":
-        question = indented(str(d.get("question", "")), "┆ ")
+    if f.question is not None:
+        question = indented(f.question, "┆ ")
         body.append_text(row(("question: ", "bold"), question, keep_newlines=True))
         body.append_text(text(("answer with: ", "dim"), (f"{command()} answer {req.id} TEXT", "bold")))
-        return _panel(req, body)
-    body.append_text(row((f"{req.syscall} ", "bold"), f"needs {req.right} on ", (req.resource, "bold")))
-    if d.get("note"):
-        body.append_text(row((d["note"], "yellow")))
-    for key, value in d.items():
-        if key not in _SPECIAL:
-            body.append_text(_field(key, value))
-    diff = d.get("diff")
-    if diff is not None:
-        _diff(body, req.id, diff, full)
-    elif "preview" in d:
-        cut = "…" if d.get("truncated") else ""
-        body.append_text(row(("  preview: ", "dim"), str(d["preview"]) + cut))
-    if d.get("diff_omitted"):
-        body.append_text(row(("  no diff: ", "dim"), d["diff_omitted"]))
+        return _panel(req, f.title, body)
+    syscall, right, resource = f.headline
+    body.append_text(row((f"{syscall} ", "bold"), f"needs {right} on ", (resource, "bold")))
+    if f.note:
+        body.append_text(row((f.note, "yellow")))
+    for key, lines in f.fields:
+        listed = req.detail.get(key)
+        if not isinstance(listed, list) or not listed:
+            body.append_text(row(("  " + key + ": ", "dim"), lines[0]))
+        else:
+            body.append_text(row(("  " + key + ":", "dim")))
+            for line in lines:
+                body.append_text(row("    " + line))
+    if f.diff is not None:
+        _diff(body, req.id, f.diff, full)
+    elif f.preview is not None:
+        body.append_text(row(("  preview: ", "dim"), f.preview))
+    if f.diff_omitted:
+        body.append_text(row(("  no diff: ", "dim"), f.diff_omitted))
     body.append_text(
         text(
             ("answer with: ", "dim"),
             (f"{command()} approve {req.id} [--always]  |  {command()} deny {req.id} [--reason TEXT]", "bold"),
         )
     )
-    return _panel(req, body)
+    return _panel(req, f.title, body)
 
 
-def _panel(req: HumanRequest, body: Text) -> Panel:
-    title = text(f"request {req.id} · process {req.pid} · {req.kind.value} · {req.state.value}")
+def _panel(req: HumanRequest, title: str, body: Text) -> Panel:
     return Panel(
-        body, title=title, title_align="left", border_style="yellow" if req.state.value == "pending" else "dim"
+        body, title=text(title), title_align="left", border_style="yellow" if req.state.value == "pending" else "dim"
     )
-
-
-def _field(key: str, value: Any) -> Text:
-    """Return one ``key: value`` line of a panel; lists one item a line, grants as CLI specs."""
-    if isinstance(value, list):
-        if not value:
-            return row(("  " + key + ": ", "dim"), "none")
-        out = row(("  " + key + ":", "dim"))
-        for item in value:
-            out.append_text(row("    " + (_grant(item) if key == "grants" else _value(item))))
-        return out
-    return row(("  " + key + ": ", "dim"), _value(value))
-
-
-def _grant(g: Any) -> str:
-    if not isinstance(g, dict):
-        return _value(g)
-    rights = ",".join(str(r) for r in g.get("rights", []))
-    passed = " (delegable)" if g.get("delegable") else ""
-    return f"--{g.get('effect', 'allow')} '{g.get('pattern')}={rights}'{passed}"
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and value and all(not isinstance(v, (dict, list)) for v in value.values()):
-        return " ".join(f"{k}={v}" for k, v in value.items())
-    if value is None or value == {}:
-        return "none"
-    return codec.dumps(value)
 
 
 def _diff(body: Text, rid: int, diff: list[str], full: bool) -> None:

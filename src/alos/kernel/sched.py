@@ -8,6 +8,8 @@ starve the others. Waiting processes cost nothing: the scheduler hears of runnab
 from state events and keeps a heap of deadlines for timed waits, which it fires through the
 clock provider. It owns the running state; the quantum's body is injected (the agent loop
 lives above the kernel). Whatever escapes a quantum is a bug: the process exits failed.
+While it has nothing to do it sleeps in the event loop on the store's bell (store/bell.py):
+other programs' commits wake it, nothing polls.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from alos.errors import Conflict, StoreLost
 from alos.kernel.kernel import Deferred, Kernel
 from alos.kernel.proc import amend, end, mark, transition
 from alos.store import rows
+from alos.store.bell import Listener
 from alos.types import Event, Exit, Pid, ProcState
 
 
@@ -41,6 +44,8 @@ class Scheduler:
         self._running: set[Pid] = set()
         self._seq = 0
         self._done: asyncio.Event | None = None  # made inside run(): an Event belongs to one loop
+        self._ear: Listener | None = None  # on the store's bell, from the first wait on a real clock
+        self._deaf = False  # the store's directory let no listener be made: look now and then instead
         kernel.listeners.append(self._heard)
 
     def runnable(self) -> list[Pid]:
@@ -77,8 +82,10 @@ class Scheduler:
         self._timers = rows.timed_waits(self.kernel.store.conn)
         heapq.heapify(self._timers)
 
-    async def run(self) -> None:
-        """Run quanta until no process is runnable and no timed wait is pending.
+    async def run(self, stay: bool = False) -> None:
+        """Run quanta until no process is runnable and no timed wait is pending; with ``stay``,
+        go on until cancelled, asleep while there is nothing to do (other programs' commits, the
+        next timed wait and this program's own changes wake it).
 
         A process whose quantum ends with nothing else to run keeps running into its next
         quantum: it is not written runnable and running again, which would be two empty commits.
@@ -90,12 +97,12 @@ class Scheduler:
         self._load()
         seen = kernel.generation
         try:
-            await self._loop(done, seen)
+            await self._loop(done, seen, stay)
         except* StoreLost as lost:  # no host can go on without its store: stop, say why
             raise lost.exceptions[0] from None
         kernel.flush()  # idle: every deferred audit record is written before anyone waits
 
-    async def _loop(self, done: asyncio.Event, seen: int) -> None:
+    async def _loop(self, done: asyncio.Event, seen: int, stay: bool) -> None:
         kernel = self.kernel
         async with asyncio.TaskGroup() as group:
             while True:
@@ -122,7 +129,10 @@ class Scheduler:
                 elif self._ready:
                     continue
                 elif self._timers:
-                    await self._sleep()
+                    await self._sleep(done)
+                elif stay:
+                    kernel.flush()  # idle: every deferred audit record is written before anyone waits
+                    await self._idle(done, None)
                 else:
                     break
 
@@ -203,11 +213,47 @@ class Scheduler:
                 except Conflict:
                     kernel.refresh()  # killed or woken from another terminal meanwhile: that stands
 
-    async def _sleep(self) -> None:
-        """Sleep until the next deadline, looking at the store now and then for others' changes."""
+    async def _sleep(self, done: asyncio.Event) -> None:
+        """Sleep until the next deadline, or until another program or this one changes something."""
         kernel = self.kernel
         delay = max(0.0, self._timers[0][0] - kernel.clock.now())
-        await kernel.clock.sleep(min(delay, limits.POLL_SECONDS) if kernel.clock.real else delay)
+        if kernel.clock.real:
+            await self._idle(done, delay)
+        else:
+            await kernel.clock.sleep(delay)
+
+    async def _idle(self, done: asyncio.Event, timeout: float | None) -> None:
+        """Wait until the store's bell rings, this program queues a process (``done``), or
+        ``timeout`` seconds pass. Without a bell, look at the store every POLL_SECONDS."""
+        ear = self._listen()
+        done.clear()
+        if self._ready:
+            return  # queued while the caller decided to wait
+        if ear is None:
+            timeout = limits.POLL_SECONDS if timeout is None else min(timeout, limits.POLL_SECONDS)
+        waits: list[asyncio.Future[bool]] = [asyncio.ensure_future(done.wait())]
+        if ear is not None:
+            waits.append(asyncio.ensure_future(ear.wait(timeout)))
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    def _listen(self) -> Listener | None:
+        if self._ear is None and not self._deaf:
+            try:
+                self._ear = self.kernel.store.bell.listen()
+            except OSError:
+                self._deaf = True
+        return self._ear
+
+    def close(self) -> None:
+        """Stop listening on the store's bell."""
+        if self._ear is not None:
+            self._ear.close()
+            self._ear = None
 
     def fail(self, pid: Pid, message: str, trace: str = "") -> None:
         """Exit ``pid`` failed with ``message``, audited."""

@@ -20,6 +20,7 @@ from importlib import resources
 
 from alos import limits
 from alos.errors import Invalid, StoreLost, Unavailable
+from alos.store.bell import Bell
 
 # version -> the statements that move a store from version-1 to version
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -99,6 +100,8 @@ class Store:
         self.identity = (st.st_dev, st.st_ino)  # the file opened: a file put at this path later is another
         self._seen_version = self._data_version()
         self._lock_fd: int | None = None  # the host lock's file, while this program is the host
+        # wakes the other programs on this store after each commit (store/bell.py)
+        self.bell = Bell(os.path.join(os.path.dirname(path), f".alos-bell-{st.st_dev:x}-{st.st_ino:x}"))
 
     def check(self) -> None:
         """Raise StoreLost when the file at this store's path is gone or is not the file opened."""
@@ -132,6 +135,7 @@ class Store:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")  # our own commits never change data_version for this connection
+        self.bell.ring()
 
     def changed_elsewhere(self) -> bool:
         """Return whether another connection committed since we last looked (and note it).
@@ -173,6 +177,23 @@ class Store:
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._lock_fd = fd
 
+    def host_running(self) -> bool:
+        """Return whether some program (this one or another) is the host of this store now."""
+        if self._lock_fd is not None:
+            return True
+        dev, ino = self.identity
+        try:
+            fd = os.open(os.path.join(self.directory, f".alos-host-{dev:x}-{ino:x}"), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False  # no host has ever run it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # drops the shared lock too
+        return False
+
     @property
     def hosting(self) -> bool:
         """Return whether this connection holds the host lock (runs the processes)."""
@@ -181,6 +202,7 @@ class Store:
     def close(self) -> None:
         """Close the connection and release the host lock if held."""
         self.conn.close()
+        self.bell.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

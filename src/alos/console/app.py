@@ -1,0 +1,194 @@
+"""The console as a web application, and the server that serves it on loopback.
+
+``application`` builds the Starlette app: the routes of views.py (reads) and acts.py (changes),
+the vendored htmx (static/vendor, from the npm packages htmx.org and htmx-ext-sse: no CDN, no
+build step) and the gate of access.py in front of all of it. ``Server`` runs it with uvicorn in
+the caller's event loop, beside a host's scheduler or alone, and stops when told: no ticking
+loop of its own while idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+from collections.abc import Iterator
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from alos.console.access import Gate, Keys
+from alos.console.acts import Acts
+from alos.console.feed import Feed
+from alos.console.views import BadInput, Pages
+from alos.errors import Invalid, Unavailable
+
+if TYPE_CHECKING:
+    from alos.runtime import Runtime
+
+LOOPBACK = "127.0.0.1"
+
+
+def application(rt: Runtime, keys: Keys, feed: Feed, hosts: frozenset[str], port: int, hosted: str = "") -> Any:
+    """Return the console's ASGI app for ``rt`` (see the module docstring)."""
+    pages = Pages(rt, keys, feed, hosted)
+    acts = Acts(pages)
+    static = str(resources.files("alos.console") / "static")
+    routes = [
+        Route("/", lambda request: RedirectResponse("/processes", status_code=303)),
+        Route("/processes", pages.processes),
+        Route("/processes/rows", pages.process_rows),
+        Route("/process/{pid:int}", pages.process),
+        Route("/process/{pid:int}/head", pages.process_head),
+        Route("/process/{pid:int}/body", pages.process_body),
+        Route("/process/{pid:int}/signal", acts.signal, methods=["POST"]),
+        Route("/process/{pid:int}/send", acts.send, methods=["POST"]),
+        Route("/approvals", pages.approvals),
+        Route("/approvals/list", pages.request_list),
+        Route("/approvals/count", pages.pending_count),
+        Route("/requests/{rid:int}/answer", acts.answer, methods=["POST"]),
+        Route("/audit", pages.audit),
+        Route("/audit/rows", pages.audit_rows),
+        Route("/audit/verify", pages.verify),
+        Route("/audit/export.jsonl", pages.export),
+        Route("/events", pages.events),
+        Mount("/static", StaticFiles(directory=static), name="static"),
+    ]
+
+    async def bad_input(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BadInput)
+        return _refused(pages, request, exc.status, exc.text)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return _refused(pages, request, 404, f"there is no page {request.url.path[:100]!r}: start at /processes")
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return _refused(pages, request, 405, f"{request.method[:10]} is not how {request.url.path[:100]!r} is used")
+
+    app = Starlette(routes=routes, exception_handlers={BadInput: bad_input, 404: not_found, 405: not_allowed})
+    return Gate(app, keys, hosts, port)
+
+
+def _refused(pages: Pages, request: Request, status: int, text: str) -> Response:
+    if request.headers.get("hx-request") == "true":
+        answer = pages.render("notice.html", status=status, text=text, tone="bad")
+        answer.headers["hx-retarget"] = "#notice"
+        answer.headers["hx-reswap"] = "innerHTML"
+        return answer
+    if request.url.path.startswith(("/static/", "/events", "/audit/export")):
+        return PlainTextResponse(text + "\n", status_code=status)
+    heading = {400: "Bad request", 403: "Refused", 404: "Not found", 409: "Conflict"}.get(status, "Cannot do that")
+    return pages.render("refused.html", status=status, text=text, heading=heading)
+
+
+def hosts_for(host: str, port: int) -> frozenset[str]:
+    """Return the Host header values that name a console bound to ``host``:``port``."""
+    names = {f"{host}:{port}"}
+    if host in (LOOPBACK, "localhost"):
+        names |= {f"127.0.0.1:{port}", f"localhost:{port}"}
+    if ":" in host:
+        names.add(f"[{host}]:{port}")
+    return frozenset(names)
+
+
+def check_host(host: str) -> bool:
+    """Return whether ``host`` is a loopback address (the default and the safe choice); raises
+    Invalid for something that is neither an IP address nor 'localhost'."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        raise Invalid(f"--host must be an IP address to listen on (e.g. 127.0.0.1), not {host[:60]!r}") from None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Return a listening socket on ``host``:``port`` (port 0: any free one); raises Unavailable
+    naming the port when it is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise Unavailable(
+            f"the console cannot listen on {host}:{port} ({err.strerror}); pass another --port (0: any free one)"
+        ) from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class Server:
+    """The console's web server in this event loop: ``run`` serves until ``stop``."""
+
+    def __init__(self, rt: Runtime, sock: socket.socket, keys: Keys | None = None, hosted: str = "") -> None:
+        self.rt = rt
+        self.sock = sock
+        self.keys = keys or Keys()
+        host, port = sock.getsockname()[:2]
+        self.host, self.port = str(host), int(port)
+        self.feed = Feed(rt)
+        app = application(rt, self.keys, self.feed, hosts_for(self.host, self.port), self.port, hosted)
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+            ws="none",
+            date_header=False,
+            server_header=False,
+        )
+        self._server = _Quiet(config)
+
+    @property
+    def url(self) -> str:
+        """Return the URL a person opens: with the token, which the console then keeps in a cookie."""
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{shown}:{self.port}/?token={self.keys.token}"
+
+    async def run(self) -> None:
+        """Serve until cancelled or ``stop``."""
+        feeding = asyncio.ensure_future(self.feed.run())
+        try:
+            await self._server.serve(sockets=[self.sock])
+        finally:
+            self.feed.close()
+            feeding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeding
+
+    def stop(self) -> None:
+        """Ask the server to finish: open pages' streams end, then it stops."""
+        self.feed.close()
+        self._server.should_exit = True
+        self._server.stopping.set()
+
+
+class _Quiet(uvicorn.Server):
+    """uvicorn's server without its signal handlers (the caller owns the process's signals) and
+    without its tenth-of-a-second tick: it sleeps until told to stop."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.stopping = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def main_loop(self) -> None:
+        await self.on_tick(0)  # the default headers, once (the Date header is off: it would go stale)
+        await self.stopping.wait()
+
+
+__all__ = ["LOOPBACK", "Server", "application", "bind", "check_host", "hosts_for"]

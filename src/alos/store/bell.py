@@ -1,0 +1,151 @@
+"""The bell beside a store: how the programs that share one store wake each other without polling.
+
+A program that commits rings the bell; a program that waits for others' changes (a host that
+stays, a console) listens on it and sleeps in the event loop until it rings. A ring carries no
+data: it only says "look at the store" (Store.changed_elsewhere then tells what changed), so a
+stray ring costs one look and a lost one is impossible while the listener's socket exists.
+
+Each listener is a Unix datagram socket in a directory beside the store (named, like the host
+lock, by the store file's device and inode; mode 0700, inside the directory no process may
+reach). A long path is reached through /proc/self/fd, so any store path works. A socket whose
+listener died (kill -9) is removed by the next ring that finds it dead. Never raises to a
+committer: a bell that cannot ring is a missed wake-up, which the listeners' own timeouts cover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import secrets
+import socket
+
+_SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes with its NUL; keep a margin
+
+
+class Bell:
+    """Ring and listen beside one store; see the module docstring."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._dirfd: int | None = None  # held while this program rings or listens through /proc/self/fd
+        self._own: set[str] = set()  # this program's listeners: a ring never wakes its ringer
+        self._sender: socket.socket | None = None
+
+    def ring(self) -> None:
+        """Wake every other program listening beside this store (at most one datagram each)."""
+        names = self._listeners()
+        if not names:
+            return
+        if self._sender is None:
+            self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        for name in names:
+            if name in self._own:
+                continue
+            try:
+                self._sender.sendto(b"!", self._address(name))
+            except BlockingIOError:
+                continue  # its queue is full: it is woken already
+            except OSError as err:
+                if err.errno in (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK):
+                    self._forget(name)  # its listener died without removing it
+                # any other failure is a missed wake-up, never the committer's error
+
+    def listen(self) -> Listener:
+        """Return a new listener beside this store (close it when done). Raises OSError when the
+        store's directory does not let this program make one."""
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        name = f"{os.getpid()}-{secrets.token_hex(4)}"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        try:
+            sock.bind(self._address(name))
+        except OSError:
+            sock.close()
+            raise
+        self._own.add(name)
+        return Listener(self, name, sock)
+
+    def close(self) -> None:
+        """Release what ringing held (listeners are closed by their owners)."""
+        if self._sender is not None:
+            self._sender.close()
+            self._sender = None
+        if self._dirfd is not None:
+            os.close(self._dirfd)
+            self._dirfd = None
+
+    def _listeners(self) -> list[str]:
+        # read afresh each time (a few microseconds): a directory's mtime is too coarse to cache by
+        try:
+            return os.listdir(self.directory)
+        except OSError:
+            return []  # no one has listened here yet
+
+    def _address(self, name: str) -> str:
+        path = os.path.join(self.directory, name)
+        if len(path.encode()) <= _SOCKET_PATH_MAX:
+            return path
+        if self._dirfd is None:
+            self._dirfd = os.open(self.directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        return f"/proc/self/fd/{self._dirfd}/{name}"
+
+    def _forget(self, name: str) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self._address(name))
+
+
+class Listener:
+    """One program's ear on the bell: ``wait`` sleeps in the event loop until a ring or a timeout."""
+
+    def __init__(self, bell: Bell, name: str, sock: socket.socket) -> None:
+        self._bell = bell
+        self.name = name
+        self._sock: socket.socket | None = sock
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Sleep until the bell rings (return True) or ``timeout`` seconds pass (False); every ring
+        that came meanwhile is taken, so a look at the store made after this returns sees them all."""
+        sock = self._sock
+        if sock is None:
+            raise RuntimeError("this listener is closed")
+        if self._drain(sock):
+            return True
+        loop = asyncio.get_running_loop()
+        rang = loop.create_future()
+
+        def readable() -> None:
+            if not rang.done():
+                rang.set_result(True)
+
+        loop.add_reader(sock.fileno(), readable)
+        try:
+            await asyncio.wait_for(rang, timeout)
+        except TimeoutError:
+            return self._drain(sock)
+        finally:
+            loop.remove_reader(sock.fileno())
+        self._drain(sock)
+        return True
+
+    @staticmethod
+    def _drain(sock: socket.socket) -> bool:
+        got = False
+        while True:
+            try:
+                sock.recv(16)
+            except (BlockingIOError, InterruptedError):
+                return got
+            got = True
+
+    def close(self) -> None:
+        """Stop listening and remove this listener's socket."""
+        if self._sock is None:
+            return
+        self._sock.close()
+        self._sock = None
+        self._bell._own.discard(self.name)
+        self._bell._forget(self.name)
+
+
+__all__ = ["Bell", "Listener"]
