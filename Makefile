@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIN    := --quiet --disable-pip-version-check --constraint constraints.txt
 
-.PHONY: demo test lint typecheck layers unit bench mutate lock clean real-model system-packages
+.PHONY: demo console-demo test lint typecheck layers unit bench mutate lock clean real-model system-packages
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(STAMP)
 	$(BIN)/alos demo
 	@echo
 	@echo "alos is installed in $(VENV): run '. $(VENV)/bin/activate' to put 'alos' on your PATH."
+
+# The demo with the web console open: answer the agent's request in a browser (docs/console.md).
+console-demo: $(STAMP)
+	$(BIN)/alos demo --console
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks mutate

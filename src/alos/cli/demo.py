@@ -29,8 +29,9 @@ from alos.config import load as load_config
 from alos.kernel.reads import ChainCheck
 from alos.providers.human import CallbackHuman
 from alos.rights import Effect, parse_grant
+from alos.runtime import Runtime
 from alos.runtime import open as open_runtime
-from alos.types import AuditRecord, Process
+from alos.types import AuditRecord, Event, Process
 
 README = """# Inventory service
 
@@ -147,11 +148,13 @@ def make_workspace(where: str | None) -> tuple[str, bool]:
     return ws, temporary
 
 
-def run_demo(where: str | None, interactive: bool, real: bool = False) -> int:
+def run_demo(where: str | None, interactive: bool, real: bool = False, console: int | None = None) -> int:
     """Run the demo; return the exit code (0 when the story ran and the audit chain verifies).
 
     With ``real`` the local model (alos.realmodel, 'make real-model') plays the agent instead of
-    the script: what it does is its own choice, under the same grants and a budget.
+    the script: what it does is its own choice, under the same grants and a budget. With
+    ``console`` (a port; 0: any free one) the web console serves the demo's store and the person
+    answers the approval there; the demo then stays until Ctrl-C or SIGTERM.
     A temporary workspace is removed afterwards, whatever happens; one the user named is kept.
     """
     out = Screen()
@@ -164,9 +167,9 @@ def run_demo(where: str | None, interactive: bool, real: bool = False) -> int:
         if real:
             out.say("starting the local model (Qwen2.5-Coder-0.5B on llama.cpp, loopback only)…")
             with realmodel.serve() as base_url:
-                code = _play(out, ws, interactive, base_url)
+                code = _play(out, ws, interactive, base_url, console)
         else:
-            code = _play(out, ws, interactive)
+            code = _play(out, ws, interactive, console=console)
     finally:
         if temporary:
             shutil.rmtree(ws, ignore_errors=True)
@@ -200,7 +203,7 @@ model:
 REAL_BUDGET = {"model_calls": 12, "tokens": 60_000}  # a small model that loses its way stops here
 
 
-def _play(out: Screen, ws: str, interactive: bool, base_url: str | None = None) -> int:
+def _play(out: Screen, ws: str, interactive: bool, base_url: str | None = None, console: int | None = None) -> int:
     store = os.path.join(ws, ".alos", "store.db")
     grants = [
         parse_grant("fs:*=read,list", Effect.ALLOW, ws),
@@ -230,9 +233,12 @@ def _play(out: Screen, ws: str, interactive: bool, base_url: str | None = None) 
         rt.listen(trace)
         rt.listen_tokens(trace.token)
         pid = asyncio.run(rt.spawn(image, goal, workspace=ws, model=model, grants=grants, budget=budget))
-        mode = "prompt" if interactive and sys.stdin.isatty() else "always"
-        driver = Driver(rt, out, mode, by="" if mode == "prompt" else "demo (playing the human)")
-        code = asyncio.run(driver.drive([pid]))
+        if console is not None:
+            code = asyncio.run(_in_console(rt, out, pid, console))
+        else:
+            mode = "prompt" if interactive and sys.stdin.isatty() else "always"
+            driver = Driver(rt, out, mode, by="" if mode == "prompt" else "demo (playing the human)")
+            code = asyncio.run(driver.drive([pid]))
         records = list(rt.audit())
         verdict = rt.verify()
         procs, budgets = rt.processes(), rt.budgets()
@@ -242,6 +248,24 @@ def _play(out: Screen, ws: str, interactive: bool, base_url: str | None = None) 
     out.show(show.process_table(procs, budgets, out.width))
     ok = _report(out, ws, pid, procs, records, verdict, real=base_url is not None)
     return 0 if code == 0 and ok else 1
+
+
+async def _in_console(rt: Runtime, out: Screen, pid: int, port: int) -> int:
+    """Host the demo with the console open until Ctrl-C or SIGTERM; return 0 when ``pid`` exited ok."""
+    from alos.cli.serve import console_server, until_stopped
+
+    server = console_server(rt, "127.0.0.1", port, out, "this demo runs these processes")
+    out.say(("Open the console: the agent will ask to write SUMMARY.md; approve it there ", "bold"), "(or deny it).")
+
+    def ended(ev: Event) -> None:
+        if ev.pid == pid and ev.kind == "state" and ev.detail.get("state") == "exited":
+            out.say(("The story is done: ", "bold"), "look around the console (audit, verify), then Ctrl-C.")
+
+    rt.listen(ended)
+    await until_stopped(asyncio.ensure_future(rt.serve()), server)
+    await rt.close_models()
+    got = rt.process(pid)
+    return 0 if got.exit is not None and got.exit.value == "ok" else 1
 
 
 def _report(

@@ -365,14 +365,23 @@ def answer(request_id: int, text: str, store: str) -> None:
     help="Let the local model (Qwen2.5-Coder-0.5B on llama.cpp, offline; 'make real-model' installs it) "
     "play the agent instead of the script.",
 )
-def demo(workspace: str | None, interactive: bool, real: bool) -> None:
+@click.option(
+    "--console",
+    "console_port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    is_flag=False,
+    flag_value=8470,
+    help="Open the web console (on PORT, default 8470; 0: any free one) and answer the approval there.",
+)
+def demo(workspace: str | None, interactive: bool, real: bool, console_port: int | None) -> None:
     """Watch an agent read a file, get denied a secret, ask for a write, and resume after approval.
 
     The demo makes its own workspace and store; it never writes into a directory it did not create.
     """
     from alos.cli.demo import run_demo
 
-    sys.exit(run_demo(workspace, interactive, real))
+    sys.exit(run_demo(workspace, interactive, real, console_port))
 
 
 for _command in (look.ps, look.approvals, look.audit, image_group, models_group):

@@ -45,7 +45,7 @@ def console_options(f: click.decorators.FC) -> click.decorators.FC:
     return f
 
 
-def _console(rt: Runtime, address: str, port: int, ui: Screen, hosted: str) -> Server:
+def console_server(rt: Runtime, address: str, port: int, ui: Screen, hosted: str) -> Server:
     """Return the console's server for ``rt``, bound; say its URL (and warn off loopback)."""
     from alos.console.app import Server, bind, check_host
 
@@ -65,7 +65,7 @@ def _console(rt: Runtime, address: str, port: int, ui: Screen, hosted: str) -> S
     return server
 
 
-async def _until_stopped(main: asyncio.Future[Any], server: Server | None) -> None:
+async def until_stopped(main: asyncio.Future[Any], server: Server | None) -> None:
     """Run ``main`` (and the console) until it ends or SIGTERM/SIGINT arrives."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -136,10 +136,10 @@ def serve(
             f"hosting {rt.store.path} ({live} live process(es)); "
             f"'{command()} run --detach IMAGE GOAL' starts one; Ctrl-C or SIGTERM stops",
         )
-        server = _console(rt, address, port, ui, "this host runs these processes") if with_console else None
+        server = console_server(rt, address, port, ui, "this host runs these processes") if with_console else None
 
         async def main() -> None:
-            await _until_stopped(asyncio.ensure_future(rt.serve()), server)
+            await until_stopped(asyncio.ensure_future(rt.serve()), server)
 
         asyncio.run(main())
         left = sum(1 for p in rt.processes() if p.exit is None)
@@ -165,10 +165,10 @@ def console(store: str, port: int, address: str) -> None:
     except AlosError as err:
         raise click.UsageError(f"{err.message} ('{command()} serve --store {store}' makes a store)") from None
     try:
-        server = _console(rt, address, port, ui, "")
+        server = console_server(rt, address, port, ui, "")
 
         async def main() -> None:
-            await _until_stopped(asyncio.ensure_future(asyncio.Event().wait()), server)
+            await until_stopped(asyncio.ensure_future(asyncio.Event().wait()), server)
 
         asyncio.run(main())
         ui.say("alos console: stopped")
@@ -235,4 +235,4 @@ def detach(store: str, start: Start, ui: Screen, out: Screen | None) -> None:
         )
 
 
-__all__ = ["Start", "console", "detach", "serve"]
+__all__ = ["Start", "console", "console_server", "detach", "serve", "until_stopped"]
