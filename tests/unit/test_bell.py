@@ -1,0 +1,115 @@
+"""The store's bell: a commit in one program wakes the others that listen, with no polling."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from alos.store.bell import Bell
+from alos.store.db import open_store
+
+
+def test_a_ring_wakes_a_listener_at_once_and_each_ring_is_taken_once(tmp_path: Path) -> None:
+    ringer, ear = Bell(str(tmp_path / "bell")), Bell(str(tmp_path / "bell")).listen()
+
+    async def go() -> tuple[float, bool, bool]:
+        started = time.monotonic()
+        waiting = asyncio.ensure_future(ear.wait(5))
+        await asyncio.sleep(0.01)
+        ringer.ring()
+        ringer.ring()  # two rings before the listener looks: one wake-up, both taken
+        rang = await waiting
+        took = time.monotonic() - started
+        return took, rang, await ear.wait(0.05)
+
+    try:
+        took, rang, again = asyncio.run(go())
+    finally:
+        ear.close()
+        ringer.close()
+    assert rang and took < 1.0
+    assert again is False  # nothing left over: the second ring was taken with the first
+
+
+def test_a_program_does_not_wake_itself_and_a_timeout_is_a_timeout(tmp_path: Path) -> None:
+    bell = Bell(str(tmp_path / "bell"))
+    ear = bell.listen()
+    try:
+        bell.ring()  # its own listener is skipped: what it does itself it knows
+        assert asyncio.run(ear.wait(0.05)) is False
+    finally:
+        ear.close()
+        bell.close()
+
+
+def test_a_store_path_longer_than_a_socket_address_still_works(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 90) / ("e" * 60)
+    deep.mkdir(parents=True)
+    ringer, listening = Bell(str(deep / "bell")), Bell(str(deep / "bell"))
+    ear = listening.listen()
+    try:
+        assert len(str(deep / "bell" / ear.name)) > 108
+        ringer.ring()
+        assert asyncio.run(ear.wait(2)) is True
+    finally:
+        ear.close()
+        ringer.close()
+        listening.close()
+    assert os.listdir(deep / "bell") == []  # a closed listener removes its socket
+
+
+def test_a_listener_that_died_is_removed_by_the_next_ring(tmp_path: Path) -> None:
+    directory = tmp_path / "bell"
+    directory.mkdir()
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dead.bind(str(directory / "999-dead"))
+    dead.close()  # as after kill -9: the socket file stays, no one reads it
+    ringer = Bell(str(directory))
+    ringer.ring()  # never raises to the committer
+    ringer.close()
+    assert os.listdir(directory) == []
+
+
+def test_ringing_with_no_one_listening_costs_nothing_and_never_fails(tmp_path: Path) -> None:
+    bell = Bell(str(tmp_path / "never-made"))
+    bell.ring()
+    assert not (tmp_path / "never-made").exists()
+    (tmp_path / "not-a-dir").write_text("x")
+    Bell(str(tmp_path / "not-a-dir")).ring()
+
+
+def test_every_commit_of_another_connection_rings_the_store_bell(tmp_path: Path) -> None:
+    path = str(tmp_path / "s" / "store.db")
+    host, other = open_store(path), open_store(path)
+    ear = host.bell.listen()
+    try:
+        assert oct(os.stat(host.bell.directory).st_mode & 0o777) == "0o700"
+
+        async def go() -> tuple[bool, bool]:
+            waiting = asyncio.ensure_future(ear.wait(5))
+            await asyncio.sleep(0.01)
+            with other.transaction() as conn:
+                conn.execute("INSERT INTO meta (key, value) VALUES ('bell-test', 'x')")
+            return await waiting, host.changed_elsewhere()
+
+        rang, changed = asyncio.run(go())
+    finally:
+        ear.close()
+        host.close()
+        other.close()
+    assert rang and changed
+
+
+def test_a_closed_listener_says_so(tmp_path: Path) -> None:
+    bell = Bell(str(tmp_path / "bell"))
+    ear = bell.listen()
+    ear.close()
+    ear.close()  # twice is fine
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(ear.wait(0))
+    bell.close()
