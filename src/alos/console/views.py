@@ -108,7 +108,7 @@ class Pages:
     # -- one process ----------------------------------------------------------------------
 
     async def process(self, request: Request) -> Response:
-        return self.render("process.html", here="processes", **self._head(request), **self._body(request))
+        return self.render("process.html", here="processes", **{**self._head(request), **self._body(request)})
 
     async def process_head(self, request: Request) -> Response:
         return self.render("process_head.html", **self._head(request))
