@@ -7,6 +7,7 @@ imports the store, the audit log, capabilities or primitives.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -18,7 +19,7 @@ from alos.config import load as load_config
 from alos.errors import Conflict, Invalid, NotFound, Unavailable
 from alos.images import is_path
 from alos.images.load import load as load_image
-from alos.kernel import Kernel, objects, reads
+from alos.kernel import Kernel, objects, pages, reads
 from alos.kernel.reads import ChainCheck
 from alos.kernel.sched import Scheduler
 from alos.providers.base import Clock, HumanIO, Model, Providers
@@ -48,6 +49,7 @@ class Runtime:
         self.human = kernel.human
         self.agent = Agent(self.kernel)
         self.scheduler = Scheduler(self.kernel, self.agent.quantum)
+        self._ear: pages.Listener | None = None  # on the store's bell, for ``changed``
 
     # -- changing things: always through dispatch() as the host ------------------------
 
@@ -244,6 +246,19 @@ class Runtime:
         """Notice changes other terminals made; return whether there were any."""
         return self.kernel.refresh()
 
+    async def changed(self, timeout: float | None = None) -> bool:
+        """Sleep until another program commits to the store (return True) or ``timeout`` seconds
+        pass (False), on the store's bell: no polling. Where the store's directory lets no
+        listener be made, look every POLL_SECONDS instead."""
+        if self._ear is None:
+            try:
+                self._ear = pages.listen(self.kernel)
+            except OSError:
+                await asyncio.sleep(limits.POLL_SECONDS if timeout is None else min(timeout, limits.POLL_SECONDS))
+                return self.kernel.refresh()
+        rang = await self._ear.wait(timeout)
+        return self.kernel.refresh() or rang
+
     def processes(self) -> list[Process]:
         """Return every process, oldest first."""
         return reads.processes(self.kernel)
@@ -298,6 +313,8 @@ class Runtime:
         its processes runnable, not 'running' with no host to run them."""
         try:
             self.scheduler.close()
+            if self._ear is not None:
+                self._ear.close()
             self.kernel.shell.close()  # no command outlives the host
             self.kernel.jit.close()  # nor a JIT tool
             self.kernel.flush()  # first: a 'running' move may still be held for the next commit

@@ -11,7 +11,6 @@ waits, answers given in another terminal ('alos approve') are noticed too. Ctrl-
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import os
 import sys
@@ -19,7 +18,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from alos import limits
 from alos.cli.screen import Screen, command
 from alos.cli.show import request_panel
 from alos.errors import Conflict
@@ -116,8 +114,8 @@ class Driver:
         if not self.can_prompt():
             self.ui.say(f"then continue with '{command()} resume' (pass the same --store).")
             return False
-        while not self.rt.refresh():
-            await asyncio.sleep(limits.POLL_SECONDS)
+        while not await self.rt.changed():
+            pass
         return True
 
     async def answer(self, pending: list[HumanRequest]) -> bool:
@@ -180,19 +178,26 @@ class Driver:
 
     async def _line(self, req: HumanRequest) -> str | None:
         """Return a line typed here, or None on end of input or when the request was answered
-        elsewhere. Waits on the event loop, so Ctrl-C stops it at once."""
+        elsewhere. Waits on the event loop (on stdin and the store's bell: no polling), so Ctrl-C
+        stops it at once."""
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()
         fd = sys.stdin.fileno()
         loop.add_reader(fd, ready.set)
         try:
             while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ready.wait(), limits.POLL_SECONDS)
+                typed = asyncio.ensure_future(ready.wait())
+                store = asyncio.ensure_future(self.rt.changed())  # answered elsewhere?
+                await asyncio.wait([typed, store], return_when=asyncio.FIRST_COMPLETED)
+                failed = store.exception() if store.done() else None  # the store was lost: stop
+                for waiting in (typed, store):
+                    waiting.cancel()
+                await asyncio.gather(typed, store, return_exceptions=True)
+                if failed is not None:
+                    raise failed
                 if ready.is_set():
                     line = sys.stdin.readline()
                     return line if line else None
-                self.rt.refresh()
                 now = self.rt.request(req.id)
                 if now is not None and now.state is not RequestState.PENDING:
                     self.ui.say("")
