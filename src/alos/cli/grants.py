@@ -11,10 +11,20 @@ import click
 
 from alos import limits
 from alos.cli.screen import Screen, clip
-from alos.errors import AlosError
+from alos.errors import AlosError, Denied
 from alos.images import Image
 from alos.rights import Effect, Grant, parse_grant
-from alos.types import BUDGETS
+from alos.types import BUDGETS, HOST
+
+
+def written_by_a_person(registrant: int | None, found: Image, grant: bool) -> None:
+    """Raise Denied when --grant-requested would grant what a process wrote: an image registered
+    by a process (``registrant``, a pid) grants nothing that way; its grants must be named."""
+    if grant and registrant not in (None, HOST):
+        raise Denied(
+            f"image {found.name} was registered by process {registrant}, not by a person: --grant-requested "
+            "grants only what a person wrote; name the grants with --allow/--ask/--deny"
+        )
 
 
 def requested(ui: Screen, found: Image, workspace: str, grant: bool, chose: bool, approve: str) -> list[Grant]:

@@ -18,7 +18,7 @@ import click
 
 from alos.cli import ckpts, look, objects, serve, show
 from alos.cli.drive import EXIT_FAILED, Driver, who
-from alos.cli.grants import parse_budget, parse_grants, requested
+from alos.cli.grants import parse_budget, parse_grants, requested, written_by_a_person
 from alos.cli.host import open_host
 from alos.cli.image import image as image_group
 from alos.cli.models import models as models_group
@@ -31,8 +31,8 @@ from alos.cli.options import (
     store_option,
 )
 from alos.cli.screen import Screen, command
-from alos.errors import AlosError, Denied
-from alos.types import HOST, Event
+from alos.errors import AlosError
+from alos.types import Event
 
 if TYPE_CHECKING:
     from alos.runtime import Runtime
@@ -193,12 +193,7 @@ def run(
     )
     try:
         found = rt.image(image)
-        by = rt.image_registrant(found)
-        if grant_requested and by not in (None, HOST):
-            raise Denied(
-                f"image {found.name} was registered by process {by}, not by a person: --grant-requested "
-                "grants only what a person wrote; name the grants with --allow/--ask/--deny"
-            )
+        written_by_a_person(rt.image_registrant(found), found, grant_requested)
         grants += requested(ui, found, workspace, grant_requested, bool(grants), approve)
         trace = _attach(rt, ui, out, as_json)
         trace.names = names

@@ -20,9 +20,8 @@ import click
 from alos.cli.host import open_host
 from alos.cli.options import host_options, model_config, model_options, store_option
 from alos.cli.screen import Screen, command
-from alos.errors import AlosError, Denied
+from alos.errors import AlosError
 from alos.rights import Grant
-from alos.types import HOST
 
 if TYPE_CHECKING:
     from alos.console.app import Server
@@ -195,18 +194,13 @@ class Start:
 def detach(store: str, start: Start, ui: Screen, out: Screen | None) -> None:
     """Store the process ``start`` describes, for a host to run, and say its pid (as JSON on
     ``out`` when given); say how to get it run when no host runs the store now."""
-    from alos.cli.grants import requested
+    from alos.cli.grants import requested, written_by_a_person
     from alos.runtime import open
 
     rt = open(store)
     try:
         found = rt.image(start.image)
-        by = rt.image_registrant(found)
-        if start.grant_requested and by not in (None, HOST):
-            raise Denied(
-                f"image {found.name} was registered by process {by}, not by a person: --grant-requested "
-                "grants only what a person wrote; name the grants with --allow/--ask/--deny"
-            )
+        written_by_a_person(rt.image_registrant(found), found, start.grant_requested)
         grants = start.grants + requested(
             ui, found, start.workspace, start.grant_requested, bool(start.grants), start.approve
         )
