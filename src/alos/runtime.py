@@ -218,14 +218,32 @@ class Runtime:
 
     async def serve(self) -> None:
         """Run every process, those other programs start, answer, signal or message included, until
-        cancelled; asleep (no polling) while nothing is runnable. Needs ``open(..., host=True)``.
-        Cancelled, it leaves its processes runnable for the next host (with ``close``)."""
+        cancelled; asleep (no polling) while nothing is runnable. A request this runtime's human
+        provider answers by itself (an answers file) is answered as it comes (see ``settle``).
+        Needs ``open(..., host=True)``. Cancelled, it leaves its processes runnable for the next
+        host (with ``close``)."""
         if not self.store.hosting:
             raise Unavailable("only the store's host serves its processes: open it with host=True")
         self.recover()
+        asked = asyncio.Event()  # a process asked a person: the human provider may answer (an answers file)
+
+        def heard(ev: Event) -> None:
+            if ev.kind == "request":
+                asked.set()
+
+        async def settling() -> None:
+            while True:
+                await self.settle()  # those waiting at the start too
+                await asked.wait()
+                asked.clear()
+
+        self.kernel.listeners.append(heard)
         try:
-            await self.scheduler.run(stay=True)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.scheduler.run(stay=True))
+                group.create_task(settling())
         finally:
+            self.kernel.listeners.remove(heard)
             await self.kernel.close_models()
 
     def host_running(self) -> bool:

@@ -158,3 +158,32 @@ def test_only_the_host_serves(store: str) -> None:
             asyncio.run(rt.serve())
     finally:
         rt.close()
+
+
+def test_a_host_that_stays_answers_from_its_answers_file_as_requests_come(store: str, ws: Path) -> None:
+    from alos.providers.answers import Answers
+
+    rules = ws.parent / "answers.toml"
+    rules.write_text('[[rule]]\nsyscall = "fs.write"\nresource = "fs:*"\nanswer = "once"\n')
+    turns = [{"content": "write", "tool_calls": [call("fs_write", path="auto.txt", content="unattended")]}]
+    host = alos.open(store, host=True, human=Answers.load(rules, str(ws)))
+    other = alos.open(store)
+
+    async def go() -> int:
+        task = asyncio.ensure_future(host.serve())
+        try:
+            pid = await start(other, ws, turns, ask=("fs:*=write",))
+            await until(lambda: other.process(pid).state is ProcState.EXITED)
+            return pid
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    try:
+        asyncio.run(go())
+        answered = other.requests(None)
+    finally:
+        host.close()
+        other.close()
+    assert (ws / "auto.txt").read_text() == "unattended"
+    assert [r.answered_by for r in answered] == ["answers:answers.toml"]
