@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from benchmarks import cases, host, jit, model_loop, net, objects, procs, shell, startup
+from benchmarks import cases, console, host, jit, model_loop, net, objects, procs, shell, startup
 from benchmarks.cases import FULL, QUICK, Plan, Result
 from benchmarks.compare import before_and_after, emit
 from benchmarks.fixture import filesystem
@@ -28,7 +28,7 @@ from benchmarks.report import show, show_pairs
 
 BENCHES = {
     **cases.BENCHES, **procs.BENCHES, **host.BENCHES, **model_loop.BENCHES, **startup.BENCHES, **shell.BENCHES,
-    **net.BENCHES, **objects.BENCHES, **jit.BENCHES,
+    **net.BENCHES, **objects.BENCHES, **jit.BENCHES, **console.BENCHES,
 }  # fmt: skip
 
 
