@@ -5,7 +5,7 @@ Pure data. Change a limit here, never inline a number elsewhere.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5  # store schema this code writes; older stores migrate forward, newer are refused
+SCHEMA_VERSION = 6  # store schema this code writes; older stores migrate forward, newer are refused
 SQLITE_BUSY_TIMEOUT_MS = 5_000  # ms another writer may hold the store before we report it busy
 # NORMAL in WAL mode: a commit survives kill -9 of the host (it is in the WAL, handed to the
 # OS); only a power loss can drop the last commits. FULL costs ~150 us per commit here.

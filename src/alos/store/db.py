@@ -63,6 +63,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "INSERT INTO capabilities (pid, pattern, rights, effect, issuer, delegable) SELECT pid, 'tool:proc/' || pid"
         " || '/*', 'execute,list', 'allow', 'own', 1 FROM processes WHERE state != 'exited'",
     ),
+    6: ("<schema 6>",),  # an index on the audit log by process: a process's page, a filter by process
 }
 REQUIRED_TABLES = frozenset(
     {

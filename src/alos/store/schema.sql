@@ -257,3 +257,7 @@ CREATE INDEX audit_effects ON audit(pid, seq) WHERE outcome = 'ok' AND syscall I
     'tool.register', 'tool.unregister'
 );
 -- schema 5 ends
+
+-- schema 6 begins: the console reads one process's audit records a page at a time (docs/console.md)
+CREATE INDEX audit_pid ON audit(pid, seq);
+-- schema 6 ends
