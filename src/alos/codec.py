@@ -126,9 +126,23 @@ def digest_value(value: Any) -> str:
     return digest(_encoder.encode(value))
 
 
-# bidi controls reorder what a person reads; the line and paragraph separators may end a line
+# bidi controls reorder what a person reads; the line and paragraph separators may end a line;
+# every other format character (Unicode category Cf: zero-width spaces and joiners, the word
+# joiner, the byte order mark, soft hyphen, tag characters) and the blank fillers are invisible,
+# so text a model reads could hide in them from the person approving it
 _BIDI = {0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069, 0x200E, 0x200F, 0x061C, 0x2028, 0x2029}
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f" + "".join(chr(o) for o in sorted(_BIDI)) + "]")
+_INVISIBLE = (
+    (0x00AD, 0x00AD), (0x0600, 0x0605), (0x06DD, 0x06DD), (0x070F, 0x070F), (0x0890, 0x0891), (0x08E2, 0x08E2),
+    (0x115F, 0x1160), (0x180E, 0x180E), (0x200B, 0x200F), (0x2060, 0x2064), (0x2066, 0x206F), (0x2800, 0x2800),
+    (0x3164, 0x3164), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD),
+    (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001), (0xE0020, 0xE007F),
+)  # fmt: skip
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f"
+    + "".join(chr(o) for o in sorted(_BIDI))
+    + "".join(f"{chr(a)}-{chr(b)}" for a, b in _INVISIBLE)
+    + "]"
+)
 
 
 def _shown(ch: str) -> str:
@@ -139,11 +153,14 @@ def _shown(ch: str) -> str:
         return "\\t"
     if o < 0x20 or 0x7F <= o < 0xA0:
         return f"\\x{o:02x}"
+    if o > 0xFFFF:
+        return f"\\U{o:08x}"
     return f"\\u{o:04x}"
 
 
 def escape(text: str, keep_newlines: bool = False) -> str:
-    """Return ``text`` safe to show on a terminal: control, escape and bidi characters as \\x/\\u."""
+    """Return ``text`` safe to show on a terminal or a page: control, escape, bidi and invisible
+    format characters as \\x/\\u/\\U escapes."""
     if keep_newlines:
         return "\n".join(_UNSAFE.sub(lambda m: _shown(m.group()), line) for line in text.split("\n"))
     return _UNSAFE.sub(lambda m: _shown(m.group()), text)

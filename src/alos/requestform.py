@@ -29,6 +29,14 @@ class Form:
     diff: list[str] | None
     preview: str | None  # shown when there is no diff; ends with "…" when cut
     diff_omitted: str | None
+    always: bool  # whether "approve always" may answer it (can_always)
+
+
+def can_always(req: HumanRequest) -> bool:
+    """Return whether ``req`` may be approved always: an approval whose resource, granted as a
+    pattern, covers that resource alone (a name ending in '*' would be a subtree or every
+    resource of its kind: a file named '*' must not become a grant on the whole directory)."""
+    return req.kind.value == "approval" and not req.resource.endswith("*")
 
 
 def form(req: HumanRequest) -> Form:
@@ -36,9 +44,8 @@ def form(req: HumanRequest) -> Form:
     d = req.detail
     title = f"request {req.id} · process {req.pid} · {req.kind.value} · {req.state.value}"
     if req.kind.value == "question":
-        return Form(
-            title, str(d.get("question", "")), (req.syscall, req.right, req.resource), None, [], None, None, None
-        )
+        question = str(d.get("question", ""))
+        return Form(title, question, (req.syscall, req.right, req.resource), None, [], None, None, None, False)
     fields = [(key, _lines(key, value)) for key, value in d.items() if key not in _SPECIAL]
     diff = d.get("diff")
     preview = None
@@ -53,6 +60,7 @@ def form(req: HumanRequest) -> Form:
         [str(line) for line in diff] if isinstance(diff, list) else None,
         preview,
         str(d["diff_omitted"]) if d.get("diff_omitted") else None,
+        can_always(req),
     )
 
 
@@ -81,4 +89,4 @@ def _value(value: Any) -> str:
     return codec.dumps(value)
 
 
-__all__ = ["Form", "form", "grant"]
+__all__ = ["Form", "can_always", "form", "grant"]

@@ -285,6 +285,14 @@ class Runtime:
         """Return process ``pid``; raises NotFound."""
         return reads.process(self.kernel, pid)
 
+    def name(self, pid: Pid) -> str:
+        """Return process ``pid``'s name as this runtime knows it, without looking for others'
+        changes first (so it may be called from a listener, mid-commit); "" for no such process."""
+        try:
+            return self.kernel.proc(pid).name
+        except NotFound:
+            return ""
+
     def context(self, pid: Pid) -> list[dict[str, Any]]:
         """Return a copy of process ``pid``'s context: the messages its model reads."""
         return reads.context(self.kernel, pid)

@@ -40,8 +40,24 @@ def shown(files: FileSystem, path: str, data: bytes) -> dict[str, Any]:
     elif text is None:
         out["diff_omitted"] = "the new content is not UTF-8 text"
     else:
-        # lines end at "\n" only: splitlines() would also end them at "\r" or "\x0c" and show a
-        # change of one into "\n" as no change at all
-        lines = difflib.unified_diff(current.split("\n"), text.split("\n"), "current", "proposed", lineterm="", n=1)
-        out["diff"] = [codec.escape(line) for line in lines]
+        lines = difflib.unified_diff(_lines(current), _lines(text), "current", "proposed", lineterm="", n=1)
+        out["diff"] = [codec.escape(shown) for i, line in enumerate(lines) for shown in _shown(line, i < 2)]
     return out
+
+
+def _lines(text: str) -> list[str]:
+    """Return ``text``'s lines, each with its "\n" (the last without one when the text does not end
+    in one; an empty text has none). Lines end at "\n" only: splitlines() would also end them at
+    "\r" or "\x0c" and show a change of one into "\n" as no change at all."""
+    parts = text.split("\n")
+    return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
+def _shown(line: str, header: bool) -> list[str]:
+    """Return a diff line as shown: without its "\n", and followed by git's note when it has none
+    (``header``: one of the two lines naming the files, which never have one)."""
+    if line.endswith("\n"):
+        return [line[:-1]]
+    if header or line.startswith("@@"):
+        return [line]
+    return [line, "\\ No newline at end of file"]

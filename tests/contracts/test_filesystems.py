@@ -436,7 +436,7 @@ def run_approvals(run: Run) -> None:
     once (spent: the file changed), then once more."""
     asyncio.run(run.rt.run())
     [first] = run.rt.requests()
-    assert first.detail["diff"] == ["--- current", "+++ proposed", "@@ -1,2 +1,2 @@", "-hello", "+new", " "]
+    assert first.detail["diff"] == ["--- current", "+++ proposed", "@@ -1 +1 @@", "-hello", "+new"]
     run.put("README.md", b"changed by someone\n")
     asyncio.run(run.rt.answer(first.id, "once", by="me"))
     asyncio.run(run.rt.run())

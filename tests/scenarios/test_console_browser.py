@@ -217,12 +217,6 @@ def test_pause_resume_and_kill_from_the_processes_page(console: Console, context
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hx-confirm sits on the kill and 'approve always' buttons, but htmx 2 reads hx-confirm from the "
-    "element that issues the request (the form) and its ancestors: no dialog, the act is done at once "
-    "(templates/proc_actions.html:9, templates/request_list.html:30)",
-)
 def test_kill_and_approve_always_ask_first_and_a_dismissed_dialog_changes_nothing(
     console: Console, contexts: Contexts, ws: Path
 ) -> None:
@@ -271,7 +265,7 @@ def test_requests_without_the_token_or_with_a_wrong_csrf_token_are_refused_and_c
     rid = only_request(console, pid)
     section = request_section(page, rid)
     expect(section).to_be_visible()
-    csrf = section.locator("input[name=csrf]").get_attribute("value")
+    csrf = section.locator("input[name=csrf]").first.get_attribute("value")
     assert csrf and csrf not in console.url
     answer = f"{console.base}/requests/{rid}/answer"
     mine = {"Origin": console.base}
@@ -474,12 +468,6 @@ def test_the_process_page_shows_its_state_conversation_and_capabilities_and_take
     assert still_same_document(page)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a new request redraws the whole approvals list (views.py:148-152 keeps it only while the same "
-    "requests wait; approvals.html:5 swaps #requests whole): the reason half typed for another request is "
-    "wiped, though docs/console.md:118 says a reason being typed is never wiped",
-)
 def test_a_reason_being_typed_survives_another_request_arriving(console: Console, contexts: Contexts) -> None:
     ctx = contexts()
     page = open_console(ctx, console, "/approvals")
@@ -491,12 +479,6 @@ def test_a_reason_being_typed_survives_another_request_arriving(console: Console
     expect(reason).to_have_value("not this file: half a reason", timeout=2_000)  # or the person retypes it
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shape.py:75-81 (_match) pairs the newest model calls with the newest turns, but the model call "
-    "that finds a scripted model's turns run out (agent.py:76, exhausted) adds no turn to the context: every "
-    "turn then shows the syscalls of the turn after it, and the last one a proc.exit it never called",
-)
 def test_each_turn_shows_its_own_syscalls_when_the_script_runs_out(
     console: Console, contexts: Contexts, ws: Path
 ) -> None:

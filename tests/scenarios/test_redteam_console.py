@@ -41,7 +41,7 @@ from tests.support import ALOS, grants, write_script
 START_SECONDS = 45.0  # the longest a host may take to print its console URL (a busy machine)
 WAIT_SECONDS = 30.0  # the longest an agent may take to reach the state a test waits for
 URL_LINE = re.compile(r"console: (http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]+))")
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+CSRF = re.compile(r'(?:name="csrf" value="|"X-CSRF-Token": ")([^"]+)"')  # a form's, or the header htmx sends
 
 # -- what a hostile model writes everywhere it can -------------------------------------------
 
@@ -449,11 +449,6 @@ def test_the_live_stream_carries_only_topic_names(host: Host, agents: Agents, we
 # -- 2. what an approval panel shows is what is approved ----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ATTACK WORKS: invisible characters (zero-width, word joiner, BOM, soft hyphen, Unicode tags) "
-    "are shown raw in paths, previews and diffs: content a person approves can hold text they cannot see",
-)
 def test_invisible_characters_in_an_approval_are_made_visible(host: Host, agents: Agents, web: Any) -> None:
     client, _ = web
     page = client.get("/approvals").text
@@ -464,11 +459,6 @@ def test_invisible_characters_in_an_approval_are_made_visible(host: Host, agents
     assert not raw, f"request {rid}'s panel shows these characters raw (invisible to a person): {raw}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ATTACK WORKS: a content line starting with '++' (or '--') is drawn as a diff file header "
-    "(dimmed), not as an added (removed) line: views.py _diffclass looks at the text, not the position",
-)
 def test_every_added_line_of_a_diff_is_drawn_as_added(host: Host, agents: Agents, web: Any) -> None:
     client, _ = web
     rid = host.pending(agents.writer)[0].id
@@ -483,12 +473,9 @@ def test_every_added_line_of_a_diff_is_drawn_as_added(host: Host, agents: Agents
     assert not wrong, f"added lines drawn as something else: {wrong}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ATTACK WORKS: 'approve always' on a file named '*' issues the pattern fs:DIR/* (kernel/approval.py "
-    "_issue uses req.resource as a pattern): a write to one file becomes write on the whole directory",
-)
 def test_approve_always_on_a_file_named_star_grants_only_that_file(host: Host, root: Path, web: Any) -> None:
+    """A write to a file named '*' asks about fs:DIR/*, which as a standing grant would cover the
+    whole directory: 'approve always' is neither offered nor accepted for it; once is."""
     client, csrf = web
     ws = workspace(root, "ws-star", __env="SECRET=1\n")
     pid = host.spawn(
@@ -503,16 +490,21 @@ def test_approve_always_on_a_file_named_star_grants_only_that_file(host: Host, r
     req = host.wait_pending(pid)
     assert req.resource == f"fs:{os.path.realpath(ws)}/*"
     page = client.get("/approvals").text
-    # what the person is told "approve always" means
-    assert f"Allow write on fs:{os.path.realpath(ws)}/* from now on" in page
+    section = page[page.index(f'id="req-{req.id}"') :]
+    section = section[: section.index("</section>")]
+    assert 'value="always"' not in section and "approve always" not in section and "approve once" in section
     r = client.post(f"/requests/{req.id}/answer", data={"verdict": "always", "csrf": csrf}, headers=HX)
-    assert r.status_code == 200 and "approved always" in r.text, r.text
+    assert r.status_code == 400 and "whose name ends in" in r.text, (r.status_code, r.text[-800:])
+    assert [q.id for q in host.pending(pid)] == [req.id]  # refused: still waiting
+    r = client.post(f"/requests/{req.id}/answer", data={"verdict": "once", "csrf": csrf}, headers=HX)
+    assert r.status_code == 200 and "approved once" in r.text, r.text
     wait_until(
         lambda: host.process(pid).exit is not None or any(q.id != req.id for q in host.pending(pid)),
         "the second write to be decided",
         host,
     )
-    assert (ws / ".env").read_text() == "SECRET=1\n", "the 'always' on the file '*' let the process write .env"
+    assert (ws / "*").read_text() == "note\n"
+    assert (ws / ".env").read_text() == "SECRET=1\n", "the answer on the file '*' let the process write .env"
     asked = [q for q in host.pending(pid) if q.id != req.id]
     assert asked and asked[0].resource == f"fs:{os.path.realpath(ws)}/.env"
 
@@ -979,12 +971,6 @@ def test_a_server_on_another_local_port_never_gets_the_console_token(host: Host,
 # -- 5. denial of service through the console ---------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ATTACK WORKS: a model's reply (and a child's goal) is shown whole: shape.py cuts tool arguments "
-    "and results but not Turn.said nor the goal, so one 2 MB reply makes a 5 MB page (up to 100 turns of "
-    "8 MB each), rendered in the host's event loop on every redraw",
-)
 def test_a_huge_reply_or_goal_does_not_make_a_huge_page(host: Host, root: Path, web: Any) -> None:
     client, _ = web
     ws = workspace(root, "ws-huge")
@@ -1038,14 +1024,10 @@ def test_live_pages_stay_bounded_while_a_process_is_busy(host: Host, root: Path,
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="ATTACK WORKS: connections that never send a request are never closed (uvicorn starts its "
-    "keep-alive timer only after a first response; no connection limit): anyone who can connect to "
-    "127.0.0.1, with no token, exhausts the host's file descriptors; the console stops answering and "
-    "processes fail with 'Too many open files'",
-)
 def test_idle_connections_without_a_token_cannot_starve_the_host(tmp_path: Path) -> None:
+    """200 connections that never send a request, against a host allowed 160 descriptors: the
+    console holds at most 64 (it closes the rest at once) and drops idle ones after 5 s, so the
+    host's processes still open their files and the console answers again once the flood is shed."""
     h = start_host(tmp_path, nofile=160)
     flood: list[socket.socket] = []
     try:
@@ -1055,13 +1037,19 @@ def test_idle_connections_without_a_token_cannot_starve_the_host(tmp_path: Path)
                 flood.append(socket.create_connection(("127.0.0.1", h.port), timeout=2))
         time.sleep(0.3)
         pid = h.spawn([turn("write", call("fs_write", path="out.txt", content="hi\n"))], ws, allow=("fs:*=write",))
-        try:
-            opened = httpx.get(h.url, timeout=3, follow_redirects=True).status_code
-        except httpx.HTTPError as err:
-            opened = repr(err)
         done = h.wait_exit(pid)
-        assert opened == 200, f"a person opening the console got {opened}"
         assert done.exit is not None and done.exit.value == "ok", f"the process ended {done.exit}: {done.result}"
+        opened: int | str = "never"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                opened = httpx.get(h.url, timeout=3, follow_redirects=True).status_code
+            except httpx.HTTPError as err:
+                opened = repr(err)
+            if opened == 200:
+                break
+            time.sleep(0.5)
+        assert opened == 200, f"a person opening the console got {opened}"
     finally:
         for s in flood:
             s.close()
@@ -1071,11 +1059,6 @@ def test_idle_connections_without_a_token_cannot_starve_the_host(tmp_path: Path)
 # -- 6. robustness: what a crafted request gets back ----------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: crafted answers and ids get 500 Internal Server Error (acts.py answer catches only "
-    "Conflict/NotFound, not Invalid; ids past 2**63 reach SQLite: OverflowError)",
-)
 def test_crafted_answers_and_ids_are_refused_cleanly(host: Host, agents: Agents, web: Any) -> None:
     _, csrf = web
     question = host.pending(agents.asker)[0].id
@@ -1095,11 +1078,6 @@ def test_crafted_answers_and_ids_are_refused_cleanly(host: Host, agents: Agents,
     assert host.request(question).state.value == "pending"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ATTACK WORKS (low: needs the token): GET //evil.example/?token=T redirects to //evil.example/ "
-    "(access.py keeps the path as given: a protocol-relative URL), an open redirect off the console",
-)
 def test_the_token_redirect_stays_on_the_console(host: Host) -> None:
     with socket.create_connection(("127.0.0.1", host.port), timeout=10) as s:
         s.sendall(

@@ -113,3 +113,31 @@ def test_a_closed_listener_says_so(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="closed"):
         asyncio.run(ear.wait(0))
     bell.close()
+
+
+@pytest.mark.parametrize("how", ["delete", "replace", "rename"])
+def test_a_listener_wakes_when_the_store_file_is_deleted_or_replaced(tmp_path: Path, how: str) -> None:
+    store = tmp_path / "store.db"
+    store.write_text("x")
+    bell = Bell(str(tmp_path / "bell"), str(store))
+    ear = bell.listen()
+
+    async def go() -> tuple[bool, float]:
+        started = time.monotonic()
+        waiting = asyncio.ensure_future(ear.wait(5))
+        await asyncio.sleep(0.05)
+        if how == "delete":
+            store.unlink()
+        elif how == "replace":
+            (tmp_path / "other.db").write_text("y")
+            os.replace(tmp_path / "other.db", store)
+        else:
+            store.rename(tmp_path / "moved.db")
+        return await waiting, time.monotonic() - started
+
+    try:
+        woke, took = asyncio.run(go())
+    finally:
+        ear.close()
+        bell.close()
+    assert woke and took < 2.0

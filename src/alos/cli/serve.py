@@ -22,6 +22,7 @@ from alos.cli.options import host_options, model_config, model_options, store_op
 from alos.cli.screen import Screen, command
 from alos.errors import AlosError
 from alos.rights import Grant
+from alos.types import Event
 
 if TYPE_CHECKING:
     from alos.console.app import Server
@@ -125,6 +126,12 @@ def serve(
         trace = Trace(ui)
         trace.names = names
         names.update({p.pid: p.name for p in rt.processes()})
+
+        def learn(ev: Event) -> None:  # a process another terminal started: its spawn event was theirs
+            if ev.pid and ev.pid not in names:
+                names[ev.pid] = rt.name(ev.pid)
+
+        rt.listen(learn)
         rt.listen(trace)
         rt.listen_tokens(trace.token)
         for moved in rt.recover():

@@ -187,7 +187,11 @@ def request_panel(req: HumanRequest, full: bool = False) -> Panel:
     body.append_text(
         text(
             ("answer with: ", "dim"),
-            (f"{command()} approve {req.id} [--always]  |  {command()} deny {req.id} [--reason TEXT]", "bold"),
+            (
+                f"{command()} approve {req.id}{' [--always]' if f.always else ''}  |  "
+                f"{command()} deny {req.id} [--reason TEXT]",
+                "bold",
+            ),
         )
     )
     return _panel(req, f.title, body)

@@ -99,7 +99,8 @@ class Gate:
             if method == "GET":  # keep the token out of the address bar, history and logs from now on
                 url = URL(scope=scope)
                 rest = urlencode([(k, v) for k, v in parse_qsl(url.query) if k != "token"])
-                target = url.path + ("?" + rest if rest else "")
+                target = "/" + url.path.lstrip("/") + ("?" + rest if rest else "")  # never '//elsewhere'
+
                 moved = RedirectResponse(target, status_code=303)
                 moved.set_cookie(
                     self.keys.cookie(self.port), self.keys.token, httponly=True, samesite="strict", path="/"

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from alos.console.access import check_csrf
-from alos.console.views import TEXT_MOST, BadInput
+from alos.console.views import TEXT_MOST, BadInput, pid_of
 from alos.errors import AlosError, Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class Acts:
 
     async def answer(self, request: Request) -> Response:
         form = await self._form(request)
-        rid = int(request.path_params["rid"])
+        rid = pid_of(request, "rid")
         verdict = _choice(form, "verdict", VERDICTS)
         text = _text(form, "text" if verdict == "answer" else "reason")
         if verdict == "answer" and not text:
@@ -53,13 +53,15 @@ class Acts:
             raise BadInput(404, f"no request {rid} in this store: the approvals page lists those that wait")
         try:
             await self.rt.answer(rid, verdict, text or None, by=VIA, via=VIA)
-        except (Conflict, NotFound) as err:
+        except Conflict as err:
             return self._notice(request, f"request {rid}: {err.message}", "bad", 409)
+        except AlosError as err:  # a verdict that does not fit the request (a question, a '*' resource)
+            return self._notice(request, err.message, "bad", 400)
         return self._notice(request, f"request {rid} {VERDICTS[verdict]}; process {req.pid} can go on")
 
     async def signal(self, request: Request) -> Response:
         form = await self._form(request)
-        pid = int(request.path_params["pid"])
+        pid = pid_of(request, "pid")
         signal = _choice(form, "signal", SIGNALS)
         try:
             got = await self.rt.signal(pid, signal, via=VIA)
@@ -71,7 +73,7 @@ class Acts:
 
     async def send(self, request: Request) -> Response:
         form = await self._form(request)
-        pid = int(request.path_params["pid"])
+        pid = pid_of(request, "pid")
         text = _text(form, "text")
         if not text:
             raise BadInput(400, "a message needs its text")
@@ -101,8 +103,10 @@ class Acts:
         return fields
 
     def _notice(self, request: Request, text: str, tone: str = "ok", status: int = 200) -> Response:
-        if request.headers.get("hx-request") != "true":  # a plain form post: back to where it came from
-            return RedirectResponse(_back(request), status_code=303)
+        if request.headers.get("hx-request") != "true":  # a plain form post (no htmx)
+            if tone == "bad":  # a refusal is a page of its own, saying why
+                return self.pages.render("refused.html", status=status, text=text, heading="Not done")
+            return RedirectResponse(_back(request), status_code=303)  # done: back to where it came from
         return self.pages.render("notice.html", status=status, text=text, tone=tone)
 
 

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from alos.console.access import Gate, Keys
 from alos.console.acts import Acts
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     from alos.runtime import Runtime
 
 LOOPBACK = "127.0.0.1"
+CONNECTIONS = 32  # connections held at once (a page holds one stream, a browser ~6 more); more are closed
+BACKLOG = 16  # connections accepted per turn of the event loop: a burst never takes many descriptors at once
+FIRST_REQUEST_SECONDS = 5.0  # a connection that sends no request by then is closed (idle sockets starve a host)
 
 
 def application(rt: Runtime, keys: Keys, feed: Feed, hosts: frozenset[str], port: int, hosted: str = "") -> Any:
@@ -124,7 +128,7 @@ def bind(host: str, port: int) -> socket.socket:
         raise Unavailable(
             f"the console cannot listen on {host}:{port} ({err.strerror}); pass another --port (0: any free one)"
         ) from None
-    sock.listen(128)
+    sock.listen(BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -142,6 +146,10 @@ class Server:
         app = application(rt, self.keys, self.feed, hosts_for(self.host, self.port), self.port, hosted)
         config = uvicorn.Config(
             app,
+            http=_Deadline,
+            limit_concurrency=CONNECTIONS,
+            backlog=BACKLOG,
+            timeout_keep_alive=int(FIRST_REQUEST_SECONDS),
             lifespan="off",
             log_level="warning",
             access_log=False,
@@ -174,6 +182,19 @@ class Server:
         self.feed.close()
         self._server.should_exit = True
         self._server.stopping.set()
+
+
+class _Deadline(H11Protocol):
+    """HTTP/1.1 whose keep-alive timer runs from the connection's start too (uvicorn starts it only
+    after a first response, so a connection that never sends a request would hold a file
+    descriptor of the host for ever), and that closes at once a connection past CONNECTIONS."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > CONNECTIONS:  # a flood: never let it take the host's descriptors
+            transport.close()
+            return
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
 
 class _Quiet(uvicorn.Server):

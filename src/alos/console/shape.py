@@ -12,6 +12,7 @@ from alos.types import AuditRecord, Process, ProcState
 
 TURNS_SHOWN = 100  # the newest turns a process page shows
 ARGUMENTS_SHOWN = 2000  # characters of a tool call's arguments or result shown; the rest is cut, saying so
+SAID_SHOWN = 8000  # characters of a reply, a message or a goal shown (a model's reply may have megabytes)
 
 
 @dataclass
@@ -45,40 +46,46 @@ class Turn:
 
 def turns(context: list[dict[str, Any]], records: list[AuditRecord]) -> tuple[list[str], list[Turn]]:
     """Return (the messages before the first turn: the goal and what people sent, the turns,
-    oldest first, at most TURNS_SHOWN). ``records`` are the process's audit records, oldest first;
-    the newest model calls are matched to the newest turns (an older context may have been
-    compacted away)."""
+    oldest first, at most TURNS_SHOWN). ``records`` are the process's audit records, oldest first.
+    A turn is the model call whose request held the messages before it (its ``messages``
+    count), so a call that added no turn (one that found nothing more to do) is matched to none."""
     opening: list[str] = []
     made: list[Turn] = []
     by_id: dict[str, Call] = {}
-    for message in context:
+    at: dict[int, Turn] = {}  # context position of an assistant message -> its turn
+    for position, message in enumerate(context):
         role = message.get("role")
         if role == "assistant":
-            turn = Turn(len(made) + 1, str(message.get("content") or ""))
+            turn = Turn(len(made) + 1, cut(str(message.get("content") or ""), SAID_SHOWN))
             for c in message.get("tool_calls") or []:
                 call = Call(str(c.get("id", "")), str(c.get("name", "")), cut(codec.dumps(c.get("arguments", {}))))
                 turn.calls.append(call)
                 by_id[call.id] = call
             made.append(turn)
+            at[position] = turn
         elif role == "tool":
             found = by_id.get(str(message.get("tool_call_id", "")))
             if found is not None:
                 found.result = cut(str(message.get("content", "")))
         elif role == "user" and not made:
-            opening.append(str(message.get("content", "")))
+            opening.append(cut(str(message.get("content", "")), SAID_SHOWN))
         elif role == "user":
-            made.append(Turn(len(made) + 1, str(message.get("content", "")), message=True))
-    _match(made, records)
+            made.append(Turn(len(made) + 1, cut(str(message.get("content", "")), SAID_SHOWN), message=True))
+    _match(at, records)
     return opening, made[-TURNS_SHOWN:]
 
 
-def _match(made: list[Turn], records: list[AuditRecord]) -> None:
-    models = [i for i, r in enumerate(records) if r.syscall == "model.call" and r.outcome == "ok"]
-    said = [t for t in made if not t.message]
-    for turn, at in zip(reversed(said), reversed(models), strict=False):
-        turn.model = records[at]
-        end = next((i for i in models if i > at), len(records))
-        turn.decisions = [r for r in records[at + 1 : end] if r.syscall != "model.call"]
+def _match(at: dict[int, Turn], records: list[AuditRecord]) -> None:
+    """Give each turn its model call and the syscalls decided until the next model call (the
+    newest call of a request size wins: a compacted context starts counting again)."""
+    turn: Turn | None = None
+    for r in records:
+        if r.syscall == "model.call":
+            turn = at.get(int(r.detail.get("messages", -1))) if r.outcome == "ok" else None
+            if turn is not None:
+                turn.model, turn.decisions = r, []
+        elif turn is not None:
+            turn.decisions.append(r)
 
 
 def cut(text: str, most: int = ARGUMENTS_SHOWN) -> str:

@@ -72,7 +72,7 @@ class Pages:
             lstrip_blocks=True,
         )
         env.globals.update(state=shape.state, why=shape.why, spent=shape.spent, when=_when, brief=_brief)
-        env.globals.update(diffclass=_diffclass, most=TEXT_MOST)
+        env.globals.update(diffclass=_diffclass, most=TEXT_MOST, cut=shape.cut, said=shape.SAID_SHOWN)
         self.env = env
 
     def render(self, name: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -117,7 +117,7 @@ class Pages:
         return self.render("process_body.html", **self._body(request))
 
     def _proc(self, request: Request) -> Any:
-        pid = int(request.path_params["pid"])
+        pid = pid_of(request, "pid")
         try:
             return self.rt.process(pid)
         except NotFound:
@@ -229,6 +229,14 @@ def _hosted(rt: Runtime) -> str:
     return "a host runs these processes" if rt.host_running() else "no host runs them now: 'alos serve' would"
 
 
+def pid_of(request: Request, name: str) -> int:
+    """Return the id in the path parameter ``name``; raises BadInput past what the store can hold."""
+    value = int(request.path_params[name])
+    if value >= 2**63:
+        raise BadInput(404, f"there is no {name} {str(value)[:30]}: ids are below 2**63")
+    return value
+
+
 def _flag(request: Request, name: str) -> bool:
     value = request.query_params.get(name, "")
     if value not in ("", "0", "1"):
@@ -273,8 +281,8 @@ def _brief(detail: dict[str, Any]) -> str:
     return shape.cut(" ".join(f"{k}={codec.dumps(v)}" for k, v in detail.items()), 300)
 
 
-def _diffclass(line: str) -> str:
-    if line.startswith(("+++", "---")):
+def _diffclass(line: str, index: int) -> str:
+    if index < 2 and line.startswith(("+++", "---")):  # only a diff's first two lines name its files
         return "file"
     if line.startswith("+"):
         return "add"
@@ -285,4 +293,4 @@ def _diffclass(line: str) -> str:
     return "same"
 
 
-__all__ = ["AUDIT_ROWS", "PAGE_ROWS", "BadInput", "Pages"]
+__all__ = ["AUDIT_ROWS", "PAGE_ROWS", "BadInput", "Pages", "pid_of"]

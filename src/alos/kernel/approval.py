@@ -15,6 +15,7 @@ from alos import caps
 from alos.errors import Conflict, Invalid, NotFound
 from alos.kernel.kernel import Kernel, Site, Tx
 from alos.kernel.proc import park, transition
+from alos.requestform import can_always
 from alos.rights import Effect, Grant, Right
 from alos.store import rows
 from alos.types import HumanRequest, Process, ProcState, RequestKind, RequestState, Wait
@@ -130,6 +131,12 @@ def _check(req: HumanRequest, verdict: str, text: str | None) -> RequestState:
         raise Invalid(f"request {req.id} asks for approval; use approve (once or --always) or deny")
     if verdict == "always" and req.kind is RequestKind.RECOVERY:
         raise Invalid(f"request {req.id} is a recovery; approve it once (retry) or deny it (do not retry)")
+    if verdict == "always" and not can_always(req):
+        raise Invalid(
+            f"request {req.id} is about {req.resource[:200]}, whose name ends in '*': a standing grant on it "
+            "would cover every resource below it, not only this one; approve it once, or grant what you "
+            "mean with --allow"
+        )
     return RequestState.REJECTED if verdict == "deny" else RequestState.APPROVED
 
 

@@ -3,7 +3,10 @@
 A program that commits rings the bell; a program that waits for others' changes (a host that
 stays, a console) listens on it and sleeps in the event loop until it rings. A ring carries no
 data: it only says "look at the store" (Store.changed_elsewhere then tells what changed), so a
-stray ring costs one look and a lost one is impossible while the listener's socket exists.
+stray ring costs one look and a lost one is impossible while the listener's socket exists. A
+listener also wakes when the store file itself is deleted, renamed or replaced (inotify on its
+link count), so that a sleeping program notices it lost its store; where inotify is missing it
+looks every LOOK_SECONDS instead.
 
 Each listener is a Unix datagram socket in a directory beside the store (named, like the host
 lock, by the store file's device and inode; mode 0700, inside the directory no process may
@@ -16,19 +19,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import errno
 import os
 import secrets
 import socket
 
 _SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes with its NUL; keep a margin
+LOOK_SECONDS = 2.0  # without inotify: how often a sleeping listener looks for a lost store file
+_IN_ATTRIB, _IN_MOVE_SELF, _IN_DELETE_SELF = 0x4, 0x800, 0x400  # <sys/inotify.h>
+_IN_NONBLOCK, _IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
+
+
+def _watch(path: str) -> int | None:
+    """Return an inotify descriptor that becomes readable when the file at ``path`` is unlinked,
+    renamed or replaced (its link count changes), or None where inotify is not to be had."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        fd = int(libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC))
+    except (OSError, AttributeError):
+        return None
+    if fd < 0:
+        return None
+    if libc.inotify_add_watch(fd, os.fsencode(path), _IN_ATTRIB | _IN_MOVE_SELF | _IN_DELETE_SELF) < 0:
+        os.close(fd)
+        return None
+    return fd
 
 
 class Bell:
     """Ring and listen beside one store; see the module docstring."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, watched: str | None = None) -> None:
         self.directory = directory
+        self.watched = watched  # the store file: a listener wakes when it is deleted or replaced
         self._dirfd: int | None = None  # held while this program rings or listens through /proc/self/fd
         self._own: set[str] = set()  # this program's listeners: a ring never wakes its ringer
         self._sender: socket.socket | None = None
@@ -64,7 +89,7 @@ class Bell:
             sock.close()
             raise
         self._own.add(name)
-        return Listener(self, name, sock)
+        return Listener(self, name, sock, _watch(self.watched) if self.watched else None)
 
     def close(self) -> None:
         """Release what ringing held (listeners are closed by their owners)."""
@@ -98,19 +123,23 @@ class Bell:
 class Listener:
     """One program's ear on the bell: ``wait`` sleeps in the event loop until a ring or a timeout."""
 
-    def __init__(self, bell: Bell, name: str, sock: socket.socket) -> None:
+    def __init__(self, bell: Bell, name: str, sock: socket.socket, watch: int | None) -> None:
         self._bell = bell
         self.name = name
         self._sock: socket.socket | None = sock
+        self._watch = watch  # inotify on the store file, or None
 
     async def wait(self, timeout: float | None = None) -> bool:
-        """Sleep until the bell rings (return True) or ``timeout`` seconds pass (False); every ring
-        that came meanwhile is taken, so a look at the store made after this returns sees them all."""
+        """Sleep until the bell rings or the store file is deleted or replaced (return True), or
+        ``timeout`` seconds pass (False); every ring that came meanwhile is taken, so a look at the
+        store made after this returns sees them all."""
         sock = self._sock
         if sock is None:
             raise RuntimeError("this listener is closed")
         if self._drain(sock):
             return True
+        if self._watch is None and self._bell.watched is not None:
+            timeout = LOOK_SECONDS if timeout is None else min(timeout, LOOK_SECONDS)
         loop = asyncio.get_running_loop()
         rang = loop.create_future()
 
@@ -118,14 +147,20 @@ class Listener:
             if not rang.done():
                 rang.set_result(True)
 
-        loop.add_reader(sock.fileno(), readable)
+        fds = [sock.fileno()] + ([self._watch] if self._watch is not None else [])
+        for fd in fds:
+            loop.add_reader(fd, readable)
         try:
             await asyncio.wait_for(rang, timeout)
         except TimeoutError:
             return self._drain(sock)
         finally:
-            loop.remove_reader(sock.fileno())
+            for fd in fds:
+                loop.remove_reader(fd)
         self._drain(sock)
+        if self._watch is not None:
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                os.read(self._watch, 4096)  # what happened to the file: the look at the store tells
         return True
 
     @staticmethod
@@ -144,6 +179,9 @@ class Listener:
             return
         self._sock.close()
         self._sock = None
+        if self._watch is not None:
+            os.close(self._watch)
+            self._watch = None
         self._bell._own.discard(self.name)
         self._bell._forget(self.name)
 
