@@ -247,11 +247,6 @@ def test_detach_usage_errors_exit_2_and_store_nothing(shared: tuple[Env, Host]) 
     assert len(e.ps()) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: serve traces a process detached while it runs as '[N] model: ...' and 'process N waits', "
-    "without its name; processes found at start, and alos run, show '[N main]'",
-)
 def test_serve_trace_names_a_detached_process_as_run_does(shared: tuple[Env, Host]) -> None:
     e, host = shared
     pid = detached_pid(detach(e, writer("named"), *ASK_WRITE))

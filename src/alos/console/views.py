@@ -233,7 +233,8 @@ def pid_of(request: Request, name: str) -> int:
     """Return the id in the path parameter ``name``; raises BadInput past what the store can hold."""
     value = int(request.path_params[name])
     if value >= 2**63:
-        raise BadInput(404, f"there is no {name} {str(value)[:30]}: ids are below 2**63")
+        what = "process" if name == "pid" else "request"
+        raise BadInput(404, f"no {what} {str(value)[:30]} in this store (ids are below 2**63)")
     return value
 
 
