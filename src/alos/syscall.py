@@ -278,11 +278,11 @@ _HOST_PROC = Process(
 
 
 async def dispatch(
-    kernel: Kernel, subject: int, name: str, raw: dict[str, Any], site: Site | None = None, *, by: str | None = None
+    kernel: Kernel, subject: int, name: str, raw: dict[str, Any], site: Site | None = None, *, via: str | None = None
 ) -> Any:
     """Perform syscall ``name`` with arguments ``raw`` as process ``subject`` (0: the host).
 
-    ``by`` says which of the host's front ends made a host call (e.g. "console"); its audit
+    ``via`` says which of the host's front ends made a host call (e.g. "console"); its audit
     record names it. It is the host's word, never an argument: a process cannot set it.
 
     ``site`` is where the call stands inside the process's pending action (None outside one):
@@ -292,10 +292,10 @@ async def dispatch(
     is refused or fails.
     """
     kernel.refresh()
-    if by is not None and subject != HOST:
-        raise ValueError("only the host's calls carry who made them")
+    if via is not None and subject != HOST:
+        raise ValueError("only the host's calls carry which front end made them")
     call = _Call(kernel, subject, name, raw, site)
-    call.by = by
+    call.via = via
     entry, p = call.prepare()
     if entry.journaled and site is not None and site.replay:
         replayed = call.replay(entry, p)
@@ -345,7 +345,7 @@ class _Call:
         self.name = name
         self.raw = raw
         self.site = site
-        self.by: str | None = None  # the host's front end that made it, for the audit
+        self.via: str | None = None  # the host's front end that made it, for the audit
         self.entry: Entry[Any, Any] | None = None  # set once looked up
         self.args: Any = None
         self.resource = ""  # set from the needs once resolved, or guessed when resolution fails
@@ -728,8 +728,9 @@ class _Call:
         detail = self.summary()
         if extra:
             detail.update(extra)
-        if self.by is not None:
-            detail["via"] = self.by
+        detail.pop("via", None)  # the host's word alone: arguments that failed to decode are copied raw
+        if self.via is not None:
+            detail["via"] = self.via
         when = tx.now if tx is not None else kernel.clock.now()
         record = Deferred(when, subject, self.name, self.resource, self.right, label, outcome, detail)
 

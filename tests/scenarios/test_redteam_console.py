@@ -1026,7 +1026,7 @@ def test_live_pages_stay_bounded_while_a_process_is_busy(host: Host, root: Path,
 @pytest.mark.slow
 def test_idle_connections_without_a_token_cannot_starve_the_host(tmp_path: Path) -> None:
     """200 connections that never send a request, against a host allowed 160 descriptors: the
-    console holds at most 64 (it closes the rest at once) and drops idle ones after 5 s, so the
+    console holds at most 100 (it closes the rest at once) and drops idle ones after 5 s, so the
     host's processes still open their files and the console answers again once the flood is shed."""
     h = start_host(tmp_path, nofile=160)
     flood: list[socket.socket] = []

@@ -69,7 +69,8 @@ async def until_stopped(main: asyncio.Future[Any], server: Server | None) -> Non
     """Run ``main`` (and the console) until it ends or SIGTERM/SIGINT arrives."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    for signum in before:
         loop.add_signal_handler(signum, stopping.set)
     parts: list[asyncio.Future[Any]] = [main]
     if server is not None:
@@ -87,8 +88,9 @@ async def until_stopped(main: asyncio.Future[Any], server: Server | None) -> Non
         for part in [*parts, stopper]:
             part.cancel()
         await asyncio.gather(*parts, stopper, return_exceptions=True)
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum, handler in before.items():  # a second signal while closing stops as the first did
             loop.remove_signal_handler(signum)
+            signal.signal(signum, handler)
 
 
 @click.command()

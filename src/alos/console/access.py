@@ -2,7 +2,8 @@
 
 The console binds to loopback, but any web page the person's browser opens can send requests to
 loopback, and any local user can connect. So every request must carry the access token (in the
-URL the console printed, then in a cookie scoped to this console's port), name this console as
+URL the console printed, then in a cookie named for this console's port: browsers send it to
+every port of the host, see docs/console.md's limits), name this console as
 its Host (DNS rebinding), and every request that changes something must come from this console's
 own origin and carry the CSRF token. Responses forbid framing, inline scripts, sniffing,
 caching and referrers (the first URL holds the token). Decides access only: what a person may

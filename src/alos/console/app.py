@@ -29,13 +29,13 @@ from alos.console.access import Gate, Keys
 from alos.console.acts import Acts
 from alos.console.feed import Feed
 from alos.console.views import BadInput, Pages
-from alos.errors import Invalid, Unavailable
+from alos.errors import AlosError, Invalid, Unavailable
 
 if TYPE_CHECKING:
     from alos.runtime import Runtime
 
 LOOPBACK = "127.0.0.1"
-CONNECTIONS = 32  # connections held at once (a page holds one stream, a browser ~6 more); more are closed
+CONNECTIONS = 100  # connections held at once (a page holds one stream, a browser ~6 more); more are closed
 BACKLOG = 16  # connections accepted per turn of the event loop: a burst never takes many descriptors at once
 FIRST_REQUEST_SECONDS = 5.0  # a connection that sends no request by then is closed (idle sockets starve a host)
 
@@ -167,15 +167,16 @@ class Server:
         return f"http://{shown}:{self.port}/?token={self.keys.token}"
 
     async def run(self) -> None:
-        """Serve until cancelled or ``stop``."""
-        feeding = asyncio.ensure_future(self.feed.run())
+        """Serve until cancelled or ``stop``; raises what stopped the feed (a lost store, say)."""
         try:
-            await self._server.serve(sockets=[self.sock])
+            async with asyncio.TaskGroup() as group:  # the feed and the server live and fail together
+                feeding = group.create_task(self.feed.run())
+                serving = group.create_task(self._server.serve(sockets=[self.sock]))
+                serving.add_done_callback(lambda _: feeding.cancel())
+        except* AlosError as failed:
+            raise failed.exceptions[0] from None
         finally:
             self.feed.close()
-            feeding.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await feeding
 
     def stop(self) -> None:
         """Ask the server to finish: open pages' streams end, then it stops."""

@@ -190,7 +190,7 @@ class Pages:
         }
 
     async def verify(self, request: Request) -> Response:
-        return self.render("verdict.html", check=self.rt.verify())
+        return self.render("verdict.html", check=await pages.verify_aside(self.rt.kernel))
 
     async def export(self, request: Request) -> Response:
         f = _filters(request)

@@ -8,11 +8,15 @@ whether the store holds ten processes or ten thousand. The SQL is in store/pager
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from alos import codec
+from alos import audit, codec
+from alos.audit import ChainCheck
 from alos.kernel.kernel import Kernel
 from alos.rights import Capability
 from alos.store import pagerows, rows
@@ -35,7 +39,28 @@ def tree(kernel: Kernel, *, live: bool, offset: int, limit: int) -> TreePage:
     (adoption keeps a live process's parent live, so the tree stays whole)."""
     kernel.refresh()
     kernel.flush()
-    links = pagerows.tree_links(kernel.store.conn)
+    head = pagerows.heads(kernel.store.conn)[0]  # the tree changes only with an event (spawn, exit, adopt)
+    key = (kernel.store.path, head, live)
+    order = _orders.get(key)
+    if order is None:
+        order = _order(pagerows.tree_links(kernel.store.conn), live)
+        _orders.clear()
+        _orders[key] = order
+    page = order[offset : offset + limit]
+    procs = [(depth, kernel.proc(pid)) for depth, pid in page]
+    return TreePage(procs, len(order), pagerows.budgets_of(kernel.store.conn, [pid for _, pid in page]))
+
+
+def tree_budget(kernel: Kernel, pid: Pid) -> dict[str, tuple[int | None, int]]:
+    """Return process ``pid``'s budgets: name -> (limit or None, spent by it and its descendants)."""
+    kernel.flush()
+    return pagerows.budgets_of(kernel.store.conn, [pid]).get(pid, {})
+
+
+_orders: dict[tuple[str, int, bool], list[tuple[int, Pid]]] = {}  # the last tree order made, by its key
+
+
+def _order(links: list[tuple[Pid, Pid | None, str]], live: bool) -> list[tuple[int, Pid]]:
     if live:
         links = [x for x in links if x[2] != ProcState.EXITED.value]
     known = {pid for pid, _, _ in links}
@@ -48,15 +73,7 @@ def tree(kernel: Kernel, *, live: bool, offset: int, limit: int) -> TreePage:
         depth, pid = stack.pop()
         order.append((depth, pid))
         stack.extend((depth + 1, child) for child in reversed(kids.get(pid, [])))
-    page = order[offset : offset + limit]
-    procs = [(depth, kernel.proc(pid)) for depth, pid in page]
-    return TreePage(procs, len(order), pagerows.budgets_of(kernel.store.conn, [pid for _, pid in page]))
-
-
-def tree_budget(kernel: Kernel, pid: Pid) -> dict[str, tuple[int | None, int]]:
-    """Return process ``pid``'s budgets: name -> (limit or None, spent by it and its descendants)."""
-    kernel.flush()
-    return pagerows.budgets_of(kernel.store.conn, [pid]).get(pid, {})
+    return order
 
 
 def capabilities(kernel: Kernel, pid: Pid) -> list[Capability]:
@@ -138,6 +155,22 @@ def news(kernel: Kernel, since: News | None, limit: int = 2000) -> News:
     )
 
 
+async def verify_aside(kernel: Kernel) -> ChainCheck:
+    """Check the whole audit chain on a connection of its own in a worker thread, so that the
+    event loop (a host's, a console's) goes on meanwhile; return the verdict."""
+    kernel.flush()
+    path = kernel.store.path
+
+    def check() -> ChainCheck:
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True)
+        try:
+            return audit.verify(conn)
+        finally:
+            conn.close()
+
+    return await asyncio.to_thread(check)
+
+
 def listen(kernel: Kernel) -> Listener:
     """Return a new listener on the store's bell (store/bell.py): its ``wait`` returns when another
     program commits. Raises OSError when the store's directory lets none be made."""
@@ -148,11 +181,13 @@ __all__ = [
     "Listener",
     "News",
     "TreePage",
-    "listen",
-    "news",
     "audit_export",
     "audit_page",
     "capabilities",
     "children",
+    "listen",
+    "news",
     "tree",
+    "tree_budget",
+    "verify_aside",
 ]

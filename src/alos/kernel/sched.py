@@ -44,8 +44,7 @@ class Scheduler:
         self._running: set[Pid] = set()
         self._seq = 0
         self._done: asyncio.Event | None = None  # made inside run(): an Event belongs to one loop
-        self._ear: Listener | None = None  # on the store's bell, from the first wait on a real clock
-        self._deaf = False  # the store's directory let no listener be made: look now and then instead
+        self._ear: Listener | None = None  # on the store's bell, from the first run on a real clock
         kernel.listeners.append(self._heard)
 
     def runnable(self) -> list[Pid]:
@@ -93,6 +92,8 @@ class Scheduler:
         kernel = self.kernel
         done = self._done = asyncio.Event()
         self._running.clear()
+        if kernel.clock.real:
+            self._listen()  # before the first look: a commit made after it rings this listener
         kernel.refresh()
         self._load()
         seen = kernel.generation
@@ -123,9 +124,8 @@ class Scheduler:
                     if pid is not None:
                         self._running.add(pid)
                         group.create_task(self._slot(pid))
-                if self._running:
-                    done.clear()
-                    await done.wait()
+                if self._running:  # until a slot is free, or another program starts or answers one
+                    await self._idle(done, None, full=True)
                 elif self._ready:
                     continue
                 elif self._timers:
@@ -222,14 +222,15 @@ class Scheduler:
         else:
             await kernel.clock.sleep(delay)
 
-    async def _idle(self, done: asyncio.Event, timeout: float | None) -> None:
-        """Wait until the store's bell rings, this program queues a process (``done``), or
-        ``timeout`` seconds pass. Without a bell, look at the store every POLL_SECONDS."""
-        ear = self._listen()
+    async def _idle(self, done: asyncio.Event, timeout: float | None, full: bool = False) -> None:
+        """Wait until the store's bell rings, this program queues a process or ends a quantum
+        (``done``), or ``timeout`` seconds pass. Without a bell, look at the store every
+        POLL_SECONDS. ``full``: every slot is taken, so what is queued already must wait too."""
+        ear = self._listen() if self.kernel.clock.real else None
         done.clear()
-        if self._ready:
+        if self._ready and not full:
             return  # queued while the caller decided to wait
-        if ear is None:
+        if ear is None and self.kernel.clock.real:
             timeout = limits.POLL_SECONDS if timeout is None else min(timeout, limits.POLL_SECONDS)
         waits: list[asyncio.Future[bool]] = [asyncio.ensure_future(done.wait())]
         if ear is not None:
@@ -242,11 +243,13 @@ class Scheduler:
             await asyncio.gather(*waits, return_exceptions=True)
 
     def _listen(self) -> Listener | None:
-        if self._ear is None and not self._deaf:
+        """Return the listener on the store's bell, made now if need be; None when the store's
+        directory lets none be made (then the caller looks every POLL_SECONDS, and tries again)."""
+        if self._ear is None:
             try:
                 self._ear = self.kernel.store.bell.listen()
             except OSError:
-                self._deaf = True
+                return None
         return self._ear
 
     def close(self) -> None:

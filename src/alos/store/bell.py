@@ -115,6 +115,11 @@ class Bell:
             self._dirfd = os.open(self.directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         return f"/proc/self/fd/{self._dirfd}/{name}"
 
+    def forget(self, name: str) -> None:
+        """Stop counting ``name`` as this program's listener and remove its socket."""
+        self._own.discard(name)
+        self._forget(name)
+
     def _forget(self, name: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(self._address(name))
@@ -182,8 +187,7 @@ class Listener:
         if self._watch is not None:
             os.close(self._watch)
             self._watch = None
-        self._bell._own.discard(self.name)
-        self._bell._forget(self.name)
+        self._bell.forget(self.name)
 
 
 __all__ = ["Bell", "Listener"]
