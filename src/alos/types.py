@@ -91,6 +91,16 @@ class Process:
 _PROCESS_FIELDS = Process.__dataclass_fields__
 
 
+def state_words(p: Process) -> str:
+    """Return a process's state as a person reads it, in a word or two: ``waiting human``,
+    ``exited ok``, ``paused``."""
+    if p.state is ProcState.WAITING:
+        return f"waiting {p.wait}"
+    if p.state is ProcState.EXITED:
+        return f"exited {p.exit}"
+    return p.state.value
+
+
 # message kinds the runtime puts into a process's context before its next model call
 SHOWN_KINDS = ("interrupt", "human", "term")
 

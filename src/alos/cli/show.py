@@ -15,7 +15,7 @@ from rich.text import Text
 from alos import codec, limits
 from alos.cli.screen import Screen, clip, clip_left, command, row, text
 from alos.requestform import form
-from alos.types import Event, HumanRequest, Process, ProcState
+from alos.types import Event, HumanRequest, Process, state_words
 
 
 class Trace:
@@ -216,15 +216,6 @@ def _diff(body: Text, rid: int, diff: list[str], full: bool) -> None:
         )
 
 
-def state_of(p: Process) -> str:
-    """Return a process's state as one word or two (``waiting human``, ``exited ok``)."""
-    if p.state is ProcState.WAITING:
-        return f"waiting {p.wait}"
-    if p.state is ProcState.EXITED:
-        return f"exited {p.exit}"
-    return p.state.value
-
-
 _SHORT = {
     "model_calls": "calls",
     "tokens": "tok",
@@ -280,7 +271,7 @@ def process_table(
             text(str(p.parent or "-")),
             text("  " * depth + clip(p.name, 20) + mode),
             text(clip(p.image, 20)),
-            text((state_of(p), colour)),
+            text((state_words(p), colour)),
             text(str(p.priority)),
             text(str(p.turns)),
             text(spent(budgets.get(p.pid, {}))),

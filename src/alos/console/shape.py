@@ -95,15 +95,6 @@ def cut(text: str, most: int = ARGUMENTS_SHOWN) -> str:
     return text[:most] + f"… ({len(text) - most} more characters)"
 
 
-def state(p: Process) -> str:
-    """Return a process's state in a word or two: 'waiting human', 'exited ok'."""
-    if p.state is ProcState.WAITING:
-        return f"waiting {p.wait}"
-    if p.state is ProcState.EXITED:
-        return f"exited {p.exit}"
-    return p.state.value
-
-
 def why(p: Process) -> str:
     """Return why a process does not run, in words (empty when it runs or may)."""
     if p.state is ProcState.WAITING:
@@ -127,4 +118,4 @@ def spent(amounts: dict[str, tuple[int | None, int]]) -> list[str]:
     ]
 
 
-__all__ = ["Call", "Turn", "cut", "spent", "state", "turns", "why"]
+__all__ = ["Call", "Turn", "cut", "spent", "turns", "why"]

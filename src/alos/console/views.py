@@ -26,7 +26,7 @@ from alos.console import shape
 from alos.errors import NotFound
 from alos.kernel import pages
 from alos.requestform import form
-from alos.types import AuditRecord, RequestState
+from alos.types import AuditRecord, RequestState, state_words
 
 if TYPE_CHECKING:
     from alos.console.access import Keys
@@ -71,7 +71,7 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        env.globals.update(state=shape.state, why=shape.why, spent=shape.spent, when=_when, brief=_brief)
+        env.globals.update(state=state_words, why=shape.why, spent=shape.spent, when=_when, brief=_brief)
         env.globals.update(diffclass=_diffclass, most=TEXT_MOST, cut=shape.cut, said=shape.SAID_SHOWN)
         self.env = env
 
