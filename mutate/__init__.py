@@ -21,6 +21,8 @@ TARGETS = (
     "src/alos/primitives/tool.py",
     "src/alos/tooljit.py",
     "src/alos/providers/jitwire.py",
+    "src/alos/console/access.py",
+    "src/alos/console/acts.py",
 )
 # the tests that exercise authority: unit tests and the scenarios of dispatch, grants, approvals,
 # processes, turns and recovery, and the CLI runs that show decisions (a few minutes traced on a
@@ -51,4 +53,6 @@ POOL = (
     "tests/scenarios/test_jit.py",
     "tests/scenarios/test_bb_jit.py",
     "tests/scenarios/test_redteam_jit.py",
+    "tests/scenarios/test_bb_console.py",
+    "tests/scenarios/test_redteam_console.py",
 )

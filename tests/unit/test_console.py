@@ -255,3 +255,46 @@ def test_topics_name_what_to_redraw() -> None:
     assert topics(News(5, 0, frozenset({"state"}), frozenset({3}))) == {"procs", "requests", "proc-3"}
     assert topics(News(0, 9, frozenset({"audit"}), frozenset({0, 4}))) == {"audit", "procs", "proc-4"}
     assert topics(News(1, 0, frozenset({"spawn"}), frozenset({7}))) == {"procs", "proc-7"}
+
+
+def test_a_change_may_carry_the_token_in_its_url_and_a_same_origin_referer(world: dict[str, Any]) -> None:
+    rt, keys, pid = world["rt"], world["keys"], world["pid"]
+    app = application(rt, keys, Feed(rt), frozenset({f"127.0.0.1:{PORT}"}), PORT)
+
+    async def go(path: str, **headers: str) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+            return await client.post(path, data={"signal": "pause", "csrf": keys.csrf}, headers=headers)
+
+    foreign = asyncio.run(go(f"/process/{pid}/signal?token={keys.token}", referer="http://evil.example/"))
+    assert foreign.status_code == 403 and rt.process(pid).state.value == "waiting"
+    done = asyncio.run(go(f"/process/{pid}/signal?token={keys.token}", referer=BASE, **{"hx-request": "true"}))
+    assert done.status_code == 200 and "paused" in done.text  # no cookie, no Origin: the token and a Referer
+    assert rt.process(pid).state.value == "paused"
+
+
+def test_the_token_is_found_among_other_cookies(world: dict[str, Any]) -> None:
+    keys = world["keys"]
+    rt = world["rt"]
+    app = application(rt, keys, Feed(rt), frozenset({f"127.0.0.1:{PORT}"}), PORT)
+
+    async def go(cookie: str) -> int:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+            return (await client.get("/approvals/count", headers={"cookie": cookie})).status_code
+
+    name = keys.cookie(PORT)
+    assert asyncio.run(go(f"theme=dark; {name}={keys.token}; other=1")) == 200
+    assert asyncio.run(go(f"{name}x={keys.token}; flag; {name}")) == 403  # a look-alike name, a bare name
+
+
+def test_a_signal_the_runtime_refuses_is_a_conflict_on_the_page(world: dict[str, Any]) -> None:
+    pid = world["pid"]
+    assert post(world, f"/process/{pid}/signal", {"signal": "kill"}, headers={"hx-request": "true"}).status_code == 200
+    again = post(world, f"/process/{pid}/signal", {"signal": "pause"}, headers={"hx-request": "true"})
+    assert again.status_code == 409 and f"process {pid}" in again.text and "exited" in again.text
+
+
+def test_a_message_to_an_exited_process_is_a_conflict_on_the_page(world: dict[str, Any]) -> None:
+    pid = world["pid"]
+    post(world, f"/process/{pid}/signal", {"signal": "kill"}, headers={"hx-request": "true"})
+    sent = post(world, f"/process/{pid}/send", {"text": "still there?"}, headers={"hx-request": "true"})
+    assert sent.status_code == 409 and f"process {pid}" in sent.text, sent.text

@@ -9,7 +9,8 @@ own refusals (an answered request, an exited process) come back as the page's no
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -63,12 +64,9 @@ class Acts:
         form = await self._form(request)
         pid = pid_of(request, "pid")
         signal = _choice(form, "signal", SIGNALS)
-        try:
-            got = await self.rt.signal(pid, signal, via=VIA)
-        except NotFound:
-            raise BadInput(404, f"no process {pid} in this store: the processes page lists them") from None
-        except AlosError as err:
-            return self._notice(request, f"process {pid}: {err.message}", "bad", 409)
+        got = await self._to(request, pid, self.rt.signal(pid, signal, via=VIA))
+        if isinstance(got, Response):
+            return got
         return self._notice(request, f"process {pid} {SIGNALS[signal]}; it is now {got.get('state')}")
 
     async def send(self, request: Request) -> Response:
@@ -77,13 +75,19 @@ class Acts:
         text = _text(form, "text")
         if not text:
             raise BadInput(400, "a message needs its text")
+        got = await self._to(request, pid, self.rt.send(pid, text, via=VIA))
+        if isinstance(got, Response):
+            return got
+        return self._notice(request, f"message {got.get('id')} queued for process {pid}; its model reads it next")
+
+    async def _to(self, request: Request, pid: int, call: Awaitable[dict[str, Any]]) -> dict[str, Any] | Response:
+        """Return what ``call`` (a syscall about process ``pid``) returned, or the notice of its refusal."""
         try:
-            got = await self.rt.send(pid, text, via=VIA)
+            return await call
         except NotFound:
             raise BadInput(404, f"no process {pid} in this store: the processes page lists them") from None
-        except AlosError as err:
+        except AlosError as err:  # an exited process, a resume of what no one paused: the runtime's word
             return self._notice(request, f"process {pid}: {err.message}", "bad", 409)
-        return self._notice(request, f"message {got.get('id')} queued for process {pid}; its model reads it next")
 
     async def _form(self, request: Request) -> dict[str, str]:
         kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
