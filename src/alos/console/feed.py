@@ -3,8 +3,8 @@
 The feed sleeps until something changes: another program's commit rings the store's bell; a
 change this program made itself (a console in 'alos serve --console' shares the host's kernel)
 comes as a kernel event. It then reads what changed (kernel/pages.news) and tells every open
-page the topics to redraw: ``procs``, ``requests``, ``audit`` and ``proc-PID``. Bursts are
-merged: at most one push per FEED_GAP_SECONDS. Nothing polls; a page left open costs one
+page the topics to redraw: ``procs``, ``requests``, ``audit`` and ``proc-PID``, at once. Bursts
+are merged: after a push the feed waits FEED_GAP_SECONDS, and what came meanwhile is one push. Nothing polls; a page left open costs one
 comment line every PING_SECONDS so that proxies and browsers keep the stream.
 """
 
@@ -47,13 +47,13 @@ class Feed:
         try:
             while True:
                 await self._wait(ear)
-                await asyncio.sleep(FEED_GAP_SECONDS)  # let a burst finish: one redraw for all of it
                 self._poke.clear()
                 now = pages.news(self.rt.kernel, seen)
                 if now.event == seen.event and now.audit == seen.audit:
                     continue
                 seen = now
-                self.push(topics(now))
+                self.push(topics(now))  # at once; what comes during the gap goes in the next push
+                await asyncio.sleep(FEED_GAP_SECONDS)
         finally:
             if ear is not None:
                 ear.close()
