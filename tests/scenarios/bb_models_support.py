@@ -16,7 +16,7 @@ from typing import Any
 
 from tests.fakes import openai_server as ow
 from tests.fakes.server import FakeServer, Seen, Step, sse
-from tests.scenarios.bb_support import ALOS, alos, json_lines, wait_until
+from tests.scenarios.bb_support import ALOS, alos, json_lines, looked, wait_until
 
 KEY = "sk-bbtest-9f8e7d6c5b4a39281706"  # a key that must never show up anywhere but the wire
 
@@ -148,8 +148,12 @@ class ModelEnv:
             args.append("--json")
         return self.alos(*args)
 
+    def look(self, *args: str, store: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """A command that reads the store, run in-process (bb_support.looked) as cmd() runs it."""
+        return looked(*args, "--store", str(store or self.store), cwd=self.root, env=self.env())
+
     def ps(self, store: Path | None = None) -> list[dict[str, Any]]:
-        cp = self.cmd("ps", "--all", "--json", store=store)
+        cp = self.look("ps", "--all", "--json", store=store)
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 
@@ -157,7 +161,7 @@ class ModelEnv:
         return next(p for p in self.ps(store) if p["pid"] == pid)
 
     def audit(self, store: Path | None = None) -> list[dict[str, Any]]:
-        cp = self.cmd("audit", "--json", store=store)
+        cp = self.look("audit", "--json", store=store)
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 
@@ -166,7 +170,7 @@ class ModelEnv:
 
     def approvals(self, all_: bool = False) -> list[dict[str, Any]]:
         args = ["approvals", "--json"] + (["--all"] if all_ else [])
-        cp = self.cmd(*args)
+        cp = self.look(*args)
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.scenarios.bb_support import ALOS, turn, write_script
+from tests.scenarios.bb_support import ALOS, looked, turn, write_script
 from tests.support import stored_processes
 
 BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
@@ -96,24 +96,29 @@ class World:
     def cmd(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         return cli(*args, "--store", str(self.store), timeout=timeout)
 
+    def look(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A command that reads the store, run in-process (bb_support.looked) as cmd() runs it."""
+        env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "250"}
+        return looked(*args, "--store", str(self.store), env=env, errors="backslashreplace")
+
     def audit(self) -> list[dict[str, Any]]:
-        r = self.cmd("audit", "--json")
+        r = self.look("audit", "--json")
         assert r.returncode == 0, r.stderr
         return json_lines(r.stdout)
 
     def ps(self, *extra: str) -> list[dict[str, Any]]:
-        r = self.cmd("ps", "--json", *extra)
+        r = self.look("ps", "--json", *extra)
         assert r.returncode == 0, r.stderr
         return json_lines(r.stdout)
 
     def every_process(self) -> list[dict[str, Any]]:
         """Every process, exited ones included (`ps --all`)."""
-        r = self.cmd("ps", "--json", "--all")
+        r = self.look("ps", "--json", "--all")
         assert r.returncode == 0, r.stderr
         return json_lines(r.stdout)
 
     def approvals(self, *extra: str) -> list[dict[str, Any]]:
-        r = self.cmd("approvals", "--json", *extra)
+        r = self.look("approvals", "--json", *extra)
         assert r.returncode == 0, r.stderr
         return json_lines(r.stdout)
 

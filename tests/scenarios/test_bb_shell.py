@@ -30,7 +30,7 @@ import psutil
 import pytest
 
 import alos as alos_api
-from tests.scenarios.bb_support import ALOS, alos, json_lines, wait_until, write_script
+from tests.scenarios.bb_support import ALOS, alos, json_lines, looked, wait_until, write_script
 
 T = TypeVar("T")
 HAS_BWRAP = shutil.which("bwrap") is not None
@@ -103,8 +103,12 @@ class Shell:
     def resume(self, *extra: str) -> subprocess.CompletedProcess[str]:
         return self.cmd("resume", "--approve", "never", "--json", *extra)
 
+    def look(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A command that reads the store, run in-process (bb_support.looked) as cmd() runs it."""
+        return looked(*args, "--store", str(self.store))
+
     def audit(self) -> list[dict[str, Any]]:
-        cp = self.cmd("audit", "--json")
+        cp = self.look("audit", "--json")
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 
@@ -112,12 +116,12 @@ class Shell:
         return [r for r in self.audit() if r["syscall"] == "shell.run"]
 
     def approvals(self) -> list[dict[str, Any]]:
-        cp = self.cmd("approvals", "--json")
+        cp = self.look("approvals", "--json")
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 
     def ps(self) -> list[dict[str, Any]]:
-        cp = self.cmd("ps", "--all", "--json")
+        cp = self.look("ps", "--all", "--json")
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 
