@@ -16,7 +16,7 @@ from typing import Any
 
 from tests.fakes import openai_server as ow
 from tests.fakes.server import FakeServer, Seen, Step, sse
-from tests.scenarios.bb_support import ALOS, alos, json_lines, looked, wait_until
+from tests.scenarios.bb_support import ALOS, alos, alos_here, json_lines, wait_until
 
 KEY = "sk-bbtest-9f8e7d6c5b4a39281706"  # a key that must never show up anywhere but the wire
 
@@ -149,8 +149,8 @@ class ModelEnv:
         return self.alos(*args)
 
     def look(self, *args: str, store: Path | None = None) -> subprocess.CompletedProcess[str]:
-        """A command that reads the store, run in-process (bb_support.looked) as cmd() runs it."""
-        return looked(*args, "--store", str(store or self.store), cwd=self.root, env=self.env())
+        """A command that reads the store, run in-process (bb_support.alos_here) as cmd() runs it."""
+        return alos_here(*args, "--store", str(store or self.store), cwd=self.root, env=self.env())
 
     def ps(self, store: Path | None = None) -> list[dict[str, Any]]:
         cp = self.look("ps", "--all", "--json", store=store)

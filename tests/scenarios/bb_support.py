@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 REPO = Path(__file__).resolve().parents[2]
 ALOS = str(REPO / ".venv" / "bin" / "alos")
@@ -44,16 +47,20 @@ def alos(
     )
 
 
-def looked(
+def alos_here(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, errors: str = "strict"
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command that reads a store (`alos ps|audit|approvals ...`) as alos() does, in this
-    process through the entry point `alos` runs (alos.cli.main.main): the same arguments in, the
-    same stdout, stderr and exit code out, with no terminal. A CLI start costs about a quarter of
-    a second of CPU (half a second under coverage) and tests only that Python starts: every test
-    that runs a host still starts `alos` for real. ``env`` replaces the environment, as alos() does;
-    ``errors`` decodes the output as subprocess.run(errors=...) would.
-    The command must leave no file of its store open in this process (it closes what it opens)."""
+    """Run `alos ARGS` as alos() does, in this process, through the entry point the `alos` script
+    runs (alos.cli.main.main) under click's isolation: the same arguments in, the same stdout,
+    stderr and exit code out, no terminal, nothing on stdin. ``env`` replaces the environment as
+    alos()'s does; ``errors`` decodes the output as subprocess.run(errors=...) would.
+
+    A CLI start costs about a quarter of a second of CPU (half a second under coverage) and, for a
+    command run to its end, tests only that Python starts. The tests whose subject is a process
+    (a host killed -9 or signalled, two commands racing, the raw bytes a terminal gets, the doc
+    examples) still start `alos` for real. What a process's exit would hide must not happen here:
+    the command leaves no file of its store open, no child process behind, and the SIGTERM handler
+    a host sets is put back."""
     from click.testing import CliRunner
 
     from alos.cli.main import main
@@ -63,13 +70,20 @@ def looked(
         changes = {k: None for k in os.environ if k not in env}
         changes.update(env)
     store = args[args.index("--store") + 1] if "--store" in args else None
+    children = {c.pid for c in psutil.Process().children(recursive=True)}
+    on_term = signal.getsignal(signal.SIGTERM)
     code = 0
-    with CliRunner().isolation(env=changes) as (out, err, _), contextlib.chdir(cwd or os.getcwd()):
-        try:
-            main(list(args))
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else 1
-        stdout, stderr = out.getvalue().decode(errors=errors), err.getvalue().decode(errors=errors)
+    try:
+        with CliRunner().isolation(env=changes) as (out, err, _), contextlib.chdir(cwd or os.getcwd()):
+            try:
+                main(list(args))
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else 1
+            stdout, stderr = out.getvalue().decode(errors=errors), err.getvalue().decode(errors=errors)
+    finally:
+        signal.signal(signal.SIGTERM, on_term)
+    left = [c for c in psutil.Process().children(recursive=True) if c.pid not in children]
+    assert not left, f"alos {' '.join(args)} left processes behind: {left}"
     if store is not None:
         held = [f for f in _open_files() if f.startswith(str(Path(store).parent))]
         assert not held, f"alos {' '.join(args)} left {held} open"
@@ -142,22 +156,22 @@ class Env:
         ]
         if json_out:
             args.append("--json")
-        return alos(*args)
+        return alos_here(*args)
 
     def cmd(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return alos(*args, "--store", str(self.store))
+        return alos_here(*args, "--store", str(self.store))
 
     def resume(self, approve: str = "never", json_out: bool = True) -> subprocess.CompletedProcess[str]:
         args = ["resume", "--store", str(self.store), "--approve", approve]
         if json_out:
             args.append("--json")
-        return alos(*args)
+        return alos_here(*args)
 
     def audit(self, pid: int | None = None) -> list[dict[str, Any]]:
         args = ["audit", "--json", "--store", str(self.store)]
         if pid is not None:
             args += ["--pid", str(pid)]
-        cp = looked(*args)
+        cp = alos_here(*args)
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 
@@ -165,12 +179,12 @@ class Env:
         args = ["approvals", "--json", "--store", str(self.store)]
         if all_:
             args.append("--all")
-        cp = looked(*args)
+        cp = alos_here(*args)
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 
     def ps(self) -> list[dict[str, Any]]:
-        cp = looked("ps", "--all", "--json", "--store", str(self.store))
+        cp = alos_here("ps", "--all", "--json", "--store", str(self.store))
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 

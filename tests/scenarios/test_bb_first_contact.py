@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.scenarios.bb_support import ALOS, looked, turn, write_script
+from tests.scenarios.bb_support import ALOS, alos_here, turn, write_script
 from tests.support import stored_processes
 
 BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
@@ -97,9 +97,9 @@ class World:
         return cli(*args, "--store", str(self.store), timeout=timeout)
 
     def look(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """A command that reads the store, run in-process (bb_support.looked) as cmd() runs it."""
+        """A command that reads the store, run in-process (bb_support.alos_here) as cmd() runs it."""
         env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "250"}
-        return looked(*args, "--store", str(self.store), env=env, errors="backslashreplace")
+        return alos_here(*args, "--store", str(self.store), env=env, errors="backslashreplace")
 
     def audit(self) -> list[dict[str, Any]]:
         r = self.look("audit", "--json")

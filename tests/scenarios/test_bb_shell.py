@@ -30,7 +30,7 @@ import psutil
 import pytest
 
 import alos as alos_api
-from tests.scenarios.bb_support import ALOS, alos, json_lines, looked, wait_until, write_script
+from tests.scenarios.bb_support import ALOS, alos, alos_here, json_lines, wait_until, write_script
 
 T = TypeVar("T")
 HAS_BWRAP = shutil.which("bwrap") is not None
@@ -104,8 +104,8 @@ class Shell:
         return self.cmd("resume", "--approve", "never", "--json", *extra)
 
     def look(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """A command that reads the store, run in-process (bb_support.looked) as cmd() runs it."""
-        return looked(*args, "--store", str(self.store))
+        """A command that reads the store, run in-process (bb_support.alos_here) as cmd() runs it."""
+        return alos_here(*args, "--store", str(self.store))
 
     def audit(self) -> list[dict[str, Any]]:
         cp = self.look("audit", "--json")
