@@ -16,7 +16,7 @@ from typing import Any
 
 from tests.fakes import openai_server as ow
 from tests.fakes.server import FakeServer, Seen, Step, sse
-from tests.scenarios.bb_support import ALOS, alos, alos_here, json_lines, wait_until
+from tests.scenarios.bb_support import ALOS, alos_here, json_lines, wait_until
 
 KEY = "sk-bbtest-9f8e7d6c5b4a39281706"  # a key that must never show up anywhere but the wire
 
@@ -102,7 +102,8 @@ class ModelEnv:
     def alos(
         self, *args: str, cwd: Path | None = None, timeout: float = 60, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return alos(*args, cwd=cwd or self.root, timeout=timeout, env=env or self.env())
+        """Run alos in-process (bb_support.alos_here: ``timeout`` is then pytest's); popen() starts a real host."""
+        return alos_here(*args, cwd=cwd or self.root, env=env or self.env())
 
     def run_args(
         self,
@@ -148,12 +149,8 @@ class ModelEnv:
             args.append("--json")
         return self.alos(*args)
 
-    def look(self, *args: str, store: Path | None = None) -> subprocess.CompletedProcess[str]:
-        """A command that reads the store, run in-process (bb_support.alos_here) as cmd() runs it."""
-        return alos_here(*args, "--store", str(store or self.store), cwd=self.root, env=self.env())
-
     def ps(self, store: Path | None = None) -> list[dict[str, Any]]:
-        cp = self.look("ps", "--all", "--json", store=store)
+        cp = self.cmd("ps", "--all", "--json", store=store)
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 
@@ -161,7 +158,7 @@ class ModelEnv:
         return next(p for p in self.ps(store) if p["pid"] == pid)
 
     def audit(self, store: Path | None = None) -> list[dict[str, Any]]:
-        cp = self.look("audit", "--json", store=store)
+        cp = self.cmd("audit", "--json", store=store)
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 
@@ -170,7 +167,7 @@ class ModelEnv:
 
     def approvals(self, all_: bool = False) -> list[dict[str, Any]]:
         args = ["approvals", "--json"] + (["--all"] if all_ else [])
-        cp = self.look(*args)
+        cp = self.cmd(*args)
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 
