@@ -86,9 +86,9 @@ class Shell:
         env: dict[str, str] | None = None,
         timeout: float = 60,
     ) -> subprocess.CompletedProcess[str]:
-        return alos(
-            *self.args(calls, *grants, isolate=isolate, approve=approve, json_out=json_out), env=env, timeout=timeout
-        )
+        """Run a host to its end in-process (bb_support.alos_here: ``timeout`` is then pytest's);
+        popen() starts a real one."""
+        return alos_here(*self.args(calls, *grants, isolate=isolate, approve=approve, json_out=json_out), env=env)
 
     def popen(self, calls: list[Any], *grants: str, isolate: str | None = None) -> subprocess.Popen[bytes]:
         """A host in the background; its stdout (JSON lines) goes to self.host_out, its stderr apart."""
@@ -98,17 +98,13 @@ class Shell:
             return subprocess.Popen([ALOS, *args], stdout=out, stderr=err, stdin=subprocess.DEVNULL)
 
     def cmd(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return alos(*args, "--store", str(self.store), timeout=timeout)
+        return alos_here(*args, "--store", str(self.store))
 
     def resume(self, *extra: str) -> subprocess.CompletedProcess[str]:
         return self.cmd("resume", "--approve", "never", "--json", *extra)
 
-    def look(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """A command that reads the store, run in-process (bb_support.alos_here) as cmd() runs it."""
-        return alos_here(*args, "--store", str(self.store))
-
     def audit(self) -> list[dict[str, Any]]:
-        cp = self.look("audit", "--json")
+        cp = self.cmd("audit", "--json")
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 
@@ -116,12 +112,12 @@ class Shell:
         return [r for r in self.audit() if r["syscall"] == "shell.run"]
 
     def approvals(self) -> list[dict[str, Any]]:
-        cp = self.look("approvals", "--json")
+        cp = self.cmd("approvals", "--json")
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 
     def ps(self) -> list[dict[str, Any]]:
-        cp = self.look("ps", "--all", "--json")
+        cp = self.cmd("ps", "--all", "--json")
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 
