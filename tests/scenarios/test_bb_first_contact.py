@@ -91,34 +91,34 @@ class World:
     def run(
         self, turns: list[dict[str, Any]], *extra: str, timeout: float = 30, goal: str = "goal"
     ) -> subprocess.CompletedProcess[str]:
-        return cli(*self.run_args(turns, *extra, goal=goal), timeout=timeout)
+        """Run a host to its end as cli() would, in-process (bb_support.alos_here: ``timeout`` is
+        then pytest's); the tests that start alos themselves (cli(), Popen) get a real process."""
+        return self.cmd(*self.run_args(turns, *extra, goal=goal), store=False)
 
-    def cmd(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return cli(*args, "--store", str(self.store), timeout=timeout)
-
-    def look(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """A command that reads the store, run in-process (bb_support.alos_here) as cmd() runs it."""
+    def cmd(self, *args: str, timeout: float = 30, store: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``alos ARGS --store STORE`` as cli() would, in-process (see run())."""
         env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "250"}
-        return alos_here(*args, "--store", str(self.store), env=env, errors="backslashreplace")
+        args = (*args, "--store", str(self.store)) if store else args
+        return alos_here(*args, env=env, errors="backslashreplace")
 
     def audit(self) -> list[dict[str, Any]]:
-        r = self.look("audit", "--json")
+        r = self.cmd("audit", "--json")
         assert r.returncode == 0, r.stderr
         return json_lines(r.stdout)
 
     def ps(self, *extra: str) -> list[dict[str, Any]]:
-        r = self.look("ps", "--json", *extra)
+        r = self.cmd("ps", "--json", *extra)
         assert r.returncode == 0, r.stderr
         return json_lines(r.stdout)
 
     def every_process(self) -> list[dict[str, Any]]:
         """Every process, exited ones included (`ps --all`)."""
-        r = self.look("ps", "--json", "--all")
+        r = self.cmd("ps", "--json", "--all")
         assert r.returncode == 0, r.stderr
         return json_lines(r.stdout)
 
     def approvals(self, *extra: str) -> list[dict[str, Any]]:
-        r = self.look("approvals", "--json", *extra)
+        r = self.cmd("approvals", "--json", *extra)
         assert r.returncode == 0, r.stderr
         return json_lines(r.stdout)
 
