@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
+from tests.support import alos_here
 
 REPO = Path(__file__).resolve().parents[2]
 ALOS = str(REPO / ".venv" / "bin" / "alos")
@@ -45,57 +42,6 @@ def alos(
         cwd=str(cwd) if cwd else None,
         env=env,
     )
-
-
-def alos_here(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, errors: str = "strict"
-) -> subprocess.CompletedProcess[str]:
-    """Run `alos ARGS` as alos() does, in this process, through the entry point the `alos` script
-    runs (alos.cli.main.main) under click's isolation: the same arguments in, the same stdout,
-    stderr and exit code out, no terminal, nothing on stdin. ``env`` replaces the environment as
-    alos()'s does; ``errors`` decodes the output as subprocess.run(errors=...) would.
-
-    A CLI start costs about a quarter of a second of CPU (half a second under coverage) and, for a
-    command run to its end, tests only that Python starts. The tests whose subject is a process
-    (a host killed -9 or signalled, two commands racing, the raw bytes a terminal gets, the doc
-    examples) still start `alos` for real. What a process's exit would hide must not happen here:
-    the command leaves no file of its store open, no child process behind, and the SIGTERM handler
-    a host sets is put back."""
-    from click.testing import CliRunner
-
-    from alos.cli.main import main
-
-    changes: dict[str, str | None] = {}
-    if env is not None:
-        changes = {k: None for k in os.environ if k not in env}
-        changes.update(env)
-    store = args[args.index("--store") + 1] if "--store" in args else None
-    children = {c.pid for c in psutil.Process().children(recursive=True)}
-    on_term = signal.getsignal(signal.SIGTERM)
-    code = 0
-    try:
-        with CliRunner().isolation(env=changes) as (out, err, _), contextlib.chdir(cwd or os.getcwd()):
-            try:
-                main(list(args))
-            except SystemExit as stop:
-                code = stop.code if isinstance(stop.code, int) else 1
-            stdout, stderr = out.getvalue().decode(errors=errors), err.getvalue().decode(errors=errors)
-    finally:
-        signal.signal(signal.SIGTERM, on_term)
-    left = [c for c in psutil.Process().children(recursive=True) if c.pid not in children]
-    assert not left, f"alos {' '.join(args)} left processes behind: {left}"
-    if store is not None:
-        held = [f for f in _open_files() if f.startswith(str(Path(store).parent))]
-        assert not held, f"alos {' '.join(args)} left {held} open"
-    return subprocess.CompletedProcess(["alos", *args], code, stdout, stderr)
-
-
-def _open_files() -> list[str]:
-    found = []
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            found.append(os.readlink(f"/proc/self/fd/{fd}"))
-    return found
 
 
 def call(name: str, **arguments: Any) -> dict[str, Any]:
