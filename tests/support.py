@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 import alos
@@ -75,18 +78,75 @@ def spawn(rt: alos.Runtime, ws: Path, turns: list[dict[str, Any]] | None = None,
 def run_cli(
     *args: str, cwd: Path | None = None, timeout: float = 60, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the alos CLI in a subprocess with no TTY; return the completed process."""
+    """Run the alos CLI with no TTY, in-process (alos_here: ``timeout`` is then pytest's); return
+    the completed process. Tests of a host killed or signalled start ALOS themselves."""
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    return alos_here(*args, cwd=cwd, env=env, input=input)
+
+
+def cli_process(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the alos CLI in a subprocess with no TTY, as run_cli() does in-process."""
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     return subprocess.run(
-        [*ALOS, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL if input is None else None,
-        input=input,
+        [*ALOS, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env, stdin=subprocess.DEVNULL
     )
+
+
+def alos_here(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    errors: str = "strict",
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `alos ARGS` as a subprocess.run of the CLI with no terminal would, in this process,
+    through the entry point the `alos` script runs (alos.cli.main.main) under click's isolation:
+    the same arguments in, the same stdout, stderr and exit code out, ``input`` (or nothing) on
+    stdin. ``env`` replaces the environment as subprocess.run(env=...) does; ``errors`` decodes
+    the output as subprocess.run(errors=...) would. (A TMPDIR in ``env`` would not be used:
+    tempfile keeps the first one it found.)
+
+    A CLI start costs about a quarter of a second of CPU (half a second under coverage) and, for a
+    command run to its end, tests only that Python starts. The tests whose subject is a process
+    (a host killed -9 or signalled, two commands racing, the raw bytes a terminal gets, the doc
+    examples) still start `alos` for real. What a process's exit would hide must not happen here:
+    the command leaves no file of its store open, no child process behind, and the SIGTERM handler
+    a host sets is put back."""
+    from click.testing import CliRunner
+
+    from alos.cli.main import main
+
+    changes: dict[str, str | None] = {}
+    if env is not None:
+        changes = {k: None for k in os.environ if k not in env}
+        changes.update(env)
+    store = args[args.index("--store") + 1] if "--store" in args else None
+    children = {c.pid for c in psutil.Process().children(recursive=True)}
+    on_term = signal.getsignal(signal.SIGTERM)
+    code = 0
+    try:
+        with CliRunner().isolation(input=input, env=changes) as (out, err, _), contextlib.chdir(cwd or os.getcwd()):
+            try:
+                main(list(args))
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else 1
+            stdout, stderr = out.getvalue().decode(errors=errors), err.getvalue().decode(errors=errors)
+    finally:
+        signal.signal(signal.SIGTERM, on_term)
+    left = [c for c in psutil.Process().children(recursive=True) if c.pid not in children]
+    assert not left, f"alos {' '.join(args)} left processes behind: {left}"
+    if store is not None:
+        held = [f for f in _open_files() if f.startswith(str(Path(store).parent))]
+        assert not held, f"alos {' '.join(args)} left {held} open"
+    return subprocess.CompletedProcess(["alos", *args], code, stdout, stderr)
+
+
+def _open_files() -> list[str]:
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            found.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return found
 
 
 @pytest.fixture

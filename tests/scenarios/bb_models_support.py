@@ -16,7 +16,7 @@ from typing import Any
 
 from tests.fakes import openai_server as ow
 from tests.fakes.server import FakeServer, Seen, Step, sse
-from tests.scenarios.bb_support import ALOS, alos, json_lines, wait_until
+from tests.scenarios.bb_support import ALOS, alos_here, json_lines, wait_until
 
 KEY = "sk-bbtest-9f8e7d6c5b4a39281706"  # a key that must never show up anywhere but the wire
 
@@ -102,7 +102,8 @@ class ModelEnv:
     def alos(
         self, *args: str, cwd: Path | None = None, timeout: float = 60, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return alos(*args, cwd=cwd or self.root, timeout=timeout, env=env or self.env())
+        """Run alos in-process (bb_support.alos_here: ``timeout`` is then pytest's); popen() starts a real host."""
+        return alos_here(*args, cwd=cwd or self.root, env=env or self.env())
 
     def run_args(
         self,

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support import alos_here
+
 REPO = Path(__file__).resolve().parents[2]
 ALOS = str(REPO / ".venv" / "bin" / "alos")
 if not Path(ALOS).exists():  # fall back to the interpreter running the tests
@@ -100,22 +102,22 @@ class Env:
         ]
         if json_out:
             args.append("--json")
-        return alos(*args)
+        return alos_here(*args)
 
     def cmd(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return alos(*args, "--store", str(self.store))
+        return alos_here(*args, "--store", str(self.store))
 
     def resume(self, approve: str = "never", json_out: bool = True) -> subprocess.CompletedProcess[str]:
         args = ["resume", "--store", str(self.store), "--approve", approve]
         if json_out:
             args.append("--json")
-        return alos(*args)
+        return alos_here(*args)
 
     def audit(self, pid: int | None = None) -> list[dict[str, Any]]:
         args = ["audit", "--json", "--store", str(self.store)]
         if pid is not None:
             args += ["--pid", str(pid)]
-        cp = alos(*args)
+        cp = alos_here(*args)
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 
@@ -123,12 +125,12 @@ class Env:
         args = ["approvals", "--json", "--store", str(self.store)]
         if all_:
             args.append("--all")
-        cp = alos(*args)
+        cp = alos_here(*args)
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 
     def ps(self) -> list[dict[str, Any]]:
-        cp = alos("ps", "--all", "--json", "--store", str(self.store))
+        cp = alos_here("ps", "--all", "--json", "--store", str(self.store))
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 

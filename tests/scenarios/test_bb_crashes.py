@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.scenarios.bb_support import ALOS, json_lines, make_env, turn, wait_until, write_script
+from tests.scenarios.bb_support import ALOS, alos_here, json_lines, make_env, turn, wait_until, write_script
 from tests.support import stored_processes, stored_requests
 
 MODEL = {"pattern": "model:script", "rights": ["execute"], "delegable": True}
@@ -114,7 +114,7 @@ class Run:
     def ps(self) -> dict[str, dict[str, Any]]:
         if self.audit_count() == 0:  # the first host is still creating the store (see the race test)
             return {}
-        cp = self.cmd("ps", "--all", "--json")
+        cp = alos_here("ps", "--all", "--json", "--store", self.store)
         assert cp.returncode == 0, cp.stderr
         rows = json_lines(cp.stdout)
         names = [r["name"] for r in rows]
@@ -128,7 +128,7 @@ class Run:
 
     def audit(self, pid: int | None = None) -> list[dict[str, Any]]:
         args = ["audit", "--json"] + (["--pid", str(pid)] if pid is not None else [])
-        cp = self.cmd(*args)
+        cp = alos_here(*args, "--store", self.store)
         assert cp.returncode == 0, cp.stderr
         return json_lines(cp.stdout)
 
@@ -160,7 +160,7 @@ class Run:
             assert "Traceback" not in h.stderr(), h.stderr()
 
     def assert_verified(self) -> None:
-        cp = self.cmd("audit", "verify")
+        cp = alos_here("audit", "verify", "--store", self.store)
         assert cp.returncode == 0, cp.stdout + cp.stderr
 
     def approve_recoveries(self) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.scenarios.bb_support import ALOS, turn, write_script
+from tests.scenarios.bb_support import ALOS, alos_here, turn, write_script
 from tests.support import stored_processes
 
 BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
@@ -91,10 +91,15 @@ class World:
     def run(
         self, turns: list[dict[str, Any]], *extra: str, timeout: float = 30, goal: str = "goal"
     ) -> subprocess.CompletedProcess[str]:
-        return cli(*self.run_args(turns, *extra, goal=goal), timeout=timeout)
+        """Run a host to its end as cli() would, in-process (bb_support.alos_here: ``timeout`` is
+        then pytest's); the tests that start alos themselves (cli(), Popen) get a real process."""
+        return self.cmd(*self.run_args(turns, *extra, goal=goal), store=False)
 
-    def cmd(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return cli(*args, "--store", str(self.store), timeout=timeout)
+    def cmd(self, *args: str, timeout: float = 30, store: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``alos ARGS --store STORE`` as cli() would, in-process (see run())."""
+        env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "250"}
+        args = (*args, "--store", str(self.store)) if store else args
+        return alos_here(*args, env=env, errors="backslashreplace")
 
     def audit(self) -> list[dict[str, Any]]:
         r = self.cmd("audit", "--json")

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 import alos
+from alos import limits
 from alos.types import AuditRecord
 from tests.support import grants, write_script
 
@@ -434,7 +435,16 @@ def test_forged_and_malformed_broker_messages_end_the_tool(lab: Lab) -> None:
 # --- approvals inside a tool; the CPU limit of another process's tool ----------------------------
 
 
-def test_an_approval_inside_a_tool_parks_the_process_and_its_limits_wait(lab: Lab) -> None:
+def test_an_approval_inside_a_tool_parks_the_process_and_its_limits_wait(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Shorter limits, the same rules: a spinning tool is stopped at its CPU time, and a park is not
+    # counted in the wall time (waiting past the real 10 s cost 10 s; tests/unit/test_jit_worker.py
+    # runs a tool into the real CPU limit).
+    monkeypatch.setattr(limits, "JIT_CPU_SECONDS", 1)
+    # The spin may take up to 2 s of CPU (limit_cpu rounds what was used up): 5 s of wall leaves a
+    # busy machine more room than the real 5-6 s of 10 did.
+    monkeypatch.setattr(limits, "JIT_WALL_SECONDS", 5.0)
     target = lab.ws / "approved.txt"
     asker = lab.spawn(
         [
@@ -456,7 +466,7 @@ def test_an_approval_inside_a_tool_parks_the_process_and_its_limits_wait(lab: La
     assert results(lab.rt, asker) == []  # the model has read nothing of the call yet
 
     # While a person decides, the host carries on: another process's tool spins and is stopped at
-    # its CPU limit (the one CPU test of this file), and together this waits past the 10 s wall time.
+    # its CPU limit (the one CPU test of this file), and together this waits past the wall time.
     spinner = lab.spawn(
         [
             {"tool_calls": [tc("hostile", mode="spin")]},
@@ -467,13 +477,13 @@ def test_an_approval_inside_a_tool_parks_the_process_and_its_limits_wait(lab: La
     lab.register(spinner, "hostile")
     lab.run()
     spun = [c for _, c in results(lab.rt, spinner)]
-    assert spun[0] == "hostile stopped: the tool used its CPU time (5 s)", spun
+    assert spun[0] == "hostile stopped: the tool used its CPU time (1 s)", spun
     assert json.loads(spun[1]) == {"fine": True}
     (stop,) = stop_records(lab.rt, spinner, f"tool:proc/{spinner}/hostile")
     assert stop.outcome == "limit" and "CPU time" in stop.detail["error"], stop
     exited_ok(lab.rt, spinner, "spinner done")
 
-    time.sleep(max(0.0, 10.5 - (time.monotonic() - parked_at)))
+    time.sleep(max(0.0, limits.JIT_WALL_SECONDS + 0.5 - (time.monotonic() - parked_at)))
     assert lab.rt.process(asker).state is alos.ProcState.WAITING
     assert not target.exists()
     asyncio.run(lab.rt.answer(req.id, "once"))

@@ -30,7 +30,7 @@ import psutil
 import pytest
 
 import alos as alos_api
-from tests.scenarios.bb_support import ALOS, alos, json_lines, wait_until, write_script
+from tests.scenarios.bb_support import ALOS, alos, alos_here, json_lines, wait_until, write_script
 
 T = TypeVar("T")
 HAS_BWRAP = shutil.which("bwrap") is not None
@@ -86,9 +86,9 @@ class Shell:
         env: dict[str, str] | None = None,
         timeout: float = 60,
     ) -> subprocess.CompletedProcess[str]:
-        return alos(
-            *self.args(calls, *grants, isolate=isolate, approve=approve, json_out=json_out), env=env, timeout=timeout
-        )
+        """Run a host to its end in-process (bb_support.alos_here: ``timeout`` is then pytest's);
+        popen() starts a real one."""
+        return alos_here(*self.args(calls, *grants, isolate=isolate, approve=approve, json_out=json_out), env=env)
 
     def popen(self, calls: list[Any], *grants: str, isolate: str | None = None) -> subprocess.Popen[bytes]:
         """A host in the background; its stdout (JSON lines) goes to self.host_out, its stderr apart."""
@@ -98,7 +98,7 @@ class Shell:
             return subprocess.Popen([ALOS, *args], stdout=out, stderr=err, stdin=subprocess.DEVNULL)
 
     def cmd(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return alos(*args, "--store", str(self.store), timeout=timeout)
+        return alos_here(*args, "--store", str(self.store))
 
     def resume(self, *extra: str) -> subprocess.CompletedProcess[str]:
         return self.cmd("resume", "--approve", "never", "--json", *extra)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from alos import realcheck, realmodel
-from tests.support import run_cli
+from tests.support import cli_process
 
 NOT_INSTALLED = realmodel.installed()
 # one pytest worker runs them all: one server (1 GB, a busy core) for the whole session, not one a worker
@@ -117,7 +117,7 @@ def test_a_tool_result_goes_back_with_empty_content_and_the_next_reply_is_one_ca
 # the process exits ok with its contents.
 def test_an_alos_agent_on_the_real_model_reads_a_file_and_exits_with_its_contents(server: str, tmp_path: Path) -> None:
     ws, image = realcheck.workspace(str(tmp_path))
-    r = run_cli(
+    r = cli_process(
         "run", image, realcheck.TASK, "--model", realcheck.MODEL, "--base-url", server, "--allow", "fs:*=read",
         "--approve", "never", "--budget", "model_calls=6", cwd=Path(ws), timeout=600,
     )  # fmt: skip
