@@ -2,6 +2,8 @@
 scripted agents started for it ('alos run --detach'), the browser (Playwright driving Debian's
 chromium) and the waits that watch what the browser cannot (the workspace, the store).
 
+CLI commands run as real processes (cli_process): Playwright's sync API keeps an event loop
+running in the test's thread, where the CLI in-process (run_cli) cannot start its own.
 Import the fixtures into a test module by name (``from tests.scenarios.console_support import
 browser_app, console, contexts``). Every wait is bounded (WAIT_MS for the browser); nothing here
 sleeps blindly: a poll looks again every POLL_SECONDS until its deadline.
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support import ALOS, jsonl, run_cli, write_script
+from tests.support import ALOS, cli_process, jsonl, write_script
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Playwright
@@ -81,7 +83,7 @@ class Console:
         --json'); return its pid. Fails the test when the CLI fails or sees no host."""
         self.started += 1
         model = write_script(self.scripts / f"agent-{self.started}.jsonl", turns)
-        r = run_cli(
+        r = cli_process(
             "run",
             "base",
             goal,
@@ -102,13 +104,13 @@ class Console:
 
     def audit(self) -> list[dict[str, Any]]:
         """Return the store's audit records, as 'alos audit --json' prints them."""
-        r = run_cli("audit", "--json", "--store", self.store)
+        r = cli_process("audit", "--json", "--store", self.store)
         assert r.returncode == 0, r.stdout + r.stderr
         return jsonl(r.stdout)
 
     def pending(self) -> list[dict[str, Any]]:
         """Return the requests that wait, as 'alos approvals --json' prints them."""
-        r = run_cli("approvals", "--json", "--store", self.store)
+        r = cli_process("approvals", "--json", "--store", self.store)
         assert r.returncode == 0, r.stdout + r.stderr
         return jsonl(r.stdout)
 

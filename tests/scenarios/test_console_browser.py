@@ -33,7 +33,7 @@ from tests.scenarios.console_support import (
     wait_until,
     watch_for_reloads,
 )
-from tests.support import call, run_cli, stored_requests
+from tests.support import call, cli_process, stored_requests
 
 pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed in this venv")
 from playwright.sync_api import BrowserContext, Dialog, Locator, Page, expect
@@ -460,7 +460,7 @@ def test_the_process_page_shows_its_state_conversation_and_capabilities_and_take
         re.compile(rf"^message \d+ queued for process {pid}; its model reads it next$")
     )
     rid = only_request(console, pid)
-    assert run_cli("answer", str(rid), "yes, go on", "--store", console.store).returncode == 0  # another terminal
+    assert cli_process("answer", str(rid), "yes, go on", "--store", console.store).returncode == 0  # another terminal
     expect(page.locator("dd.state")).to_have_text("exited ok")
     expect(conversation.locator("#turn-2 pre.result")).to_contain_text("yes, go on")
     expect(conversation).to_contain_text("please be brief")
