@@ -4,8 +4,9 @@ The feed sleeps until something changes: another program's commit rings the stor
 change this program made itself (a console in 'alos serve --console' shares the host's kernel)
 comes as a kernel event. It then reads what changed (kernel/pages.news) and tells every open
 page the topics to redraw: ``procs``, ``requests``, ``audit`` and ``proc-PID``, at once. Bursts
-are merged: after a push the feed waits FEED_GAP_SECONDS, and what came meanwhile is one push. Nothing polls; a page left open costs one
-comment line every PING_SECONDS so that proxies and browsers keep the stream.
+are merged: after a push the feed waits FEED_GAP_SECONDS, and what came meanwhile is one push.
+Nothing polls; a page left open costs one comment line every PING_SECONDS so that proxies and
+browsers keep the stream.
 """
 
 from __future__ import annotations
