@@ -632,8 +632,9 @@ def test_the_key_is_never_stored_printed_or_audited(e: ModelEnv) -> None:
     assert cp.returncode == 0, cp.stderr[-2000:]
     assert all(s.headers.get("authorization") == f"Bearer {KEY}" for s in e.fake.requests)
     assert KEY not in cp.stdout + cp.stderr
-    for f in e.store.parent.iterdir():
-        assert KEY.encode() not in f.read_bytes(), f
+    for f in e.store.parent.rglob("*"):  # the store, its side files, the bell's directory
+        if f.is_file():
+            assert KEY.encode() not in f.read_bytes(), f
     ps = e.cmd("ps", "--all", "--json")
     audit = e.cmd("audit", "--json")
     assert KEY not in ps.stdout + audit.stdout
