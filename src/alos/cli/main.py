@@ -4,6 +4,10 @@ Human-readable output goes to stdout; with --json, stdout carries only JSON (lin
 prompts, traces and agent output go to stderr. Everything printed goes through screen.Screen.
 Errors print 'alos: CODE: message' and exit 1; usage errors exit 2 before any store is made.
 cli.main is one of the three places a broad except is allowed.
+
+Size: ~420 lines: the commands that run and steer processes (run, resume, the signals, the
+answers, the demo), each a short function over the runtime; the serve, console, read-only,
+object and image commands are in modules of their own.
 """
 
 from __future__ import annotations
