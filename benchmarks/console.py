@@ -32,19 +32,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psutil
 
 import alos
 from alos import audit
-from alos.kernel import pages
 from alos.rights import Effect, Grant, Right, parse_grant
 from alos.types import Pid, ProcState
 from benchmarks.cases import FULL, Bench, Plan, Result, Target
 from benchmarks.fixture import ASKED
 from benchmarks.stats import summarize
+
+if TYPE_CHECKING:  # imported where used: an alos from before the console (--before) has no pages
+    from alos.kernel import pages
 
 ROOTS = 1_000  # root processes; each has CHILDREN children, each of those GRANDCHILDREN children
 CHILDREN = 3
@@ -702,6 +704,8 @@ async def _wake(plan: Plan, approve: bool) -> Result:
             host.expect(r"alos serve: hosting")
             _parked(small.path, small)
             rt = alos.open(small.path)
+            from alos.kernel import pages
+
             ear = pages.listen(rt.kernel)
             sql = "SELECT count(*) FROM audit WHERE pid = ? AND syscall = ? AND outcome = 'ok'"
             try:
