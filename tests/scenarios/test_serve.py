@@ -187,3 +187,58 @@ def test_a_host_that_stays_answers_from_its_answers_file_as_requests_come(store:
         other.close()
     assert (ws / "auto.txt").read_text() == "unattended"
     assert [r.answered_by for r in answered] == ["answers:answers.toml"]
+
+
+def test_the_demo_with_the_console_is_answered_in_the_console(tmp_path: Path) -> None:
+    """'alos demo --console' (make console-demo): the person approves the write in the console;
+    the story ends, the console stays until SIGTERM, and the demo's report follows."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120"}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "alos.cli", "demo", "--workspace", str(tmp_path / "ws"), "--console", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            lines.append(line)
+            if line.startswith("console: "):
+                break
+        url = re.search(r"http://\S+", lines[-1])
+        assert url, "".join(lines)
+        base = url.group(0).split("/?")[0]
+        with httpx.Client(base_url=base, headers={"Origin": base, "HX-Request": "true"}, timeout=30) as web:
+            page = web.get(url.group(0), follow_redirects=True).text
+            csrf = re.search(r'"X-CSRF-Token": "([^"]+)"', page)
+            assert csrf
+            deadline = time.monotonic() + 30
+            while 'id="req-1"' not in web.get("/approvals").text:
+                assert time.monotonic() < deadline, "the demo's agent never asked"
+                time.sleep(0.1)
+            done = web.post("/requests/1/answer", data={"verdict": "once", "csrf": csrf.group(1)})
+            assert done.status_code == 200 and "approved once" in done.text
+        for line in demo.stdout:
+            lines.append(line)
+            if line.startswith("The story is done"):
+                break
+        demo.send_signal(signal.SIGTERM)
+        rest, _ = demo.communicate(timeout=30)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    out = "".join(lines) + rest
+    assert demo.returncode == 0, out
+    assert "chain intact" in out and "SUMMARY.md" in out
+    assert (tmp_path / "ws" / "SUMMARY.md").read_text().startswith("# Summary")
