@@ -141,3 +141,27 @@ def test_a_listener_wakes_when_the_store_file_is_deleted_or_replaced(tmp_path: P
         ear.close()
         bell.close()
     assert woke and took < 2.0
+
+
+def test_a_listener_whose_socket_was_removed_binds_it_again(tmp_path: Path) -> None:
+    store = tmp_path / "store.db"
+    store.write_text("x")
+    listening, ringer = Bell(str(tmp_path / "bell"), str(store)), Bell(str(tmp_path / "bell"))
+    ear = listening.listen()
+
+    async def go() -> tuple[bool, bool]:
+        waiting = asyncio.ensure_future(ear.wait(5))
+        await asyncio.sleep(0.05)
+        for name in os.listdir(tmp_path / "bell"):  # someone cleans up dot files
+            os.unlink(tmp_path / "bell" / name)
+        woke = await waiting
+        ringer.ring()  # reaches the listener again
+        return woke, await ear.wait(2)
+
+    try:
+        woke, rang = asyncio.run(go())
+    finally:
+        ear.close()
+        listening.close()
+        ringer.close()
+    assert woke and rang

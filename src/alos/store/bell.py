@@ -5,8 +5,8 @@ stays, a console) listens on it and sleeps in the event loop until it rings. A r
 data: it only says "look at the store" (Store.changed_elsewhere then tells what changed), so a
 stray ring costs one look and a lost one is impossible while the listener's socket exists. A
 listener also wakes when the store file itself is deleted, renamed or replaced (inotify on its
-link count), so that a sleeping program notices it lost its store; where inotify is missing it
-looks every LOOK_SECONDS instead.
+link count), so that a sleeping program notices it lost its store, and when its own socket is
+removed, which it then binds again; where inotify is missing it looks every LOOK_SECONDS instead.
 
 Each listener is a Unix datagram socket in a directory beside the store (named, like the host
 lock, by the store file's device and inode; mode 0700, inside the directory no process may
@@ -22,6 +22,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import functools
 import os
 import secrets
 import socket
@@ -32,20 +33,28 @@ _IN_ATTRIB, _IN_MOVE_SELF, _IN_DELETE_SELF = 0x4, 0x800, 0x400  # <sys/inotify.h
 _IN_NONBLOCK, _IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
 
 
-def _watch(path: str) -> int | None:
-    """Return an inotify descriptor that becomes readable when the file at ``path`` is unlinked,
-    renamed or replaced (its link count changes), or None where inotify is not to be had."""
+def _watch(*paths: str) -> int | None:
+    """Return an inotify descriptor that becomes readable when a file at one of ``paths`` is
+    unlinked, renamed or replaced (its link count changes), or None where inotify is not to be had."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        fd = int(libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC))
+        fd = int(_libc().inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC))
     except (OSError, AttributeError):
         return None
     if fd < 0:
         return None
-    if libc.inotify_add_watch(fd, os.fsencode(path), _IN_ATTRIB | _IN_MOVE_SELF | _IN_DELETE_SELF) < 0:
+    if not all(_add_watch(fd, path) for path in paths):
         os.close(fd)
         return None
     return fd
+
+
+def _add_watch(fd: int, path: str) -> bool:
+    return int(_libc().inotify_add_watch(fd, os.fsencode(path), _IN_ATTRIB | _IN_MOVE_SELF | _IN_DELETE_SELF)) >= 0
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
 class Bell:
@@ -89,7 +98,12 @@ class Bell:
             sock.close()
             raise
         self._own.add(name)
-        return Listener(self, name, sock, _watch(self.watched) if self.watched else None)
+        address = self._address(name)  # its own socket too: removed (a clean-up of dot files), it is made again
+        return Listener(self, name, sock, _watch(self.watched, address) if self.watched else None)
+
+    def address(self, name: str) -> str:
+        """Return the address of listener ``name``'s socket."""
+        return self._address(name)
 
     def close(self) -> None:
         """Release what ringing held (listeners are closed by their owners)."""
@@ -166,7 +180,25 @@ class Listener:
         if self._watch is not None:
             with contextlib.suppress(BlockingIOError, InterruptedError):
                 os.read(self._watch, 4096)  # what happened to the file: the look at the store tells
+            self._mend()
         return True
+
+    def _mend(self) -> None:
+        """Bind this listener's socket again if someone removed it: rings would not reach it."""
+        path = self._bell.address(self.name)
+        if os.path.exists(path) or self._sock is None:
+            return
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        try:
+            os.makedirs(self._bell.directory, mode=0o700, exist_ok=True)
+            sock.bind(path)
+        except OSError:
+            sock.close()
+            return  # the next look at the store still happens; only wake-ups are missed
+        self._sock.close()
+        self._sock = sock
+        if self._watch is not None:
+            _add_watch(self._watch, path)
 
     @staticmethod
     def _drain(sock: socket.socket) -> bool:
