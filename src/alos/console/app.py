@@ -38,6 +38,7 @@ LOOPBACK = "127.0.0.1"
 CONNECTIONS = 100  # connections held at once (a page holds one stream, a browser ~6 more); more are closed
 BACKLOG = 16  # connections accepted per turn of the event loop: a burst never takes many descriptors at once
 FIRST_REQUEST_SECONDS = 5.0  # a connection that sends no request by then is closed (idle sockets starve a host)
+WHOLE_REQUEST_SECONDS = 10.0  # and one whose first request has not come whole by then (a trickled head)
 
 
 def application(rt: Runtime, keys: Keys, feed: Feed, hosts: frozenset[str], port: int, hosted: str = "") -> Any:
@@ -188,7 +189,8 @@ class Server:
 class _Deadline(H11Protocol):
     """HTTP/1.1 whose keep-alive timer runs from the connection's start too (uvicorn starts it only
     after a first response, so a connection that never sends a request would hold a file
-    descriptor of the host for ever), and that closes at once a connection past CONNECTIONS."""
+    descriptor of the host for ever), that closes a connection whose first request has not come
+    whole in WHOLE_REQUEST_SECONDS, and that closes at once a connection past CONNECTIONS."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -196,6 +198,19 @@ class _Deadline(H11Protocol):
             transport.close()
             return
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+        # the keep-alive timer stops at the first byte: a request's head trickled byte by byte
+        # would hold the connection for ever without this deadline on the whole first request
+        self._first = self.loop.call_later(WHOLE_REQUEST_SECONDS, self._no_request)
+
+    def _no_request(self) -> None:
+        if self.cycle is None and not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        first = getattr(self, "_first", None)
+        if first is not None:
+            first.cancel()
+        super().connection_lost(exc)
 
 
 class _Quiet(uvicorn.Server):
