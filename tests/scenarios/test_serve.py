@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import alos
-from alos.errors import Unavailable
+from alos.errors import Invalid, Unavailable
 from alos.types import Exit, ProcState
 from tests.support import call, grants, write_script
 
@@ -242,3 +242,19 @@ def test_the_demo_with_the_console_is_answered_in_the_console(tmp_path: Path) ->
     assert demo.returncode == 0, out
     assert "chain intact" in out and "SUMMARY.md" in out
     assert (tmp_path / "ws" / "SUMMARY.md").read_text().startswith("# Summary")
+
+
+def test_only_the_host_says_which_front_end_made_a_call(store: str, ws: Path) -> None:
+    """'via' is the host's word: a process's call cannot carry it, and an argument of that name
+    that failed to decode is not taken for it."""
+    rt = alos.open(store, host=True)
+    try:
+        pid = asyncio.run(start(rt, ws, []))
+        with pytest.raises(ValueError, match="front end"):
+            asyncio.run(rt.dispatch(pid, "clock.now", {}, via="console"))
+        with pytest.raises(Invalid, match="path"):
+            asyncio.run(rt.dispatch(pid, "fs.read", {"path": 5, "via": "console"}))
+        forged = [r for r in rt.audit(pid) if r.syscall == "fs.read"]
+        assert forged and "via" not in forged[-1].detail
+    finally:
+        rt.close()
