@@ -49,7 +49,13 @@ def append(
 def records(conn: sqlite3.Connection, pid: Pid | None = None) -> Iterator[AuditRecord]:
     """Yield audit records in stored order, optionally only those of ``pid``."""
     for r in rows.audit_rows(conn, pid):
-        yield AuditRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], codec.loads(r[8]), r[9], r[10])
+        yield record(r)
+
+
+def record(r: tuple[Any, ...]) -> AuditRecord:
+    """Return the audit record of raw row ``r`` (seq, time, pid, syscall, resource, right,
+    decision, outcome, detail JSON, prev, digest)."""
+    return AuditRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], codec.loads(r[8]), r[9], r[10])
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ answer, signal, read), and the checks a start makes before any store is opened.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -274,19 +275,21 @@ class Runtime:
         """Notice changes other terminals made; return whether there were any."""
         return self.kernel.refresh()
 
-    async def changed(self, timeout: float | None = None) -> bool:
-        """Sleep until another program commits to the store (return True) or ``timeout`` seconds
-        pass (False), on the store's bell: no polling. Where the store's directory lets no
-        listener be made, look every POLL_SECONDS instead."""
+    async def changed(self, timeout: float | None = None, also: asyncio.Event | None = None) -> bool:
+        """Sleep until another program commits to the store, ``also`` is set, or ``timeout``
+        seconds pass, on the store's bell: no polling; return whether the store changed. Where the
+        store's directory lets no listener be made, look every POLL_SECONDS instead."""
         if self._ear is None:
             try:
                 self._ear = pages.listen(self.kernel)
             except OSError:
-                await asyncio.sleep(limits.POLL_SECONDS if timeout is None else min(timeout, limits.POLL_SECONDS))
+                wait = limits.POLL_SECONDS if timeout is None else min(timeout, limits.POLL_SECONDS)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for((also or asyncio.Event()).wait(), wait)
                 return self.kernel.refresh()
             if self.kernel.refresh():  # committed before the listener was there: no ring for it
                 return True
-        rang = await self._ear.wait(timeout)
+        rang = await self._ear.wait(timeout, also)
         return self.kernel.refresh() or rang
 
     def processes(self) -> list[Process]:

@@ -36,6 +36,7 @@ import httpx
 import pytest
 
 import alos
+from tests.scenarios.console_support import turn
 from tests.support import ALOS, grants, write_script
 
 START_SECONDS = 45.0  # the longest a host may take to print its console URL (a busy machine)
@@ -91,10 +92,6 @@ SHELLER = (
 def call(tool: str, /, **arguments: Any) -> dict[str, Any]:
     """Return one tool call of a scripted turn (positional-only: a tool may take an argument 'name')."""
     return {"name": tool, "arguments": arguments}
-
-
-def turn(content: str, *calls: dict[str, Any]) -> dict[str, Any]:
-    return {"content": content, "tool_calls": list(calls)}
 
 
 # -- the host that stays, its console, and the agents started for it --------------------------

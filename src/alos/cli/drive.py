@@ -186,15 +186,7 @@ class Driver:
         loop.add_reader(fd, ready.set)
         try:
             while True:
-                typed = asyncio.ensure_future(ready.wait())
-                store = asyncio.ensure_future(self.rt.changed())  # answered elsewhere?
-                await asyncio.wait([typed, store], return_when=asyncio.FIRST_COMPLETED)
-                failed = store.exception() if store.done() else None  # the store was lost: stop
-                for waiting in (typed, store):
-                    waiting.cancel()
-                await asyncio.gather(typed, store, return_exceptions=True)
-                if failed is not None:
-                    raise failed
+                await self.rt.changed(also=ready)  # typed here, or answered elsewhere?
                 if ready.is_set():
                     line = sys.stdin.readline()
                     return line if line else None

@@ -6,6 +6,7 @@ that changed nothing are written first, so what is listed is what is durable).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import TYPE_CHECKING
 
@@ -145,21 +146,7 @@ def audit(ctx: click.Context, pid: int | None, store: str, as_json: bool) -> Non
         out = Screen()
         for r in rt.audit(pid):
             if as_json:
-                out.json(
-                    {
-                        "seq": r.seq,
-                        "time": r.time,
-                        "pid": r.pid,
-                        "syscall": r.syscall,
-                        "resource": r.resource,
-                        "right": r.right,
-                        "decision": r.decision,
-                        "outcome": r.outcome,
-                        "detail": r.detail,
-                        "prev": r.prev,
-                        "digest": r.digest,
-                    }
-                )
+                out.json(dataclasses.asdict(r))  # every field, as the console's export has them
             else:
                 colour = "green" if r.outcome == "ok" else "yellow" if r.outcome == "parked" else "red"
                 out.say(

@@ -60,15 +60,11 @@ class Feed:
                 ear.close()
 
     async def _wait(self, ear: pages.Listener | None) -> None:
-        waits: list[asyncio.Future[bool]] = [asyncio.ensure_future(self._poke.wait())]
         if ear is not None:
-            waits.append(asyncio.ensure_future(ear.wait(None)))
-        try:
-            await asyncio.wait(waits, timeout=None if ear is not None else 1.0, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
+            await ear.wait(None, also=self._poke)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), 1.0)
 
     def push(self, names: frozenset[str]) -> None:
         """Send ``names`` to every open page."""

@@ -13,9 +13,8 @@ import sqlite3
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
-from alos import audit, codec
+from alos import audit
 from alos.audit import ChainCheck
 from alos.kernel.kernel import Kernel
 from alos.rights import Capability
@@ -100,7 +99,7 @@ def audit_page(
     got = pagerows.audit_page(
         kernel.store.conn, pid=pid, syscall=syscall, decision=decision, before=before, limit=limit
     )
-    return [_record(r) for r in got]
+    return [audit.record(r) for r in got]
 
 
 def audit_export(
@@ -114,14 +113,10 @@ def audit_export(
             kernel.store.conn, pid=pid, syscall=syscall, decision=decision, after=after, limit=1000
         )
         for r in got:
-            yield _record(r)
+            yield audit.record(r)
         if len(got) < 1000:
             return
         after = got[-1][0]
-
-
-def _record(r: tuple[Any, ...]) -> AuditRecord:
-    return AuditRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], codec.loads(r[8]), r[9], r[10])
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ other programs' commits wake it, nothing polls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import traceback
 from collections.abc import Awaitable, Callable
@@ -230,17 +231,13 @@ class Scheduler:
         done.clear()
         if self._ready and not full:
             return  # queued while the caller decided to wait
-        if ear is None and self.kernel.clock.real:
-            timeout = limits.POLL_SECONDS if timeout is None else min(timeout, limits.POLL_SECONDS)
-        waits: list[asyncio.Future[bool]] = [asyncio.ensure_future(done.wait())]
         if ear is not None:
-            waits.append(asyncio.ensure_future(ear.wait(timeout)))
-        try:
-            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
+            await ear.wait(timeout, also=done)
+            return
+        if self.kernel.clock.real:
+            timeout = limits.POLL_SECONDS if timeout is None else min(timeout, limits.POLL_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), timeout)
 
     def _listen(self) -> Listener | None:
         """Return the listener on the store's bell, made now if need be; None when the store's

@@ -148,10 +148,11 @@ class Listener:
         self._sock: socket.socket | None = sock
         self._watch = watch  # inotify on the store file, or None
 
-    async def wait(self, timeout: float | None = None) -> bool:
-        """Sleep until the bell rings or the store file is deleted or replaced (return True), or
-        ``timeout`` seconds pass (False); every ring that came meanwhile is taken, so a look at the
-        store made after this returns sees them all."""
+    async def wait(self, timeout: float | None = None, also: asyncio.Event | None = None) -> bool:
+        """Sleep until the bell rings, the store file is deleted or replaced, ``also`` is set (this
+        program's own news), or ``timeout`` seconds pass; return whether the bell rang or the file
+        changed. Every ring that came meanwhile is taken, so a look at the store made after this
+        returns sees them all."""
         sock = self._sock
         if sock is None:
             raise RuntimeError("this listener is closed")
@@ -160,28 +161,32 @@ class Listener:
         if self._watch is None and self._bell.watched is not None:
             timeout = LOOK_SECONDS if timeout is None else min(timeout, LOOK_SECONDS)
         loop = asyncio.get_running_loop()
-        rang = loop.create_future()
+        woken = loop.create_future()
 
-        def readable() -> None:
-            if not rang.done():
-                rang.set_result(True)
+        def wake(*_: object) -> None:
+            if not woken.done():
+                woken.set_result(None)
 
         fds = [sock.fileno()] + ([self._watch] if self._watch is not None else [])
         for fd in fds:
-            loop.add_reader(fd, readable)
+            loop.add_reader(fd, wake)
+        told = asyncio.ensure_future(also.wait()) if also is not None else None
+        if told is not None:
+            told.add_done_callback(wake)
         try:
-            await asyncio.wait_for(rang, timeout)
-        except TimeoutError:
-            return self._drain(sock)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken, timeout)
         finally:
             for fd in fds:
                 loop.remove_reader(fd)
-        self._drain(sock)
+            if told is not None:
+                told.cancel()
+        rang = self._drain(sock)
         if self._watch is not None:
             with contextlib.suppress(BlockingIOError, InterruptedError):
-                os.read(self._watch, 4096)  # what happened to the file: the look at the store tells
+                rang = bool(os.read(self._watch, 4096)) or rang  # the look at the store says what happened
             self._mend()
-        return True
+        return rang
 
     def _mend(self) -> None:
         """Bind this listener's socket again if someone removed it: rings would not reach it."""
