@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from alos.store import bell as bell_module
 from alos.store.bell import Bell
 from alos.store.db import open_store
 
@@ -143,25 +144,67 @@ def test_a_listener_wakes_when_the_store_file_is_deleted_or_replaced(tmp_path: P
     assert woke and took < 2.0
 
 
-def test_a_listener_whose_socket_was_removed_binds_it_again(tmp_path: Path) -> None:
+@pytest.mark.parametrize("removed", ["its socket", "the bell's directory"])
+def test_a_listener_whose_socket_was_removed_binds_it_again(
+    tmp_path: Path, removed: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bell_module, "REMAKE_SECONDS", 1.0)
     store = tmp_path / "store.db"
     store.write_text("x")
     listening, ringer = Bell(str(tmp_path / "bell"), str(store)), Bell(str(tmp_path / "bell"))
     ear = listening.listen()
 
-    async def go() -> tuple[bool, bool]:
+    async def go() -> tuple[bool, bool, bool]:
         waiting = asyncio.ensure_future(ear.wait(5))
         await asyncio.sleep(0.05)
         for name in os.listdir(tmp_path / "bell"):  # someone cleans up dot files
             os.unlink(tmp_path / "bell" / name)
+        if removed != "its socket":
+            os.rmdir(tmp_path / "bell")
         woke = await waiting
+        looked = await ear.wait(5)  # bound again after a moment: "look", rings may have been missed
+        assert os.listdir(tmp_path / "bell") == [ear.name]
         ringer.ring()  # reaches the listener again
-        return woke, await ear.wait(2)
+        return woke, looked, await ear.wait(2)
 
     try:
-        woke, rang = asyncio.run(go())
+        woke, looked, rang = asyncio.run(go())
     finally:
         ear.close()
         listening.close()
         ringer.close()
-    assert woke and rang
+    assert woke and looked and rang
+
+
+def test_a_deleted_store_directory_stays_deleted_while_a_listener_waits(tmp_path: Path) -> None:
+    """rm -rf of the store's directory under a sleeping host: nothing is made again behind it
+    (the listener's socket was once bound again at once, so rmtree found a socket in a directory it
+    had just emptied and failed with 'Directory not empty')."""
+    home = tmp_path / ".alos"
+    home.mkdir()
+    store = home / "store.db"
+    store.write_text("x")
+    bell = Bell(str(home / ".alos-bell"), str(store))
+    ear = bell.listen()
+
+    async def go() -> list[bool]:
+        woken = []
+        waiting = asyncio.ensure_future(ear.wait(5))
+        await asyncio.sleep(0.05)
+        os.unlink(home / ".alos-bell" / ear.name)  # rmtree's order: the bell's directory first
+        os.rmdir(home / ".alos-bell")
+        woken.append(await waiting)
+        await asyncio.sleep(0.01)
+        store.unlink()
+        home.rmdir()
+        woken.append(await ear.wait(5))
+        woken.append(await ear.wait(bell_module.MEND_SECONDS * 2))
+        return woken
+
+    try:
+        woken = asyncio.run(go())
+    finally:
+        ear.close()
+        bell.close()
+    assert woken[:2] == [True, True]
+    assert not home.exists(), "the listener made the deleted store directory again"

@@ -6,7 +6,11 @@ data: it only says "look at the store" (Store.changed_elsewhere then tells what 
 stray ring costs one look and a lost one is impossible while the listener's socket exists. A
 listener also wakes when the store file itself is deleted, renamed or replaced (inotify on its
 link count), so that a sleeping program notices it lost its store, and when its own socket is
-removed, which it then binds again; where inotify is missing it looks every LOOK_SECONDS instead.
+removed. A removed socket is bound again MEND_SECONDS later (REMAKE_SECONDS if its directory went
+too), and only if the store file is still the one the listener was made for: a person deleting
+the store's directory (``rm -rf .alos``) must not find a socket made again behind them, and a
+program whose store is gone has nothing to listen for. Where inotify is missing a listener looks
+every LOOK_SECONDS instead.
 
 Each listener is a Unix datagram socket in a directory beside the store (named, like the host
 lock, by the store file's device and inode; mode 0700, inside the directory no process may
@@ -29,6 +33,8 @@ import socket
 
 _SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes with its NUL; keep a margin
 LOOK_SECONDS = 2.0  # without inotify: how often a sleeping listener looks for a lost store file
+MEND_SECONDS = 0.5  # how long a listener whose socket was removed waits before it binds it again
+REMAKE_SECONDS = 5.0  # ... and before it makes the bell's directory again, if that was removed too
 _IN_ATTRIB, _IN_MOVE_SELF, _IN_DELETE_SELF = 0x4, 0x800, 0x400  # <sys/inotify.h>
 _IN_NONBLOCK, _IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
 
@@ -99,7 +105,17 @@ class Bell:
             raise
         self._own.add(name)
         address = self._address(name)  # its own socket too: removed (a clean-up of dot files), it is made again
-        return Listener(self, name, sock, _watch(self.watched, address) if self.watched else None)
+        return Listener(self, name, sock, _watch(self.watched, address) if self.watched else None, self.identity())
+
+    def identity(self) -> tuple[int, int] | None:
+        """The watched store file's device and inode now, or None (none watched, or it is gone)."""
+        if self.watched is None:
+            return None
+        try:
+            st = os.stat(self.watched)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
 
     def address(self, name: str) -> str:
         """Return the address of listener ``name``'s socket."""
@@ -142,20 +158,39 @@ class Bell:
 class Listener:
     """One program's ear on the bell: ``wait`` sleeps in the event loop until a ring or a timeout."""
 
-    def __init__(self, bell: Bell, name: str, sock: socket.socket, watch: int | None) -> None:
+    def __init__(
+        self, bell: Bell, name: str, sock: socket.socket, watch: int | None, identity: tuple[int, int] | None
+    ) -> None:
         self._bell = bell
         self.name = name
         self._sock: socket.socket | None = sock
-        self._watch = watch  # inotify on the store file, or None
+        self._watch = watch  # inotify on the store file and on this socket, or None
+        self._identity = identity  # the store file's (device, inode) when listening began
+        self._lost_at: float | None = None  # when this listener's socket was found removed
 
     async def wait(self, timeout: float | None = None, also: asyncio.Event | None = None) -> bool:
         """Sleep until the bell rings, the store file is deleted or replaced, ``also`` is set (this
         program's own news), or ``timeout`` seconds pass; return whether the bell rang or the file
         changed. Every ring that came meanwhile is taken, so a look at the store made after this
         returns sees them all."""
-        sock = self._sock
-        if sock is None:
+        if self._sock is None:
             raise RuntimeError("this listener is closed")
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            mend_in = self._mend(loop.time())
+            if mend_in == 0:
+                return True  # bound again (or the store is gone): look at the store, rings were missed
+            left = None if deadline is None else max(0.0, deadline - loop.time())
+            if mend_in is None or (left is not None and left <= mend_in):
+                return await self._wait_once(left, also)
+            rang = await self._wait_once(mend_in, also)
+            if rang or (also is not None and also.is_set()):
+                return rang
+
+    async def _wait_once(self, timeout: float | None, also: asyncio.Event | None) -> bool:
+        sock = self._sock
+        assert sock is not None
         if self._drain(sock):
             return True
         if self._watch is None and self._bell.watched is not None:
@@ -185,17 +220,38 @@ class Listener:
         if self._watch is not None:
             with contextlib.suppress(BlockingIOError, InterruptedError):
                 rang = bool(os.read(self._watch, 4096)) or rang  # the look at the store says what happened
-            self._mend()
+            if self._lost_at is None and not os.path.exists(self._bell.address(self.name)):
+                self._lost_at = loop.time()  # bound again MEND_SECONDS from now (see the module docstring)
         return rang
 
-    def _mend(self) -> None:
-        """Bind this listener's socket again if someone removed it: rings would not reach it."""
+    def _mend(self, now: float) -> float | None:
+        """Return None if this listener's socket was not found removed, else the seconds until it
+        is bound again; at 0 it has just been bound again, or the store file is no longer the one
+        this listener was made for (see the module docstring)."""
+        if self._lost_at is None:
+            return None
+        lost_for = now - self._lost_at
+        if lost_for < MEND_SECONDS:
+            return MEND_SECONDS - lost_for
+        if self._identity is None or self._bell.identity() != self._identity:
+            self._lost_at = None
+            return 0.0
+        directory_there = os.path.isdir(self._bell.directory)
+        if not directory_there and lost_for < REMAKE_SECONDS:
+            return REMAKE_SECONDS - lost_for  # an rm -rf of the store's directory may still be under way
+        self._lost_at = None
+        self._bind_again(make_directory=not directory_there)
+        return 0.0
+
+    def _bind_again(self, make_directory: bool) -> None:
         path = self._bell.address(self.name)
         if os.path.exists(path) or self._sock is None:
             return
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
         try:
-            os.makedirs(self._bell.directory, mode=0o700, exist_ok=True)
+            if make_directory:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(self._bell.directory, 0o700)  # never its parents
             sock.bind(path)
         except OSError:
             sock.close()
