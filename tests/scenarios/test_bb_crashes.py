@@ -750,8 +750,9 @@ def test_cli_send_from_another_terminal_reaches_a_running_process_once(tmp_path:
         turn(call("proc_wait"), content="wait"),
         turn(call("msg_recv"), content="first", proc="inbox"),
     ]
-    # the inbox naps ~6 s in all: six `alos send` runs on a busy machine fit in it (3 s did not always)
-    turns += [turn(call("clock_sleep", seconds=0.05), content=f"nap {i}", proc="inbox") for i in range(120)]
+    # the inbox naps until every message is read (at most 30 s), then the test stops it: the work
+    # is bounded, not the time (six `alos send` runs once outlasted a fixed 6 s of naps)
+    turns += [turn(call("clock_sleep", seconds=0.05), content=f"nap {i}", proc="inbox") for i in range(600)]
     run = Run(tmp_path, turns)
     host = run.start()
     wait_until(lambda: run.waits().get("inbox") == "message", what="inbox waiting")
@@ -760,12 +761,18 @@ def test_cli_send_from_another_terminal_reaches_a_running_process_once(tmp_path:
         cp = run.cmd("send", "2", f"note {i}")
         assert cp.returncode == 0, cp.stderr
         time.sleep(rng.uniform(0.0, 0.1))
+
+    def taken() -> list[int]:
+        ids = [res["message"]["id"] for pid, _, res in run.results("msg_recv") if pid == 2 and res["message"]]
+        for ev in host.events():
+            if ev["kind"] == "delivered" and ev["pid"] == 2:
+                ids += ev["detail"]["messages"]
+        return ids
+
+    wait_until(lambda: len(taken()) >= k, what="the inbox to read every message", timeout=30)
+    assert run.cmd("kill", "2").returncode == 0
     assert host.wait(timeout=60) == 0, host.stderr()
-    taken = [res["message"]["id"] for pid, _, res in run.results("msg_recv") if pid == 2 and res["message"]]
-    for ev in host.events():
-        if ev["kind"] == "delivered" and ev["pid"] == 2:
-            taken += ev["detail"]["messages"]
-    assert sorted(taken) == list(range(1, k + 1)), f"each message read exactly once: {taken}"
+    assert sorted(taken()) == list(range(1, k + 1)), f"each message read exactly once: {taken()}"
     run.assert_no_traceback()
     run.assert_verified()
 
