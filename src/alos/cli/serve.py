@@ -10,6 +10,7 @@ supervisor such as systemd can run it (docs/serve.md). The console serves on loo
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -60,8 +61,12 @@ def console_server(rt: Runtime, address: str, port: int, ui: Screen, hosted: str
             ("Anyone with its URL can approve what your agents ask.", "yellow"),
         )
     server = Server(rt, sock, hosted=hosted)
-    ui.say(("console: ", "bold"), server.url)
-    ui.say(("         (open it in a browser on this machine; the token in it is the only key)", "dim"))
+    if ui.console.is_terminal:
+        ui.say(("console: ", "bold"), server.url)
+        ui.say(("         (open it in a browser on this machine; the token in it is the only key)", "dim"))
+    else:  # a log (a file, a journal) may be read by a process: the token goes where none may reach
+        kept = server.keep_url(os.path.dirname(os.path.realpath(rt.store.path)))
+        ui.say(("console: ", "bold"), server.address, f" (the URL with its token is in {kept})")
     return server
 
 

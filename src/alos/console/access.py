@@ -1,13 +1,15 @@
 """Who may use the console: the token, the CSRF token, same-origin checks and safe headers.
 
 The console binds to loopback, but any web page the person's browser opens can send requests to
-loopback, and any local user can connect. So every request must carry the access token (in the
-URL the console printed, then in a cookie named for this console's port: browsers send it to
-every port of the host, see docs/console.md's limits), name this console as
-its Host (DNS rebinding), and every request that changes something must come from this console's
-own origin and carry the CSRF token. Responses forbid framing, inline scripts, sniffing,
-caching and referrers (the first URL holds the token). Decides access only: what a person may
-do once in is the runtime's decision, through dispatch().
+loopback, and any local user can connect. So every request must carry the access token, name
+this console as its Host (DNS rebinding), and every request that changes something must come
+from this console's own origin and carry the CSRF token. The token travels in the path: the URL
+'alos console' prints (``/?token=T``) moves to ``/T/processes``, every link of a page is made
+under ``/T/``, and nothing else is answered. Never in a cookie: browsers send a host's cookies
+to every port of that host (RFC 6265 keeps no port apart), so a server an agent started on
+another local port would get it the moment the person opened it. Responses forbid framing,
+inline scripts, sniffing, caching and referrers (no link ever tells another site the token).
+Decides access only: what a person may do once in is the runtime's decision, through dispatch().
 """
 
 from __future__ import annotations
@@ -45,9 +47,10 @@ class Keys:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
-    def cookie(self, port: int) -> str:
-        """Return the name of the cookie that carries the token (cookies ignore ports: one per port)."""
-        return f"alos_console_{port}"
+    @property
+    def root(self) -> str:
+        """Return the path every page of this console lives under: the token is its first part."""
+        return "/" + self.token
 
 
 def same(given: str | None, expected: str) -> bool:
@@ -58,11 +61,10 @@ def same(given: str | None, expected: str) -> bool:
 class Gate:
     """ASGI middleware in front of every route, static files included; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, keys: Keys, hosts: frozenset[str], port: int) -> None:
+    def __init__(self, app: ASGIApp, keys: Keys, hosts: frozenset[str]) -> None:
         self.app = app
         self.keys = keys
         self.hosts = hosts  # the Host header values that name this console, with the port
-        self.port = port
         self.origins = frozenset(f"http://{h}" for h in hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -81,10 +83,12 @@ class Gate:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, guarded)
+        rooted = {**scope, "root_path": scope.get("root_path", "") + self.keys.root}  # routes see the rest
+        await self.app(rooted, receive, guarded)
 
     def refusal(self, scope: Scope) -> Response | None:
-        """Return the response that refuses this request, or None to let it through."""
+        """Return the response that refuses (or redirects) this request, or None to let it
+        through: then its path is under the token's root."""
         headers = Headers(scope=scope)
         if headers.get("host", "") not in self.hosts:
             return _refuse(400, "this console answers only to its own address (the URL 'alos console' printed)")
@@ -94,22 +98,17 @@ class Gate:
         site = headers.get("sec-fetch-site")
         if site is not None and site not in ("same-origin", "none"):
             return _refuse(403, "refused: requests from other sites are not answered")
-        cookie = _cookie(headers.get("cookie", ""), self.keys.cookie(self.port))
+        path: str = scope["path"]
+        first, slash, _ = path[1:].partition("/")
+        if same(first, self.keys.token):
+            if not slash:  # the bare root: its pages start at the process list
+                return _headed(RedirectResponse(self.keys.root + "/processes", status_code=303))
+            return None
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        if same(query.get("token"), self.keys.token):
-            if method == "GET":  # keep the token out of the address bar, history and logs from now on
-                url = URL(scope=scope)
-                rest = urlencode([(k, v) for k, v in parse_qsl(url.query) if k != "token"])
-                target = "/" + url.path.lstrip("/") + ("?" + rest if rest else "")  # never '//elsewhere'
-
-                moved = RedirectResponse(target, status_code=303)
-                moved.set_cookie(
-                    self.keys.cookie(self.port), self.keys.token, httponly=True, samesite="strict", path="/"
-                )
-                return _headed(moved)
-            return None
-        if same(cookie, self.keys.token):
-            return None
+        if method == "GET" and same(query.get("token"), self.keys.token):  # the URL it printed
+            rest = urlencode([(k, v) for k, v in parse_qsl(URL(scope=scope).query) if k != "token"])
+            target = self.keys.root + "/" + (path.lstrip("/") or "processes") + ("?" + rest if rest else "")
+            return _headed(RedirectResponse(target, status_code=303))
         return _refuse(
             403, "this console needs its token: open the URL that 'alos console' printed (it ends in ?token=...)"
         )
@@ -120,14 +119,6 @@ class Gate:
             return origin in self.origins
         referer = headers.get("referer")
         return referer is not None and any(referer == o or referer.startswith(o + "/") for o in self.origins)
-
-
-def _cookie(header: str, name: str) -> str | None:
-    for part in header.split(";"):
-        key, sep, value = part.strip().partition("=")
-        if sep and key == name:
-            return value
-    return None
 
 
 def _refuse(status: int, text: str) -> Response:

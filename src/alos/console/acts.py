@@ -129,10 +129,10 @@ def _text(form: dict[str, str], name: str) -> str:
 
 
 def _back(request: Request) -> str:
-    path = request.url.path
-    if path.startswith("/requests/"):
-        return "/approvals"
-    return "/process/" + str(request.path_params.get("pid", ""))
+    root = request.scope.get("root_path", "")
+    if "rid" in request.path_params:
+        return f"{root}/approvals"
+    return f"{root}/process/{request.path_params.get('pid', '')}"
 
 
 __all__ = ["Acts", "FORM_BYTES", "VIA"]

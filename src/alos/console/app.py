@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from importlib import resources
@@ -41,13 +42,13 @@ FIRST_REQUEST_SECONDS = 5.0  # a connection that sends no request by then is clo
 WHOLE_REQUEST_SECONDS = 10.0  # and one whose first request has not come whole by then (a trickled head)
 
 
-def application(rt: Runtime, keys: Keys, feed: Feed, hosts: frozenset[str], port: int, hosted: str = "") -> Any:
+def application(rt: Runtime, keys: Keys, feed: Feed, hosts: frozenset[str], hosted: str = "") -> Any:
     """Return the console's ASGI app for ``rt`` (see the module docstring)."""
     pages = Pages(rt, keys, feed, hosted)
     acts = Acts(pages)
     static = str(resources.files("alos.console") / "static")
     routes = [
-        Route("/", lambda request: RedirectResponse("/processes", status_code=303)),
+        Route("/", lambda request: RedirectResponse(keys.root + "/processes", status_code=303)),
         Route("/processes", pages.processes),
         Route("/processes/rows", pages.process_rows),
         Route("/process/{pid:int}", pages.process),
@@ -72,13 +73,13 @@ def application(rt: Runtime, keys: Keys, feed: Feed, hosts: frozenset[str], port
         return _refused(pages, request, exc.status, exc.text)
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return _refused(pages, request, 404, f"there is no page {request.url.path[:100]!r}: start at /processes")
+        return _refused(pages, request, 404, f"there is no page {page(request)[:100]!r}: start at /processes")
 
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        return _refused(pages, request, 405, f"{request.method[:10]} is not how {request.url.path[:100]!r} is used")
+        return _refused(pages, request, 405, f"{request.method[:10]} is not how {page(request)[:100]!r} is used")
 
     app = Starlette(routes=routes, exception_handlers={BadInput: bad_input, 404: not_found, 405: not_allowed})
-    return Gate(app, keys, hosts, port)
+    return Gate(app, keys, hosts)
 
 
 def _refused(pages: Pages, request: Request, status: int, text: str) -> Response:
@@ -87,10 +88,17 @@ def _refused(pages: Pages, request: Request, status: int, text: str) -> Response
         answer.headers["hx-retarget"] = "#notice"
         answer.headers["hx-reswap"] = "innerHTML"
         return answer
-    if request.url.path.startswith(("/static/", "/events", "/audit/export")):
+    if page(request).startswith(("/static/", "/events", "/audit/export")):
         return PlainTextResponse(text + "\n", status_code=status)
     heading = {400: "Bad request", 403: "Refused", 404: "Not found", 409: "Conflict"}.get(status, "Cannot do that")
     return pages.render("refused.html", status=status, text=text, heading=heading)
+
+
+def page(request: Request) -> str:
+    """Return the path of ``request`` under the console's root (never the token in it)."""
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def hosts_for(host: str, port: int) -> frozenset[str]:
@@ -144,7 +152,8 @@ class Server:
         host, port = sock.getsockname()[:2]
         self.host, self.port = str(host), int(port)
         self.feed = Feed(rt)
-        app = application(rt, self.keys, self.feed, hosts_for(self.host, self.port), self.port, hosted)
+        self._kept: str | None = None  # the file keep_url wrote
+        app = application(rt, self.keys, self.feed, hosts_for(self.host, self.port), hosted)
         config = uvicorn.Config(
             app,
             http=_Deadline,
@@ -162,10 +171,28 @@ class Server:
         self._server = _Quiet(config)
 
     @property
-    def url(self) -> str:
-        """Return the URL a person opens: with the token, which the console then keeps in a cookie."""
+    def address(self) -> str:
+        """Return the console's address without its token (what a log may show)."""
         shown = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{shown}:{self.port}/?token={self.keys.token}"
+        return f"http://{shown}:{self.port}/"
+
+    @property
+    def url(self) -> str:
+        """Return the URL a person opens: with the token, which then leads every path of the console."""
+        return f"{self.address}?token={self.keys.token}"
+
+    def keep_url(self, directory: str) -> str:
+        """Write the URL to ``directory``/console-PORT.url, readable by this user only, and return
+        that path; the file goes when the console stops. Raises OSError when it cannot be written."""
+        path = os.path.join(directory, f"console-{self.port}.url")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # an older file of that name keeps its mode through O_CREAT
+            os.write(fd, (self.url + "\n").encode())
+        finally:
+            os.close(fd)
+        self._kept = path
+        return path
 
     async def run(self) -> None:
         """Serve until cancelled or ``stop``; raises what stopped the feed (a lost store, say)."""
@@ -180,7 +207,11 @@ class Server:
             self.feed.close()
 
     def stop(self) -> None:
-        """Ask the server to finish: open pages' streams end, then it stops."""
+        """Ask the server to finish: open pages' streams end, then it stops; its URL file goes."""
+        if self._kept is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._kept)
+            self._kept = None
         self.feed.close()
         self._server.should_exit = True
         self._server.stopping.set()

@@ -73,6 +73,7 @@ class Pages:
         )
         env.globals.update(state=state_words, why=shape.why, spent=shape.spent, when=_when, brief=_brief)
         env.globals.update(diffclass=_diffclass, most=TEXT_MOST, cut=shape.cut, said=shape.SAID_SHOWN)
+        env.globals.update(root=self.keys.root)  # every link is made under the token's path (access.py)
         self.env = env
 
     def render(self, name: str, status: int = 200, **values: Any) -> HTMLResponse:
