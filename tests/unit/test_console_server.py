@@ -4,6 +4,11 @@ sends nothing is cut off (each would hold one of the host's descriptors)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import pty
+import re
+import select
+import subprocess
 import time
 from pathlib import Path
 
@@ -12,6 +17,7 @@ import pytest
 import alos
 from alos.console import app as console_app
 from alos.console.app import Server, bind
+from tests.support import ALOS
 
 
 def test_a_request_trickled_byte_by_byte_is_cut_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,3 +56,32 @@ def test_a_request_trickled_byte_by_byte_is_cut_off(tmp_path: Path, monkeypatch:
         rt.close()
     assert got == b"" and took < 3.0  # closed, with no answer, well before the head would end
     assert answer.startswith(b"HTTP/1.1 403")  # a whole request is answered (here: no token)
+
+
+def test_on_a_terminal_the_url_with_its_token_is_printed_and_no_file_is_kept(tmp_path: Path) -> None:
+    """A person at a terminal gets the URL to open; only output that is not a terminal (a log a
+    process might read) gets the URL without its token (tests/scenarios/test_bb_console.py)."""
+    store = tmp_path / "s" / "store.db"
+    alos.open(str(store)).close()
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [*ALOS, "console", "--store", str(store), "--port", "0"],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+    )
+    os.close(follower)
+    said = b""
+    try:
+        deadline = time.monotonic() + 30
+        while b"token=" not in said and time.monotonic() < deadline and proc.poll() is None:
+            if select.select([leader], [], [], 0.5)[0]:
+                said += os.read(leader, 4096)
+        kept = list(store.parent.glob("console-*.url"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        os.close(leader)
+    assert re.search(rb"console: (\x1b\[0m)?http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_-]{40,}", said), said
+    assert kept == []
