@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.scenarios.bb_support import ALOS, Env, alos, json_lines, make_env, write_script
+from tests.scenarios.bb_support import ALOS, Env, alos, json_lines, make_env, result_texts, write_script
 
 H1 = "<script>alert(1)</script>"
 H2 = '"><img src=x onerror=alert(1)>'
@@ -76,13 +77,20 @@ class Console:
     e: Env
     proc: subprocess.Popen[str]
     log: Path
-    url: str
-    base: str
+    url: str  # the URL with its token, as read from the file the log names
+    kept: Path  # that file
+    base: str  # http://127.0.0.1:PORT, the origin
     port: int
-    web: httpx.Client
+    token: str
+    web: httpx.Client  # under the token's root: web.get("/processes") is /TOKEN/processes
     csrf: str
     pids: dict[str, int] = field(default_factory=dict)  # child name -> pid
     requests: dict[int, int] = field(default_factory=dict)  # pid -> its request id
+
+    @property
+    def root(self) -> str:
+        """The path every page lives under."""
+        return "/" + self.token
 
     def post(
         self, path: str, data: dict[str, str], hx: bool = True, headers: dict[str, str] | None = None
@@ -94,8 +102,31 @@ class Console:
         return next(p for p in self.e.ps() if p["pid"] == pid)
 
 
-def start_console(e: Env, *extra: str, log_name: str = "console.log") -> tuple[subprocess.Popen[str], Path, str]:
-    """Start `alos console --port 0`; return it, its log, and the URL it printed."""
+KEPT = re.compile(r"^console: (http://[^\s/]+/) \(the URL with its token is in (.+)\)$", re.M)
+
+
+@dataclass
+class Started:
+    """An `alos console` whose output goes to a file: what it printed there, and its URL."""
+
+    proc: subprocess.Popen[str]
+    log: Path
+    address: str  # what the log shows: http://HOST:PORT/, no token
+    kept: Path  # the file the log names, holding the URL with its token
+    url: str  # http://HOST:PORT/?token=TOKEN, read from that file
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rstrip("/").rsplit(":", 1)[1])
+
+    @property
+    def token(self) -> str:
+        return self.url.split("?token=", 1)[1]
+
+
+def start_console(e: Env, *extra: str, log_name: str = "console.log", **env: str) -> Started:
+    """Start `alos console --port 0` with its output to a log file (not a terminal): return it,
+    what the log says and the URL the file it names holds."""
     log = e.root / log_name
     out = log.open("w")
     proc = subprocess.Popen(
@@ -104,20 +135,21 @@ def start_console(e: Env, *extra: str, log_name: str = "console.log") -> tuple[s
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "NO_COLOR": "1"},
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "300", **env},  # one line, whatever the path's length
     )
     out.close()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        m = re.search(r"console: (http://[^\s/]+/\?token=\S+)", log.read_text())
+        m = KEPT.search(log.read_text())
         if m:
-            return proc, log, m.group(1)
+            kept = Path(m.group(2))
+            return Started(proc, log, m.group(1), kept, kept.read_text().rstrip("\n"))
         if proc.poll() is not None:
             break
         time.sleep(0.05)
     proc.kill()
     proc.wait()
-    raise AssertionError(f"alos console printed no URL: {log.read_text()}")
+    raise AssertionError(f"alos console did not say where its URL is kept: {log.read_text()}")
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
@@ -139,15 +171,15 @@ def con(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         "--allow", "proc:spawn=spawn", "--allow", "fs:*=read", "--ask", "fs:*=write", "--approve", "never",
     )  # fmt: skip
     assert run.returncode == 3, run.stdout + run.stderr  # every process waits on a person or a message
-    proc, log, url = start_console(e)
+    s = start_console(e)
     try:
-        base = url.split("/?")[0]
-        web = httpx.Client(base_url=base, headers={"Origin": base}, timeout=20)
-        page = web.get(url, follow_redirects=True)
+        base = s.address.rstrip("/")
+        web = httpx.Client(base_url=f"{base}/{s.token}", headers={"Origin": base}, timeout=20)
+        page = web.get(s.url, follow_redirects=True)
         assert page.status_code == 200, page.text
         m = re.search(r'name="csrf" value="([^"]+)"', page.text)
         assert m, page.text
-        cs = Console(e, proc, log, url, base, int(base.rsplit(":", 1)[1]), web, m.group(1))
+        cs = Console(e, s.proc, s.log, s.url, s.kept, base, s.port, s.token, web, m.group(1))
         cs.pids = {p["name"]: p["pid"] for p in e.ps() if p["parent"] is not None}
         cs.pids["main"] = 1
         cs.requests = {r["pid"]: r["id"] for r in e.approvals()}
@@ -155,7 +187,7 @@ def con(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         yield cs
         web.close()
     finally:
-        stop(proc)
+        stop(s.proc)
 
 
 def request_of(con: Console, name: str) -> int:
@@ -167,30 +199,47 @@ def audit(con: Console) -> list[dict[str, Any]]:
 
 
 def fresh(con: Console) -> httpx.Client:
-    """A client that holds neither the token nor the cookie."""
+    """A client at the console's origin that does not hold the token."""
     return httpx.Client(base_url=con.base, headers={"Origin": con.base}, timeout=20)
 
 
 # --- the URL and the token ----------------------------------------------------------------------
 
 
-def test_prints_one_url_with_a_token_on_loopback(con: Console) -> None:
-    urls = re.findall(r"http://\S+", con.log.read_text())
-    assert len(set(urls)) == 1, urls
+def test_the_log_shows_the_address_and_where_the_url_is_kept_never_the_token(con: Console) -> None:
+    log = con.log.read_text()
+    assert con.token not in log
+    assert "token=" not in log
+    assert set(re.findall(r"http://\S+", log)) == {con.base + "/"}, log
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_\-]{20,}", con.url), con.url
-    assert con.port > 0
+    assert con.url.startswith(con.base + "/?") and con.port > 0
+    assert con.kept == Path(os.path.realpath(con.e.store)).parent / f"console-{con.port}.url"
+    st = con.kept.stat()
+    assert st.st_mode & 0o777 == 0o600, oct(st.st_mode)
+    assert st.st_uid == os.getuid()
+    assert con.kept.read_text() == con.url + "\n"
 
 
-def test_the_token_is_traded_for_a_strict_httponly_cookie_and_dropped_from_the_address(con: Console) -> None:
+def test_the_first_visit_moves_the_token_from_the_query_into_the_path_and_sets_no_cookie(con: Console) -> None:
+    t = con.token
     with fresh(con) as web:
-        first = web.get(con.url)
-        assert first.status_code in (302, 303, 307), first.status_code
-        assert "token" not in first.headers["location"]
-        cookie = first.headers["set-cookie"]
-        assert "HttpOnly" in cookie
-        assert "samesite=strict" in cookie.lower()
-        assert str(con.port) in cookie.split("=", 1)[0]  # scoped to the console's port
-        assert web.get("/processes").status_code == 200  # the cookie alone now opens the pages
+        moves = {
+            f"/?token={t}": f"/{t}/processes",
+            f"/audit?token={t}&pid=1": f"/{t}/audit?pid=1",
+            f"/audit?pid=1&token={t}&decision=ask": f"/{t}/audit?pid=1&decision=ask",
+            f"/{t}": f"/{t}/processes",
+        }
+        for asked, there in moves.items():
+            r = web.get(asked)
+            assert r.status_code == 303, (asked, r.status_code, r.text)
+            assert r.headers["location"] == there, (asked, r.headers["location"])
+            assert "set-cookie" not in r.headers, asked
+        page = web.get(moves[f"/?token={t}"])
+        assert page.status_code == 200 and "set-cookie" not in page.headers
+        assert f'id="proc-{con.pids["asker"]}"' in page.text
+        assert not web.cookies  # nothing for a browser to keep, or to send to another port
+        again = web.get("/processes")  # the visits left this client nothing that opens the pages
+        assert again.status_code == 403, again.status_code
 
 
 NO_TOKEN_PATHS = [
@@ -219,20 +268,58 @@ def test_without_the_token_everything_is_refused_403(con: Console, path: str) ->
             assert secret not in r.text, (path, secret)
 
 
-@pytest.mark.parametrize("how", ["wrong token in the URL", "wrong cookie", "token of another port", "empty token"])
-def test_a_wrong_token_or_cookie_is_refused_403(con: Console, how: str) -> None:
-    token = con.url.split("token=", 1)[1]
+WRONG = [
+    "wrong token in the URL",
+    "empty token",
+    "wrong token in the path",
+    "a prefix of the token in the path",
+    "the token deeper in the path",
+    "the token only in a cookie",
+    "the token only in a header",
+    "the token in the query of a change",
+]
+
+
+@pytest.mark.parametrize("how", WRONG)
+def test_a_wrong_token_or_one_not_leading_the_path_is_refused_403(con: Console, how: str) -> None:
+    t = con.token
     with fresh(con) as web:
         if how == "wrong token in the URL":
-            r = web.get("/?token=" + token[:-2] + "xx")
-        elif how == "wrong cookie":
-            r = web.get("/processes", headers={"Cookie": f"alos_console_{con.port}=" + token[::-1]})
-        elif how == "token of another port":
-            r = web.get("/processes", headers={"Cookie": f"alos_console_{con.port + 1}={token}"})
-        else:
+            r = web.get("/?token=" + t[:-2] + "xx")
+        elif how == "empty token":
             r = web.get("/?token=")
+        elif how == "wrong token in the path":
+            r = web.get(f"/{t[:-2]}xx/processes")
+        elif how == "a prefix of the token in the path":
+            r = web.get(f"/{t[:-1]}/processes")
+        elif how == "the token deeper in the path":
+            r = web.get(f"/static/{t}/processes")
+        elif how == "the token only in a cookie":  # the old console's cookie, and plain names
+            cookie = f"alos_console_{con.port}={t}; token={t}; alos_console={t}"
+            r = web.get("/processes", headers={"Cookie": cookie})
+        elif how == "the token only in a header":
+            r = web.get("/processes", headers={"Authorization": f"Bearer {t}", "X-Token": t})
+        else:  # the printed URL's query opens pages; it never makes a change
+            r = web.post(
+                f"/process/1/signal?token={t}",
+                data={"signal": "kill", "csrf": con.csrf},
+                headers={"HX-Request": "true"},
+            )
         assert r.status_code == 403, (how, r.status_code, r.text)
+        assert "token" in r.text and t not in r.text
         assert "set-cookie" not in r.headers
+    assert con.ps(1)["state"] == "waiting"
+
+
+def test_every_link_of_a_page_stays_under_the_token(con: Console) -> None:
+    attrs = r'\b(href|src|action|hx-get|hx-post|sse-connect)="([^"]*)"'
+    for path in ["/processes", "/process/1", f"/process/{con.pids['message-me']}", "/approvals", "/audit"]:
+        html = con.web.get(path).text
+        links = re.findall(attrs, html)
+        assert len(links) > 5, (path, links)
+        astray = [(a, v) for a, v in links if not v.startswith(con.root + "/")]
+        assert not astray, (path, astray)  # a link outside /TOKEN/ would be refused: a dead page
+        assert "token=" not in html  # no URL in a page carries the token where a log would keep it
 
 
 # --- Host, Origin, cross-site, CSRF -------------------------------------------------------------
@@ -277,9 +364,7 @@ def test_changes_from_a_foreign_origin_no_origin_or_cross_site_are_refused_403(c
     for path, data, headers in cases:
         r = con.web.post(path, data={**data, "csrf": con.csrf}, headers={"HX-Request": "true", **headers})
         assert r.status_code == 403, (path, headers, r.status_code, r.text)
-    no_origin = httpx.post(
-        con.base + kill, data={"signal": "kill", "csrf": con.csrf}, cookies=con.web.cookies, timeout=20
-    )
+    no_origin = httpx.post(con.base + con.root + kill, data={"signal": "kill", "csrf": con.csrf}, timeout=20)
     assert no_origin.status_code == 403
     _nothing_changed(con, before)
 
@@ -533,7 +618,8 @@ def test_a_plain_form_answer_to_a_request_answered_elsewhere_says_so(con: Consol
     assert con.e.cmd("approve", str(rid)).returncode == 0
     r = con.post(f"/requests/{rid}/answer", {"verdict": "deny"}, hx=False)
     if r.status_code in (302, 303):
-        r = con.web.get(r.headers["location"])
+        assert r.headers["location"].startswith(con.root + "/"), r.headers["location"]  # back under the token
+        r = con.web.get(con.base + r.headers["location"])
     assert r.status_code == 409 or "already approved" in r.text, (r.status_code, r.text[-300:])
 
 
@@ -569,7 +655,7 @@ def test_kill_in_the_console_ends_it_and_live_only_hides_it(con: Console) -> Non
 def test_a_message_sent_in_the_console_is_queued_and_audited(con: Console) -> None:
     pid = con.pids["message-me"]
     page = con.web.get(f"/process/{pid}").text
-    assert f'action="/process/{pid}/send"' in page  # the page carries the form
+    assert f'action="{con.root}/process/{pid}/send"' in page  # the page carries the form
     r = con.post(f"/process/{pid}/send", {"text": "the word is pelican"})
     assert r.status_code == 200 and "queued" in r.text, r.text
     sent = [a for a in audit(con) if a["syscall"] == "msg.send" and a["detail"].get("pid") == pid]
@@ -619,9 +705,9 @@ def test_verify_shows_the_same_chain_head_as_alos_audit_verify(con: Console) -> 
 
 def test_every_link_on_the_audit_page_leads_somewhere(con: Console) -> None:
     page = con.web.get("/audit").text
-    links = sorted(set(re.findall(r'href="(/process/\d+)"', page)))
+    links = sorted(set(re.findall(rf'href="({re.escape(con.root)}/process/\d+)"', page)))
     assert links
-    broken = [link for link in links if con.web.get(link).status_code != 200]
+    broken = [link for link in links if con.web.get(con.base + link).status_code != 200]
     assert not broken, broken
 
 
@@ -656,7 +742,8 @@ def test_hostile_names_goals_and_replies_are_escaped_on_every_page(con: Console,
     for ch in html:
         assert ch in "\n\t" or not (ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0), f"raw control character {ch!r}"
     scripts = re.findall(r"<script\b[^>]*>", html)
-    assert all(re.fullmatch(r'<script src="/static/vendor/[\w.-]+\.js">', s) for s in scripts), scripts
+    own = rf'<script src="{re.escape(con.root)}/static/vendor/[\w.-]+\.js">'
+    assert all(re.fullmatch(own, s) for s in scripts), scripts  # none in a fragment
 
 
 def test_hostile_text_is_shown_visibly_escaped_where_it_belongs(con: Console) -> None:
@@ -676,10 +763,11 @@ def test_hostile_text_is_shown_visibly_escaped_where_it_belongs(con: Console) ->
 
 
 def test_every_response_carries_the_content_security_policy(con: Console) -> None:
-    token = con.url.split("token=", 1)[1]
     with fresh(con) as anon:
         responses = {
-            "token trade": anon.get(f"/?token={token}"),
+            "token moved": anon.get(f"/?token={con.token}"),
+            "bare root": anon.get(con.root),
+            "403 wrong token": anon.get(f"/{con.token[::-1]}/processes"),
             "403 no token": anon.get("/processes"),
             "403 static": anon.get("/static/console.css"),
             "400 host": con.web.get("/processes", headers={"Host": "evil.example"}),
@@ -725,7 +813,79 @@ def test_the_live_stream_names_what_changed_in_another_terminal(con: Console) ->
     assert f"proc-{pid}" in seen, seen
 
 
-# --- starting it: another address, a taken port, a new token -------------------------------------
+# --- starting it: off a terminal, another address, a taken port, a new token ----------------------
+
+
+def test_a_console_writing_to_a_file_keeps_the_token_out_and_its_url_file_goes_on_sigterm(con: Console) -> None:
+    """Off a terminal the URL goes to a 0600 file beside the store (by its real path), whatever the
+    environment claims (FORCE_COLOR), and SIGTERM removes that file and no other console's."""
+    link = con.e.root / "via-link"
+    link.symlink_to(con.e.store.parent, target_is_directory=True)
+    store = link / con.e.store.name
+    log = con.e.root / "console-file.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [ALOS, "console", "--store", str(store), "--port", "0"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "1", "COLUMNS": "300"},
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not (m := KEPT.search(re.sub(r"\x1b\[[0-9;]*m", "", log.read_text()))):  # FORCE_COLOR styles it
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        address, kept = m.group(1), Path(m.group(2))
+        port = int(address.rstrip("/").rsplit(":", 1)[1])
+        assert port != con.port
+        assert kept == Path(os.path.realpath(con.e.store)).parent / f"console-{port}.url", kept
+        assert kept.stat().st_mode & 0o777 == 0o600, oct(kept.stat().st_mode)
+        url = kept.read_text()
+        assert re.fullmatch(rf"{re.escape(address)}\?token=[A-Za-z0-9_\-]{{20,}}\n", url), url
+        token = url.strip().split("?token=", 1)[1]
+        assert token != con.token
+        assert token not in log.read_text()
+        with httpx.Client(timeout=20) as web:
+            assert web.get(url.strip(), follow_redirects=True).status_code == 200  # the file's URL opens it
+            assert web.get(f"{address}{con.token}/processes").status_code == 403  # not the other one's
+            assert web.get(f"{con.base}/{token}/processes").status_code == 403  # nor the other way round
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0, log.read_text()
+        assert not kept.exists(), "the URL file outlived the console"
+        assert con.kept.read_text() == con.url + "\n"  # the running console's file is left alone
+        assert token not in log.read_text() and "token=" not in log.read_text(), log.read_text()
+    finally:
+        stop(proc)
+
+
+def test_a_process_whose_workspace_holds_the_store_cannot_read_the_url_file(tmp_path: Path) -> None:
+    e = make_env(tmp_path)
+    made = e.run([{"content": "", "tool_calls": [c("proc_exit", result="a store")]}])
+    assert made.returncode == 0, made.stdout + made.stderr
+    s = start_console(e)
+    try:
+        rel = os.path.relpath(s.kept, e.root)  # state/console-PORT.url, under the workspace
+        peek = write_script(
+            e.root / "peek.jsonl",
+            [
+                {"content": "", "tool_calls": [c("fs_read", path=rel)]},
+                {"content": "", "tool_calls": [c("fs_list", path=os.path.dirname(rel))]},
+                {"content": "", "tool_calls": [c("proc_exit", result="looked")]},
+            ],
+        )
+        cp = alos(
+            "run", "base", "peek", "--workspace", str(e.root), "--store", str(e.store), "--model", f"script:{peek}",
+            "--allow", "fs:*=read,list", "--approve", "never", "--json",
+        )  # fmt: skip
+        assert cp.returncode == 0, cp.stdout + cp.stderr
+        seen = result_texts(cp.stdout)
+        assert len(seen) == 2 and all(t.startswith("denied:") and "store" in t for t in seen), seen
+        assert s.token not in cp.stdout + cp.stderr
+        assert s.kept.read_text() == s.url + "\n"  # there all along
+    finally:
+        stop(s.proc)
 
 
 @pytest.mark.slow
@@ -735,14 +895,18 @@ def test_host_0000_warns_a_new_start_has_a_new_token_and_a_taken_port_is_a_clear
     out = taken.stdout + taken.stderr
     assert str(con.port) in out and "Traceback" not in out, out
     assert re.search(r"in use|taken|busy", out, re.I), out
-    proc, log, url = start_console(con.e, "--host", "0.0.0.0", log_name="console-any.log")
+    assert con.kept.read_text() == con.url + "\n"  # the refused start did not write over the URL file
+    s = start_console(con.e, "--host", "0.0.0.0", log_name="console-any.log")
     try:
-        text = log.read_text()
+        text = s.log.read_text()
         assert re.search(r"warn|anyone|other machines", text, re.I), text
-        base = "http://127.0.0.1:" + url.split("/?")[0].rsplit(":", 1)[1]
-        old_token = con.url.split("token=", 1)[1]
-        assert url.split("token=", 1)[1] != old_token
-        with httpx.Client(base_url=base, timeout=20) as web:
-            assert web.get(f"/?token={old_token}").status_code in (400, 403)  # old URLs stop working
+        assert s.address == f"http://0.0.0.0:{s.port}/" and s.token not in text
+        assert s.token != con.token
+        named = {"Host": f"0.0.0.0:{s.port}"}  # the address it printed, reached over loopback
+        with httpx.Client(base_url=f"http://127.0.0.1:{s.port}", headers=named, timeout=20) as web:
+            assert web.get(f"/{s.token}/processes").status_code == 200
+            assert web.get(f"/?token={con.token}").status_code == 403  # old URLs stop working
+            assert web.get(f"/{con.token}/processes").status_code == 403
     finally:
-        stop(proc)
+        stop(s.proc)
+    assert not s.kept.exists()

@@ -498,23 +498,41 @@ def test_an_idle_host_uses_almost_no_cpu_and_still_acts_at_once(env: Env, hosts:
 
 
 def test_serve_console_answer_in_the_browser_and_the_host_carries_on(env: Env, hosts: list[Host]) -> None:
+    """Its output is a log file: the log says where the URL is kept, never the token; the browser
+    works under /TOKEN/; the file goes with the host."""
     host = serve(hosts, env, "--console", "--port", "0")
-    url = host.wait_for(r"console: (http://127\.0\.0\.1:\d+/\?token=\S+)").group(1)
-    base = url.split("/?")[0]
+    m = host.wait_for(r"console: (http://127\.0\.0\.1:(\d+)/) \(the URL with its token is in (.+)\)\n")
+    address, port, kept = m.group(1), m.group(2), Path(m.group(3))
+    assert kept == Path(os.path.realpath(env.store)).parent / f"console-{port}.url"
+    assert kept.stat().st_mode & 0o777 == 0o600, oct(kept.stat().st_mode)
+    url = kept.read_text().removesuffix("\n")
+    assert url.startswith(address + "?token="), url
+    token = url.split("?token=", 1)[1]
+    assert token and token not in host.text()
+    base = address.rstrip("/")
     pid = detached_pid(detach(env, writer("console"), *ASK_WRITE))
     rid = host.request_of(pid)
-    with httpx.Client(base_url=base, headers={"Origin": base}, timeout=10) as web:
-        assert web.get(url, follow_redirects=True).status_code == 200
+    with httpx.Client(base_url=f"{base}/{token}", headers={"Origin": base}, timeout=10) as web:
+        first = web.get(url)
+        assert first.status_code == 303 and first.headers["location"] == f"/{token}/processes"
+        assert "set-cookie" not in first.headers
         approvals = web.get("/approvals").text
         assert f'id="req-{rid}"' in approvals
+        assert f'action="/{token}/requests/{rid}/answer"' in approvals
         csrf = re.search(r'name="csrf" value="([^"]+)"', approvals)
         assert csrf
-        done = web.post(
-            f"/requests/{rid}/answer", data={"verdict": "once", "csrf": csrf.group(1)}, headers={"HX-Request": "true"}
+        answer = {"verdict": "once", "csrf": csrf.group(1)}
+        refused = httpx.post(
+            f"{base}/requests/{rid}/answer", data=answer, headers={"Origin": base, "HX-Request": "true"}
         )
+        assert refused.status_code == 403  # the CSRF token alone, without the path's token, is not enough
+        done = web.post(f"/requests/{rid}/answer", data=answer, headers={"HX-Request": "true"})
         assert done.status_code == 200, done.text
         assert f"request {rid}" in done.text
     assert host.exited(pid) == "ok: wrote console"
     assert (env.ws / "note.txt").read_text() == "hello"
-    answer = records(env, "human.answer", "ok")[-1]
-    assert answer["detail"]["by"] == "console" and answer["detail"]["via"] == "console"
+    answer_rec = records(env, "human.answer", "ok")[-1]
+    assert answer_rec["detail"]["by"] == "console" and answer_rec["detail"]["via"] == "console"
+    assert host.stop(signal.SIGTERM) == 0, host.text()
+    assert not kept.exists(), "the URL file outlived alos serve"
+    assert token not in host.text()

@@ -215,11 +215,19 @@ def test_the_demo_with_the_console_is_answered_in_the_console(tmp_path: Path) ->
             lines.append(line)
             if line.startswith("console: "):
                 break
-        url = re.search(r"http://\S+", lines[-1])
-        assert url, "".join(lines)
-        base = url.group(0).split("/?")[0]
-        with httpx.Client(base_url=base, headers={"Origin": base, "HX-Request": "true"}, timeout=30) as web:
-            page = web.get(url.group(0), follow_redirects=True).text
+        # its output is a pipe, not a terminal: it says where the URL is kept, not the token
+        kept = re.fullmatch(r"console: (http://127\.0\.0\.1:\d+/) \(the URL with its token is in (.+)\)\n", lines[-1])
+        assert kept, "".join(lines)
+        address, where = kept.group(1), Path(kept.group(2))
+        assert where.stat().st_mode & 0o777 == 0o600
+        url = where.read_text().removesuffix("\n")
+        assert url.startswith(address + "?token="), url
+        token = url.split("?token=", 1)[1]
+        assert re.fullmatch(r"[A-Za-z0-9_\-]{20,}", token), url
+        base = address.rstrip("/")
+        headers = {"Origin": base, "HX-Request": "true"}
+        with httpx.Client(base_url=f"{base}/{token}", headers=headers, timeout=30) as web:
+            page = web.get(url, follow_redirects=True).text
             csrf = re.search(r'"X-CSRF-Token": "([^"]+)"', page)
             assert csrf
             deadline = time.monotonic() + 30
@@ -240,6 +248,8 @@ def test_the_demo_with_the_console_is_answered_in_the_console(tmp_path: Path) ->
             demo.wait()
     out = "".join(lines) + rest
     assert demo.returncode == 0, out
+    assert token not in out
+    assert not where.exists(), "the URL file outlived the demo"
     assert "chain intact" in out and "SUMMARY.md" in out
     assert (tmp_path / "ws" / "SUMMARY.md").read_text().startswith("# Summary")
 
