@@ -288,16 +288,31 @@ def running(argv: list[str], log: str) -> Iterator[Child]:
         child.stop()
 
 
-URL = r"console: (http://127\.0\.0\.1:\d+)/\?token=(\S+)"
+# Off a terminal (a pipe, here) the console prints its address and the file that holds its URL
+# (console-PORT.url in the store's directory); an alos from before that file (--before) printed
+# the URL itself.
+URL = r"console: (http://127\.0\.0\.1:\d+/)(?:\?token=(\S+)| \(the URL with its token is in (\S+)\))"
 
 
-def _client(base: str, token: str) -> httpx.Client:
-    """Return a client logged in to the console at ``base`` (the token's redirect sets the cookie)."""
-    client = httpx.Client(base_url=base, follow_redirects=True, timeout=60.0, trust_env=False)
-    got = client.get(f"/?token={token}")
-    if got.status_code != 200 or "/processes" not in str(got.url):
+def _url(found: re.Match[str]) -> str:
+    """Return the console's URL with its token, from a line matching URL: printed, or read from
+    the file it names."""
+    if found.group(2) is not None:
+        return f"{found.group(1)}?token={found.group(2)}"
+    with open(found.group(3), encoding="utf-8") as f:
+        return f.read().strip()
+
+
+def _client(url: str) -> httpx.Client:
+    """Return a client logged in to the console whose URL is ``url``: its base URL is the root
+    the URL's redirect leads to (``/TOKEN``: every page lives under it; for an alos from before,
+    ``/`` and the token in a cookie, which the client keeps)."""
+    client = httpx.Client(follow_redirects=True, timeout=60.0, trust_env=False)
+    got = client.get(url)
+    if got.status_code != 200 or not got.url.path.endswith("/processes"):
         client.close()
         raise RuntimeError(f"the console's URL led to {got.url} ({got.status_code}): {got.text[:300]}")
+    client.base_url = got.url.copy_with(path=got.url.path.removesuffix("/processes"), query=None)
     return client
 
 
@@ -341,8 +356,8 @@ async def _paint(
     samples: list[int] = []
     fresh: list[int] = []
     with running([*_cli(), "console", "--store", big.path, "--port", "0"], os.path.join(big.root, "console.log")) as c:
-        found = c.expect(URL)
-        with contextlib.closing(_client(found.group(1), found.group(2))) as client:
+        printed = _url(c.expect(URL))  # the line, then the file it names (written before the line)
+        with contextlib.closing(_client(printed)) as client:
             for _ in range(2 + n):
                 start = time.perf_counter_ns()
                 got = client.get(url)
@@ -352,7 +367,7 @@ async def _paint(
                 checked(got.text)
                 samples.append(took)
             for _ in range(max(3, n // 2) if target else 0):
-                with httpx.Client(base_url=found.group(1), cookies=client.cookies, trust_env=False) as once:
+                with httpx.Client(base_url=client.base_url, cookies=client.cookies, trust_env=False) as once:
                     start = time.perf_counter_ns()
                     got = once.get(url)
                     fresh.append(time.perf_counter_ns() - start)
@@ -458,9 +473,11 @@ async def audit_verify(plan: Plan) -> Result:
 class Stream:
     """A thread reading the console's /events: each line, stamped when it arrived."""
 
-    def __init__(self, base: str, cookies: httpx.Cookies) -> None:
+    def __init__(self, logged_in: httpx.Client) -> None:
         self.lines: queue.Queue[tuple[int, str]] = queue.Queue()
-        self._client = httpx.Client(base_url=base, cookies=cookies, timeout=None, trust_env=False)
+        self._client = httpx.Client(
+            base_url=logged_in.base_url, cookies=logged_in.cookies, timeout=None, trust_env=False
+        )
         self._response: httpx.Response | None = None
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -507,9 +524,9 @@ async def sse_update(plan: Plan) -> Result:
     n = 10 if _quick(plan) else 30
     samples: list[int] = []
     with running([*_cli(), "console", "--store", big.path, "--port", "0"], os.path.join(big.root, "sse.log")) as c:
-        found = c.expect(URL)
-        with contextlib.closing(_client(found.group(1), found.group(2))) as client:
-            stream = Stream(found.group(1), client.cookies)
+        printed = _url(c.expect(URL))  # the line, then the file it names (written before the line)
+        with contextlib.closing(_client(printed)) as client:
+            stream = Stream(client)
             try:
                 while ": connected" not in stream.next(10)[1]:
                     pass
@@ -650,9 +667,8 @@ async def _serve_idle(plan: Plan, console: bool) -> Result:
             client = None
             try:
                 if console:
-                    found = host.expect(URL)
-                    client = _client(found.group(1), found.group(2))
-                    stream = Stream(found.group(1), client.cookies)
+                    client = _client(_url(host.expect(URL)))
+                    stream = Stream(client)
                     while ": connected" not in stream.next(10)[1]:
                         pass
                 _parked(small.path, small)

@@ -44,7 +44,10 @@ CHROMIUM_ARGS = [
 WAIT_MS = 15_000  # the longest any browser wait (expect, click, navigation) may take
 START_SECONDS = 45.0  # the longest a host may take to print its console URL (CLI start under coverage)
 POLL_SECONDS = 0.05  # how often a wait on the workspace or the store looks again
-URL_LINE = re.compile(r"^console: (http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]+))\s*$")
+# Off a terminal the host prints its address only; the URL with its token goes to a file of the
+# store's directory (console-PORT.url, 0600), where no process reaches.
+URL_LINE = re.compile(r"^console: http://127\.0\.0\.1:(\d+)/ \(the URL with its token is in (/\S+)\)\s*$")
+URL_TEXT = re.compile(r"^(http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]+))\n$")
 
 # The turn that parks on an approval when the process holds --ask 'fs:*=write'.
 ASK_GRANTS = ("--allow", "fs:*=read,list", "--ask", "fs:*=write")
@@ -57,7 +60,8 @@ def turn(content: str, *calls: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Console:
-    """A running 'alos serve --console --port 0' on its own store: its URL, token and output."""
+    """A running 'alos serve --console --port 0' on its own store: its URL (read from the file
+    it named), token and output."""
 
     proc: subprocess.Popen[str]
     store: str
@@ -67,12 +71,18 @@ class Console:
     url: str = ""
     port: int = 0
     token: str = ""
+    url_file: Path | None = None  # console-PORT.url in the store's directory
     started: int = 0  # scripts written so far (each agent gets its own file)
 
     @property
     def base(self) -> str:
         """Return the console's origin, without the token: what a stranger's request would use."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def home(self) -> str:
+        """Return the root every page of the console lives under: the origin and the token."""
+        return f"{self.base}/{self.token}"
 
     def output(self) -> str:
         """Return what the host printed so far (for failure messages)."""
@@ -127,7 +137,9 @@ class Console:
 
 def start_console(root: Path, ws: Path) -> Console:
     """Start 'alos serve --store ROOT/st/store.db --console --port 0' in ``root``; return it once it
-    printed its console URL. Raises AssertionError with the host's output when it does not."""
+    printed its console's address and the file holding its URL (its stdout is a pipe, not a
+    terminal), that file read. Raises AssertionError with the host's output when it does not, or
+    when the token shows in its output or the file is not the user's alone."""
     scripts = root / "scripts"
     scripts.mkdir(exist_ok=True)
     store = str(root / "st" / "store.db")
@@ -150,15 +162,32 @@ def start_console(root: Path, ws: Path) -> Console:
             c.lines.append(line)
             found = URL_LINE.match(line)
             if found and not seen.is_set():
-                c.url, c.port, c.token = found.group(1), int(found.group(2)), found.group(3)
+                c.port, c.url_file = int(found.group(1)), Path(found.group(2))
                 seen.set()
         seen.set()
 
     threading.Thread(target=drain, daemon=True).start()
-    if not seen.wait(START_SECONDS) or not c.url:
+    if not seen.wait(START_SECONDS) or c.url_file is None:
         c.stop()
-        raise AssertionError(f"'alos serve --console' printed no 'console: URL' line:\n{c.output()}")
+        raise AssertionError(f"'alos serve --console' printed no 'console: ADDRESS (... in FILE)' line:\n{c.output()}")
+    try:
+        read_url(c)
+    except BaseException:
+        c.stop()
+        raise
     return c
+
+
+def read_url(c: Console) -> None:
+    """Set ``c``'s URL and token from the file its host named; assert the file sits in the store's
+    directory, is readable by this user only, and that the host printed no token."""
+    assert c.url_file is not None
+    assert c.url_file == Path(os.path.realpath(c.store)).parent / f"console-{c.port}.url", c.url_file
+    assert c.url_file.stat().st_mode & 0o777 == 0o600, oct(c.url_file.stat().st_mode)
+    found = URL_TEXT.match(c.url_file.read_text())
+    assert found is not None and int(found.group(2)) == c.port, c.url_file.read_text()
+    c.url, c.token = found.group(1), found.group(3)
+    assert c.token not in c.output(), f"the host printed its token:\n{c.output()}"
 
 
 def wait_until(holds: Callable[[], bool], what: str, seconds: float = WAIT_MS / 1000) -> None:
@@ -194,15 +223,15 @@ def launch(playwright: Playwright) -> Browser:
 
 
 def open_console(ctx: BrowserContext, c: Console, path: str = "/processes") -> Page:
-    """Return a new page of ``ctx`` showing ``path``, having opened the URL the host printed (the
-    token then lives in the cookie; the address bar no longer holds it)."""
+    """Return a new page of ``ctx`` showing ``path``, having opened the URL the host wrote (its
+    token then leads the path of every page: ``c.home``)."""
     from playwright.sync_api import expect
 
     page = ctx.new_page()
     page.goto(c.url)
-    expect(page).to_have_url(f"{c.base}/processes")
+    expect(page).to_have_url(f"{c.home}/processes")
     if path != "/processes":
-        page.goto(c.base + path)
+        page.goto(c.home + path)
     return page
 
 
@@ -259,7 +288,7 @@ def console(tmp_path: Path, ws: Path) -> Iterator[Console]:
 
 @pytest.fixture
 def contexts(browser_app: Browser, console: Console) -> Iterator[Callable[[], BrowserContext]]:
-    """Return a maker of browser contexts (a fresh 'browser' each: no cookie, no token); each is
+    """Return a maker of browser contexts (a fresh 'browser' each: no history, no token); each is
     closed before the host stops (the fixture depends on ``console`` for that order)."""
     made: list[BrowserContext] = []
 

