@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -144,26 +145,28 @@ def test_a_listener_wakes_when_the_store_file_is_deleted_or_replaced(tmp_path: P
     assert woke and took < 2.0
 
 
-@pytest.mark.parametrize("removed", ["its socket", "the bell's directory"])
-def test_a_listener_whose_socket_was_removed_binds_it_again(
-    tmp_path: Path, removed: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(bell_module, "REMAKE_SECONDS", 1.0)
-    store = tmp_path / "store.db"
+@pytest.mark.parametrize("where", ["short", "long"])
+def test_a_listener_whose_socket_was_removed_binds_it_again(tmp_path: Path, where: str) -> None:
+    """A clean-up of dot files removed the socket: bound again a moment later, rings reach it. A
+    long path (reached through /proc/self/fd) too, where the directory is made anew."""
+    home = tmp_path / ("d" * 100 if where == "long" else "d")
+    home.mkdir()
+    store = home / "store.db"
     store.write_text("x")
-    listening, ringer = Bell(str(tmp_path / "bell"), str(store)), Bell(str(tmp_path / "bell"))
+    bell_dir = home / "bell"
+    listening, ringer = Bell(str(bell_dir), str(store)), Bell(str(bell_dir))
     ear = listening.listen()
+    assert listening.address(ear.name).startswith("/proc/self/fd/") == (where == "long")
 
     async def go() -> tuple[bool, bool, bool]:
         waiting = asyncio.ensure_future(ear.wait(5))
         await asyncio.sleep(0.05)
-        for name in os.listdir(tmp_path / "bell"):  # someone cleans up dot files
-            os.unlink(tmp_path / "bell" / name)
-        if removed != "its socket":
-            os.rmdir(tmp_path / "bell")
+        ringer.ring()  # the ringer holds the directory too, when the path is long
+        for name in os.listdir(bell_dir):  # someone cleans up dot files
+            os.unlink(bell_dir / name)
         woke = await waiting
         looked = await ear.wait(5)  # bound again after a moment: "look", rings may have been missed
-        assert os.listdir(tmp_path / "bell") == [ear.name]
+        assert os.listdir(bell_dir) == [ear.name]
         ringer.ring()  # reaches the listener again
         return woke, looked, await ear.wait(2)
 
@@ -174,6 +177,51 @@ def test_a_listener_whose_socket_was_removed_binds_it_again(
         listening.close()
         ringer.close()
     assert woke and looked and rang
+
+
+@pytest.mark.parametrize("where", ["short", "long"])
+def test_a_listener_whose_directory_went_looks_until_another_program_makes_it_again(
+    tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bell's whole directory removed: the listener never makes it again (see the rm -rf test
+    below); it looks every LOOK_SECONDS, and binds again once a new program's listener made it."""
+    monkeypatch.setattr(bell_module, "LOOK_SECONDS", 0.2)
+    home = tmp_path / ("d" * 100 if where == "long" else "d")
+    home.mkdir()
+    store = home / "store.db"
+    store.write_text("x")
+    bell_dir = home / "bell"
+    listening, ringer = Bell(str(bell_dir), str(store)), Bell(str(bell_dir))
+    ear = listening.listen()
+
+    async def go() -> tuple[list[bool], bool]:
+        waiting = asyncio.ensure_future(ear.wait(5))
+        await asyncio.sleep(0.05)
+        ringer.ring()
+        shutil.rmtree(bell_dir)
+        looks = [await waiting]
+        started = time.monotonic()
+        while time.monotonic() - started < 1.5:  # looks, and makes nothing
+            looks.append(await ear.wait(5))
+        assert not bell_dir.exists()
+        newcomer = Bell(str(bell_dir)).listen()  # another program starts listening: the directory is back
+        try:
+            await ear.wait(5)
+            await ear.wait(5)
+            assert sorted(os.listdir(bell_dir)) == sorted([ear.name, newcomer.name])
+            ringer.ring()
+            return looks, await ear.wait(2)
+        finally:
+            newcomer.close()
+
+    try:
+        looks, rang = asyncio.run(go())
+    finally:
+        ear.close()
+        listening.close()
+        ringer.close()
+    assert all(looks) and 4 <= len(looks) <= 12, looks  # about every LOOK_SECONDS, not a busy loop
+    assert rang
 
 
 def test_a_deleted_store_directory_stays_deleted_while_a_listener_waits(tmp_path: Path) -> None:

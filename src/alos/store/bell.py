@@ -6,11 +6,11 @@ data: it only says "look at the store" (Store.changed_elsewhere then tells what 
 stray ring costs one look and a lost one is impossible while the listener's socket exists. A
 listener also wakes when the store file itself is deleted, renamed or replaced (inotify on its
 link count), so that a sleeping program notices it lost its store, and when its own socket is
-removed. A removed socket is bound again MEND_SECONDS later (REMAKE_SECONDS if its directory went
-too), and only if the store file is still the one the listener was made for: a person deleting
-the store's directory (``rm -rf .alos``) must not find a socket made again behind them, and a
-program whose store is gone has nothing to listen for. Where inotify is missing a listener looks
-every LOOK_SECONDS instead.
+removed. A listener binds a removed socket again MEND_SECONDS later, only while the store file is
+still the one it was opened as, and never makes the bell's directory again: a person deleting the
+store's directory (``rm -rf .alos``) must not find a socket made behind them. While it cannot bind
+(its directory is gone until the next program that listens makes it) it looks every LOOK_SECONDS,
+as it does where inotify is missing.
 
 Each listener is a Unix datagram socket in a directory beside the store (named, like the host
 lock, by the store file's device and inode; mode 0700, inside the directory no process may
@@ -34,7 +34,6 @@ import socket
 _SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes with its NUL; keep a margin
 LOOK_SECONDS = 2.0  # without inotify: how often a sleeping listener looks for a lost store file
 MEND_SECONDS = 0.5  # how long a listener whose socket was removed waits before it binds it again
-REMAKE_SECONDS = 5.0  # ... and before it makes the bell's directory again, if that was removed too
 _IN_ATTRIB, _IN_MOVE_SELF, _IN_DELETE_SELF = 0x4, 0x800, 0x400  # <sys/inotify.h>
 _IN_NONBLOCK, _IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
 
@@ -58,6 +57,14 @@ def _add_watch(fd: int, path: str) -> bool:
     return int(_libc().inotify_add_watch(fd, os.fsencode(path), _IN_ATTRIB | _IN_MOVE_SELF | _IN_DELETE_SELF)) >= 0
 
 
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 @functools.cache
 def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -66,9 +73,14 @@ def _libc() -> ctypes.CDLL:
 class Bell:
     """Ring and listen beside one store; see the module docstring."""
 
-    def __init__(self, directory: str, watched: str | None = None) -> None:
+    def __init__(self, directory: str, watched: str | None = None, identity: tuple[int, int] | None = None) -> None:
         self.directory = directory
         self.watched = watched  # the store file: a listener wakes when it is deleted or replaced
+        if identity is None and watched is not None:
+            with contextlib.suppress(OSError):
+                st = os.stat(watched)
+                identity = (st.st_dev, st.st_ino)
+        self.identity = identity  # the store file's (device, inode) as opened: a listener mends only for it
         self._dirfd: int | None = None  # held while this program rings or listens through /proc/self/fd
         self._own: set[str] = set()  # this program's listeners: a ring never wakes its ringer
         self._sender: socket.socket | None = None
@@ -105,17 +117,17 @@ class Bell:
             raise
         self._own.add(name)
         address = self._address(name)  # its own socket too: removed (a clean-up of dot files), it is made again
-        return Listener(self, name, sock, _watch(self.watched, address) if self.watched else None, self.identity())
+        return Listener(self, name, sock, _watch(self.watched, address) if self.watched else None)
 
-    def identity(self) -> tuple[int, int] | None:
-        """The watched store file's device and inode now, or None (none watched, or it is gone)."""
-        if self.watched is None:
-            return None
+    def same_store(self) -> bool:
+        """Return whether the watched store file is still the one this bell was made for."""
+        if self.watched is None or self.identity is None:
+            return False
         try:
             st = os.stat(self.watched)
         except OSError:
-            return None
-        return st.st_dev, st.st_ino
+            return False
+        return (st.st_dev, st.st_ino) == self.identity
 
     def address(self, name: str) -> str:
         """Return the address of listener ``name``'s socket."""
@@ -141,6 +153,9 @@ class Bell:
         path = os.path.join(self.directory, name)
         if len(path.encode()) <= _SOCKET_PATH_MAX:
             return path
+        if self._dirfd is not None and not _same_file(self._dirfd, self.directory):
+            os.close(self._dirfd)  # the directory was removed (and perhaps made again): not that one
+            self._dirfd = None
         if self._dirfd is None:
             self._dirfd = os.open(self.directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         return f"/proc/self/fd/{self._dirfd}/{name}"
@@ -158,15 +173,12 @@ class Bell:
 class Listener:
     """One program's ear on the bell: ``wait`` sleeps in the event loop until a ring or a timeout."""
 
-    def __init__(
-        self, bell: Bell, name: str, sock: socket.socket, watch: int | None, identity: tuple[int, int] | None
-    ) -> None:
+    def __init__(self, bell: Bell, name: str, sock: socket.socket, watch: int | None) -> None:
         self._bell = bell
         self.name = name
         self._sock: socket.socket | None = sock
         self._watch = watch  # inotify on the store file and on this socket, or None
-        self._identity = identity  # the store file's (device, inode) when listening began
-        self._lost_at: float | None = None  # when this listener's socket was found removed
+        self._mend_at: float | None = None  # when to try binding this listener's removed socket again
 
     async def wait(self, timeout: float | None = None, also: asyncio.Event | None = None) -> bool:
         """Sleep until the bell rings, the store file is deleted or replaced, ``also`` is set (this
@@ -180,7 +192,7 @@ class Listener:
         while True:
             mend_in = self._mend(loop.time())
             if mend_in == 0:
-                return True  # bound again (or the store is gone): look at the store, rings were missed
+                return True  # a try to bind again was made: look at the store, rings may have been missed
             left = None if deadline is None else max(0.0, deadline - loop.time())
             if mend_in is None or (left is not None and left <= mend_in):
                 return await self._wait_once(left, also)
@@ -220,46 +232,47 @@ class Listener:
         if self._watch is not None:
             with contextlib.suppress(BlockingIOError, InterruptedError):
                 rang = bool(os.read(self._watch, 4096)) or rang  # the look at the store says what happened
-            if self._lost_at is None and not os.path.exists(self._bell.address(self.name)):
-                self._lost_at = loop.time()  # bound again MEND_SECONDS from now (see the module docstring)
+            if self._mend_at is None and not self._bound():
+                self._mend_at = loop.time() + MEND_SECONDS  # see the module docstring
         return rang
 
     def _mend(self, now: float) -> float | None:
-        """Return None if this listener's socket was not found removed, else the seconds until it
-        is bound again; at 0 it has just been bound again, or the store file is no longer the one
-        this listener was made for (see the module docstring)."""
-        if self._lost_at is None:
+        """Return None while this listener's socket is in place, else the seconds until the next try
+        to bind it again; 0 when a try was just made (bound, not possible yet, or the store is no
+        longer the one opened: then there is nothing to listen for)."""
+        if self._mend_at is None:
             return None
-        lost_for = now - self._lost_at
-        if lost_for < MEND_SECONDS:
-            return MEND_SECONDS - lost_for
-        if self._identity is None or self._bell.identity() != self._identity:
-            self._lost_at = None
-            return 0.0
-        directory_there = os.path.isdir(self._bell.directory)
-        if not directory_there and lost_for < REMAKE_SECONDS:
-            return REMAKE_SECONDS - lost_for  # an rm -rf of the store's directory may still be under way
-        self._lost_at = None
-        self._bind_again(make_directory=not directory_there)
+        if now < self._mend_at:
+            return self._mend_at - now
+        if not self._bell.same_store() or self._bind_again():
+            self._mend_at = None
+        else:
+            self._mend_at = now + LOOK_SECONDS  # its directory is gone: look until a new listener makes it
         return 0.0
 
-    def _bind_again(self, make_directory: bool) -> None:
-        path = self._bell.address(self.name)
-        if os.path.exists(path) or self._sock is None:
-            return
+    def _bound(self) -> bool:
+        try:
+            return os.path.exists(self._bell.address(self.name))
+        except OSError:
+            return False  # the bell's directory is gone
+
+    def _bind_again(self) -> bool:
+        if self._sock is None:
+            return False
+        if self._bound():
+            return True
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
         try:
-            if make_directory:
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(self._bell.directory, 0o700)  # never its parents
-            sock.bind(path)
+            path = self._bell.address(self.name)
+            sock.bind(path)  # never makes the directory: one that was removed was meant to go
         except OSError:
             sock.close()
-            return  # the next look at the store still happens; only wake-ups are missed
+            return False
         self._sock.close()
         self._sock = sock
         if self._watch is not None:
             _add_watch(self._watch, path)
+        return True
 
     @staticmethod
     def _drain(sock: socket.socket) -> bool:

@@ -102,7 +102,9 @@ class Store:
         self._seen_version = self._data_version()
         self._lock_fd: int | None = None  # the host lock's file, while this program is the host
         # wakes the other programs on this store after each commit (store/bell.py)
-        self.bell = Bell(os.path.join(os.path.dirname(path), f".alos-bell-{st.st_dev:x}-{st.st_ino:x}"), path)
+        self.bell = Bell(
+            os.path.join(os.path.dirname(path), f".alos-bell-{st.st_dev:x}-{st.st_ino:x}"), path, self.identity
+        )
 
     def check(self) -> None:
         """Raise StoreLost when the file at this store's path is gone or is not the file opened."""
