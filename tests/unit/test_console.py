@@ -298,3 +298,14 @@ def test_a_change_from_the_console_s_own_page_may_show_its_origin_by_a_referer(w
     done = asyncio.run(go(f"{keys.root}/process/{pid}/signal", referer=BASE, **{"hx-request": "true"}))
     assert done.status_code == 200 and "paused" in done.text  # no Origin: a Referer of its own
     assert rt.process(pid).state.value == "paused"
+
+
+def test_a_missing_static_file_or_page_is_refused_in_plain_words_without_the_token(world: dict[str, Any]) -> None:
+    keys = world["keys"]
+    missing = get(world, "/static/nope.css")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/plain")
+    page = get(world, "/nope")
+    assert page.status_code == 404 and "there is no page &#39;/nope&#39;: start at" in page.text
+    assert keys.token not in missing.text  # the page's own links hold it, never its words
+    said = re.search(r'<p class="error">(.*?)</p>', page.text)
+    assert said is not None and keys.token not in said.group(1)

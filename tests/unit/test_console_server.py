@@ -17,6 +17,7 @@ import pytest
 import alos
 from alos.console import app as console_app
 from alos.console.app import Server, bind
+from alos.errors import Unavailable
 from tests.support import ALOS
 
 
@@ -85,3 +86,33 @@ def test_on_a_terminal_the_url_with_its_token_is_printed_and_no_file_is_kept(tmp
         os.close(leader)
     assert re.search(rb"console: (\x1b\[0m)?http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_-]{40,}", said), said
     assert kept == []
+
+
+def test_the_url_file_is_made_new_never_written_through_what_was_at_its_path(tmp_path: Path) -> None:
+    """console-PORT.url is a new file (0600) renamed into place: a hard link or another file put at
+    that name is replaced, not written through; a console stopping removes only its own file; a
+    path it cannot use is a clear error naming it."""
+    rt = alos.open(str(tmp_path / "s" / "store.db"))
+    server = Server(rt, bind("127.0.0.1", 0))
+    other = Server(rt, bind("127.0.0.1", 0))
+    try:
+        where = tmp_path / "s"
+        victim = tmp_path / "victim.txt"
+        victim.write_text("keep me\n")
+        os.link(victim, where / f"console-{server.port}.url")
+        kept = Path(server.keep_url(str(where)))
+        assert kept == where / f"console-{server.port}.url"
+        assert kept.read_text() == server.url + "\n" and kept.stat().st_mode & 0o777 == 0o600
+        assert victim.read_text() == "keep me\n"
+        assert [p.name for p in where.glob("console-*")] == [kept.name]  # no temporary file left
+        os.replace(tmp_path / "victim.txt", kept)  # a file that is not this console's took its place
+        server.stop()
+        assert kept.exists()  # ... and is left alone
+        (where / f"console-{other.port}.url").mkdir()
+        with pytest.raises(Unavailable, match=rf"console-{other.port}\.url \(Is a directory\)"):
+            other.keep_url(str(where))
+        assert sorted(p.name for p in where.glob("console-*")) == sorted([kept.name, f"console-{other.port}.url"])
+    finally:
+        server.sock.close()
+        other.sock.close()
+        rt.close()

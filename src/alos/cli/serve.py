@@ -65,7 +65,11 @@ def console_server(rt: Runtime, address: str, port: int, ui: Screen, hosted: str
         ui.say(("console: ", "bold"), server.url)
         ui.say(("         (open it in a browser on this machine; the token in it is the only key)", "dim"))
     else:  # a log (a file, a journal) may be read by a process: the token goes where none may reach
-        kept = server.keep_url(os.path.dirname(os.path.realpath(rt.store.path)))
+        try:
+            kept = server.keep_url(os.path.dirname(os.path.realpath(rt.store.path)))
+        except AlosError:
+            sock.close()
+            raise
         ui.say(("console: ", "bold"), server.address, f" (the URL with its token is in {kept})")
     return server
 

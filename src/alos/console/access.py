@@ -110,7 +110,9 @@ class Gate:
             target = self.keys.root + "/" + (path.lstrip("/") or "processes") + ("?" + rest if rest else "")
             return _headed(RedirectResponse(target, status_code=303))
         return _refuse(
-            403, "this console needs its token: open the URL that 'alos console' printed (it ends in ?token=...)"
+            403,
+            "this console needs its token: open the URL that 'alos console' printed (it ends in ?token=...) "
+            "or, when its output was not a terminal, the one in console-PORT.url beside the store",
         )
 
     def _same_origin(self, headers: Headers) -> bool:

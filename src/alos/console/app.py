@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ipaddress
 import os
+import secrets
 import socket
 from collections.abc import Iterator
 from importlib import resources
@@ -73,10 +74,10 @@ def application(rt: Runtime, keys: Keys, feed: Feed, hosts: frozenset[str], host
         return _refused(pages, request, exc.status, exc.text)
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return _refused(pages, request, 404, f"there is no page {page(request)[:100]!r}: start at /processes")
+        return _refused(pages, request, 404, f"there is no page {path_shown(request)[:100]!r}: start at /processes")
 
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        return _refused(pages, request, 405, f"{request.method[:10]} is not how {page(request)[:100]!r} is used")
+        return _refused(pages, request, 405, f"{request.method[:10]} is not how {path_shown(request)[:100]!r} is used")
 
     app = Starlette(routes=routes, exception_handlers={BadInput: bad_input, 404: not_found, 405: not_allowed})
     return Gate(app, keys, hosts)
@@ -88,17 +89,17 @@ def _refused(pages: Pages, request: Request, status: int, text: str) -> Response
         answer.headers["hx-retarget"] = "#notice"
         answer.headers["hx-reswap"] = "innerHTML"
         return answer
-    if page(request).startswith(("/static/", "/events", "/audit/export")):
+    if path_shown(request).startswith(("/static/", "/events", "/audit/export")):
         return PlainTextResponse(text + "\n", status_code=status)
     heading = {400: "Bad request", 403: "Refused", 404: "Not found", 409: "Conflict"}.get(status, "Cannot do that")
     return pages.render("refused.html", status=status, text=text, heading=heading)
 
 
-def page(request: Request) -> str:
-    """Return the path of ``request`` under the console's root (never the token in it)."""
+def path_shown(request: Request) -> str:
+    """Return the path of ``request`` after the token (every request that reaches a route passed
+    the gate, so its first part is the token): what a refusal may show."""
     path: str = request.scope["path"]
-    root: str = request.scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path
+    return "/" + path[1:].partition("/")[2]
 
 
 def hosts_for(host: str, port: int) -> frozenset[str]:
@@ -152,7 +153,7 @@ class Server:
         host, port = sock.getsockname()[:2]
         self.host, self.port = str(host), int(port)
         self.feed = Feed(rt)
-        self._kept: str | None = None  # the file keep_url wrote
+        self._kept: tuple[str, int, int] | None = None  # the file keep_url wrote: path, device, inode
         app = application(rt, self.keys, self.feed, hosts_for(self.host, self.port), hosted)
         config = uvicorn.Config(
             app,
@@ -183,15 +184,27 @@ class Server:
 
     def keep_url(self, directory: str) -> str:
         """Write the URL to ``directory``/console-PORT.url, readable by this user only, and return
-        that path; the file goes when the console stops. Raises OSError when it cannot be written."""
+        that path; the file goes when the console stops. Raises Unavailable naming the file when it
+        cannot be written."""
         path = os.path.join(directory, f"console-{self.port}.url")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fresh = f"{path}.{secrets.token_hex(4)}"  # made new (never a file or link someone put there), then renamed
         try:
-            os.fchmod(fd, 0o600)  # an older file of that name keeps its mode through O_CREAT
-            os.write(fd, (self.url + "\n").encode())
-        finally:
-            os.close(fd)
-        self._kept = path
+            fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, (self.url + "\n").encode())
+                st = os.fstat(fd)
+            finally:
+                os.close(fd)
+            os.replace(fresh, path)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                os.unlink(fresh)
+            raise Unavailable(
+                f"the console cannot keep its URL in {path} ({err.strerror}); its output is not a terminal, "
+                "so the token is not printed: remove what is at that path or make its directory writable, "
+                "or start it on a terminal"
+            ) from None
+        self._kept = (path, st.st_dev, st.st_ino)
         return path
 
     async def run(self) -> None:
@@ -209,8 +222,11 @@ class Server:
     def stop(self) -> None:
         """Ask the server to finish: open pages' streams end, then it stops; its URL file goes."""
         if self._kept is not None:
+            path, dev, ino = self._kept
             with contextlib.suppress(OSError):
-                os.unlink(self._kept)
+                st = os.stat(path, follow_symlinks=False)
+                if (st.st_dev, st.st_ino) == (dev, ino):  # another console on this port may have its own there now
+                    os.unlink(path)
             self._kept = None
         self.feed.close()
         self._server.should_exit = True
