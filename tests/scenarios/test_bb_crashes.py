@@ -474,6 +474,8 @@ def test_a_second_host_is_refused_naming_the_first_while_read_only_commands_work
 def test_two_resumes_racing_on_a_crashed_store_run_it_once(tmp_path: Path) -> None:
     n = 1500
     turns = [turn(call("clock_now"), content=f"tick {i}") for i in range(n)]
+    # then a nap: a Ctrl-C that a starved test sends late still finds the host at work
+    turns.append(turn(call("clock_sleep", seconds=4), content="nap"))
     turns.append(turn(call("fs_write", path="end.txt", content="end\n"), content="end"))
     run = Run(tmp_path, turns)
     host = run.start()
@@ -488,7 +490,7 @@ def test_two_resumes_racing_on_a_crashed_store_run_it_once(tmp_path: Path) -> No
     else:  # the second one started after the first had finished: nothing left to do
         assert codes == [0, 0], (codes, a.stderr(), b.stderr())
     main = run.ps()["main"]
-    assert (main["state"], main["exit"], main["turns"]) == ("exited", "ok", n + 1)
+    assert (main["state"], main["exit"], main["turns"]) == ("exited", "ok", n + 2)
     assert run.ok_writes() == Counter({f"fs:{run.e.ws / 'end.txt'}": 1})
     run.assert_no_traceback()
     run.assert_verified()
@@ -616,15 +618,15 @@ def test_killing_a_middle_process_hands_its_children_to_main(tmp_path: Path, ter
         turn(call("proc_wait"), call("proc_wait"), content="wait leaves", proc="mid"),
         turn(call("fs_write", path="mid.txt", content="mid\n"), content="after", proc="mid"),
     ]
-    n = 20
-    turns += worker_turns("leaf1", n, 0.05) + worker_turns("leaf2", n, 0.05)
+    n = 30  # leaves at work for 3 s at least: the kill (in-process, no CLI start) lands while mid waits
+    turns += worker_turns("leaf1", n, 0.1) + worker_turns("leaf2", n, 0.1)
     run = Run(tmp_path, turns)
     for w in ("leaf1", "leaf2"):
         (run.e.ws / w).mkdir()
     host = run.start()
     wait_until(lambda: files_of(run, "leaf1") >= 1 and files_of(run, "leaf2") >= 1, what="leaves at work")
     time.sleep(random.Random(seed).uniform(0.0, 0.3))
-    cp = run.cmd("kill", "2", *(["--term"] if term else []))
+    cp = alos_here("kill", "2", *(["--term"] if term else []), "--store", run.store)
     assert cp.returncode == 0, cp.stderr
 
     rc = host.wait(timeout=60)
@@ -811,6 +813,8 @@ def test_ctrl_c_exits_130_and_resume_carries_on_without_repeating_a_turn(tmp_pat
     # leave it ten times that. (1500 made the resume run 1,470 turns for nothing: 5 s of CPU.)
     n = 300
     turns = [turn(call("clock_now"), content=f"tick {i}") for i in range(n)]
+    # then a nap: a Ctrl-C that a starved test sends late still finds the host at work
+    turns.append(turn(call("clock_sleep", seconds=4), content="nap"))
     turns.append(turn(call("fs_write", path="end.txt", content="end\n"), content="end"))
     run = Run(tmp_path, turns)
     host = run.start()
@@ -823,6 +827,6 @@ def test_ctrl_c_exits_130_and_resume_carries_on_without_repeating_a_turn(tmp_pat
 
     assert run.resume().wait(timeout=60) == 0, run.hosts[-1].stderr()
     main = run.ps()["main"]
-    assert (main["state"], main["exit"], main["turns"]) == ("exited", "ok", n + 1)
+    assert (main["state"], main["exit"], main["turns"]) == ("exited", "ok", n + 2)
     assert run.ok_writes() == Counter({f"fs:{run.e.ws / 'end.txt'}": 1})
     run.assert_verified()
