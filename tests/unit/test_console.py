@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 import alos
+from alos.console import views
 from alos.console.access import CSP, Keys
 from alos.console.app import application
 from alos.console.feed import Feed, topics
@@ -264,7 +265,7 @@ def test_the_approval_shows_what_the_terminal_shows(world: dict[str, Any]) -> No
 
 def test_the_request_list_is_left_alone_while_the_same_requests_wait(world: dict[str, Any]) -> None:
     rid = world["request"]
-    assert get(world, f"/approvals/list?have={rid}").status_code == 204
+    assert get(world, f"/approvals/list?have={rid}%2B0").status_code == 204  # these ids, none beyond
     assert get(world, "/approvals/list?have=").status_code == 200
     assert get(world, "/approvals/count").text == "1"
 
@@ -309,3 +310,29 @@ def test_a_missing_static_file_or_page_is_refused_in_plain_words_without_the_tok
     assert keys.token not in missing.text  # the page's own links hold it, never its words
     said = re.search(r'<p class="error">(.*?)</p>', page.text)
     assert said is not None and keys.token not in said.group(1)
+
+
+def test_the_approvals_page_shows_the_oldest_requests_and_counts_the_rest(
+    world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands of waiting requests make no page of thousands of forms: the oldest REQUESTS_SHOWN,
+    the number beyond, and the next one drawn as one is answered."""
+    monkeypatch.setattr(views, "REQUESTS_SHOWN", 1)
+    rt, ws = world["rt"], world["ws"]
+    turns = [{"proc": "second", "content": "w", "tool_calls": [call("fs_write", path="two.txt", content="2\n")]}]
+    model = write_script(tmp_path / "second.jsonl", turns)
+    asyncio.run(
+        rt.spawn(
+            "base", "second", workspace=str(ws), model=model, grants=grants(ws, ask=("fs:*=write",)), name="second"
+        )
+    )
+    asyncio.run(rt.run())
+    first, second = (r.id for r in rt.requests())
+    page = get(world, "/approvals").text
+    assert f'id="req-{first}"' in page and f'id="req-{second}"' not in page
+    assert "and 1 more waiting" in page and get(world, "/approvals/count").text == "2"
+    same = get(world, f"/approvals/list?have={first}%2B1")
+    assert same.status_code == 204  # nothing changed: what the person types is kept
+    post(world, f"/requests/{first}/answer", {"verdict": "deny", "reason": "no"}, headers={"hx-request": "true"})
+    after = get(world, f"/approvals/list?have={first}%2B1").text
+    assert f'id="req-{second}"' in after and f'id="req-{first}"' not in after and "more waiting" not in after

@@ -26,7 +26,7 @@ from alos.console import shape
 from alos.errors import NotFound
 from alos.kernel import pages
 from alos.requestform import form
-from alos.types import AuditRecord, RequestState, state_words
+from alos.types import AuditRecord, state_words
 
 if TYPE_CHECKING:
     from alos.console.access import Keys
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 PAGE_ROWS = 100  # processes a page of the tree shows
 AUDIT_ROWS = 50  # audit records a page shows
+REQUESTS_SHOWN = 50  # waiting requests the approvals page shows, oldest first (the rest wait their turn)
 TEXT_MOST = 4000  # characters a message, reason or answer typed in the console may have
 DECISIONS = ("allow", "deny", "ask", "approved", "rejected")
 
@@ -82,7 +83,7 @@ class Pages:
         if name.endswith(".html") and name in _WHOLE:
             values.setdefault("store", self.rt.store.path)
             values.setdefault("hosted", self.hosted or _hosted(self.rt))
-            values.setdefault("pending", len(self.rt.requests(RequestState.PENDING)))
+            values.setdefault("pending", pages.waiting(self.rt.kernel, 0)[1])
         return HTMLResponse(self.env.get_template(name).render(**values), status_code=status)
 
     # -- processes ------------------------------------------------------------------------
@@ -153,10 +154,10 @@ class Pages:
         return self.render("request_list.html", **shown)
 
     async def pending_count(self, request: Request) -> Response:
-        return HTMLResponse(str(len(self.rt.requests(RequestState.PENDING))))
+        return HTMLResponse(str(pages.waiting(self.rt.kernel, 0)[1]))
 
     def _requests(self) -> dict[str, Any]:
-        waiting = self.rt.requests(RequestState.PENDING)
+        waiting, total = pages.waiting(self.rt.kernel, REQUESTS_SHOWN)
         forms = []
         for req in waiting:
             try:
@@ -164,7 +165,9 @@ class Pages:
             except NotFound:
                 proc = None
             forms.append({"req": req, "form": form(req), "proc": proc})
-        return {"forms": forms, "have": ",".join(str(r.id) for r in waiting)}
+        # what is drawn: a redraw of the same requests (and the same number beyond) keeps what is typed
+        have = ",".join(str(r.id) for r in waiting) + f"+{total - len(waiting)}"
+        return {"forms": forms, "have": have, "more": total - len(waiting)}
 
     # -- audit ----------------------------------------------------------------------------
 

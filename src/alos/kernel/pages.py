@@ -20,7 +20,7 @@ from alos.kernel.kernel import Kernel
 from alos.rights import Capability
 from alos.store import pagerows, rows
 from alos.store.bell import Listener
-from alos.types import AuditRecord, Pid, Process, ProcState
+from alos.types import AuditRecord, HumanRequest, Pid, Process, ProcState, RequestState
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,13 @@ def tree(kernel: Kernel, *, live: bool, offset: int, limit: int) -> TreePage:
     page = order[offset : offset + limit]
     procs = [(depth, kernel.proc(pid)) for depth, pid in page]
     return TreePage(procs, len(order), pagerows.budgets_of(kernel.store.conn, [pid for _, pid in page]))
+
+
+def waiting(kernel: Kernel, limit: int) -> tuple[list[HumanRequest], int]:
+    """Return the oldest ``limit`` requests waiting for a person, and how many wait in all."""
+    ids, total = pagerows.pending_requests(kernel.store.conn, limit)
+    found = (rows.load_request(kernel.store.conn, i) for i in ids)
+    return [r for r in found if r is not None and r.state is RequestState.PENDING], total
 
 
 def tree_budget(kernel: Kernel, pid: Pid) -> dict[str, tuple[int | None, int]]:
@@ -185,4 +192,5 @@ __all__ = [
     "tree",
     "tree_budget",
     "verify_aside",
+    "waiting",
 ]

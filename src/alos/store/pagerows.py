@@ -104,6 +104,13 @@ def audit_since(conn: Conn, seq: int, limit: int) -> list[tuple[int, Pid]]:
     ]
 
 
+def pending_requests(conn: Conn, limit: int) -> tuple[list[int], int]:
+    """Return the ids of the oldest ``limit`` requests waiting for a person, and how many wait."""
+    query = "SELECT id FROM human_requests WHERE state='pending' ORDER BY id LIMIT ?"
+    ids = [r[0] for r in conn.execute(query, (limit,))]
+    return ids, int(conn.execute("SELECT count(*) FROM human_requests WHERE state='pending'").fetchone()[0])
+
+
 __all__ = [
     "audit_after",
     "audit_between",
@@ -112,5 +119,6 @@ __all__ = [
     "budgets_of",
     "events_since",
     "heads",
+    "pending_requests",
     "tree_links",
 ]
