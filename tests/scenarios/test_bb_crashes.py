@@ -548,7 +548,7 @@ def test_pause_from_another_terminal_stops_progress_and_resume_pid_finishes_it(t
     host = run.start()
     wait_until(lambda: files_of(run, "w1") >= 1, what="w1 at work")
     time.sleep(rng.uniform(0.0, 0.6))
-    paused = run.cmd("pause", "2")
+    paused = alos_here("pause", "2", "--store", run.store)  # in-process: no CLI start while w1 works
     assert paused.returncode == 0, paused.stderr
     at_pause = (files_of(run, "w1"), run.ps()["w1"]["turns"])
     assert run.ps()["w1"]["state"] == "paused"
@@ -654,10 +654,11 @@ def test_killing_a_middle_process_hands_its_children_to_main(tmp_path: Path, ter
 
 
 def test_killing_the_root_while_the_host_runs_exits_1_and_hands_children_to_the_host(tmp_path: Path) -> None:
-    run = workers_run(tmp_path, ("w1",), 20, nap=0.05)
+    n = 30  # 3 s of work at least: the kill (in-process, no CLI start) lands while main waits
+    run = workers_run(tmp_path, ("w1",), n, nap=0.1)
     host = run.start()
     wait_until(lambda: files_of(run, "w1") >= 2, what="w1 at work")
-    cp = run.cmd("kill", "1")
+    cp = alos_here("kill", "1", "--store", run.store)
     assert cp.returncode == 0, cp.stderr
     rc = host.wait(timeout=60)
     assert rc == 1, f"docs/cli.md: 1 when a root process was killed; got {rc}: {host.stderr()}"
@@ -665,8 +666,8 @@ def test_killing_the_root_while_the_host_runs_exits_1_and_hands_children_to_the_
     assert (ps["main"]["state"], ps["main"]["exit"]) == ("exited", "killed")
     assert ps["w1"]["parent"] is None, "an orphan with no living ancestor is adopted by the host"
     # an orphan is still of the run: the host finishes it before it leaves with the root's 1
-    assert (ps["w1"]["state"], ps["w1"]["exit"], ps["w1"]["turns"]) == ("exited", "ok", 20), ps["w1"]
-    assert files_of(run, "w1") == 20
+    assert (ps["w1"]["state"], ps["w1"]["exit"], ps["w1"]["turns"]) == ("exited", "ok", n), ps["w1"]
+    assert files_of(run, "w1") == n
     run.assert_no_traceback()
     run.assert_verified()
 
@@ -676,7 +677,7 @@ def test_term_from_another_terminal_kills_a_busy_process_within_two_quanta(tmp_p
     run = workers_run(tmp_path, ("w1",), n, nap=0.05)
     host = run.start()
     wait_until(lambda: files_of(run, "w1") >= 3, what="w1 at work")
-    cp = run.cmd("kill", "2", "--term")
+    cp = alos_here("kill", "2", "--term", "--store", run.store)
     assert cp.returncode == 0, cp.stderr
     assert host.wait(timeout=60) == 0, host.stderr()
     w1 = run.ps()["w1"]
