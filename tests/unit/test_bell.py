@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from alos.store import bell as bell_module
-from alos.store.bell import Bell
+from alos.store.bell import Bell, Listener
 from alos.store.db import open_store
 
 
@@ -145,17 +145,23 @@ def test_a_listener_wakes_when_the_store_file_is_deleted_or_replaced(tmp_path: P
     assert woke and took < 2.0
 
 
-@pytest.mark.parametrize("where", ["short", "long"])
-def test_a_listener_whose_socket_was_removed_binds_it_again(tmp_path: Path, where: str) -> None:
-    """A clean-up of dot files removed the socket: bound again a moment later, rings reach it. A
-    long path (reached through /proc/self/fd) too, where the directory is made anew."""
+def _beside_a_store(tmp_path: Path, where: str) -> tuple[Path, Bell, Bell, Listener]:
+    """A store file, a bell that watches it (a path over 100 bytes when ``where`` is "long": then
+    reached through /proc/self/fd), a ringer, and a listener; returns the bell's directory too."""
     home = tmp_path / ("d" * 100 if where == "long" else "d")
     home.mkdir()
     store = home / "store.db"
     store.write_text("x")
     bell_dir = home / "bell"
     listening, ringer = Bell(str(bell_dir), str(store)), Bell(str(bell_dir))
-    ear = listening.listen()
+    return bell_dir, listening, ringer, listening.listen()
+
+
+@pytest.mark.parametrize("where", ["short", "long"])
+def test_a_listener_whose_socket_was_removed_binds_it_again(tmp_path: Path, where: str) -> None:
+    """A clean-up of dot files removed the socket: bound again a moment later, rings reach it. A
+    long path (reached through /proc/self/fd) too, where the directory is made anew."""
+    bell_dir, listening, ringer, ear = _beside_a_store(tmp_path, where)
     assert listening.address(ear.name).startswith("/proc/self/fd/") == (where == "long")
 
     async def go() -> tuple[bool, bool, bool]:
@@ -186,13 +192,7 @@ def test_a_listener_whose_directory_went_looks_until_another_program_makes_it_ag
     """The bell's whole directory removed: the listener never makes it again (see the rm -rf test
     below); it looks every LOOK_SECONDS, and binds again once a new program's listener made it."""
     monkeypatch.setattr(bell_module, "LOOK_SECONDS", 0.2)
-    home = tmp_path / ("d" * 100 if where == "long" else "d")
-    home.mkdir()
-    store = home / "store.db"
-    store.write_text("x")
-    bell_dir = home / "bell"
-    listening, ringer = Bell(str(bell_dir), str(store)), Bell(str(bell_dir))
-    ear = listening.listen()
+    bell_dir, listening, ringer, ear = _beside_a_store(tmp_path, where)
 
     async def go() -> tuple[list[bool], bool]:
         waiting = asyncio.ensure_future(ear.wait(5))
