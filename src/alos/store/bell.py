@@ -57,12 +57,21 @@ def _add_watch(fd: int, path: str) -> bool:
     return int(_libc().inotify_add_watch(fd, os.fsencode(path), _IN_ATTRIB | _IN_MOVE_SELF | _IN_DELETE_SELF)) >= 0
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    """Return the (device, inode) of the file at ``path`` now, or None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _same_file(fd: int, path: str) -> bool:
     try:
-        a, b = os.fstat(fd), os.stat(path)
+        st = os.fstat(fd)
     except OSError:
         return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+    return (st.st_dev, st.st_ino) == _identity(path)
 
 
 @functools.cache
@@ -77,9 +86,7 @@ class Bell:
         self.directory = directory
         self.watched = watched  # the store file: a listener wakes when it is deleted or replaced
         if identity is None and watched is not None:
-            with contextlib.suppress(OSError):
-                st = os.stat(watched)
-                identity = (st.st_dev, st.st_ino)
+            identity = _identity(watched)
         self.identity = identity  # the store file's (device, inode) as opened: a listener mends only for it
         self._dirfd: int | None = None  # held while this program rings or listens through /proc/self/fd
         self._own: set[str] = set()  # this program's listeners: a ring never wakes its ringer
@@ -121,13 +128,7 @@ class Bell:
 
     def same_store(self) -> bool:
         """Return whether the watched store file is still the one this bell was made for."""
-        if self.watched is None or self.identity is None:
-            return False
-        try:
-            st = os.stat(self.watched)
-        except OSError:
-            return False
-        return (st.st_dev, st.st_ino) == self.identity
+        return self.watched is not None and self.identity is not None and _identity(self.watched) == self.identity
 
     def address(self, name: str) -> str:
         """Return the address of listener ``name``'s socket."""
