@@ -416,13 +416,19 @@ async def paint_tree_deep(plan: Plan) -> Result:
 
 
 async def paint_approvals(plan: Plan) -> Result:
-    """/approvals: every pending request, each with its form."""
-    return await _paint(
-        plan,
-        "console first paint: /approvals",
-        lambda b: "/approvals",
-        lambda b: _rows('<section class="request"', b.pending),
-    )
+    """/approvals: the oldest 50 pending requests, each with its form, and how many more wait."""
+
+    def shown(b: Any) -> Callable[[str], None]:
+        def check(html: str) -> None:
+            got, first = html.count('<section class="request"'), min(b.pending, 50)
+            if got == b.pending:  # an alos before the page was bounded (--before) shows them all
+                return
+            if got != first or (b.pending > first and f"and {b.pending - first} more waiting" not in html):
+                raise RuntimeError(f"the page shows {got} of {b.pending} requests, not {first} and the rest counted")
+
+        return check
+
+    return await _paint(plan, "console first paint: /approvals", lambda b: "/approvals", shown)
 
 
 async def paint_audit(plan: Plan) -> Result:
