@@ -105,6 +105,7 @@ def test_every_page_needs_the_token_in_its_path_and_the_printed_url_moves_it_the
             }
 
     got = asyncio.run(go())
+    assert len(keys.token) == len(keys.csrf) == 43  # 32 random bytes each, URL-safe base64
     assert {r.status_code for r in got["bare"]} == {403} and "token" in got["bare"][0].text
     assert [r.status_code for r in got["wrong"]] == [403] * 4
     assert got["cookie"].status_code == 403 and got["posted"].status_code == 403
