@@ -24,7 +24,7 @@ import click
 from alos import codec, limits
 from alos.cli.look import reader
 from alos.cli.options import json_option, store_option
-from alos.cli.screen import Screen, clip, command, text
+from alos.cli.screen import Screen, clip, command, is_terminal, text
 from alos.errors import AlosError, Invalid, Limit, NotFound, Unavailable
 from alos.types import HOST
 
@@ -93,12 +93,6 @@ def when(t: float) -> str:
 def who(pid: int) -> str:
     """Return who wrote or took something: ``host`` or the pid."""
     return "host" if pid == HOST else str(pid)
-
-
-def is_terminal(screen: Screen) -> bool:
-    """Return whether ``screen``'s stream is a terminal, which acts on control characters."""
-    isatty = getattr(screen.console.file, "isatty", None)
-    return bool(isatty and isatty())
 
 
 def raw(screen: Screen, data: bytes) -> None:

@@ -117,3 +117,12 @@ class Screen:
         """Print ``value`` as one JSON line (to this screen's stream)."""
         self.console.file.write(json_text(value) + "\n")
         self.console.file.flush()
+
+
+def is_terminal(screen: Screen) -> bool:
+    """Return whether ``screen``'s stream is itself a terminal (one that acts on control characters,
+    and a person reads), asked of the file, not of what FORCE_COLOR claims."""
+    try:
+        return bool(screen.console.file.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False

@@ -20,7 +20,7 @@ import click
 
 from alos.cli.host import open_host
 from alos.cli.options import host_options, model_config, model_options, store_option
-from alos.cli.screen import Screen, command
+from alos.cli.screen import Screen, command, is_terminal
 from alos.errors import AlosError
 from alos.rights import Grant
 from alos.types import Event
@@ -61,7 +61,7 @@ def console_server(rt: Runtime, address: str, port: int, ui: Screen, hosted: str
             ("Anyone with its URL can approve what your agents ask.", "yellow"),
         )
     server = Server(rt, sock, hosted=hosted)
-    if _on_terminal(ui):
+    if is_terminal(ui):
         ui.say(("console: ", "bold"), server.url)
         ui.say(("         (open it in a browser on this machine; the token in it is the only key)", "dim"))
     else:  # a log (a file, a journal) may be read by a process: the token goes where none may reach
@@ -72,14 +72,6 @@ def console_server(rt: Runtime, address: str, port: int, ui: Screen, hosted: str
             raise
         ui.say(("console: ", "bold"), server.address, f" (the URL with its token is in {kept})")
     return server
-
-
-def _on_terminal(ui: Screen) -> bool:
-    """Return whether ``ui`` writes to a terminal itself (not what FORCE_COLOR claims)."""
-    try:
-        return ui.console.file.isatty()
-    except (AttributeError, ValueError, OSError):
-        return False
 
 
 async def until_stopped(main: asyncio.Future[Any], server: Server | None) -> None:
